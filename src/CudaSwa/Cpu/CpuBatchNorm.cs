@@ -1,0 +1,168 @@
+using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
+using CudaSwa.Tensors;
+
+namespace CudaSwa.Cpu;
+
+/// <summary>
+/// Spatial batch normalisation on the CPU, channel by channel, with the semantics of cuDNN's
+/// legacy API (the CUDA backend calls cuDNN; this is its twin). Sums run in double so the
+/// reference is accurate; each channel's values are N runs of H*W contiguous floats.
+/// </summary>
+internal static unsafe class CpuBatchNorm
+{
+    public static void ForwardTraining(Tensor x, Tensor y, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+        double factor, double eps, Tensor saveMean, Tensor saveInvStd)
+    {
+        var s = x.Shape;
+        int n = s.N, c = s.C, hw = s.H * s.W;
+        long m = (long)n * hw;
+        nint px = (nint)CpuTensor.Ptr(x), py = (nint)CpuTensor.Ptr(y);
+        float* g = CpuTensor.Ptr(gamma), b = CpuTensor.Ptr(beta);
+        float* rm = CpuTensor.Ptr(runningMean), rv = CpuTensor.Ptr(runningVar);
+        float* sm = CpuTensor.Ptr(saveMean), si = CpuTensor.Ptr(saveInvStd);
+        nint pg = (nint)g, pb = (nint)b, prm = (nint)rm, prv = (nint)rv, psm = (nint)sm, psi = (nint)si;
+        CpuParallel.For(c, ch =>
+        {
+            float* xs = (float*)px, ys = (float*)py;
+            double sum = 0;
+            for (int i = 0; i < n; i++)
+                sum += TensorPrimitives.Sum(new ReadOnlySpan<float>(xs + ((long)i * c + ch) * hw, hw));
+            double mean = sum / m;
+            double sq = 0;
+            for (int i = 0; i < n; i++)
+                sq += SumSquaredDeviation(new ReadOnlySpan<float>(xs + ((long)i * c + ch) * hw, hw), (float)mean);
+            double varBiased = sq / m;
+            double invStd = 1.0 / Math.Sqrt(varBiased + eps);
+            float scale = (float)(((float*)pg)[ch] * invStd);
+            float shift = (float)(((float*)pb)[ch] - mean * ((float*)pg)[ch] * invStd);
+            for (int i = 0; i < n; i++)
+            {
+                long off = ((long)i * c + ch) * hw;
+                CpuPointwise.ScaleShift(new ReadOnlySpan<float>(xs + off, hw), scale, shift, new Span<float>(ys + off, hw));
+            }
+            double varUnbiased = m > 1 ? varBiased * m / (m - 1) : varBiased;
+            float* rmean = (float*)prm, rvar = (float*)prv;
+            rmean[ch] = (float)((1 - factor) * rmean[ch] + factor * mean);
+            rvar[ch] = (float)((1 - factor) * rvar[ch] + factor * varUnbiased);
+            ((float*)psm)[ch] = (float)mean;
+            ((float*)psi)[ch] = (float)invStd;
+        });
+    }
+
+    public static void ForwardInference(Tensor x, Tensor y, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, double eps)
+    {
+        var s = x.Shape;
+        int n = s.N, c = s.C, hw = s.H * s.W;
+        float* xs = CpuTensor.Ptr(x), ys = CpuTensor.Ptr(y);
+        float* g = CpuTensor.Ptr(gamma), b = CpuTensor.Ptr(beta), rm = CpuTensor.Ptr(runningMean), rv = CpuTensor.Ptr(runningVar);
+        var scale = new float[c];
+        var shift = new float[c];
+        for (int ch = 0; ch < c; ch++)
+        {
+            double invStd = 1.0 / Math.Sqrt(rv[ch] + eps);
+            scale[ch] = (float)(g[ch] * invStd);
+            shift[ch] = (float)(b[ch] - rm[ch] * g[ch] * invStd);
+        }
+        nint px = (nint)xs, py = (nint)ys;
+        CpuParallel.For(Math.Min(n * c, CpuParallel.Workers * 4), part =>
+        {
+            int parts = Math.Min(n * c, CpuParallel.Workers * 4);
+            long start = (long)n * c * part / parts, end = (long)n * c * (part + 1) / parts;
+            for (long plane = start; plane < end; plane++)
+            {
+                int ch = (int)(plane % c);
+                CpuPointwise.ScaleShift(new ReadOnlySpan<float>((float*)px + plane * hw, hw), scale[ch], shift[ch],
+                    new Span<float>((float*)py + plane * hw, hw));
+            }
+        });
+    }
+
+    public static void Backward(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd, Tensor dx,
+        Tensor dGamma, Tensor dBeta, bool accumulate)
+    {
+        var s = x.Shape;
+        int n = s.N, c = s.C, hw = s.H * s.W;
+        long m = (long)n * hw;
+        nint px = (nint)CpuTensor.Ptr(x), pdy = (nint)CpuTensor.Ptr(dy), pdx = (nint)CpuTensor.Ptr(dx);
+        nint pg = (nint)CpuTensor.Ptr(gamma), psm = (nint)CpuTensor.Ptr(saveMean), psi = (nint)CpuTensor.Ptr(saveInvStd);
+        nint pdg = (nint)CpuTensor.Ptr(dGamma), pdb = (nint)CpuTensor.Ptr(dBeta);
+        CpuParallel.For(c, ch =>
+        {
+            float* xs = (float*)px, dys = (float*)pdy, dxs = (float*)pdx;
+            double mean = ((float*)psm)[ch], invStd = ((float*)psi)[ch], g = ((float*)pg)[ch];
+            double sumDy = 0, sumDyX = 0;
+            for (int i = 0; i < n; i++)
+            {
+                long off = ((long)i * c + ch) * hw;
+                var d = new ReadOnlySpan<float>(dys + off, hw);
+                sumDy += TensorPrimitives.Sum(d);
+                sumDyX += TensorPrimitives.Dot(d, new ReadOnlySpan<float>(xs + off, hw));
+            }
+            // dBeta = sum dy; dGamma = sum dy * xhat = invStd * (sum dy*x - mean * sum dy).
+            double dBetaC = sumDy;
+            double dGammaC = invStd * (sumDyX - mean * sumDy);
+            ((float*)pdb)[ch] += (float)dBetaC;
+            ((float*)pdg)[ch] += (float)dGammaC;
+            // dx = g*invStd*(dy - dBeta/M - xhat*dGamma/M) = k1*dy + k2*x + k3.
+            double k1 = g * invStd;
+            double k2 = -g * invStd * invStd * dGammaC / m;
+            double k3 = -g * invStd * dBetaC / m - k2 * mean;
+            float fk1 = (float)k1, fk2 = (float)k2, fk3 = (float)k3;
+            for (int i = 0; i < n; i++)
+            {
+                long off = ((long)i * c + ch) * hw;
+                float* dyRow = dys + off, xRow = xs + off, dxRow = dxs + off;
+                if (accumulate)
+                    for (int j = 0; j < hw; j++) dxRow[j] += fk1 * dyRow[j] + fk2 * xRow[j] + fk3;
+                else
+                    for (int j = 0; j < hw; j++) dxRow[j] = fk1 * dyRow[j] + fk2 * xRow[j] + fk3;
+            }
+        });
+    }
+
+    public static void MergeStatistics(Tensor saveMean, Tensor saveInvStd, double eps, long batchCount, long previousCount,
+        Tensor accMean, Tensor accM2)
+    {
+        float* bm = CpuTensor.Ptr(saveMean), bi = CpuTensor.Ptr(saveInvStd), am = CpuTensor.Ptr(accMean), a2 = CpuTensor.Ptr(accM2);
+        double nb = batchCount, na = previousCount, total = na + nb;
+        for (int ch = 0; ch < saveMean.Length; ch++)
+        {
+            double inv = bi[ch];
+            double varBiased = Math.Max(0, 1.0 / (inv * inv) - eps);
+            double m2b = varBiased * nb;
+            if (previousCount == 0)
+            {
+                am[ch] = bm[ch];
+                a2[ch] = (float)m2b;
+                continue;
+            }
+            double delta = bm[ch] - (double)am[ch];
+            am[ch] = (float)(am[ch] + delta * nb / total);
+            a2[ch] = (float)(a2[ch] + m2b + delta * delta * na * nb / total);
+        }
+    }
+
+    private static double SumSquaredDeviation(ReadOnlySpan<float> values, float mean)
+    {
+        double acc = 0;
+        int i = 0;
+        if (System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated && values.Length >= 8)
+        {
+            var vm = System.Runtime.Intrinsics.Vector256.Create(mean);
+            var sum = System.Runtime.Intrinsics.Vector256<float>.Zero;
+            ref float start = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(values);
+            for (; i <= values.Length - 8; i += 8)
+            {
+                var d = System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref start, (nuint)i) - vm;
+                sum += d * d;
+            }
+            acc = System.Runtime.Intrinsics.Vector256.Sum(sum);
+        }
+        for (; i < values.Length; i++)
+        {
+            double d = values[i] - mean;
+            acc += d * d;
+        }
+        return acc;
+    }
+}

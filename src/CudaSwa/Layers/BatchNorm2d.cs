@@ -1,0 +1,62 @@
+using CudaSwa.Tensors;
+
+namespace CudaSwa.Layers;
+
+/// <summary>
+/// Spatial batch norm. Scale/shift are parameters; running mean/var live in the network's buffer
+/// arena (so the SWA model has its own, recomputed ones). The batch mean and inverse std of the
+/// last training-mode forward are kept in per-layer scratch for the backward pass and for the
+/// exact BN recompute.
+/// </summary>
+public sealed class BatchNorm2d : Layer
+{
+    /// <summary>PyTorch's default: running = 0.9 * running + 0.1 * batch during training.</summary>
+    public const double DefaultMomentum = 0.1;
+
+    /// <summary>PyTorch's default, and cuDNN's minimum (CUDNN_BN_MIN_EPSILON).</summary>
+    public const double Epsilon = 1e-5;
+
+    internal BatchNorm2d(string name, Node input, int scaleIndex, int shiftIndex, int meanIndex, int varIndex)
+        : base(name, [input])
+    {
+        ScaleIndex = scaleIndex;
+        ShiftIndex = shiftIndex;
+        RunningMeanIndex = meanIndex;
+        RunningVarIndex = varIndex;
+    }
+
+    public override string Kind => "BatchNorm2d";
+    public int ScaleIndex { get; }
+    public int ShiftIndex { get; }
+    public int RunningMeanIndex { get; }
+    public int RunningVarIndex { get; }
+    public int Channels => Inputs[0].Channels;
+
+    /// <summary>Batch mean of the last training-mode forward (C values).</summary>
+    public Tensor SavedMean { get; internal set; }
+
+    /// <summary>1/sqrt(batch variance + eps) of the last training-mode forward (C values).</summary>
+    public Tensor SavedInvStd { get; internal set; }
+
+    protected internal override void Forward(RunContext ctx)
+    {
+        var p = ctx.Parameters;
+        var b = ctx.Buffers;
+        if (ctx.Mode == RunMode.Eval)
+        {
+            ctx.Backend.BatchNormForwardInference(In(0, ctx), Out(ctx), p[ScaleIndex], p[ShiftIndex], b[RunningMeanIndex], b[RunningVarIndex], Epsilon);
+            return;
+        }
+        double factor = ctx.Mode == RunMode.Train ? DefaultMomentum : ctx.BatchNormFactor;
+        ctx.Backend.BatchNormForwardTraining(In(0, ctx), Out(ctx), p[ScaleIndex], p[ShiftIndex], b[RunningMeanIndex], b[RunningVarIndex],
+            factor, Epsilon, SavedMean, SavedInvStd);
+    }
+
+    protected internal override void Backward(RunContext ctx)
+    {
+        if (!Inputs[0].RequiresGradient)
+            throw new InvalidOperationException("Batch norm directly on the network input is not supported in backward.");
+        ctx.Backend.BatchNormBackward(In(0, ctx), OutGrad(ctx), ctx.Parameters[ScaleIndex], SavedMean, SavedInvStd,
+            InGrad(0, ctx), ctx.Gradients[ScaleIndex], ctx.Gradients[ShiftIndex], AccumulateInput[0]);
+    }
+}

@@ -1,0 +1,50 @@
+using CudaSwa.Tensors;
+
+namespace CudaSwa.Layers;
+
+/// <summary>2-D convolution, square kernel, zero padding, optional per-channel bias. Weight (K, C, R, R).</summary>
+public sealed class Conv2d : Layer
+{
+    internal Conv2d(string name, Node input, int outChannels, int kernel, int stride, int padding, int weightIndex, int biasIndex)
+        : base(name, [input])
+    {
+        OutChannels = outChannels;
+        Kernel = kernel;
+        Spec = new ConvSpec(stride, padding);
+        WeightIndex = weightIndex;
+        BiasIndex = biasIndex;
+    }
+
+    public override string Kind => "Conv2d";
+    public int OutChannels { get; }
+    public int Kernel { get; }
+    public ConvSpec Spec { get; }
+    public int WeightIndex { get; }
+
+    /// <summary>-1 when the convolution has no bias.</summary>
+    public int BiasIndex { get; }
+
+    public ConvGeometry Geometry(int batch)
+    {
+        var x = Inputs[0];
+        return new ConvGeometry(batch, x.Channels, x.Height, x.Width, OutChannels, Kernel, Kernel, Spec.Stride, Spec.Padding);
+    }
+
+    protected internal override void Prepare(Network network, int batch) => network.Backend.PrepareConvolution(Geometry(batch));
+
+    protected internal override void Forward(RunContext ctx)
+    {
+        var y = Out(ctx);
+        ctx.Backend.ConvolutionForward(In(0, ctx), ctx.Parameters[WeightIndex], y, Spec);
+        if (BiasIndex >= 0) ctx.Backend.AddChannelBias(y, ctx.Parameters[BiasIndex]);
+    }
+
+    protected internal override void Backward(RunContext ctx)
+    {
+        var dy = OutGrad(ctx);
+        if (BiasIndex >= 0) ctx.Backend.ChannelBiasBackward(dy, ctx.Gradients[BiasIndex]);
+        ctx.Backend.ConvolutionBackwardFilter(In(0, ctx), dy, ctx.Gradients[WeightIndex], Spec);
+        if (Inputs[0].RequiresGradient)
+            ctx.Backend.ConvolutionBackwardData(dy, ctx.Parameters[WeightIndex], InGrad(0, ctx), Spec, AccumulateInput[0]);
+    }
+}

@@ -1,0 +1,17 @@
+namespace CudaSwa.Layers;
+
+/// <summary>max(x, 0). The backward pass reads the output, so the input need not be kept.</summary>
+public sealed class Relu : Layer
+{
+    internal Relu(Node input) : base("", [input]) { }
+
+    public override string Kind => "ReLU";
+
+    protected internal override void Forward(RunContext ctx) => ctx.Backend.ReluForward(In(0, ctx), Out(ctx));
+
+    protected internal override void Backward(RunContext ctx)
+    {
+        if (Inputs[0].RequiresGradient)
+            ctx.Backend.ReluBackward(Out(ctx), OutGrad(ctx), InGrad(0, ctx), AccumulateInput[0]);
+    }
+}

@@ -1,0 +1,45 @@
+using CudaSwa.Layers;
+
+namespace CudaSwa.Models;
+
+/// <summary>One selectable model: its name, what it is, and the parameter count its paper publishes.</summary>
+public sealed record ModelInfo(string Name, string Description, string PublishedParameters, Func<int, NetworkBuilder> Describe);
+
+/// <summary>The models selectable by name (`--model`).</summary>
+public static class ModelZoo
+{
+    private static readonly ModelInfo[] s_models =
+    [
+        new("resnet8", "He et al. CIFAR ResNet, 3 basic blocks (for quick runs and tests)", "0.08M", c => ResNetCifar.Describe(8, c)),
+        new("resnet20", "He et al. CIFAR ResNet-20", "0.27M", c => ResNetCifar.Describe(20, c)),
+        new("resnet32", "He et al. CIFAR ResNet-32", "0.46M", c => ResNetCifar.Describe(32, c)),
+        new("resnet44", "He et al. CIFAR ResNet-44", "0.66M", c => ResNetCifar.Describe(44, c)),
+        new("resnet56", "He et al. CIFAR ResNet-56", "0.85M", c => ResNetCifar.Describe(56, c)),
+        new("resnet110", "He et al. CIFAR ResNet-110", "1.7M", c => ResNetCifar.Describe(110, c)),
+        new("preresnet110", "pre-activation ResNet-110, basic blocks (SWA paper)", "1.7M", c => PreResNet.Describe(110, false, c)),
+        new("preresnet164", "pre-activation ResNet-164, bottleneck blocks (SWA paper)", "1.7M", c => PreResNet.Describe(164, true, c)),
+        new("vgg16", "SWA paper's CIFAR VGG-16 (512-512 classifier, dropout)", "15.3M", c => Vgg.Describe(false, c)),
+        new("vgg16bn", "SWA paper's CIFAR VGG-16 with batch norm", "15.3M", c => Vgg.Describe(true, c)),
+        new("wrn28x10", "Wide ResNet-28-10 (SWA paper)", "36.5M", c => WideResNet.Describe(28, 10, c)),
+    ];
+
+    public static IReadOnlyList<ModelInfo> Models => s_models;
+
+    public static ModelInfo Find(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        foreach (var m in s_models)
+            if (string.Equals(m.Name, name, StringComparison.OrdinalIgnoreCase))
+                return m;
+        throw new ArgumentException($"Unknown model '{name}'. Known models: {string.Join(", ", s_models.Select(m => m.Name))}.", nameof(name));
+    }
+
+    public static NetworkBuilder Describe(string name, int numClasses)
+    {
+        if (numClasses < 2) throw new ArgumentOutOfRangeException(nameof(numClasses), $"A classifier needs at least 2 classes; got {numClasses}.");
+        return Find(name).Describe(numClasses);
+    }
+
+    public static Network Create(string name, int numClasses, Tensors.Backend backend, int batchSize, ulong seed = 0) =>
+        Describe(name, numClasses).Build(backend, batchSize, seed);
+}

@@ -1,0 +1,127 @@
+using CudaSwa.Tensors;
+using CudaSwa.Tests.Support;
+using NUnit.Framework;
+
+namespace CudaSwa.Tests.Ops;
+
+/// <summary>
+/// Convolution forward against a direct float64 loop, and both backward passes against central
+/// finite differences of that float64 reference (h = 1e-5, so the reference gradient is accurate
+/// to ~1e-9 and the tolerance only has to cover float32 rounding in the op under test).
+/// </summary>
+[TestFixtureSource(typeof(BackendFixtures), nameof(BackendFixtures.All))]
+public class ConvolutionTests(string backend) : BackendTest(backend)
+{
+    // (n, c, h, w, k, r, stride, pad): every kind of convolution the models use.
+    private static readonly int[][] Shapes =
+    [
+        [2, 3, 6, 6, 4, 3, 1, 1],   // 3x3, stride 1, pad 1
+        [2, 3, 7, 7, 5, 3, 2, 1],   // 3x3, stride 2 (odd input)
+        [2, 4, 5, 5, 3, 1, 1, 0],   // 1x1 pointwise
+        [3, 4, 6, 6, 6, 1, 2, 0],   // 1x1 stride 2 projection shortcut
+        [1, 2, 5, 5, 3, 3, 1, 0],   // no padding, one image
+    ];
+
+    private static IEnumerable<int> ShapeIndex() => Enumerable.Range(0, Shapes.Length);
+
+    [TestCaseSource(nameof(ShapeIndex))]
+    public void ForwardMatchesDirectLoop(int s)
+    {
+        var (n, c, h, w, k, r, stride, pad) = Unpack(s);
+        var x = Rng.Floats(n * c * h * w);
+        var wt = Rng.Floats(k * c * r * r);
+        int p = (h + 2 * pad - r) / stride + 1;
+        var y = Poisoned(n, k, p, p);
+        B.ConvolutionForward(Put(x, n, c, h, w), Put(wt, k, c, r, r), y, new ConvSpec(stride, pad));
+        var expected = Reference.Conv(Close.ToDouble(x), n, c, h, w, Close.ToDouble(wt), k, r, stride, pad);
+        Close.Check(Get(y), expected, 1e-5 * Tol, 1e-5 * Tol, $"conv forward {Describe(s)} ({Rng})");
+    }
+
+    [TestCaseSource(nameof(ShapeIndex))]
+    public void BackwardDataMatchesFiniteDifferences(int s)
+    {
+        var (n, c, h, w, k, r, stride, pad) = Unpack(s);
+        var x = Rng.Floats(n * c * h * w);
+        var wt = Rng.Floats(k * c * r * r);
+        int p = (h + 2 * pad - r) / stride + 1;
+        var dy = Rng.Floats(n * k * p * p);
+        var dx = Poisoned(n, c, h, w);
+        B.ConvolutionBackwardData(Put(dy, n, k, p, p), Put(wt, k, c, r, r), dx, new ConvSpec(stride, pad), accumulate: false);
+        double[] wd = Close.ToDouble(wt), dyd = Close.ToDouble(dy);
+        var numeric = Reference.NumericGradient(xv => Reference.Dot(dyd, Reference.Conv(xv, n, c, h, w, wd, k, r, stride, pad)), Close.ToDouble(x));
+        Close.Check(Get(dx), numeric, 1e-5 * Tol, 1e-4, $"conv dx {Describe(s)} ({Rng})");
+    }
+
+    [TestCaseSource(nameof(ShapeIndex))]
+    public void BackwardFilterAccumulatesFiniteDifferenceGradient(int s)
+    {
+        var (n, c, h, w, k, r, stride, pad) = Unpack(s);
+        var x = Rng.Floats(n * c * h * w);
+        var wt = Rng.Floats(k * c * r * r);
+        int p = (h + 2 * pad - r) / stride + 1;
+        var dy = Rng.Floats(n * k * p * p);
+        var before = Rng.Floats(k * c * r * r);
+        var dw = Put(before, k, c, r, r);
+        B.ConvolutionBackwardFilter(Put(x, n, c, h, w), Put(dy, n, k, p, p), dw, new ConvSpec(stride, pad));
+        double[] xd = Close.ToDouble(x), dyd = Close.ToDouble(dy);
+        var numeric = Reference.NumericGradient(wv => Reference.Dot(dyd, Reference.Conv(xd, n, c, h, w, wv, k, r, stride, pad)), Close.ToDouble(wt));
+        for (int i = 0; i < numeric.Length; i++) numeric[i] += before[i]; // parameter gradients accumulate
+        Close.Check(Get(dw), numeric, 1e-5 * Tol, 1e-4, $"conv dw {Describe(s)} ({Rng})");
+    }
+
+    [Test]
+    public void BackwardDataAccumulatesWhenAsked()
+    {
+        var (n, c, h, w, k, r, stride, pad) = Unpack(0);
+        var wt = Rng.Floats(k * c * r * r);
+        var dy = Rng.Floats(n * k * h * w);
+        var first = B.AllocateTensor(TensorShape.Nchw(n, c, h, w));
+        B.ConvolutionBackwardData(Put(dy, n, k, h, w), Put(wt, k, c, r, r), first, new ConvSpec(stride, pad), false);
+        var prior = Rng.Floats(n * c * h * w);
+        var acc = Put(prior, n, c, h, w);
+        B.ConvolutionBackwardData(Put(dy, n, k, h, w), Put(wt, k, c, r, r), acc, new ConvSpec(stride, pad), true);
+        var f = Get(first);
+        Close.Check(Get(acc), prior.Select((v, i) => (double)v + f[i]).ToArray(), 1e-6, 1e-6, $"accumulate ({Rng})");
+    }
+
+    [Test]
+    public void BiasForwardAndBackward()
+    {
+        int n = 3, c = 4, hw = 5;
+        var y0 = Rng.Floats(n * c * hw);
+        var bias = Rng.Floats(c);
+        var y = Put(y0, n, c, hw, 1);
+        B.AddChannelBias(y, Put(bias, c));
+        Close.Check(Get(y), y0.Select((v, i) => (double)v + bias[(i / hw) % c]).ToArray(), 1e-6, 1e-6, "bias add");
+        var dy = Rng.Floats(n * c * hw);
+        var prior = Rng.Floats(c);
+        var db = Put(prior, c);
+        B.ChannelBiasBackward(Put(dy, n, c, hw, 1), db);
+        var expected = new double[c];
+        for (int i = 0; i < dy.Length; i++) expected[(i / hw) % c] += dy[i];
+        for (int i = 0; i < c; i++) expected[i] += prior[i];
+        Close.Check(Get(db), expected, 1e-5, 1e-5, $"bias backward ({Rng})");
+    }
+
+    [Test]
+    public void RejectsMismatchedShapesWithAClearMessage()
+    {
+        var x = B.AllocateTensor(TensorShape.Nchw(2, 3, 8, 8));
+        var w = B.AllocateTensor(TensorShape.Nchw(4, 5, 3, 3));
+        var y = B.AllocateTensor(TensorShape.Nchw(2, 4, 8, 8));
+        var ex = Assert.Throws<ArgumentException>(() => B.ConvolutionForward(x, w, y, new ConvSpec(1, 1)));
+        Assert.That(ex!.Message, Does.Contain("expects 5 input channels").And.Contain("has 3"));
+        var w2 = B.AllocateTensor(TensorShape.Nchw(4, 3, 3, 3));
+        var wrongY = B.AllocateTensor(TensorShape.Nchw(2, 4, 4, 4));
+        var ex2 = Assert.Throws<ArgumentException>(() => B.ConvolutionForward(x, w2, wrongY, new ConvSpec(1, 1)));
+        Assert.That(ex2!.Message, Does.Contain("expected (2, 4, 8, 8)"));
+    }
+
+    private static (int, int, int, int, int, int, int, int) Unpack(int s)
+    {
+        var a = Shapes[s];
+        return (a[0], a[1], a[2], a[3], a[4], a[5], a[6], a[7]);
+    }
+
+    private static string Describe(int s) => string.Join(",", Shapes[s]);
+}

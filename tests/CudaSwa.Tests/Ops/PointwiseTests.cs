@@ -1,0 +1,109 @@
+using CudaSwa.Tensors;
+using CudaSwa.Tests.Support;
+using CudaSwa.Util;
+using NUnit.Framework;
+
+namespace CudaSwa.Tests.Ops;
+
+/// <summary>ReLU, residual add, gradient accumulation, pooling and dropout against references and finite differences.</summary>
+[TestFixtureSource(typeof(BackendFixtures), nameof(BackendFixtures.All))]
+public class PointwiseTests(string backend) : BackendTest(backend)
+{
+    [TestCase(1)]
+    [TestCase(17)]
+    [TestCase(1000)]
+    [TestCase(70_001)]
+    public void ReluForwardAndBackward(int length)
+    {
+        var x = Rng.FloatsAwayFromZero(length, 1e-3f);
+        var y = Poisoned(length);
+        B.ReluForward(Put(x, length), y);
+        var yv = Get(y);
+        Close.Check(yv, Reference.Relu(Close.ToDouble(x)), 0, 0, "relu");
+        var dy = Rng.Floats(length);
+        var dx = Poisoned(length);
+        B.ReluBackward(y, Put(dy, length), dx, false);
+        // ReLU is elementwise, so its finite-difference gradient is one central difference per element
+        // (away from the kink the derivative is exactly 0 or 1).
+        const double h = 1e-4;
+        var num = x.Select((v, i) => dy[i] * (Math.Max(v + h, 0) - Math.Max(v - h, 0)) / (2 * h)).ToArray();
+        Close.Check(Get(dx), num, 1e-6, 1e-6, $"relu backward ({Rng})");
+        var prior = Rng.Floats(length);
+        var acc = Put(prior, length);
+        B.ReluBackward(y, Put(dy, length), acc, true);
+        Close.Check(Get(acc), num.Select((g, i) => g + prior[i]).ToArray(), 1e-6, 1e-6, "relu backward accumulate");
+    }
+
+    [Test]
+    public void AddAndAccumulate()
+    {
+        int n = 3333;
+        var a = Rng.Floats(n);
+        var b = Rng.Floats(n);
+        var y = Poisoned(n);
+        B.Add(Put(a, n), Put(b, n), y);
+        Close.Check(Get(y), a.Select((v, i) => (double)v + b[i]).ToArray(), 1e-7, 1e-7, "add");
+        var d = Poisoned(n);
+        B.AccumulateGradient(Put(a, n), d, false);
+        Assert.That(Get(d), Is.EqualTo(a));
+        B.AccumulateGradient(Put(b, n), d, true);
+        Close.Check(Get(d), a.Select((v, i) => (double)v + b[i]).ToArray(), 1e-7, 1e-7, "accumulate");
+    }
+
+    [Test]
+    public void GlobalAveragePoolForwardAndBackward()
+    {
+        int n = 2, c = 3, h = 4, w = 5;
+        var x = Rng.Floats(n * c * h * w);
+        var y = Poisoned(n, c);
+        B.GlobalAveragePoolForward(Put(x, n, c, h, w), y);
+        Close.Check(Get(y), Reference.GlobalAvgPool(Close.ToDouble(x), n * c, h * w), 1e-6, 1e-6, "gap");
+        var dy = Rng.Floats(n * c);
+        var dx = Poisoned(n, c, h, w);
+        B.GlobalAveragePoolBackward(Put(dy, n, c), dx, false);
+        var num = Reference.NumericGradient(v => Reference.Dot(Close.ToDouble(dy), Reference.GlobalAvgPool(v, n * c, h * w)), Close.ToDouble(x));
+        Close.Check(Get(dx), num, 1e-6, 1e-5, $"gap backward ({Rng})");
+    }
+
+    [Test]
+    public void MaxPoolForwardAndBackward()
+    {
+        int n = 2, c = 2, h = 6, w = 4;
+        // Distinct values spaced well apart, so finite differences never swap the maximum.
+        var x = Enumerable.Range(0, n * c * h * w).Select(i => i * 0.01f).OrderBy(_ => Rng.Random.Next()).ToArray();
+        var y = Poisoned(n, c, h / 2, w / 2);
+        B.MaxPoolForward(Put(x, n, c, h, w), y);
+        Close.Check(Get(y), Reference.MaxPool2(Close.ToDouble(x), n * c, h, w), 0, 0, "maxpool");
+        var dy = Rng.Floats(n * c * h * w / 4);
+        var dx = Poisoned(n, c, h, w);
+        B.MaxPoolBackward(Put(x, n, c, h, w), Put(dy, n, c, h / 2, w / 2), dx, false);
+        var num = Reference.NumericGradient(v => Reference.Dot(Close.ToDouble(dy), Reference.MaxPool2(v, n * c, h, w)), Close.ToDouble(x), 1e-4);
+        Close.Check(Get(dx), num, 1e-6, 1e-5, $"maxpool backward ({Rng})");
+    }
+
+    [Test]
+    public void DropoutMaskIsPhiloxKeyedAndBackwardUsesTheSameMask()
+    {
+        int n = 40_000;
+        float p = 0.3f;
+        ulong seed = (ulong)Rng.Seed, stream = 12345;
+        var x = Rng.FloatsAwayFromZero(n, 0.1f);
+        var y = Poisoned(n);
+        B.DropoutForward(Put(x, n), y, p, seed, stream);
+        var yv = Get(y);
+        int dropped = 0;
+        for (int i = 0; i < n; i++)
+        {
+            bool keep = Philox.DropoutKeep(seed, stream, i, p);
+            Assert.That(yv[i], Is.EqualTo(keep ? x[i] / (1 - p) : 0f).Within(1e-6), $"element {i}");
+            if (!keep) dropped++;
+        }
+        Assert.That(dropped / (double)n, Is.EqualTo(p).Within(0.015), "fraction dropped");
+        var dy = Rng.Floats(n);
+        var dx = Poisoned(n);
+        B.DropoutBackward(Put(dy, n), dx, p, seed, stream, false);
+        var dxv = Get(dx);
+        for (int i = 0; i < n; i++)
+            Assert.That(dxv[i], Is.EqualTo(yv[i] == 0 ? 0f : dy[i] / (1 - p)).Within(1e-6), $"grad element {i}");
+    }
+}

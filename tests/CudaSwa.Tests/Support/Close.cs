@@ -1,0 +1,46 @@
+using NUnit.Framework;
+
+namespace CudaSwa.Tests.Support;
+
+/// <summary>Elementwise comparison |a - b| &lt;= atol + rtol * |ref| that reports the worst element.</summary>
+public static class Close
+{
+    public static void Check(ReadOnlySpan<float> actual, ReadOnlySpan<double> expected, double atol, double rtol, string what)
+    {
+        Assert.That(actual.Length, Is.EqualTo(expected.Length), $"{what}: length");
+        int worst = -1;
+        double worstExcess = 0;
+        int bad = 0;
+        for (int i = 0; i < actual.Length; i++)
+        {
+            double a = actual[i], e = expected[i];
+            if (double.IsNaN(e) && double.IsNaN(a)) continue; // an expected NaN (an untouched poison) must stay NaN
+            double err = Math.Abs(a - e);
+            double allowed = atol + rtol * Math.Abs(e);
+            if (!(err <= allowed))
+            {
+                bad++;
+                double excess = double.IsNaN(err) ? double.PositiveInfinity : err - allowed;
+                if (worst < 0 || excess > worstExcess) { worst = i; worstExcess = excess; }
+            }
+        }
+        if (bad > 0)
+            Assert.Fail($"{what}: {bad} of {actual.Length} elements outside atol {atol:g3} + rtol {rtol:g3}; worst at {worst}: got {actual[worst]:g9}, expected {expected[worst]:g9}.");
+    }
+
+    public static void Check(ReadOnlySpan<float> actual, ReadOnlySpan<float> expected, double atol, double rtol, string what)
+    {
+        var e = new double[expected.Length];
+        for (int i = 0; i < e.Length; i++) e[i] = expected[i];
+        Check(actual, e, atol, rtol, what);
+    }
+
+    public static double[] ToDouble(ReadOnlySpan<float> a)
+    {
+        var d = new double[a.Length];
+        for (int i = 0; i < d.Length; i++) d[i] = a[i];
+        return d;
+    }
+
+    public static float[] Poison(int n) => Enumerable.Repeat(float.NaN, n).ToArray();
+}
