@@ -10,7 +10,7 @@ public static class ModelZoo
 {
     private static readonly ModelInfo[] s_models =
     [
-        new("resnet8", "He et al. CIFAR ResNet, 3 basic blocks (for quick runs and tests)", "0.08M", c => ResNetCifar.Describe(8, c)),
+        new("resnet8", "He et al.-style CIFAR ResNet with one block per stage (quick runs, tests)", "0.078M (not in the paper)", c => ResNetCifar.Describe(8, c)),
         new("resnet20", "He et al. CIFAR ResNet-20", "0.27M", c => ResNetCifar.Describe(20, c)),
         new("resnet32", "He et al. CIFAR ResNet-32", "0.46M", c => ResNetCifar.Describe(32, c)),
         new("resnet44", "He et al. CIFAR ResNet-44", "0.66M", c => ResNetCifar.Describe(44, c)),
@@ -18,8 +18,8 @@ public static class ModelZoo
         new("resnet110", "He et al. CIFAR ResNet-110", "1.7M", c => ResNetCifar.Describe(110, c)),
         new("preresnet110", "pre-activation ResNet-110, basic blocks (SWA paper)", "1.7M", c => PreResNet.Describe(110, false, c)),
         new("preresnet164", "pre-activation ResNet-164, bottleneck blocks (SWA paper)", "1.7M", c => PreResNet.Describe(164, true, c)),
-        new("vgg16", "SWA paper's CIFAR VGG-16 (512-512 classifier, dropout)", "15.3M", c => Vgg.Describe(false, c)),
-        new("vgg16bn", "SWA paper's CIFAR VGG-16 with batch norm", "15.3M", c => Vgg.Describe(true, c)),
+        new("vgg16", "SWA paper's CIFAR VGG-16 (512-512 classifier, dropout)", "15.2M (computed; the paper gives none)", c => Vgg.Describe(false, c)),
+        new("vgg16bn", "SWA paper's CIFAR VGG-16 with batch norm", "15.3M (computed; the paper gives none)", c => Vgg.Describe(true, c)),
         new("wrn28x10", "Wide ResNet-28-10 (SWA paper)", "36.5M", c => WideResNet.Describe(28, 10, c)),
     ];
 

@@ -1,0 +1,46 @@
+using CudaSwa.Layers;
+using CudaSwa.Tensors;
+
+namespace CudaSwa.Optim;
+
+/// <summary>
+/// SGD with momentum, optional Nesterov and L2 weight decay, PyTorch semantics
+/// (g += wd*w; v = m*v + g; w -= lr*v), as ONE fused pass over the network's flat parameter,
+/// gradient and velocity arenas. Weight decay applies to every parameter, BN and biases
+/// included, as in the SWA reference code.
+/// </summary>
+public sealed class Sgd : IDisposable
+{
+    public Sgd(Network network, float momentum, float weightDecay, bool nesterov = false)
+    {
+        ArgumentNullException.ThrowIfNull(network);
+        if (!(momentum >= 0 && momentum < 1)) throw new ArgumentOutOfRangeException(nameof(momentum), $"Momentum must be in [0, 1); got {momentum}.");
+        if (!(weightDecay >= 0)) throw new ArgumentOutOfRangeException(nameof(weightDecay), $"Weight decay must be >= 0; got {weightDecay}.");
+        if (nesterov && momentum == 0) throw new ArgumentException("Nesterov momentum needs momentum > 0.", nameof(nesterov));
+        Network = network;
+        Momentum = momentum;
+        WeightDecay = weightDecay;
+        Nesterov = nesterov;
+        Velocity = network.CreateParameterArena();
+    }
+
+    public Network Network { get; }
+    public float Momentum { get; }
+    public float WeightDecay { get; }
+    public bool Nesterov { get; }
+
+    /// <summary>The momentum buffers, one arena with the parameters' layout (checkpointed with them).</summary>
+    public Arena Velocity { get; }
+
+    public void Step(float learningRate)
+    {
+        if (!(learningRate >= 0) || float.IsInfinity(learningRate))
+            throw new ArgumentOutOfRangeException(nameof(learningRate), $"Learning rate must be a finite number >= 0; got {learningRate}.");
+        if (!ReferenceEquals(Network.Parameters, Network.OwnParameters))
+            throw new InvalidOperationException("SGD steps the network's own parameters; it is currently bound to another arena (e.g. the SWA average).");
+        Network.Backend.SgdStep(Network.Parameters.All, Network.Gradients.All, Velocity.All,
+            new SgdHyper(learningRate, Momentum, WeightDecay, Nesterov));
+    }
+
+    public void Dispose() => Velocity.Dispose();
+}

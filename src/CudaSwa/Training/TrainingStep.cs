@@ -1,0 +1,56 @@
+using CudaSwa.Layers;
+using CudaSwa.Optim;
+using CudaSwa.Tensors;
+
+namespace CudaSwa.Training;
+
+/// <summary>
+/// One SGD iteration on the batch that sits in the network's input and in <see cref="Labels"/>:
+/// zero the gradient arena, training-mode forward, softmax cross-entropy (loss and accuracy
+/// summed into <see cref="Stats"/> on the device), backward, fused SGD step. No host copies.
+/// </summary>
+public sealed class TrainingStep : IDisposable
+{
+    public TrainingStep(Network network, Sgd optimizer)
+    {
+        Network = network;
+        Optimizer = optimizer;
+        Labels = network.Backend.AllocateTensor(new TensorShape(network.MaxBatch), DType.Int32);
+        Stats = network.Backend.AllocateTensor(new TensorShape(2));
+        network.Backend.Fill(Stats, 0f);
+    }
+
+    public Network Network { get; }
+    public Sgd Optimizer { get; }
+
+    /// <summary>Labels of the current batch (int32, one per sample, up to the network's batch size).</summary>
+    public Tensor Labels { get; }
+
+    /// <summary>[sum of losses, number correct] accumulated since the last <see cref="ResetStats"/>.</summary>
+    public Tensor Stats { get; }
+
+    public void Run(int batch, float learningRate, ulong step)
+    {
+        var backend = Network.Backend;
+        Network.ZeroGradients();
+        Network.Forward(batch, RunMode.Train, step: step);
+        backend.SoftmaxCrossEntropy(Network.Logits(batch), Labels.WithBatch(batch), Network.LogitsGradient(batch), Stats);
+        Network.Backward(batch);
+        Optimizer.Step(learningRate);
+    }
+
+    public void ResetStats() => Network.Backend.Fill(Stats, 0f);
+
+    /// <summary>Reads [loss sum, correct] back to the host (synchronises).</summary>
+    public (double LossSum, double Correct) ReadStats()
+    {
+        var s = Network.Backend.ToArray(Stats);
+        return (s[0], s[1]);
+    }
+
+    public void Dispose()
+    {
+        Labels.Buffer.Dispose();
+        Stats.Buffer.Dispose();
+    }
+}
