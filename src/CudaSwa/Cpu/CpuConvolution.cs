@@ -7,6 +7,7 @@ namespace CudaSwa.Cpu;
 /// forward y_n[K, PQ] = W[K, CRS] * col(x_n)[CRS, PQ]; backward data col = W^T * dy_n, then col2im;
 /// backward filter dW += dy_n * col(x_n)^T, with one partial dW per extra worker summed at the end.
 /// Pointwise (1x1, stride 1, no padding) convolutions skip im2col: col(x_n) is x_n itself.
+/// 3x3 / stride 1 / pad 1 convolutions go to <see cref="DirectConv3x3"/> where AVX-512 is present.
 /// Scratch (one column buffer and one partial dW per worker) is sized by
 /// <see cref="Prepare"/> when a network is built, so a training step allocates nothing.
 /// </summary>
@@ -16,9 +17,15 @@ internal sealed unsafe class CpuConvolution
     private float[][] _partials = [];
     private long _columnLength;
     private long _partialLength;
+    private readonly DirectConv3x3 _direct = new();
 
     public void Prepare(ConvGeometry g)
     {
+        if (DirectConv3x3.Supports(g))
+        {
+            _direct.Prepare(g);
+            return;
+        }
         int workers = CpuParallel.Workers;
         long col = g.IsPointwise ? 0 : (long)g.Crs * g.P * g.Q;
         long partial = (long)g.K * g.Crs;
@@ -38,6 +45,11 @@ internal sealed unsafe class CpuConvolution
 
     public void Forward(Tensor x, Tensor w, Tensor y, ConvGeometry g)
     {
+        if (DirectConv3x3.Supports(g))
+        {
+            _direct.Forward(x, w, y, g);
+            return;
+        }
         Prepare(g);
         nint px = (nint)CpuTensor.Ptr(x), pw = (nint)CpuTensor.Ptr(w), py = (nint)CpuTensor.Ptr(y);
         long xStride = (long)g.C * g.H * g.W, yStride = (long)g.K * g.P * g.Q;
@@ -61,6 +73,11 @@ internal sealed unsafe class CpuConvolution
 
     public void BackwardData(Tensor dy, Tensor w, Tensor dx, ConvGeometry g, bool accumulate)
     {
+        if (DirectConv3x3.Supports(g))
+        {
+            _direct.BackwardData(dy, w, dx, g, accumulate);
+            return;
+        }
         Prepare(g);
         nint pdy = (nint)CpuTensor.Ptr(dy), pw = (nint)CpuTensor.Ptr(w), pdx = (nint)CpuTensor.Ptr(dx);
         long xStride = (long)g.C * g.H * g.W, yStride = (long)g.K * g.P * g.Q;
@@ -85,6 +102,11 @@ internal sealed unsafe class CpuConvolution
 
     public void BackwardFilter(Tensor x, Tensor dy, Tensor dw, ConvGeometry g)
     {
+        if (DirectConv3x3.Supports(g))
+        {
+            _direct.BackwardFilter(x, dy, dw, g);
+            return;
+        }
         Prepare(g);
         nint px = (nint)CpuTensor.Ptr(x), pdy = (nint)CpuTensor.Ptr(dy), pdw = (nint)CpuTensor.Ptr(dw);
         long xStride = (long)g.C * g.H * g.W, yStride = (long)g.K * g.P * g.Q;

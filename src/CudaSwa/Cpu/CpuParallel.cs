@@ -1,17 +1,35 @@
 namespace CudaSwa.Cpu;
 
 /// <summary>
-/// The CPU backend's worker pool: thin wrappers over Parallel.For with a fixed degree
-/// (all cores by default; CUDASWA_CPU_THREADS overrides it).
+/// The CPU backend's worker pool: Workers-1 persistent background threads plus the calling
+/// thread. A parallel loop publishes its body, wakes the workers, and every participant claims
+/// indices with an atomic counter; the caller then waits for the last index to finish.
+/// Persistent threads matter here: with Parallel.For on a 2-core machine the pool thread often
+/// starts late, the caller claims both halves, and the "parallel" op runs serially.
+/// Nested loops (a parallel body that calls For again) run inline.
+/// CUDASWA_CPU_THREADS overrides the worker count (default: all cores).
 /// </summary>
 public static class CpuParallel
 {
     private static int s_workers = ReadWorkers();
+    private static readonly object s_gate = new();
+    private static Pool? s_pool;
+
+    [ThreadStatic] private static bool t_inside;
 
     public static int Workers
     {
         get => s_workers;
-        set => s_workers = value >= 1 ? value : throw new ArgumentOutOfRangeException(nameof(value), $"Need at least one worker; got {value}.");
+        set
+        {
+            if (value < 1) throw new ArgumentOutOfRangeException(nameof(value), $"Need at least one worker; got {value}.");
+            lock (s_gate)
+            {
+                s_workers = value;
+                s_pool?.Stop();
+                s_pool = null;
+            }
+        }
     }
 
     private static int ReadWorkers()
@@ -20,16 +38,18 @@ public static class CpuParallel
         return int.TryParse(env, out int n) && n >= 1 ? n : Environment.ProcessorCount;
     }
 
-    /// <summary>Runs body(i) for i in 0..count-1, inline when there is one item or one worker.</summary>
+    /// <summary>Runs body(i) for i in 0..count-1, inline when there is one item, one worker, or we are already inside a loop.</summary>
     public static void For(int count, Action<int> body)
     {
         if (count <= 0) return;
-        if (count == 1 || s_workers == 1)
+        if (count == 1 || s_workers == 1 || t_inside)
         {
             for (int i = 0; i < count; i++) body(i);
             return;
         }
-        Parallel.For(0, count, new ParallelOptions { MaxDegreeOfParallelism = s_workers }, body);
+        Pool pool;
+        lock (s_gate) pool = s_pool ??= new Pool(s_workers - 1);
+        pool.Run(count, body);
     }
 
     /// <summary>
@@ -53,5 +73,90 @@ public static class CpuParallel
             long end = Math.Min(length, start + chunk);
             if (start < end) body(start, end);
         });
+    }
+
+    private sealed class Pool
+    {
+        private readonly Thread[] _threads;
+        private readonly SemaphoreSlim _wake = new(0);
+        private readonly object _runGate = new();
+        private Action<int>? _body;
+        private int _count;
+        private int _next;
+        private int _done;
+        private volatile bool _stopping;
+        private Exception? _error;
+
+        public Pool(int threads)
+        {
+            _threads = new Thread[threads];
+            for (int i = 0; i < threads; i++)
+            {
+                _threads[i] = new Thread(WorkerLoop) { IsBackground = true, Name = $"cudaswa-cpu-{i + 1}" };
+                _threads[i].Start();
+            }
+        }
+
+        public void Run(int count, Action<int> body)
+        {
+            lock (_runGate) // one loop at a time; concurrent callers queue here
+            {
+                _error = null;
+                _body = body;
+                _count = count;
+                _done = 0;
+                Volatile.Write(ref _next, 0);
+                _wake.Release(Math.Min(_threads.Length, count - 1));
+                Work();
+                var spin = new SpinWait();
+                while (Volatile.Read(ref _done) < count) spin.SpinOnce(sleep1Threshold: -1);
+                _body = null;
+                if (_error is not null)
+                    throw new AggregateException("A parallel CPU op failed.", _error);
+            }
+        }
+
+        private void Work()
+        {
+            bool wasInside = t_inside;
+            t_inside = true;
+            try
+            {
+                while (true)
+                {
+                    int i = Interlocked.Increment(ref _next) - 1;
+                    if (i >= _count) break;
+                    try
+                    {
+                        _body!(i);
+                    }
+                    catch (Exception e)
+                    {
+                        _error ??= e;
+                    }
+                    Interlocked.Increment(ref _done);
+                }
+            }
+            finally
+            {
+                t_inside = wasInside;
+            }
+        }
+
+        private void WorkerLoop()
+        {
+            while (true)
+            {
+                _wake.Wait();
+                if (_stopping) return;
+                if (_body is not null) Work();
+            }
+        }
+
+        public void Stop()
+        {
+            _stopping = true;
+            _wake.Release(_threads.Length);
+        }
     }
 }

@@ -27,6 +27,9 @@ public abstract class Backend : IDisposable
 
     public abstract bool IsCuda { get; }
 
+    /// <summary>When set, every op is timed (with a device synchronisation around it) into this profiler.</summary>
+    public OpProfiler? Profiler { get; set; }
+
     // ---------------------------------------------------------------- memory
 
     public DeviceBuffer Allocate(long length, DType dtype = DType.Float32)
@@ -66,7 +69,7 @@ public abstract class Backend : IDisposable
     {
         Own(t, nameof(t));
         RequireFloat(t, nameof(t));
-        FillCore(t, value);
+        using (new OpTimer(this, "Fill")) FillCore(t, value);
     }
 
     public void Copy(Tensor source, Tensor destination)
@@ -75,7 +78,7 @@ public abstract class Backend : IDisposable
         Own(destination, nameof(destination));
         if (source.DType != destination.DType || source.Length != destination.Length)
             throw new ArgumentException($"Copy needs equal length and type; got {source.Length} {source.DType} -> {destination.Length} {destination.DType}.");
-        CopyCore(source, destination);
+        using (new OpTimer(this, "Copy")) CopyCore(source, destination);
     }
 
     /// <summary>Waits until all queued work has finished (a no-op on the CPU).</summary>
@@ -94,21 +97,21 @@ public abstract class Backend : IDisposable
     public void ConvolutionForward(Tensor x, Tensor w, Tensor y, ConvSpec spec)
     {
         var g = CheckConvolution(x, w, y, spec);
-        ConvolutionForwardCore(x, w, y, g);
+        using (new OpTimer(this, "ConvolutionForward")) ConvolutionForwardCore(x, w, y, g);
     }
 
     /// <summary>dx = conv_transpose(dy, w), overwriting dx unless accumulate.</summary>
     public void ConvolutionBackwardData(Tensor dy, Tensor w, Tensor dx, ConvSpec spec, bool accumulate)
     {
         var g = CheckConvolution(dx, w, dy, spec);
-        ConvolutionBackwardDataCore(dy, w, dx, g, accumulate);
+        using (new OpTimer(this, "ConvolutionBackwardData")) ConvolutionBackwardDataCore(dy, w, dx, g, accumulate);
     }
 
     /// <summary>dw += correlation of x with dy (parameter gradients accumulate).</summary>
     public void ConvolutionBackwardFilter(Tensor x, Tensor dy, Tensor dw, ConvSpec spec)
     {
         var g = CheckConvolution(x, dw, dy, spec);
-        ConvolutionBackwardFilterCore(x, dy, dw, g);
+        using (new OpTimer(this, "ConvolutionBackwardFilter")) ConvolutionBackwardFilterCore(x, dy, dw, g);
     }
 
     /// <summary>y[n,c,h,w] += bias[c].</summary>
@@ -117,7 +120,7 @@ public abstract class Backend : IDisposable
         Own(y, nameof(y)); Own(bias, nameof(bias));
         RequireFloat(y, nameof(y)); RequireFloat(bias, nameof(bias));
         RequireLength(bias, y.Shape.C, nameof(bias), "one value per channel of y");
-        AddChannelBiasCore(y, bias);
+        using (new OpTimer(this, "AddChannelBias")) AddChannelBiasCore(y, bias);
     }
 
     /// <summary>dBias[c] += sum over n,h,w of dy[n,c,h,w].</summary>
@@ -125,7 +128,7 @@ public abstract class Backend : IDisposable
     {
         Own(dy, nameof(dy)); Own(dBias, nameof(dBias));
         RequireLength(dBias, dy.Shape.C, nameof(dBias), "one value per channel of dy");
-        ChannelBiasBackwardCore(dy, dBias);
+        using (new OpTimer(this, "ChannelBiasBackward")) ChannelBiasBackwardCore(dy, dBias);
     }
 
     // ---------------------------------------------------------------- batch normalisation
@@ -147,7 +150,7 @@ public abstract class Backend : IDisposable
             throw new ArgumentOutOfRangeException(nameof(factor), $"The running-average factor must be in [0, 1]; got {factor}.");
         if ((long)x.Shape.N * x.Shape.H * x.Shape.W < 2)
             throw new ArgumentException($"Training-mode batch norm needs at least 2 values per channel; got {x.Shape}.", nameof(x));
-        BatchNormForwardTrainingCore(x, y, gamma, beta, runningMean, runningVar, factor, epsilon, saveMean, saveInvStd);
+        using (new OpTimer(this, "BatchNormForwardTraining")) BatchNormForwardTrainingCore(x, y, gamma, beta, runningMean, runningVar, factor, epsilon, saveMean, saveInvStd);
     }
 
     /// <summary>Inference-mode batch norm with the running statistics.</summary>
@@ -155,7 +158,7 @@ public abstract class Backend : IDisposable
         Tensor runningMean, Tensor runningVar, double epsilon)
     {
         CheckBatchNorm(x, y, gamma, beta, runningMean, runningVar, epsilon);
-        BatchNormForwardInferenceCore(x, y, gamma, beta, runningMean, runningVar, epsilon);
+        using (new OpTimer(this, "BatchNormForwardInference")) BatchNormForwardInferenceCore(x, y, gamma, beta, runningMean, runningVar, epsilon);
     }
 
     /// <summary>Batch norm backward from the saved batch statistics: dx (overwrite unless accumulate), dGamma += , dBeta += .</summary>
@@ -171,7 +174,7 @@ public abstract class Backend : IDisposable
         RequireLength(saveInvStd, c, nameof(saveInvStd), "one value per channel");
         RequireLength(dGamma, c, nameof(dGamma), "one value per channel");
         RequireLength(dBeta, c, nameof(dBeta), "one value per channel");
-        BatchNormBackwardCore(x, dy, gamma, saveMean, saveInvStd, dx, dGamma, dBeta, accumulate);
+        using (new OpTimer(this, "BatchNormBackward")) BatchNormBackwardCore(x, dy, gamma, saveMean, saveInvStd, dx, dGamma, dBeta, accumulate);
     }
 
     /// <summary>
@@ -190,7 +193,7 @@ public abstract class Backend : IDisposable
         RequireLength(accM2, c, nameof(accM2), "as many channels as saveMean");
         if (batchCount <= 0 || previousCount < 0)
             throw new ArgumentOutOfRangeException(nameof(batchCount), $"Counts must be positive; got batch {batchCount}, previous {previousCount}.");
-        BatchNormMergeStatisticsCore(saveMean, saveInvStd, epsilon, batchCount, previousCount, accMean, accM2);
+        using (new OpTimer(this, "BatchNormMergeStatistics")) BatchNormMergeStatisticsCore(saveMean, saveInvStd, epsilon, batchCount, previousCount, accMean, accM2);
     }
 
     // ---------------------------------------------------------------- elementwise
@@ -199,7 +202,7 @@ public abstract class Backend : IDisposable
     {
         Own(x, nameof(x)); Own(y, nameof(y));
         RequireShape(y, x.Shape, nameof(y));
-        ReluForwardCore(x, y);
+        using (new OpTimer(this, "ReluForward")) ReluForwardCore(x, y);
     }
 
     /// <summary>dx = dy where y &gt; 0, else 0 (from the output, so x need not be kept).</summary>
@@ -208,7 +211,7 @@ public abstract class Backend : IDisposable
         Own(y, nameof(y)); Own(dy, nameof(dy)); Own(dx, nameof(dx));
         RequireShape(dy, y.Shape, nameof(dy));
         RequireShape(dx, y.Shape, nameof(dx));
-        ReluBackwardCore(y, dy, dx, accumulate);
+        using (new OpTimer(this, "ReluBackward")) ReluBackwardCore(y, dy, dx, accumulate);
     }
 
     /// <summary>y = a + b (the residual join).</summary>
@@ -217,7 +220,7 @@ public abstract class Backend : IDisposable
         Own(a, nameof(a)); Own(b, nameof(b)); Own(y, nameof(y));
         RequireShape(b, a.Shape, nameof(b));
         RequireShape(y, a.Shape, nameof(y));
-        AddCore(a, b, y);
+        using (new OpTimer(this, "Add")) AddCore(a, b, y);
     }
 
     /// <summary>dst = src, or dst += src when accumulate.</summary>
@@ -225,7 +228,7 @@ public abstract class Backend : IDisposable
     {
         Own(source, nameof(source)); Own(destination, nameof(destination));
         RequireShape(destination, source.Shape, nameof(destination));
-        AccumulateGradientCore(source, destination, accumulate);
+        using (new OpTimer(this, "AccumulateGradient")) AccumulateGradientCore(source, destination, accumulate);
     }
 
     // ---------------------------------------------------------------- pooling and dropout
@@ -235,14 +238,14 @@ public abstract class Backend : IDisposable
     {
         Own(x, nameof(x)); Own(y, nameof(y));
         RequireShape(y, new TensorShape(x.Shape.N, x.Shape.C), nameof(y));
-        GlobalAveragePoolForwardCore(x, y);
+        using (new OpTimer(this, "GlobalAveragePoolForward")) GlobalAveragePoolForwardCore(x, y);
     }
 
     public void GlobalAveragePoolBackward(Tensor dy, Tensor dx, bool accumulate)
     {
         Own(dy, nameof(dy)); Own(dx, nameof(dx));
         RequireShape(dy, new TensorShape(dx.Shape.N, dx.Shape.C), nameof(dy));
-        GlobalAveragePoolBackwardCore(dy, dx, accumulate);
+        using (new OpTimer(this, "GlobalAveragePoolBackward")) GlobalAveragePoolBackwardCore(dy, dx, accumulate);
     }
 
     /// <summary>2x2 max pooling with stride 2 (VGG). The first maximum in row-major order wins ties.</summary>
@@ -250,7 +253,7 @@ public abstract class Backend : IDisposable
     {
         Own(x, nameof(x)); Own(y, nameof(y));
         RequireShape(y, TensorShape.Nchw(x.Shape.N, x.Shape.C, x.Shape.H / 2, x.Shape.W / 2), nameof(y));
-        MaxPoolForwardCore(x, y);
+        using (new OpTimer(this, "MaxPoolForward")) MaxPoolForwardCore(x, y);
     }
 
     public void MaxPoolBackward(Tensor x, Tensor dy, Tensor dx, bool accumulate)
@@ -258,7 +261,7 @@ public abstract class Backend : IDisposable
         Own(x, nameof(x)); Own(dy, nameof(dy)); Own(dx, nameof(dx));
         RequireShape(dx, x.Shape, nameof(dx));
         RequireShape(dy, TensorShape.Nchw(x.Shape.N, x.Shape.C, x.Shape.H / 2, x.Shape.W / 2), nameof(dy));
-        MaxPoolBackwardCore(x, dy, dx, accumulate);
+        using (new OpTimer(this, "MaxPoolBackward")) MaxPoolBackwardCore(x, dy, dx, accumulate);
     }
 
     /// <summary>
@@ -271,7 +274,7 @@ public abstract class Backend : IDisposable
         Own(x, nameof(x)); Own(y, nameof(y));
         RequireShape(y, x.Shape, nameof(y));
         CheckProbability(p);
-        DropoutForwardCore(x, y, p, seed, stream);
+        using (new OpTimer(this, "DropoutForward")) DropoutForwardCore(x, y, p, seed, stream);
     }
 
     public void DropoutBackward(Tensor dy, Tensor dx, float p, ulong seed, ulong stream, bool accumulate)
@@ -279,7 +282,7 @@ public abstract class Backend : IDisposable
         Own(dy, nameof(dy)); Own(dx, nameof(dx));
         RequireShape(dx, dy.Shape, nameof(dx));
         CheckProbability(p);
-        DropoutBackwardCore(dy, dx, p, seed, stream, accumulate);
+        using (new OpTimer(this, "DropoutBackward")) DropoutBackwardCore(dy, dx, p, seed, stream, accumulate);
     }
 
     // ---------------------------------------------------------------- linear
@@ -289,14 +292,14 @@ public abstract class Backend : IDisposable
     {
         CheckLinear(x, w, y);
         RequireLength(b, w.Shape.N, nameof(b), "one value per output feature");
-        LinearForwardCore(x, w, b, y);
+        using (new OpTimer(this, "LinearForward")) LinearForwardCore(x, w, b, y);
     }
 
     /// <summary>dx = dy W.</summary>
     public void LinearBackwardData(Tensor dy, Tensor w, Tensor dx, bool accumulate)
     {
         CheckLinear(dx, w, dy);
-        LinearBackwardDataCore(dy, w, dx, accumulate);
+        using (new OpTimer(this, "LinearBackwardData")) LinearBackwardDataCore(dy, w, dx, accumulate);
     }
 
     /// <summary>dW += dy^T x; dB += column sums of dy.</summary>
@@ -304,7 +307,7 @@ public abstract class Backend : IDisposable
     {
         CheckLinear(x, dw, dy);
         RequireLength(db, dw.Shape.N, nameof(db), "one value per output feature");
-        LinearBackwardWeightsCore(x, dy, dw, db);
+        using (new OpTimer(this, "LinearBackwardWeights")) LinearBackwardWeightsCore(x, dy, dw, db);
     }
 
     // ---------------------------------------------------------------- loss
@@ -327,7 +330,7 @@ public abstract class Backend : IDisposable
             Own(dLogits, nameof(dLogits));
             RequireShape(dLogits, logits.Shape, nameof(dLogits));
         }
-        SoftmaxCrossEntropyCore(logits, labels, dLogits, stats);
+        using (new OpTimer(this, "SoftmaxCrossEntropy")) SoftmaxCrossEntropyCore(logits, labels, dLogits, stats);
     }
 
     /// <summary>Row-wise softmax probabilities (for prediction ensembles).</summary>
@@ -335,7 +338,7 @@ public abstract class Backend : IDisposable
     {
         Own(logits, nameof(logits)); Own(probabilities, nameof(probabilities));
         RequireShape(probabilities, logits.Shape, nameof(probabilities));
-        SoftmaxCore(logits, probabilities);
+        using (new OpTimer(this, "Softmax")) SoftmaxCore(logits, probabilities);
     }
 
     // ---------------------------------------------------------------- optimisation and averaging
@@ -349,7 +352,7 @@ public abstract class Backend : IDisposable
         Own(weights, nameof(weights)); Own(gradients, nameof(gradients)); Own(velocity, nameof(velocity));
         RequireLength(gradients, weights.Length, nameof(gradients), "as many values as weights");
         RequireLength(velocity, weights.Length, nameof(velocity), "as many values as weights");
-        SgdStepCore(weights, gradients, velocity, hyper);
+        using (new OpTimer(this, "SgdStep")) SgdStepCore(weights, gradients, velocity, hyper);
     }
 
     /// <summary>
@@ -368,7 +371,7 @@ public abstract class Backend : IDisposable
             if (p.Average.Length != p.Current.Length)
                 throw new ArgumentException($"Average and current buffers differ in length: {p.Average.Length} vs {p.Current.Length}.", nameof(pairs));
         }
-        if (pairs.Length > 0) AverageUpdateCore(pairs, alpha);
+        if (pairs.Length > 0) using (new OpTimer(this, "AverageUpdate")) AverageUpdateCore(pairs, alpha);
     }
 
     public void AverageUpdate(Tensor average, Tensor current, float alpha) =>
@@ -398,7 +401,7 @@ public abstract class Backend : IDisposable
             throw new ArgumentException($"Normalisation needs {x.Shape.C} means and stds; got {spec.Mean.Length} and {spec.Std.Length}.", nameof(spec));
         if (spec.Pad < 0 || spec.Pad >= x.Shape.H)
             throw new ArgumentOutOfRangeException(nameof(spec), $"Padding must be in [0, {x.Shape.H}); got {spec.Pad}.");
-        AugmentBatchCore(images, sourceLabels, indices, spec, epoch, x, labels);
+        using (new OpTimer(this, "AugmentBatch")) AugmentBatchCore(images, sourceLabels, indices, spec, epoch, x, labels);
     }
 
     // ---------------------------------------------------------------- the Core methods a backend writes

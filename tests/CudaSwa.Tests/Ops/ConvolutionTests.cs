@@ -69,6 +69,49 @@ public class ConvolutionTests(string backend) : BackendTest(backend)
         Close.Check(Get(dw), numeric, 1e-5 * Tol, 1e-4, $"conv dw {Describe(s)} ({Rng})");
     }
 
+    // Layer-sized shapes (each backend's fast paths: the CPU's direct 3x3 kernel, im2col+GEMM for
+    // strided and pointwise convs) against direct float64 loops for all three passes. The FD
+    // tests above establish the loops; these check the fast code at the sizes the models use,
+    // including channel counts that are not multiples of the kernels' register tiles.
+    private static readonly int[][] LayerShapes =
+    [
+        [3, 16, 32, 32, 16, 3, 1, 1],
+        [2, 3, 32, 32, 12, 3, 1, 1],
+        [2, 20, 8, 8, 24, 3, 1, 1],
+        [2, 16, 16, 16, 32, 3, 2, 1],
+        [2, 16, 16, 16, 32, 1, 2, 0],
+        [2, 24, 8, 8, 40, 1, 1, 0],
+    ];
+
+    private static IEnumerable<int> LayerShapeIndex() => Enumerable.Range(0, LayerShapes.Length);
+
+    [TestCaseSource(nameof(LayerShapeIndex))]
+    public void LayerSizedPassesMatchDirectLoops(int s)
+    {
+        var a = LayerShapes[s];
+        int n = a[0], c = a[1], h = a[2], w = a[3], k = a[4], r = a[5], stride = a[6], pad = a[7];
+        int p = (h + 2 * pad - r) / stride + 1;
+        var spec = new ConvSpec(stride, pad);
+        var x = Rng.Floats(n * c * h * w);
+        var wt = Rng.Floats(k * c * r * r);
+        var dy = Rng.Floats(n * k * p * p);
+        double[] xd = Close.ToDouble(x), wd = Close.ToDouble(wt), dyd = Close.ToDouble(dy);
+        string what = $"({string.Join(",", a)}) {Rng}";
+        double atol = 1e-5 * Math.Sqrt(c * r * r) * Tol;
+
+        var y = Poisoned(n, k, p, p);
+        B.ConvolutionForward(Put(x, n, c, h, w), Put(wt, k, c, r, r), y, spec);
+        Close.Check(Get(y), Reference.Conv(xd, n, c, h, w, wd, k, r, stride, pad), atol, 1e-5, "forward " + what);
+
+        var dx = Poisoned(n, c, h, w);
+        B.ConvolutionBackwardData(Put(dy, n, k, p, p), Put(wt, k, c, r, r), dx, spec, false);
+        Close.Check(Get(dx), Reference.ConvBackwardData(dyd, n, c, h, w, wd, k, r, stride, pad), 1e-5 * Math.Sqrt(k * r * r) * Tol, 1e-5, "backward data " + what);
+
+        var dw = Put(new float[k * c * r * r], k, c, r, r);
+        B.ConvolutionBackwardFilter(Put(x, n, c, h, w), Put(dy, n, k, p, p), dw, spec);
+        Close.Check(Get(dw), Reference.ConvBackwardFilter(xd, n, c, h, w, dyd, k, r, stride, pad), 1e-5 * Math.Sqrt(n * p * p) * Tol, 1e-5, "backward filter " + what);
+    }
+
     [Test]
     public void BackwardDataAccumulatesWhenAsked()
     {

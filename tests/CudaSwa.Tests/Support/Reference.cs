@@ -29,6 +29,52 @@ public static class Reference
         return y;
     }
 
+    /// <summary>dx of a convolution by direct scatter of dy through the kernel (the adjoint of <see cref="Conv"/>).</summary>
+    public static double[] ConvBackwardData(double[] dy, int n, int c, int h, int w, double[] wt, int k, int r, int stride, int pad)
+    {
+        int p = (h + 2 * pad - r) / stride + 1, q = (w + 2 * pad - r) / stride + 1;
+        var dx = new double[n * c * h * w];
+        for (int i = 0; i < n; i++)
+        for (int o = 0; o < k; o++)
+        for (int a = 0; a < p; a++)
+        for (int b = 0; b < q; b++)
+        {
+            double g = dy[((i * k + o) * p + a) * q + b];
+            for (int ch = 0; ch < c; ch++)
+            for (int u = 0; u < r; u++)
+            for (int v = 0; v < r; v++)
+            {
+                int ih = a * stride - pad + u, iw = b * stride - pad + v;
+                if (ih < 0 || ih >= h || iw < 0 || iw >= w) continue;
+                dx[((i * c + ch) * h + ih) * w + iw] += g * wt[((o * c + ch) * r + u) * r + v];
+            }
+        }
+        return dx;
+    }
+
+    /// <summary>dW of a convolution: correlation of x with dy, summed over the batch.</summary>
+    public static double[] ConvBackwardFilter(double[] x, int n, int c, int h, int w, double[] dy, int k, int r, int stride, int pad)
+    {
+        int p = (h + 2 * pad - r) / stride + 1, q = (w + 2 * pad - r) / stride + 1;
+        var dw = new double[k * c * r * r];
+        for (int i = 0; i < n; i++)
+        for (int o = 0; o < k; o++)
+        for (int a = 0; a < p; a++)
+        for (int b = 0; b < q; b++)
+        {
+            double g = dy[((i * k + o) * p + a) * q + b];
+            for (int ch = 0; ch < c; ch++)
+            for (int u = 0; u < r; u++)
+            for (int v = 0; v < r; v++)
+            {
+                int ih = a * stride - pad + u, iw = b * stride - pad + v;
+                if (ih < 0 || ih >= h || iw < 0 || iw >= w) continue;
+                dw[((o * c + ch) * r + u) * r + v] += g * x[((i * c + ch) * h + ih) * w + iw];
+            }
+        }
+        return dw;
+    }
+
     /// <summary>Training-mode BN output (biased batch variance), plus batch mean and biased variance per channel.</summary>
     public static (double[] Y, double[] Mean, double[] Var) BatchNormTrain(double[] x, int n, int c, int hw, double[] gamma, double[] beta, double eps)
     {
