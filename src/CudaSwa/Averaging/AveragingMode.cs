@@ -1,0 +1,53 @@
+namespace CudaSwa.Averaging;
+
+/// <summary>How a running average of weights is kept.</summary>
+public enum AveragingKind
+{
+    /// <summary>Stochastic Weight Averaging: the equal-weight mean of every model averaged so far, w_swa = (w_swa*n + w)/(n+1).</summary>
+    Swa,
+    /// <summary>Exponential moving average: w_ema = decay*w_ema + (1-decay)*w (the first update copies).</summary>
+    Ema,
+}
+
+/// <summary>Where the averaged copy lives.</summary>
+public enum AveragePlacement
+{
+    /// <summary>On the training device: the update is one fused kernel, no transfers.</summary>
+    Device,
+    /// <summary>In host memory: saves device memory; each update copies the current weights to the host once.</summary>
+    Host,
+}
+
+/// <summary>Options of a <see cref="WeightAverager"/>.</summary>
+public sealed record AveragingOptions
+{
+    public AveragingKind Kind { get; init; } = AveragingKind.Swa;
+
+    /// <summary>EMA decay in (0, 1).</summary>
+    public double EmaDecay { get; init; } = 0.999;
+
+    /// <summary>
+    /// Also average BN running statistics. Off by default: SWA recomputes them for the averaged
+    /// weights (<see cref="BatchNormRecompute"/>), since an average of statistics is not the
+    /// statistics of the averaged network.
+    /// </summary>
+    public bool AverageBatchNormStatistics { get; init; }
+
+    public AveragePlacement Placement { get; init; } = AveragePlacement.Device;
+
+    /// <summary>
+    /// The weight of the current model in the update after <paramref name="averaged"/> models:
+    /// 1/(n+1) for SWA, 1-decay for EMA, 1 (a copy) for the first update of either.
+    /// </summary>
+    public float UpdateWeight(long averaged)
+    {
+        if (averaged == 0) return 1f;
+        return Kind == AveragingKind.Swa ? (float)(1.0 / (averaged + 1)) : (float)(1.0 - EmaDecay);
+    }
+
+    public void Validate()
+    {
+        if (Kind == AveragingKind.Ema && !(EmaDecay > 0 && EmaDecay < 1))
+            throw new ArgumentOutOfRangeException(nameof(EmaDecay), $"EMA decay must be in (0, 1); got {EmaDecay}.");
+    }
+}

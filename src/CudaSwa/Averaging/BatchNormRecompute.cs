@@ -1,0 +1,108 @@
+using CudaSwa.Data;
+using CudaSwa.Layers;
+using CudaSwa.Tensors;
+
+namespace CudaSwa.Averaging;
+
+/// <summary>How BN running statistics are recomputed for averaged weights.</summary>
+public enum BatchNormRecomputeMode
+{
+    /// <summary>
+    /// The population mean and unbiased population variance of each BN input over every sample
+    /// of the data source (Chan's parallel merge of the per-batch statistics). The default.
+    /// </summary>
+    Exact,
+    /// <summary>
+    /// The SWA reference code's bn_update: the cumulative average of per-batch statistics with
+    /// each batch weighted by its size (factor b/(n+b)): exact for the mean, the mean of
+    /// per-batch unbiased variances for the variance.
+    /// </summary>
+    SampleWeighted,
+    /// <summary>PyTorch's update_bn (momentum None): every batch weighs the same (factor 1/(k+1)).</summary>
+    EqualBatches,
+}
+
+/// <summary>
+/// Recomputes the BN running statistics of whatever weights the network is bound to (the SWA
+/// model, or any other): reset the statistics, then training-mode forward passes over a data
+/// source with a cumulative running-average factor — which is exactly cuDNN's
+/// exponentialAverageFactor, so on a GPU the whole pass stays on the device. No gradient storage
+/// is touched and each forward stops after the last BN layer.
+/// </summary>
+public static class BatchNormRecompute
+{
+    /// <summary>Runs the recompute; <paramref name="onBatch"/> is called after each batch with (done, total).</summary>
+    public static void Run(Network network, BatchLoader loader, int epochKey,
+        BatchNormRecomputeMode mode = BatchNormRecomputeMode.Exact, Action<int, int>? onBatch = null)
+    {
+        ArgumentNullException.ThrowIfNull(network);
+        ArgumentNullException.ThrowIfNull(loader);
+        if (loader.BatchSize > network.MaxBatch)
+            throw new ArgumentException($"Loader batches of {loader.BatchSize} exceed the network's batch size {network.MaxBatch}.");
+        if (network.BatchNormLayers.Count == 0) return;
+        var backend = network.Backend;
+        network.ResetBuffers();
+        var labels = backend.AllocateTensor(new TensorShape(network.MaxBatch), DType.Int32);
+        DeviceBuffer? accumulators = null;
+        try
+        {
+            var bns = network.BatchNormLayers;
+            var accMean = new Tensor[bns.Count];
+            var accM2 = new Tensor[bns.Count];
+            if (mode == BatchNormRecomputeMode.Exact)
+            {
+                long total = bns.Sum(b => 2L * b.Channels);
+                accumulators = backend.Allocate(total);
+                long at = 0;
+                for (int i = 0; i < bns.Count; i++)
+                {
+                    accMean[i] = new Tensor(accumulators, at, new TensorShape(bns[i].Channels));
+                    accM2[i] = new Tensor(accumulators, at + bns[i].Channels, new TensorShape(bns[i].Channels));
+                    at += 2L * bns[i].Channels;
+                }
+            }
+
+            loader.BeginEpoch(epochKey);
+            long seen = 0;
+            int batches = loader.BatchCount;
+            for (int i = 0; i < batches; i++)
+            {
+                int b = loader.Load(i, network.Input(loader.BatchSize), labels);
+                if (b < 2)
+                    throw new InvalidOperationException($"BN recompute met a batch of {b} sample; batch statistics need at least 2. Use a data source whose size is not 1 more than a multiple of the batch size.");
+                double factor = mode == BatchNormRecomputeMode.EqualBatches ? 1.0 / (i + 1) : (double)b / (seen + b);
+                network.Forward(b, RunMode.RecomputeBatchNorm, network.LastBatchNormLayer, factor);
+                if (mode == BatchNormRecomputeMode.Exact)
+                {
+                    for (int k = 0; k < bns.Count; k++)
+                    {
+                        long spatial = (long)bns[k].Inputs[0].Height * bns[k].Inputs[0].Width;
+                        backend.BatchNormMergeStatistics(bns[k].SavedMean, bns[k].SavedInvStd, BatchNorm2d.Epsilon,
+                            b * spatial, seen * spatial, accMean[k], accM2[k]);
+                    }
+                }
+                seen += b;
+                onBatch?.Invoke(i + 1, batches);
+            }
+
+            if (mode == BatchNormRecomputeMode.Exact)
+            {
+                for (int k = 0; k < bns.Count; k++)
+                {
+                    long count = seen * bns[k].Inputs[0].Height * bns[k].Inputs[0].Width;
+                    var mean = network.Buffers[bns[k].RunningMeanIndex];
+                    var var = network.Buffers[bns[k].RunningVarIndex];
+                    backend.Copy(accMean[k], mean);
+                    // var = M2 / (count - 1), written as 0 + (M2 - 0) * 1/(count - 1) with the fused update.
+                    backend.Fill(var, 0f);
+                    backend.AverageUpdate(var, accM2[k], (float)(1.0 / (count - 1)));
+                }
+            }
+        }
+        finally
+        {
+            labels.Buffer.Dispose();
+            accumulators?.Dispose();
+        }
+    }
+}

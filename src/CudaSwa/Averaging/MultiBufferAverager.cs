@@ -1,0 +1,47 @@
+using CudaSwa.Tensors;
+
+namespace CudaSwa.Averaging;
+
+/// <summary>
+/// Running average over any list of (average, current) buffer pairs, for apps that embed the
+/// engine and keep their parameters in separate buffers. Every update is ONE fused pass over all
+/// pairs (one kernel launch on a GPU: the multi-tensor form of the update). The count n is kept
+/// on the host, so an update never reads anything back from the device.
+/// </summary>
+public sealed class MultiBufferAverager
+{
+    private readonly AveragePair[] _pairs;
+
+    public MultiBufferAverager(Backend backend, IReadOnlyList<AveragePair> pairs, AveragingOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        ArgumentNullException.ThrowIfNull(pairs);
+        Options = options ?? new AveragingOptions();
+        Options.Validate();
+        Backend = backend;
+        _pairs = [.. pairs];
+        for (int i = 0; i < _pairs.Length; i++)
+            if (_pairs[i].Average.Length != _pairs[i].Current.Length)
+                throw new ArgumentException($"Pair {i}: average has {_pairs[i].Average.Length} values, current has {_pairs[i].Current.Length}.", nameof(pairs));
+    }
+
+    public Backend Backend { get; }
+    public AveragingOptions Options { get; }
+    public IReadOnlyList<AveragePair> Pairs => _pairs;
+
+    /// <summary>Models averaged so far.</summary>
+    public long Count { get; private set; }
+
+    public void Update()
+    {
+        Backend.AverageUpdate(_pairs, Options.UpdateWeight(Count));
+        Count++;
+    }
+
+    /// <summary>Restores the count (when resuming from a checkpoint whose averages were reloaded).</summary>
+    public void Restore(long count)
+    {
+        if (count < 0) throw new ArgumentOutOfRangeException(nameof(count), $"Count must be >= 0; got {count}.");
+        Count = count;
+    }
+}

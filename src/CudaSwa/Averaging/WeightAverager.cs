@@ -1,0 +1,124 @@
+using CudaSwa.Cpu;
+using CudaSwa.Layers;
+using CudaSwa.Tensors;
+
+namespace CudaSwa.Averaging;
+
+/// <summary>
+/// SWA or EMA of a network's weights over its flat parameter arena: one fused pass per update,
+/// the CPU twin of the CUDA kernel. The averaged model is the same network bound to
+/// <see cref="Parameters"/> and <see cref="Buffers"/> (see <see cref="Bind"/>): no copy of the
+/// network object, and activation memory is shared with training.
+/// </summary>
+public sealed class WeightAverager : IDisposable
+{
+    private readonly MultiBufferAverager _averager;
+    private readonly CpuBackend? _host;
+    private readonly Arena? _hostParameters, _hostBuffers, _hostStaging, _hostStagingBuffers;
+    private Arena? _deviceParameters;
+    private readonly Arena _deviceBuffers;
+
+    public WeightAverager(Network network, AveragingOptions? options = null)
+    {
+        ArgumentNullException.ThrowIfNull(network);
+        Network = network;
+        Options = options ?? new AveragingOptions();
+        Options.Validate();
+        _deviceBuffers = network.CreateBufferArena();
+        var pairs = new List<AveragePair>();
+        if (Options.Placement == AveragePlacement.Device || !network.Backend.IsCuda)
+        {
+            _deviceParameters = network.CreateParameterArena();
+            pairs.Add(new AveragePair(_deviceParameters.All, network.OwnParameters.All));
+            if (Options.AverageBatchNormStatistics) pairs.Add(new AveragePair(_deviceBuffers.All, network.OwnBuffers.All));
+            _averager = new MultiBufferAverager(network.Backend, pairs, Options);
+        }
+        else
+        {
+            // Host placement: the average and a staging copy of the current weights live in host memory.
+            _host = new CpuBackend();
+            _hostParameters = new Arena(network.ParameterLayout, _host);
+            _hostStaging = new Arena(network.ParameterLayout, _host);
+            _hostBuffers = new Arena(network.BufferLayout, _host);
+            _hostStagingBuffers = new Arena(network.BufferLayout, _host);
+            pairs.Add(new AveragePair(_hostParameters.All, _hostStaging.All));
+            if (Options.AverageBatchNormStatistics) pairs.Add(new AveragePair(_hostBuffers.All, _hostStagingBuffers.All));
+            _averager = new MultiBufferAverager(_host, pairs, Options);
+        }
+    }
+
+    public Network Network { get; }
+    public AveragingOptions Options { get; }
+
+    /// <summary>Models averaged so far (counted on the host).</summary>
+    public long Count => _averager.Count;
+
+    /// <summary>Folds the network's current weights into the average.</summary>
+    public void Update()
+    {
+        if (_host is not null)
+        {
+            var staging = _hostStaging!.All;
+            Network.Backend.Download<float>(Network.OwnParameters.All, CpuTensor.Span(staging));
+            if (Options.AverageBatchNormStatistics)
+                Network.Backend.Download<float>(Network.OwnBuffers.All, CpuTensor.Span(_hostStagingBuffers!.All));
+        }
+        _averager.Update();
+    }
+
+    /// <summary>The averaged parameters on the network's device (uploaded from the host first under host placement).</summary>
+    public Arena Parameters
+    {
+        get
+        {
+            if (_host is null) return _deviceParameters!;
+            _deviceParameters ??= Network.CreateParameterArena();
+            _deviceParameters.FromHost(CpuTensor.Span(_hostParameters!.All));
+            return _deviceParameters;
+        }
+    }
+
+    /// <summary>BN statistics of the averaged model: recomputed (the default) or averaged.</summary>
+    public Arena Buffers
+    {
+        get
+        {
+            if (_host is not null && Options.AverageBatchNormStatistics)
+                _deviceBuffers.FromHost(CpuTensor.Span(_hostBuffers!.All));
+            return _deviceBuffers;
+        }
+    }
+
+    /// <summary>Binds the network to the averaged weights until the returned scope is disposed.</summary>
+    public Network.BindingScope Bind() => Network.Bind(Parameters, Buffers);
+
+    /// <summary>The averaged parameters as host values (for checkpoints).</summary>
+    public float[] ParametersToHost() => _host is null ? _deviceParameters!.ToHost() : CpuTensor.Span(_hostParameters!.All).ToArray();
+
+    /// <summary>Reloads a saved average and its count (resume).</summary>
+    public void Restore(ReadOnlySpan<float> parameters, ReadOnlySpan<float> buffers, long count)
+    {
+        if (_host is null)
+        {
+            _deviceParameters!.FromHost(parameters);
+        }
+        else
+        {
+            parameters.CopyTo(CpuTensor.Span(_hostParameters!.All));
+            buffers.CopyTo(CpuTensor.Span(_hostBuffers!.All));
+        }
+        _deviceBuffers.FromHost(buffers);
+        _averager.Restore(count);
+    }
+
+    public void Dispose()
+    {
+        _deviceParameters?.Dispose();
+        _deviceBuffers.Dispose();
+        _hostParameters?.Dispose();
+        _hostStaging?.Dispose();
+        _hostBuffers?.Dispose();
+        _hostStagingBuffers?.Dispose();
+        _host?.Dispose();
+    }
+}

@@ -1,0 +1,63 @@
+using CudaSwa.Tensors;
+using CudaSwa.Util;
+
+namespace CudaSwa.Data;
+
+/// <summary>
+/// Turns a <see cref="DeviceDataset"/> into batches written straight into a network's input.
+/// The sample order of an epoch is a Philox permutation keyed by (seed, epoch), uploaded once per
+/// epoch; crops and flips are keyed by (seed, epoch, sample index). Everything is a pure function
+/// of (seed, epoch, batch index), which is what makes resume bit-exact and lets the CPU and GPU
+/// backends see identical batches. The last batch may be smaller (no samples are dropped).
+/// </summary>
+public sealed class BatchLoader : IDisposable
+{
+    private readonly Tensor _order;
+    private int _epoch = -1;
+
+    public BatchLoader(DeviceDataset data, int batchSize, bool shuffle, AugmentSpec augment, ulong seed)
+    {
+        if (batchSize < 1) throw new ArgumentOutOfRangeException(nameof(batchSize), $"Batch size must be >= 1; got {batchSize}.");
+        Data = data;
+        BatchSize = batchSize;
+        Shuffle = shuffle;
+        Augment = augment with { Seed = seed };
+        Seed = seed;
+        _order = data.Backend.AllocateTensor(new TensorShape(Math.Max(1, data.Count)), DType.Int32);
+    }
+
+    public DeviceDataset Data { get; }
+    public int BatchSize { get; }
+    public bool Shuffle { get; }
+    public AugmentSpec Augment { get; }
+    public ulong Seed { get; }
+    public int Epoch => _epoch;
+
+    public int BatchCount => (Data.Count + BatchSize - 1) / BatchSize;
+
+    public int SizeOf(int batch) => Math.Min(BatchSize, Data.Count - batch * BatchSize);
+
+    /// <summary>Fixes the sample order for an epoch (uploads it once).</summary>
+    public void BeginEpoch(int epoch)
+    {
+        if (epoch < 0) throw new ArgumentOutOfRangeException(nameof(epoch), $"Epoch must be >= 0; got {epoch}.");
+        if (epoch == _epoch) return;
+        int[] order = Shuffle ? Philox.Permutation(Data.Count, Seed, (ulong)epoch) : Enumerable.Range(0, Data.Count).ToArray();
+        Data.Backend.Upload<int>(order, _order.Slice(0, Data.Count).Reshape(new TensorShape(Data.Count)));
+        _epoch = epoch;
+    }
+
+    /// <summary>Writes batch <paramref name="batch"/> of the current epoch into x and labels (their first SizeOf(batch) samples); returns its size.</summary>
+    public int Load(int batch, Tensor x, Tensor labels)
+    {
+        if (_epoch < 0) throw new InvalidOperationException("Call BeginEpoch before Load.");
+        if (batch < 0 || batch >= BatchCount)
+            throw new ArgumentOutOfRangeException(nameof(batch), $"Batch {batch} is outside 0..{BatchCount - 1}.");
+        int b = SizeOf(batch);
+        var indices = new Tensor(_order.Buffer, _order.Offset + (long)batch * BatchSize, new TensorShape(b));
+        Data.Backend.AugmentBatch(Data.Images, Data.Labels, indices, Augment, _epoch, x.WithBatch(b), labels.WithBatch(b));
+        return b;
+    }
+
+    public void Dispose() => _order.Buffer.Dispose();
+}
