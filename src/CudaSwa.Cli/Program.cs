@@ -1,1 +1,3 @@
-System.Console.WriteLine("hi");
+using CudaSwa.Cli;
+
+return CliApp.Run(args, CliEnvironment.FromProcess());

@@ -73,6 +73,17 @@ public sealed class PredictionEnsemble : IDisposable
         return (nll / labels.Length, (double)correct / labels.Length);
     }
 
+    /// <summary>The averaged predictions (N x classes) for checkpoints.</summary>
+    public float[] Export() => Network.Backend.ToArray(_mean);
+
+    /// <summary>Reloads saved averaged predictions and their snapshot count (resume).</summary>
+    public void Restore(ReadOnlySpan<float> mean, int count)
+    {
+        if (count < 0) throw new ArgumentOutOfRangeException(nameof(count));
+        Network.Backend.Upload(mean, _mean);
+        Count = count;
+    }
+
     public void Dispose()
     {
         _mean.Buffer.Dispose();

@@ -1,0 +1,58 @@
+using Spectre.Console;
+using System.CommandLine;
+using CudaSwa.Cli.Commands;
+using CudaSwa.Data;
+using CudaSwa.Training;
+
+namespace CudaSwa.Cli;
+
+/// <summary>
+/// The `cudaswa` command tree. Parse errors, bad option values and bad input files all end with
+/// exit code 2 and a message that names the option or file and what was expected, before
+/// anything is written to --out.
+/// </summary>
+public static class CliApp
+{
+    public static int Run(string[] args, CliEnvironment env)
+    {
+        var root = new RootCommand("CudaSwa: Stochastic Weight Averaging for CIFAR ResNets, CUDA-native, with a CPU fallback.\n" +
+                                   "Start with `cudaswa train` (synthetic data, about two minutes on a CPU).");
+        root.Subcommands.Add(TrainCommand.Create(env));
+        root.Subcommands.Add(EvalCommand.Create(env));
+        root.Subcommands.Add(InfoCommand.Create(env));
+        root.Subcommands.Add(SynthCommand.Create(env));
+        root.Subcommands.Add(BenchCommand.Create(env));
+
+        var parse = root.Parse(args);
+        if (parse.Errors.Count > 0)
+        {
+            foreach (var e in parse.Errors) env.Error.WriteLine($"error: {e.Message}");
+            env.Error.WriteLine("Run `cudaswa --help` (or `cudaswa <command> --help`) for the options.");
+            return ExitCodes.BadInput;
+        }
+        try
+        {
+            return parse.Invoke(new InvocationConfiguration { Output = new ConsoleTextWriter(env), Error = env.Error, EnableDefaultExceptionHandler = false });
+        }
+        catch (Exception e) when (e is OptionException or DataFormatException)
+        {
+            env.Error.WriteLine($"error: {e.Message}");
+            return ExitCodes.BadInput;
+        }
+        catch (Exception e) when (Environment.GetEnvironmentVariable("CUDASWA_DEBUG") != "1")
+        {
+            env.Error.WriteLine($"error: {e.GetType().Name}: {e.Message}");
+            env.Error.WriteLine("(set CUDASWA_DEBUG=1 for the stack trace)");
+            return ExitCodes.Failure;
+        }
+    }
+
+    /// <summary>Routes System.CommandLine's own output (help text) through the Spectre console.</summary>
+    private sealed class ConsoleTextWriter(CliEnvironment env) : TextWriter
+    {
+        public override System.Text.Encoding Encoding => System.Text.Encoding.UTF8;
+        public override void Write(char value) => env.Console.Write(value.ToString());
+        public override void Write(string? value) => env.Console.Write(value ?? "");
+        public override void WriteLine(string? value) => env.Console.WriteLine(value ?? "");
+    }
+}

@@ -1,0 +1,45 @@
+using Spectre.Console;
+
+namespace CudaSwa.Cli;
+
+/// <summary>
+/// Where the program writes and how it learns about Ctrl-C. The process uses the real console;
+/// tests pass writers and their own cancellation source to run commands in-process.
+/// </summary>
+public sealed class CliEnvironment
+{
+    public required IAnsiConsole Console { get; init; }
+    public required TextWriter Error { get; init; }
+    public required bool Interactive { get; init; }
+    public CancellationTokenSource Cancel { get; init; } = new();
+
+    public static CliEnvironment FromProcess()
+    {
+        var cancel = new CancellationTokenSource();
+        System.Console.CancelKeyPress += (_, e) =>
+        {
+            if (cancel.IsCancellationRequested) return; // a second Ctrl-C ends the process at once
+            e.Cancel = true;
+            cancel.Cancel();
+            System.Console.Error.WriteLine();
+            System.Console.Error.WriteLine("Ctrl-C: stopping after the current step and saving a checkpoint (press again to quit at once)...");
+        };
+        bool interactive = !System.Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive;
+        if (System.Console.IsOutputRedirected) AnsiConsole.Profile.Width = Math.Max(AnsiConsole.Profile.Width, 160); // logs: no wrapping at 80
+        return new CliEnvironment { Console = AnsiConsole.Console, Error = System.Console.Error, Interactive = interactive, Cancel = cancel };
+    }
+
+    /// <summary>A plain, non-interactive console writing into <paramref name="output"/> (tests, redirected runs).</summary>
+    public static CliEnvironment ForWriter(TextWriter output, TextWriter error, CancellationTokenSource? cancel = null)
+    {
+        var console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Ansi = AnsiSupport.No,
+            ColorSystem = ColorSystemSupport.NoColors,
+            Interactive = InteractionSupport.No,
+            Out = new AnsiConsoleOutput(output),
+        });
+        console.Profile.Width = 160;
+        return new CliEnvironment { Console = console, Error = error, Interactive = false, Cancel = cancel ?? new CancellationTokenSource() };
+    }
+}

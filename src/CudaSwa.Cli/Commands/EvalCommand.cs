@@ -1,0 +1,67 @@
+using Spectre.Console;
+using System.CommandLine;
+using System.Globalization;
+using CudaSwa.Averaging;
+using CudaSwa.Backends;
+using CudaSwa.Data;
+using CudaSwa.IO;
+using CudaSwa.Models;
+using CudaSwa.Tensors;
+using CudaSwa.Training;
+
+namespace CudaSwa.Cli.Commands;
+
+/// <summary>`cudaswa eval`: test loss and accuracy of a weights file, optionally after recomputing its BN statistics.</summary>
+public static class EvalCommand
+{
+    private static readonly Option<string> Weights = new("--weights") { Description = "A model.safetensors / swa.safetensors written by cudaswa train (or a PyTorch state_dict saved as safetensors).", Required = true };
+    private static readonly Option<string> Model = new("--model") { Description = "The model the weights belong to.", Required = true };
+    private static readonly Option<string?> Dataset = new("--dataset") { Description = "cifar10 or cifar100." };
+    private static readonly Option<string?> Data = new("--data") { Description = "Folder with CIFAR binaries; without it the embedded synthetic data." };
+    private static readonly Option<bool> RecomputeBn = new("--recompute-bn") { Description = "Recompute BN statistics on the training set first (exact population statistics)." };
+    private static readonly Option<string> Device = new("--device") { Description = "auto, cpu, cuda or cuda:N.", DefaultValueFactory = _ => "auto" };
+    private static readonly Option<int> Batch = new("--batch") { Description = "Batch size.", DefaultValueFactory = _ => 256 };
+    private static readonly Option<int?> TestSubset = new("--test-subset") { Description = "Evaluate a class-balanced subset of N test images." };
+
+    public static Command Create(CliEnvironment env)
+    {
+        var cmd = new Command("eval", "Evaluate a weights file on the test set.");
+        foreach (var o in new Option[] { Weights, Model, Dataset, Data, RecomputeBn, Device, Batch, TestSubset }) cmd.Options.Add(o);
+        cmd.SetAction(p =>
+        {
+            string path = p.GetValue(Weights)!;
+            var kind = p.GetValue(Dataset) switch
+            {
+                null or "cifar10" => DatasetKind.Cifar10,
+                "cifar100" => DatasetKind.Cifar100,
+                var other => throw new OptionException($"--dataset: '{other}' is not valid; expected cifar10 or cifar100."),
+            };
+            var options = new TrainingOptions { Model = p.GetValue(Model)!, Dataset = kind, DataDir = p.GetValue(Data), BatchSize = p.GetValue(Batch),
+                TestSubset = p.GetValue(TestSubset), Device = p.GetValue(Device)!, SgdOnly = true, SwaStart = null, SwaLr = null };
+            options.Validate();
+            if (!File.Exists(path)) throw new OptionException($"--weights: '{path}' does not exist.");
+            var contents = SafeTensors.Read(path);
+            var (train, test) = DataSources.Load(options);
+            using var backend = BackendFactory.Create(options.Device, out string note);
+            using var net = ModelZoo.Create(options.Model, options.NumClasses, backend, options.BatchSize);
+            bool recompute = p.GetValue(RecomputeBn);
+            ModelWeights.Load(contents, net.Parameters, net.Buffers, path, requireBuffers: !recompute);
+            env.Console.WriteLine($"cudaswa eval: {note}; {DataSources.Describe(options, train, test)}");
+            if (recompute)
+            {
+                using var trainData = new DeviceDataset(train, backend);
+                using var loader = new BatchLoader(trainData, options.BatchSize, true, new AugmentSpec(), options.Seed ^ 0xB17E5EEDUL);
+                BatchNormRecompute.Run(net, loader, 0);
+                env.Console.WriteLine($"recomputed BN statistics over {train.Count:N0} training images");
+            }
+            using var testData = new DeviceDataset(test, backend);
+            using var testLoader = new BatchLoader(testData, options.BatchSize, false, new AugmentSpec().ForEvaluation(), 0);
+            using var evaluator = new Evaluator(net);
+            var (loss, acc) = evaluator.Evaluate(testLoader);
+            env.Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"{Path.GetFileName(path)}: test accuracy {100 * acc:F2}% (error {100 * (1 - acc):F2}%), test loss {loss:F4} on {test.Count:N0} images"));
+            return ExitCodes.Ok;
+        });
+        return cmd;
+    }
+}

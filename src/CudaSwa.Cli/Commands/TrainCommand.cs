@@ -1,0 +1,220 @@
+using System.CommandLine;
+using CudaSwa.Averaging;
+using CudaSwa.Backends;
+using CudaSwa.Cli.Output;
+using CudaSwa.Data;
+using CudaSwa.Optim;
+using CudaSwa.Tensors;
+using CudaSwa.Training;
+
+namespace CudaSwa.Cli.Commands;
+
+/// <summary>`cudaswa train`: options, presets, validation before any file is written, then the run.</summary>
+public static class TrainCommand
+{
+    private static readonly Option<string?> Preset = new("--preset") { Description = "Start from a named configuration: quick (the default), paper-vgg16, paper-preresnet110, paper-preresnet164, paper-wrn28x10. Other options override it." };
+    private static readonly Option<bool> SgdOnly = new("--sgd-only") { Description = "Plain SGD, no averaging (the paper presets then use the SGD budget and schedule)." };
+    private static readonly Option<string?> Model = new("--model") { Description = "resnet8/20/32/44/56/110, preresnet110, preresnet164, vgg16, vgg16bn, wrn28x10." };
+    private static readonly Option<string?> Dataset = new("--dataset") { Description = "cifar10 or cifar100." };
+    private static readonly Option<string?> Data = new("--data") { Description = "Folder with CIFAR binaries. Without it: the embedded synthetic dataset." };
+    private static readonly Option<int?> Epochs = new("--epochs") { Description = "Number of epochs." };
+    private static readonly Option<int?> Batch = new("--batch") { Description = "Batch size." };
+    private static readonly Option<double?> Lr = new("--lr") { Description = "Initial learning rate." };
+    private static readonly Option<double?> Momentum = new("--momentum") { Description = "SGD momentum." };
+    private static readonly Option<double?> Wd = new("--wd") { Description = "L2 weight decay (PyTorch semantics: added to the gradient)." };
+    private static readonly Option<bool> Nesterov = new("--nesterov") { Description = "Nesterov momentum." };
+    private static readonly Option<string?> Schedule = new("--schedule") { Description = "swa (the paper's piecewise-linear), swalr (cosine then SWALR anneal), cyclic, cosine, constant." };
+    private static readonly Option<int?> SwaStart = new("--swa-start") { Description = "Epoch (1-based) after which averaging begins; the schedules reach swa-lr by then." };
+    private static readonly Option<double?> SwaLr = new("--swa-lr") { Description = "Learning rate during averaging (cyclic: the top of each cycle)." };
+    private static readonly Option<double?> SwaLrMin = new("--swa-lr-min") { Description = "Cyclic schedule: the bottom of each cycle (default swa-lr/10)." };
+    private static readonly Option<int?> Cycle = new("--cycle") { Description = "Cyclic schedule: cycle length in epochs; SWA averages at each cycle end." };
+    private static readonly Option<int?> AnnealEpochs = new("--anneal-epochs") { Description = "swalr: epochs to anneal to swa-lr." };
+    private static readonly Option<string?> Anneal = new("--anneal") { Description = "swalr: cos or linear." };
+    private static readonly Option<string?> Average = new("--average") { Description = "swa (equal-weight running mean) or ema." };
+    private static readonly Option<double?> EmaDecay = new("--ema-decay") { Description = "EMA decay (with --average ema; averaged every step)." };
+    private static readonly Option<int?> AverageEverySteps = new("--average-every-steps") { Description = "Average every k steps instead of per epoch/cycle." };
+    private static readonly Option<string?> BnUpdate = new("--bn-update") { Description = "BN recompute for the averaged model: exact (population statistics, default), sample-weighted (SWA reference code), equal-batches (PyTorch update_bn), none." };
+    private static readonly Option<int?> EvalEvery = new("--eval-every") { Description = "Evaluate SGD and SWA models every k epochs (always after the last)." };
+    private static readonly Option<string?> Device = new("--device") { Description = "auto (CUDA when it works, else CPU), cpu, cuda or cuda:N." };
+    private static readonly Option<ulong?> Seed = new("--seed") { Description = "Seed for initialisation, batch order, augmentation and dropout." };
+    private static readonly Option<string?> Out = new("--out") { Description = "Run folder for checkpoints, metrics.csv, summary.json, curves.png, train.log (default runs/<preset>-<time>)." };
+    private static readonly Option<string?> Resume = new("--resume") { Description = "Continue the run saved in this folder, bit for bit." };
+    private static readonly Option<string?> Padding = new("--padding") { Description = "Augmentation padding: zero (paper) or reflect (fastai)." };
+    private static readonly Option<int?> TrainSubset = new("--train-subset") { Description = "Use a class-balanced, seeded subset of N training images." };
+    private static readonly Option<int?> TestSubset = new("--test-subset") { Description = "Use a class-balanced, seeded subset of N test images." };
+    private static readonly Option<int?> SyntheticTrain = new("--synthetic-train") { Description = "Size of the synthetic training set (without --data)." };
+    private static readonly Option<int?> SyntheticTest = new("--synthetic-test") { Description = "Size of the synthetic test set (without --data)." };
+    private static readonly Option<bool> NoEnsemble = new("--no-ensemble") { Description = "Skip the prediction-ensemble baseline." };
+    private static readonly Option<int?> HaltAfterBatches = new("--halt-after-batches") { Description = "Testing aid: behave as if Ctrl-C came after N batches.", Hidden = true };
+
+    public static Command Create(CliEnvironment env)
+    {
+        var cmd = new Command("train", "Train a CIFAR model with SGD and Stochastic Weight Averaging; prints SGD vs SWA vs ensemble.");
+        foreach (var o in new Option[] { Preset, SgdOnly, Model, Dataset, Data, Epochs, Batch, Lr, Momentum, Wd, Nesterov, Schedule, SwaStart, SwaLr, SwaLrMin,
+                     Cycle, AnnealEpochs, Anneal, Average, EmaDecay, AverageEverySteps, BnUpdate, EvalEvery, Device, Seed, Out, Resume, Padding,
+                     TrainSubset, TestSubset, SyntheticTrain, SyntheticTest, NoEnsemble, HaltAfterBatches })
+            cmd.Options.Add(o);
+        cmd.SetAction(parse => Execute(parse, env));
+        return cmd;
+    }
+
+    private static T ParseEnum<T>(string? value, string option, T fallback, params (string Name, T Value)[] names)
+    {
+        if (value is null) return fallback;
+        foreach (var (n, v) in names)
+            if (string.Equals(n, value, StringComparison.OrdinalIgnoreCase)) return v;
+        throw new OptionException($"{option}: '{value}' is not valid; expected {string.Join(", ", names.Select(n => n.Name))}.");
+    }
+
+    /// <summary>Preset defaults, then every option the user gave.</summary>
+    internal static TrainingOptions BuildOptions(ParseResult p)
+    {
+        bool sgdOnly = p.GetValue(SgdOnly);
+        var dataset = ParseEnum(p.GetValue(Dataset), "--dataset", DatasetKind.Cifar10, ("cifar10", DatasetKind.Cifar10), ("cifar100", DatasetKind.Cifar100));
+        var preset = Presets.Find(p.GetValue(Preset) ?? "quick");
+        var o = preset.Create(dataset, sgdOnly);
+        string? data = p.GetValue(Data);
+        if (preset.NeedsRealData && data is null)
+            throw new OptionException($"--preset {preset.Name} reproduces a paper experiment and needs real data: pass --data DIR. {DataSources.CifarHint}");
+        string? bn = p.GetValue(BnUpdate);
+        o = o with
+        {
+            Dataset = dataset,
+            SgdOnly = sgdOnly || o.SgdOnly,
+            Model = p.GetValue(Model) ?? o.Model,
+            DataDir = data ?? o.DataDir,
+            Epochs = p.GetValue(Epochs) ?? o.Epochs,
+            BatchSize = p.GetValue(Batch) ?? o.BatchSize,
+            Lr = p.GetValue(Lr) ?? o.Lr,
+            Momentum = p.GetValue(Momentum) ?? o.Momentum,
+            WeightDecay = p.GetValue(Wd) ?? o.WeightDecay,
+            Nesterov = p.GetValue(Nesterov) || o.Nesterov,
+            Schedule = ParseEnum(p.GetValue(Schedule), "--schedule", o.Schedule, ("swa", ScheduleKind.Swa), ("swalr", ScheduleKind.Swalr),
+                ("cyclic", ScheduleKind.Cyclic), ("cosine", ScheduleKind.Cosine), ("constant", ScheduleKind.Constant)),
+            SwaStart = p.GetValue(SwaStart) ?? o.SwaStart,
+            SwaLr = p.GetValue(SwaLr) ?? o.SwaLr,
+            SwaLrMin = p.GetValue(SwaLrMin) ?? o.SwaLrMin,
+            Cycle = p.GetValue(Cycle) ?? o.Cycle,
+            AnnealEpochs = p.GetValue(AnnealEpochs) ?? o.AnnealEpochs,
+            Anneal = ParseEnum(p.GetValue(Anneal), "--anneal", o.Anneal, ("cos", AnnealStrategy.Cos), ("linear", AnnealStrategy.Linear)),
+            Average = ParseEnum(p.GetValue(Average), "--average", o.Average, ("swa", AveragingKind.Swa), ("ema", AveragingKind.Ema)),
+            EmaDecay = p.GetValue(EmaDecay) ?? o.EmaDecay,
+            AverageEverySteps = p.GetValue(AverageEverySteps) ?? o.AverageEverySteps,
+            BnUpdate = bn is null or "none" ? o.BnUpdate : ParseEnum(bn, "--bn-update", o.BnUpdate, ("exact", BatchNormRecomputeMode.Exact),
+                ("sample-weighted", BatchNormRecomputeMode.SampleWeighted), ("equal-batches", BatchNormRecomputeMode.EqualBatches), ("none", BatchNormRecomputeMode.Exact)),
+            NoBnUpdate = bn == "none" || o.NoBnUpdate,
+            EvalEvery = p.GetValue(EvalEvery) ?? o.EvalEvery,
+            Device = (p.GetValue(Device) ?? o.Device).Trim().ToLowerInvariant(),
+            Seed = p.GetValue(Seed) ?? o.Seed,
+            Padding = ParseEnum(p.GetValue(Padding), "--padding", o.Padding, ("zero", PaddingMode.Zero), ("reflect", PaddingMode.Reflect)),
+            TrainSubset = p.GetValue(TrainSubset) ?? o.TrainSubset,
+            TestSubset = p.GetValue(TestSubset) ?? o.TestSubset,
+            SyntheticTrain = p.GetValue(SyntheticTrain) ?? o.SyntheticTrain,
+            SyntheticTest = p.GetValue(SyntheticTest) ?? o.SyntheticTest,
+            Ensemble = !p.GetValue(NoEnsemble) && o.Ensemble,
+        };
+        if (o.SgdOnly && p.GetValue(SwaStart) is null) o = o with { SwaStart = null };
+        o.Validate();
+        return o;
+    }
+
+    /// <summary>Options that a resumed run may change; every other one given on the command line must match the checkpoint.</summary>
+    private static readonly HashSet<Option> ResumeMayChange = [Device, Out, Resume, HaltAfterBatches, Epochs, EvalEvery];
+
+    private static int Execute(ParseResult p, CliEnvironment env)
+    {
+        string? resume = p.GetValue(Resume);
+        TrainingOptions options;
+        TrainingState? state = null;
+        string outDir;
+        if (resume is not null)
+        {
+            state = Checkpoint.ReadState(resume);
+            var given = p.CommandResult.Children.OfType<System.CommandLine.Parsing.OptionResult>()
+                .Where(r => !r.Implicit && !ResumeMayChange.Contains(r.Option)).Select(r => r.Option.Name).ToList();
+            if (given.Count > 0)
+                throw new OptionException($"--resume continues a run with the options saved in {Path.Combine(resume, Checkpoint.StateFile)}; {string.Join(", ", given)} cannot be changed (only --epochs, --eval-every and --device can).");
+            options = state.Options with
+            {
+                Epochs = p.GetValue(Epochs) ?? state.Options.Epochs,
+                EvalEvery = p.GetValue(EvalEvery) ?? state.Options.EvalEvery,
+                Device = p.GetValue(Device) ?? state.Options.Device,
+            };
+            options.Validate();
+            string? o = p.GetValue(Out);
+            if (o is not null && Path.GetFullPath(o) != Path.GetFullPath(resume))
+                throw new OptionException($"--out {o} differs from --resume {resume}: a resumed run continues in its own folder.");
+            outDir = resume;
+            if (state.NextEpoch >= options.Epochs)
+                throw new OptionException($"The run in {resume} already finished {state.NextEpoch} of {options.Epochs} epochs; pass a larger --epochs to continue it.");
+        }
+        else
+        {
+            options = BuildOptions(p);
+            outDir = p.GetValue(Out) ?? Path.Combine("runs", $"{options.Preset ?? options.Model}-{DateTime.Now:yyyyMMdd-HHmmss}");
+            if (File.Exists(outDir)) throw new OptionException($"--out {outDir} is a file, not a folder.");
+            if (File.Exists(Path.Combine(outDir, Checkpoint.StateFile)))
+                throw new OptionException($"--out {outDir} already holds a run; continue it with --resume {outDir} or choose another --out.");
+        }
+
+        // Everything below the validation line may write; everything above must not.
+        var (train, test) = DataSources.Load(options);
+        var backend = BackendFactory.Create(options.Device, out string deviceNote);
+        using var _ = backend;
+        Directory.CreateDirectory(outDir);
+        using var run = new RunFiles(outDir, append: state is not null);
+        var reporter = new ConsoleReporter(env, run, options);
+        reporter.Line($"cudaswa train{(state is null ? "" : $" (resumed at epoch {state.NextEpoch + 1}, batch {state.NextBatch})")}: {deviceNote}");
+        reporter.Line($"data: {DataSources.Describe(options, train, test)}");
+        if (DataSources.IsSynthetic(options))
+            reporter.Note($"This run uses SYNTHETIC data generated in memory, not CIFAR: the numbers show that SWA works, not CIFAR accuracy. {DataSources.CifarHint}");
+
+        using var trainer = new Trainer(options, backend, train, test, outDir, reporter.Events);
+        if (state is not null) trainer.Resume(outDir, state);
+        foreach (var line in trainer.Describe()) reporter.Line(line);
+        reporter.Line($"output: {Path.GetFullPath(outDir)}");
+
+        // Ctrl-C (or the testing aid --halt-after-batches) cancels; the trainer then saves and stops.
+        using var cancel = CancellationTokenSource.CreateLinkedTokenSource(env.Cancel.Token);
+        if (p.GetValue(HaltAfterBatches) is int halt)
+        {
+            int done = 0;
+            reporter.Events.BatchCompleted += (_, _) => { if (++done >= halt) cancel.Cancel(); };
+        }
+        var outcome = RunOutcome.Completed;
+        reporter.Header();
+        while (!trainer.IsComplete)
+        {
+            outcome = reporter.RunEpoch(trainer, options.Epochs, cancel.Token);
+            run.WriteMetrics(trainer.State.History);
+            CurvesPlot.Write(Path.Combine(outDir, "curves.png"), trainer.State.History, options);
+            if (outcome != RunOutcome.Completed) break;
+        }
+
+        var summary = new RunSummary
+        {
+            Outcome = outcome.ToString().ToLowerInvariant(),
+            Model = options.Model,
+            Data = DataSources.Describe(options, train, test),
+            Device = backend.Description,
+            EpochsCompleted = trainer.State.NextEpoch,
+            TotalSeconds = trainer.State.ElapsedSeconds,
+            Options = options,
+            Results = outcome == RunOutcome.Completed ? trainer.FinalResults() : [],
+        };
+        run.WriteSummary(summary);
+        switch (outcome)
+        {
+            case RunOutcome.Completed:
+                reporter.Results(summary);
+                if (DataSources.IsSynthetic(options))
+                    reporter.Note($"Synthetic data: to train on real CIFAR-10, run `cudaswa train --data DIR` (or a --preset paper-*). {DataSources.CifarHint}");
+                return ExitCodes.Ok;
+            case RunOutcome.Interrupted:
+                reporter.Note($"Stopped. Continue exactly where it left off with: cudaswa train --resume {outDir}");
+                return ExitCodes.Interrupted;
+            default:
+                return ExitCodes.Diverged;
+        }
+    }
+}

@@ -1,0 +1,49 @@
+using CudaSwa.Data;
+using CudaSwa.Training;
+
+namespace CudaSwa.Cli;
+
+/// <summary>Loads the train/test sets a run asks for: the embedded synthetic data or CIFAR binaries, then subsets.</summary>
+public static class DataSources
+{
+    /// <summary>The synthetic data does not change with --seed, so runs with different seeds compare on the same data.</summary>
+    public const ulong SyntheticSeed = 20180314;
+
+    public const string CifarHint =
+        "For real results, download the CIFAR-10 binary version (https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz), " +
+        "unpack it and pass --data DIR (the folder with data_batch_1.bin ... test_batch.bin).";
+
+    public static bool IsSynthetic(TrainingOptions o) => o.DataDir is null;
+
+    public static (ImageDataset Train, ImageDataset Test) Load(TrainingOptions o)
+    {
+        ImageDataset train, test;
+        if (o.DataDir is null)
+        {
+            if (o.Dataset == DatasetKind.Cifar100)
+                throw new OptionException("--dataset cifar100 needs --data DIR with the CIFAR-100 binaries (train.bin, test.bin); the embedded synthetic data has 10 classes.");
+            (train, test) = SyntheticCifar.Generate(o.SyntheticTrain, o.SyntheticTest, SyntheticSeed);
+        }
+        else
+        {
+            (train, test) = CifarBinary.Load(o.DataDir, o.Dataset == DatasetKind.Cifar10 ? CifarKind.Cifar10 : CifarKind.Cifar100);
+        }
+        if (o.TrainSubset is int ts)
+        {
+            if (ts > train.Count) throw new OptionException($"--train-subset: {ts} is more than the {train.Count} training images.");
+            train = train.Subset(ts, o.Seed);
+        }
+        if (o.TestSubset is int vs)
+        {
+            if (vs > test.Count) throw new OptionException($"--test-subset: {vs} is more than the {test.Count} test images.");
+            test = test.Subset(vs, o.Seed ^ 0x7E57);
+        }
+        if (train.Count % o.BatchSize == 1)
+            throw new OptionException($"{train.Count} training images in batches of {o.BatchSize} leave a last batch of 1 image, which batch norm cannot train on; choose another --batch or --train-subset.");
+        return (train, test);
+    }
+
+    public static string Describe(TrainingOptions o, ImageDataset train, ImageDataset test) => o.DataDir is null
+        ? $"embedded synthetic CIFAR-like data ({train.Count:N0} train / {test.Count:N0} test, 10 procedural classes)"
+        : $"{o.Dataset} from {o.DataDir} ({train.Count:N0} train / {test.Count:N0} test)";
+}

@@ -1,0 +1,161 @@
+using System.Globalization;
+using CudaSwa.Training;
+using Spectre.Console;
+
+namespace CudaSwa.Cli.Output;
+
+/// <summary>
+/// What a training run shows: a live Spectre.Console progress bar per epoch (loss, accuracy,
+/// images/s, ETA) on a terminal, or plain progress lines when output is redirected; one table row
+/// per epoch; the final SGD vs SWA vs ensemble table. Everything shown also goes to train.log.
+/// </summary>
+public sealed class ConsoleReporter
+{
+    private readonly CliEnvironment _env;
+    private readonly RunFiles _files;
+    private readonly TrainingOptions _options;
+    private ProgressTask? _task;
+    private int _epochs;
+    private int _lastPlainPercent;
+    private string _status = "";
+    private string _epochLabel = "";
+
+    public ConsoleReporter(CliEnvironment env, RunFiles files, TrainingOptions options)
+    {
+        _env = env;
+        _files = files;
+        _options = options;
+        Events = new TrainerEvents
+        {
+            Message = Note,
+            Progress = OnProgress,
+            Phase = OnPhase,
+        };
+    }
+
+    public TrainerEvents Events { get; }
+
+    private IAnsiConsole C => _env.Console;
+
+    public void Line(string text)
+    {
+        C.WriteLine(text);
+        _files.Log(text);
+    }
+
+    public void Note(string text)
+    {
+        C.MarkupLine($"[yellow]{Markup.Escape(text)}[/]");
+        _files.Log(text);
+    }
+
+    private const string RowFormat = "{0,6} {1,9} {2,9} {3,8} {4,9} {5,8} {6,9} {7,8} {8,8} {9,8} {10,8}";
+
+    public void Header()
+    {
+        string h = string.Format(CultureInfo.InvariantCulture, RowFormat, "epoch", "lr", "train-loss", "train-acc", "test-loss", "test-acc",
+            "swa-loss", "swa-acc", "ens-acc", "img/s", "seconds");
+        C.MarkupLine($"[bold]{Markup.Escape(h)}[/]");
+        _files.Log(h);
+    }
+
+    private static string Pct(double? v) => v is null ? "-" : (100 * v.Value).ToString("F2", CultureInfo.InvariantCulture) + "%";
+    private static string Num(double? v, string f = "F4") => v is null ? "-" : v.Value.ToString(f, CultureInfo.InvariantCulture);
+
+    private void Row(EpochRecord r)
+    {
+        string row = string.Format(CultureInfo.InvariantCulture, RowFormat, $"{r.Epoch}/{_epochs}", Num(r.LearningRate, "G4"), Num(r.TrainLoss), Pct(r.TrainAccuracy),
+            Num(r.TestLoss), Pct(r.TestAccuracy), Num(r.SwaTestLoss), Pct(r.SwaTestAccuracy), Pct(r.EnsembleTestAccuracy),
+            Num(r.ImagesPerSecond, "F0"), Num(r.EpochSeconds, "F1"));
+        C.WriteLine(row);
+        _files.Log(row);
+    }
+
+    /// <summary>Runs the trainer's next epoch with a live progress display, then prints its row.</summary>
+    public RunOutcome RunEpoch(Trainer trainer, int epochs, CancellationToken cancel)
+    {
+        _epochs = epochs;
+        int epoch = trainer.NextEpoch;
+        EpochRecord? completed = null;
+        Events.EpochCompleted = r => completed = r;
+        RunOutcome outcome;
+        _lastPlainPercent = -1;
+        _status = "";
+        _epochLabel = $"epoch {epoch + 1}/{epochs}";
+        if (_env.Interactive)
+        {
+            outcome = C.Progress()
+                .AutoClear(true)
+                .HideCompleted(true)
+                .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn(), new RemainingTimeColumn(), new SpinnerColumn())
+                .Start(ctx =>
+                {
+                    _task = ctx.AddTask($"epoch {epoch + 1}/{epochs}", maxValue: trainer.BatchesPerEpoch);
+                    _task.Value = trainer.State.NextBatch;
+                    try
+                    {
+                        return trainer.RunEpoch(cancel);
+                    }
+                    finally
+                    {
+                        _task.StopTask();
+                        _task = null;
+                    }
+                });
+        }
+        else
+        {
+            outcome = trainer.RunEpoch(cancel);
+        }
+        if (completed is not null) Row(completed);
+        return outcome;
+    }
+
+    private void OnProgress(IterationProgress p)
+    {
+        _status = string.Create(CultureInfo.InvariantCulture,
+            $"epoch {p.Epoch + 1}/{_epochs}  loss {p.Loss:F3}  acc {100 * p.Accuracy:F1}%  {p.ImagesPerSecond:F0} img/s  lr {p.LearningRate:G3}");
+        if (_task is not null)
+        {
+            _task.Description = _status;
+            _task.Value = p.Batch;
+            return;
+        }
+        // Plain mode: a line at every 25% of an epoch.
+        int percent = (int)(100.0 * p.Batch / p.Batches);
+        if (percent / 25 > _lastPlainPercent / 25 && percent < 100)
+        {
+            _lastPlainPercent = percent;
+            Line($"  {_status}  ({percent}%)");
+        }
+    }
+
+    private void OnPhase(string phase, int done, int total)
+    {
+        string what = phase switch
+        {
+            "bn-recompute" => $"recomputing BN statistics of the averaged model {done}/{total}",
+            "swa-test" => "testing the averaged model",
+            "test" => "testing the SGD model",
+            "checkpoint" => "saving checkpoint",
+            _ => phase,
+        };
+        if (_task is not null)
+            _task.Description = $"{_epochLabel}  {what}";
+
+    }
+
+    public void Results(RunSummary summary)
+    {
+        var table = new Table().Title($"[bold]{Markup.Escape(summary.Model)}: final test results[/]")
+            .AddColumn("method").AddColumn(new TableColumn("test accuracy").RightAligned()).AddColumn(new TableColumn("test error").RightAligned())
+            .AddColumn(new TableColumn("test loss (NLL)").RightAligned()).AddColumn("note");
+        foreach (var r in summary.Results)
+            table.AddRow(Markup.Escape(r.Method), Pct(r.TestAccuracy), r.TestAccuracy is null ? "-" : Pct(1 - r.TestAccuracy), Num(r.TestLoss), Markup.Escape(r.Note));
+        C.Write(table);
+        _files.Log("final results:");
+        foreach (var r in summary.Results)
+            _files.Log($"  {r.Method,-9} acc {Pct(r.TestAccuracy),8}  loss {Num(r.TestLoss),8}  {r.Note}");
+        Line($"{summary.EpochsCompleted} epochs in {TimeSpan.FromSeconds(summary.TotalSeconds):hh\\:mm\\:ss}; metrics.csv, summary.json, curves.png, model.safetensors and swa.safetensors are in {_files.OutDir}");
+    }
+}

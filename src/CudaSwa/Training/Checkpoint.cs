@@ -1,0 +1,148 @@
+using CudaSwa.Averaging;
+using CudaSwa.Data;
+using CudaSwa.IO;
+using CudaSwa.Layers;
+using CudaSwa.Optim;
+
+namespace CudaSwa.Training;
+
+/// <summary>
+/// Crash-safe checkpoints. Each save writes a fresh folder checkpoints/epoch-E-batch-B-K/ (model,
+/// optimizer momentum, SWA average, ensemble predictions) under a temporary name, renames it into
+/// place, and only then replaces state.json (atomically) to point at it: state.json always names
+/// a complete folder, whatever moment a crash hits. Older folders are removed afterwards, and the
+/// user-facing model.safetensors / swa.safetensors at the top of the run folder are refreshed.
+/// </summary>
+public static class Checkpoint
+{
+    public const string StateFile = "state.json";
+    public const string ModelFile = "model.safetensors";
+    public const string SwaFile = "swa.safetensors";
+    public const string OptimizerFile = "optimizer.safetensors";
+    public const string EnsembleFile = "ensemble.safetensors";
+
+    private static Dictionary<string, string> Metadata(Network network, TrainingState state, string what) => new()
+    {
+        ["format"] = "pt",
+        ["producer"] = "cudaswa",
+        ["model"] = network.ModelName,
+        ["content"] = what,
+        ["next_epoch"] = state.NextEpoch.ToString(System.Globalization.CultureInfo.InvariantCulture),
+        ["next_batch"] = state.NextBatch.ToString(System.Globalization.CultureInfo.InvariantCulture),
+    };
+
+    /// <summary>Writes a checkpoint and returns the committed state (pointing at its folder).</summary>
+    public static TrainingState Save(string outDir, TrainingState state, Network network, Sgd sgd, WeightAverager? averager, PredictionEnsemble? ensemble)
+    {
+        string root = Path.Combine(outDir, "checkpoints");
+        Directory.CreateDirectory(root);
+        int serial = Directory.GetDirectories(root).Length;
+        string name;
+        do name = $"epoch-{state.NextEpoch:D4}-batch-{state.NextBatch:D5}-{serial++}";
+        while (Directory.Exists(Path.Combine(root, name)));
+        string temp = Path.Combine(root, $".tmp-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(temp);
+        try
+        {
+            ModelWeights.Save(Path.Combine(temp, ModelFile), network.OwnParameters, network.OwnBuffers, Metadata(network, state, "SGD model"));
+            var velocity = sgd.Velocity.ToHost();
+            SafeTensors.Write(Path.Combine(temp, OptimizerFile),
+                network.ParameterLayout.Entries.Select(e => new SafeTensors.Entry("momentum." + e.Name, e.Shape.ToArray(), velocity.AsSpan((int)e.Offset, (int)e.Length).ToArray())),
+                Metadata(network, state, "SGD momentum buffers"));
+            if (averager is not null && averager.Count > 0)
+            {
+                var p = averager.ParametersToHost();
+                var b = averager.Buffers.ToHost();
+                SafeTensors.Write(Path.Combine(temp, SwaFile), Entries(network, p, b), Metadata(network, state, $"{averager.Options.Kind} average of {averager.Count} models"));
+            }
+            if (ensemble is not null && ensemble.Count > 0)
+            {
+                var mean = ensemble.Export();
+                SafeTensors.Write(Path.Combine(temp, EnsembleFile),
+                    [new SafeTensors.Entry("mean_probabilities", [mean.Length / network.NumClasses, network.NumClasses], mean)],
+                    Metadata(network, state, $"mean test-set predictions of {ensemble.Count} snapshots"));
+            }
+            Directory.Move(temp, Path.Combine(root, name));
+        }
+        catch
+        {
+            try { Directory.Delete(temp, recursive: true); } catch (IOException) { }
+            throw;
+        }
+
+        var committed = state with { CheckpointFolder = Path.Combine("checkpoints", name), SavedAt = DateTime.UtcNow.ToString("o") };
+        AtomicFile.WriteAllText(Path.Combine(outDir, StateFile), committed.ToJson());
+
+        foreach (var dir in Directory.GetDirectories(root))
+            if (Path.GetFileName(dir) != name)
+                try { Directory.Delete(dir, recursive: true); } catch (IOException) { }
+
+        CopyAtomically(Path.Combine(root, name, ModelFile), Path.Combine(outDir, ModelFile));
+        if (File.Exists(Path.Combine(root, name, SwaFile)))
+            CopyAtomically(Path.Combine(root, name, SwaFile), Path.Combine(outDir, SwaFile));
+        return committed;
+    }
+
+    private static IEnumerable<SafeTensors.Entry> Entries(Network network, float[] parameters, float[] buffers)
+    {
+        foreach (var e in network.ParameterLayout.Entries)
+            yield return new SafeTensors.Entry(e.Name, e.Shape.ToArray(), parameters.AsSpan((int)e.Offset, (int)e.Length).ToArray());
+        foreach (var e in network.BufferLayout.Entries)
+            yield return new SafeTensors.Entry(e.Name, e.Shape.ToArray(), buffers.AsSpan((int)e.Offset, (int)e.Length).ToArray());
+    }
+
+    private static void CopyAtomically(string from, string to) => AtomicFile.Write(to, s =>
+    {
+        using var src = File.OpenRead(from);
+        src.CopyTo(s);
+    });
+
+    /// <summary>Reads state.json of a run folder (for --resume), with errors that name the file.</summary>
+    public static TrainingState ReadState(string runDir)
+    {
+        string path = Path.Combine(runDir, StateFile);
+        if (!Directory.Exists(runDir)) throw new DataFormatException($"--resume folder '{runDir}' does not exist.");
+        if (!File.Exists(path)) throw new DataFormatException($"--resume folder '{runDir}' has no {StateFile}: it is not a cudaswa run folder, or the run never finished an epoch.");
+        var state = TrainingState.FromJson(File.ReadAllText(path), path);
+        string folder = Path.Combine(runDir, state.CheckpointFolder);
+        if (!File.Exists(Path.Combine(folder, ModelFile)) || !File.Exists(Path.Combine(folder, OptimizerFile)))
+            throw new DataFormatException($"'{path}' points at checkpoint '{folder}', which is missing or incomplete.");
+        return state;
+    }
+
+    /// <summary>Loads the weights, momentum, average and ensemble of a saved state.</summary>
+    public static void Restore(string runDir, TrainingState state, Network network, Sgd sgd, WeightAverager? averager, PredictionEnsemble? ensemble)
+    {
+        string folder = Path.Combine(runDir, state.CheckpointFolder);
+        ModelWeights.Load(SafeTensors.Read(Path.Combine(folder, ModelFile)), network.OwnParameters, network.OwnBuffers, Path.Combine(folder, ModelFile), requireBuffers: true);
+
+        var momentum = SafeTensors.Read(Path.Combine(folder, OptimizerFile));
+        var velocity = new float[sgd.Velocity.All.Length];
+        foreach (var e in network.ParameterLayout.Entries)
+        {
+            if (!momentum.Tensors.TryGetValue("momentum." + e.Name, out var t) || t.Data.Length != e.Length)
+                throw new DataFormatException($"'{Path.Combine(folder, OptimizerFile)}' lacks momentum.{e.Name} with shape {e.Shape}.");
+            t.Data.CopyTo(velocity.AsSpan((int)e.Offset));
+        }
+        sgd.Velocity.FromHost(velocity);
+
+        if (averager is not null && state.AveragedModels > 0)
+        {
+            string path = Path.Combine(folder, SwaFile);
+            if (!File.Exists(path)) throw new DataFormatException($"'{path}' is missing although {state.AveragedModels} models were averaged.");
+            using var scratchParams = network.CreateParameterArena();
+            using var scratchBuffers = network.CreateBufferArena();
+            ModelWeights.Load(SafeTensors.Read(path), scratchParams, scratchBuffers, path);
+            averager.Restore(scratchParams.ToHost(), scratchBuffers.ToHost(), state.AveragedModels);
+        }
+        if (ensemble is not null && state.EnsembleSnapshots > 0)
+        {
+            string path = Path.Combine(folder, EnsembleFile);
+            if (!File.Exists(path)) throw new DataFormatException($"'{path}' is missing although {state.EnsembleSnapshots} snapshots were ensembled.");
+            var t = SafeTensors.Read(path).Tensors;
+            if (!t.TryGetValue("mean_probabilities", out var mean))
+                throw new DataFormatException($"'{path}' lacks the tensor mean_probabilities.");
+            ensemble.Restore(mean.Data, state.EnsembleSnapshots);
+        }
+    }
+}

@@ -1,0 +1,283 @@
+using System.Diagnostics;
+using CudaSwa.Averaging;
+using CudaSwa.Data;
+using CudaSwa.Layers;
+using CudaSwa.Models;
+using CudaSwa.Optim;
+using CudaSwa.Tensors;
+
+namespace CudaSwa.Training;
+
+/// <summary>
+/// The training loop behind `cudaswa train`: per-iteration learning rate, SGD steps, averaging
+/// (SWA or EMA) and prediction-ensemble snapshots on schedule, per-epoch evaluation of the SGD
+/// model and of the averaged model after a BN recompute, a crash-safe checkpoint after every
+/// epoch (and on cancellation, mid-epoch), and a stop with a clear message when the loss turns
+/// NaN/Inf (the last good checkpoint is kept). Everything random is keyed by (seed, epoch,
+/// batch/sample/step), so a resumed run continues exactly as an uninterrupted one would.
+/// </summary>
+public sealed class Trainer : IDisposable
+{
+    private readonly TrainingOptions _o;
+    private readonly TrainerEvents _events;
+    private readonly DeviceDataset _train, _test;
+    private readonly BatchLoader _trainLoader, _testLoader, _bnLoader;
+    private readonly Network _net;
+    private readonly Sgd _sgd;
+    private readonly TrainingStep _step;
+    private readonly Evaluator _evaluator;
+    private readonly WeightAverager? _averager;
+    private readonly PredictionEnsemble? _ensemble;
+    private readonly LearningRateSchedule _schedule;
+    private readonly AveragingSchedule? _averaging;
+    private readonly AveragingSchedule? _snapshots;
+    private readonly string? _outDir;
+    private TrainingState _state;
+    private Stopwatch? _clock;
+    private double _elapsedBefore;
+
+    public Trainer(TrainingOptions options, Backend backend, ImageDataset train, ImageDataset test, string? outDir, TrainerEvents? events = null)
+    {
+        options.Validate();
+        _o = options;
+        _events = events ?? new TrainerEvents();
+        _outDir = outDir;
+        Backend = backend;
+        if (train.NumClasses != options.NumClasses)
+            throw new OptionException($"--dataset: the data has {train.NumClasses} classes, {options.Dataset} has {options.NumClasses}.");
+        var augment = new AugmentSpec { Padding = options.Padding };
+        _train = new DeviceDataset(train, backend);
+        _test = new DeviceDataset(test, backend);
+        _trainLoader = new BatchLoader(_train, options.BatchSize, shuffle: true, augment, options.Seed);
+        _testLoader = new BatchLoader(_test, options.BatchSize, shuffle: false, augment.ForEvaluation(), options.Seed);
+        // BN recompute sees the training data as training does (augmented), like the SWA reference code.
+        _bnLoader = new BatchLoader(_train, options.BatchSize, shuffle: true, augment, options.Seed ^ 0xB17E5EEDUL);
+        _net = ModelZoo.Create(options.Model, options.NumClasses, backend, options.BatchSize, options.Seed);
+        _sgd = new Sgd(_net, (float)options.Momentum, (float)options.WeightDecay, options.Nesterov);
+        _step = new TrainingStep(_net, _sgd);
+        _evaluator = new Evaluator(_net);
+        _schedule = options.CreateSchedule();
+        if (options.Averaging)
+        {
+            _averager = new WeightAverager(_net, new AveragingOptions { Kind = options.Average, EmaDecay = options.EmaDecay });
+            _averaging = options.CreateAveragingSchedule(_trainLoader.BatchCount);
+            _snapshots = AveragingSchedule.Epochs(options.SwaStart!.Value, options.Schedule == ScheduleKind.Cyclic ? options.Cycle : 1);
+            if (options.Ensemble) _ensemble = new PredictionEnsemble(_net, _testLoader);
+        }
+        _state = new TrainingState { Options = options, Device = backend.Description };
+    }
+
+    public Backend Backend { get; }
+    public Network Network => _net;
+    public WeightAverager? Averager => _averager;
+    public TrainingState State => _state;
+    public int BatchesPerEpoch => _trainLoader.BatchCount;
+
+    /// <summary>Describes the setup in a few lines (for the console and train.log).</summary>
+    public IEnumerable<string> Describe()
+    {
+        yield return $"model {_net.ModelName}: {_net.ParameterCount:N0} parameters, batch {_o.BatchSize}, activations {_net.ActivationBytes / 1048576.0:F0} MiB";
+        yield return $"data: {_train.Count:N0} train / {_test.Count:N0} test images ({_train.Source.Name}), {_trainLoader.BatchCount} batches per epoch";
+        yield return $"optimizer: SGD lr {_o.Lr:g4}, momentum {_o.Momentum:g3}{(_o.Nesterov ? " (Nesterov)" : "")}, weight decay {_o.WeightDecay:g3}; schedule {_schedule.Describe()}";
+        if (_averager is not null)
+            yield return $"averaging: {_o.Average.ToString().ToUpperInvariant()}{(_o.Average == AveragingKind.Ema ? $" decay {_o.EmaDecay}" : "")}, {_averaging!.Describe()}; " +
+                         (_o.NoBnUpdate ? "no BN recompute" : $"BN recompute: {_o.BnUpdate}") + (_ensemble is not null ? "; prediction ensemble of the averaged snapshots" : "");
+        else
+            yield return "averaging: none (--sgd-only)";
+    }
+
+    /// <summary>Continues from a saved run folder (after construction, before <see cref="Run"/>).</summary>
+    public void Resume(string runDir, TrainingState state)
+    {
+        Checkpoint.Restore(runDir, state, _net, _sgd, _averager, _ensemble);
+        _state = state with { Options = _o, Device = Backend.Description };
+        _elapsedBefore = state.ElapsedSeconds;
+    }
+
+    /// <summary>The next epoch to run (0-based); equals Epochs when the run is complete.</summary>
+    public int NextEpoch => _state.NextEpoch;
+
+    public bool IsComplete => _state.NextEpoch >= _o.Epochs;
+
+    /// <summary>Runs every remaining epoch.</summary>
+    public RunOutcome Run(CancellationToken cancel)
+    {
+        while (!IsComplete)
+        {
+            var outcome = RunEpoch(cancel);
+            if (outcome != RunOutcome.Completed) return outcome;
+        }
+        return RunOutcome.Completed;
+    }
+
+    /// <summary>
+    /// Runs the next epoch (from its saved batch when resuming mid-epoch), then averages,
+    /// evaluates and checkpoints. Returns Interrupted (after saving) when <paramref name="cancel"/>
+    /// fires, Diverged when the loss is no longer finite.
+    /// </summary>
+    public RunOutcome RunEpoch(CancellationToken cancel)
+    {
+        if (IsComplete) throw new InvalidOperationException("The run is already complete.");
+        _clock ??= Stopwatch.StartNew();
+        int epoch = _state.NextEpoch, batches = _trainLoader.BatchCount;
+        int first = _state.NextBatch;
+        long globalStep = _state.GlobalStep;
+        var epochClock = Stopwatch.StartNew();
+        _trainLoader.BeginEpoch(epoch);
+        if (first > 0) Backend.Upload<float>([_state.PartialLossSum, _state.PartialCorrect], _step.Stats);
+        else _step.ResetStats();
+        _events.EpochStarted?.Invoke(epoch, first, batches);
+        long seen = first == 0 ? 0 : Math.Min(_train.Count, (long)first * _o.BatchSize);
+        long seenAtStart = seen;
+        double lr = 0;
+        var lastReport = Stopwatch.StartNew();
+        for (int i = first; i < batches; i++)
+        {
+            if (cancel.IsCancellationRequested)
+            {
+                var stats = _step.ReadStats();
+                Save(epoch, i, globalStep, (float)stats.LossSum, (float)stats.Correct, _state.History);
+                _events.Message?.Invoke($"Interrupted at epoch {epoch + 1}, batch {i}/{batches}; checkpoint saved" + (_outDir is null ? "" : $" in {_outDir}") + ".");
+                return RunOutcome.Interrupted;
+            }
+            int b = _trainLoader.Load(i, _net.Input(_o.BatchSize), _step.Labels);
+            lr = _schedule.At(epoch, i, batches);
+            _step.Run(b, (float)lr, (ulong)globalStep);
+            globalStep++;
+            seen += b;
+            if (_averager is not null && _averaging!.AfterStep(globalStep)) _averager.Update();
+            _events.BatchCompleted?.Invoke(epoch, i);
+            if (lastReport.Elapsed.TotalSeconds >= 0.25 || i == batches - 1)
+            {
+                lastReport.Restart();
+                var (lossSum, correct) = _step.ReadStats();
+                if (!double.IsFinite(lossSum)) return Diverged(epoch, i);
+                _events.Progress?.Invoke(new IterationProgress(epoch, i + 1, batches, lossSum / seen, correct / seen,
+                    (seen - seenAtStart) / Math.Max(epochClock.Elapsed.TotalSeconds, 1e-9), lr));
+            }
+        }
+        double trainSeconds = epochClock.Elapsed.TotalSeconds;
+        var (trainLossSum, trainCorrect) = _step.ReadStats();
+        if (!double.IsFinite(trainLossSum)) return Diverged(epoch, batches - 1);
+
+        if (_averager is not null && _averaging!.AfterEpoch(epoch)) _averager.Update();
+        if (_ensemble is not null && _snapshots!.AfterEpoch(epoch)) _ensemble.AddSnapshot();
+
+        var record = new EpochRecord
+        {
+            Epoch = epoch + 1,
+            LearningRate = lr,
+            TrainLoss = trainLossSum / _train.Count,
+            TrainAccuracy = trainCorrect / _train.Count,
+            AveragedModels = _averager?.Count ?? 0,
+            EnsembleSnapshots = _ensemble?.Count ?? 0,
+            TrainSeconds = trainSeconds,
+            ImagesPerSecond = (seen - seenAtStart) / Math.Max(trainSeconds, 1e-9),
+        };
+        bool last = epoch == _o.Epochs - 1;
+        if ((epoch + 1) % _o.EvalEvery == 0 || last) record = Evaluate(record, epoch);
+        record = record with { EpochSeconds = epochClock.Elapsed.TotalSeconds };
+        Save(epoch + 1, 0, globalStep, 0, 0, [.. _state.History, record]);
+        _events.EpochCompleted?.Invoke(record);
+        return RunOutcome.Completed;
+    }
+
+    private RunOutcome Diverged(int epoch, int batch)
+    {
+        string keep = _state.CheckpointFolder.Length > 0 ? $"the last good checkpoint (epoch {_state.NextEpoch}) is kept in {_outDir}" : "no checkpoint was written yet";
+        _events.Message?.Invoke($"The training loss became NaN/Inf at epoch {epoch + 1}, batch {batch + 1}: training diverged and stopped; {keep}. Try a lower --lr (now {_o.Lr:g4}) or --swa-lr.");
+        return RunOutcome.Diverged;
+    }
+
+    private EpochRecord Evaluate(EpochRecord record, int epoch)
+    {
+        _events.Phase?.Invoke("test", 0, 1);
+        var (testLoss, testAcc) = _evaluator.Evaluate(_testLoader);
+        record = record with { TestLoss = testLoss, TestAccuracy = testAcc };
+        if (_averager is not null && _averager.Count > 0)
+        {
+            var clock = Stopwatch.StartNew();
+            var swa = EvaluateAverage(epoch);
+            record = record with { SwaTestLoss = swa.Loss, SwaTestAccuracy = swa.Accuracy, BnRecomputeSeconds = clock.Elapsed.TotalSeconds };
+        }
+        if (_ensemble is not null && _ensemble.Count > 0)
+        {
+            var (l, a) = _ensemble.Score();
+            record = record with { EnsembleTestLoss = l, EnsembleTestAccuracy = a };
+        }
+        return record;
+    }
+
+    /// <summary>Binds the averaged weights, recomputes their BN statistics (unless --no-bn-update) and evaluates them.</summary>
+    public (double Loss, double Accuracy) EvaluateAverage(int epochKey)
+    {
+        if (_averager is null || _averager.Count == 0) throw new InvalidOperationException("Nothing has been averaged yet.");
+        using (_averager.Bind())
+        {
+            if (!_o.NoBnUpdate)
+                BatchNormRecompute.Run(_net, _bnLoader, epochKey, _o.BnUpdate, (done, all) => _events.Phase?.Invoke("bn-recompute", done, all));
+            _events.Phase?.Invoke("swa-test", 0, 1);
+            return _evaluator.Evaluate(_testLoader);
+        }
+    }
+
+    /// <summary>The final table: the SGD model, the averaged model and the prediction ensemble on the test set.</summary>
+    public List<ResultRow> FinalResults()
+    {
+        var rows = new List<ResultRow>();
+        var last = _state.History.LastOrDefault();
+        var (sgdLoss, sgdAcc) = last?.TestLoss is not null ? (last.TestLoss!.Value, last.TestAccuracy!.Value) : _evaluator.Evaluate(_testLoader);
+        rows.Add(new ResultRow("SGD", sgdLoss, sgdAcc, $"final weights after {_state.NextEpoch} epochs"));
+        if (_averager is not null)
+        {
+            if (_averager.Count > 0)
+            {
+                var swa = last?.SwaTestLoss is not null ? (last.SwaTestLoss!.Value, last.SwaTestAccuracy!.Value) : EvaluateAverage(_o.Epochs);
+                rows.Add(new ResultRow(_o.Average.ToString().ToUpperInvariant(), swa.Item1, swa.Item2,
+                    $"average of {_averager.Count} {(_averager.Count == 1 ? "model" : "models")}" + (_o.NoBnUpdate ? ", BN not recomputed" : $", BN recomputed ({_o.BnUpdate})")));
+            }
+            else rows.Add(new ResultRow(_o.Average.ToString().ToUpperInvariant(), null, null, "no model averaged yet"));
+        }
+        if (_ensemble is not null && _ensemble.Count > 0)
+        {
+            var (l, a) = _ensemble.Score();
+            rows.Add(new ResultRow("Ensemble", l, a, $"mean prediction of {_ensemble.Count} snapshots (FGE-style)"));
+        }
+        return rows;
+    }
+
+    private void Save(int nextEpoch, int nextBatch, long globalStep, float lossSum, float correct, List<EpochRecord> history)
+    {
+        double elapsed = _elapsedBefore + _clock!.Elapsed.TotalSeconds;
+        _state = _state with
+        {
+            NextEpoch = nextEpoch,
+            NextBatch = nextBatch,
+            GlobalStep = globalStep,
+            PartialLossSum = lossSum,
+            PartialCorrect = correct,
+            AveragedModels = _averager?.Count ?? 0,
+            EnsembleSnapshots = _ensemble?.Count ?? 0,
+            History = [.. history],
+            ElapsedSeconds = elapsed,
+        };
+        if (_outDir is null) return;
+        _events.Phase?.Invoke("checkpoint", 0, 1);
+        _state = Checkpoint.Save(_outDir, _state, _net, _sgd, _averager, _ensemble);
+    }
+
+    public void Dispose()
+    {
+        _ensemble?.Dispose();
+        _averager?.Dispose();
+        _evaluator.Dispose();
+        _step.Dispose();
+        _sgd.Dispose();
+        _net.Dispose();
+        _trainLoader.Dispose();
+        _testLoader.Dispose();
+        _bnLoader.Dispose();
+        _train.Dispose();
+        _test.Dispose();
+    }
+}

@@ -1,0 +1,26 @@
+using CudaSwa.Cli;
+
+namespace CudaSwa.Tests.Cli;
+
+/// <summary>Runs `cudaswa` in-process with captured output.</summary>
+public static class CliRunner
+{
+    public sealed record Result(int ExitCode, string Output, string Error)
+    {
+        public string All => Output + Error;
+    }
+
+    public static Result Run(params string[] args)
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        int code = CliApp.Run(args, CliEnvironment.ForWriter(output, error));
+        return new Result(code, output.ToString(), error.ToString());
+    }
+
+    public static string TempDir(string name)
+    {
+        string dir = Path.Combine(Path.GetTempPath(), "cudaswa-tests", $"{name}-{Guid.NewGuid():N}");
+        return dir;
+    }
+}

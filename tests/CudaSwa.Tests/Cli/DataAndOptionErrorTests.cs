@@ -1,0 +1,160 @@
+using CudaSwa.Data;
+using NUnit.Framework;
+
+namespace CudaSwa.Tests.Cli;
+
+/// <summary>
+/// Bad files and bad options end with exit code 2, a message that names the problem, and
+/// nothing written to --out.
+/// </summary>
+public class DataAndOptionErrorTests
+{
+    private string _root = "";
+
+    [SetUp]
+    public void MakeRoot() => _root = CliRunner.TempDir("errors");
+
+    [TearDown]
+    public void Clean()
+    {
+        if (Directory.Exists(_root)) Directory.Delete(_root, true);
+    }
+
+    private string Synth(int train = 60, int test = 20)
+    {
+        string data = Path.Combine(_root, "data");
+        var r = CliRunner.Run("synth", "--out", data, "--train", train.ToString(), "--test", test.ToString());
+        Assert.That(r.ExitCode, Is.EqualTo(0), r.All);
+        return data;
+    }
+
+    private void ExpectBadInput(string[] args, params string[] messageParts)
+    {
+        string outDir = Path.Combine(_root, "out");
+        var r = CliRunner.Run([.. args, "--out", outDir, "--device", "cpu"]);
+        Assert.That(r.ExitCode, Is.EqualTo(2), $"exit code; output:\n{r.All}");
+        foreach (var part in messageParts) Assert.That(r.Error, Does.Contain(part), "message");
+        Assert.That(Directory.Exists(outDir), Is.False, "nothing may be written to --out");
+    }
+
+    [Test]
+    public void MissingFileIsNamed()
+    {
+        string data = Synth();
+        File.Delete(Path.Combine(data, "data_batch_3.bin"));
+        ExpectBadInput(["train", "--data", data], "data_batch_3.bin", "is missing");
+    }
+
+    [Test]
+    public void TruncatedFileIsNamedWithItsSize()
+    {
+        string data = Synth();
+        string file = Path.Combine(data, "data_batch_2.bin");
+        var bytes = File.ReadAllBytes(file);
+        File.WriteAllBytes(file, bytes[..^100]);
+        ExpectBadInput(["train", "--data", data], "data_batch_2.bin", $"{bytes.Length - 100} bytes", "not a whole number of 3073-byte");
+    }
+
+    [Test]
+    public void CorruptLabelIsNamedWithTheRecord()
+    {
+        string data = Synth();
+        string file = Path.Combine(data, "test_batch.bin");
+        var bytes = File.ReadAllBytes(file);
+        bytes[3073 * 4] = 42; // the label byte of record 4
+        File.WriteAllBytes(file, bytes);
+        ExpectBadInput(["train", "--data", data], "test_batch.bin", "record 4 has label 42");
+    }
+
+    [Test]
+    public void EmptyFileIsNamed()
+    {
+        string data = Synth();
+        File.WriteAllBytes(Path.Combine(data, "data_batch_1.bin"), []);
+        ExpectBadInput(["train", "--data", data], "data_batch_1.bin", "is empty");
+    }
+
+    [Test]
+    public void FolderWithoutCifarFilesListsWhatIsExpected()
+    {
+        Directory.CreateDirectory(Path.Combine(_root, "empty"));
+        ExpectBadInput(["train", "--data", Path.Combine(_root, "empty")], "has no CIFAR-10 binaries", "test_batch.bin");
+        ExpectBadInput(["train", "--data", Path.Combine(_root, "nope")], "does not exist");
+    }
+
+    [TestCase(new[] { "train", "--model", "resnet21" }, "--model", "unknown model 'resnet21'")]
+    [TestCase(new[] { "train", "--lr", "-0.1" }, "--lr", "must be a number > 0")]
+    [TestCase(new[] { "train", "--epochs", "4", "--swa-start", "9" }, "--swa-start", "must be in 1..4")]
+    [TestCase(new[] { "train", "--preset", "fast" }, "--preset", "unknown preset 'fast'")]
+    [TestCase(new[] { "train", "--preset", "paper-vgg16" }, "needs real data", "--data")]
+    [TestCase(new[] { "train", "--schedule", "step" }, "--schedule", "'step' is not valid")]
+    [TestCase(new[] { "train", "--batch", "1" }, "--batch", "must be >= 2")]
+    [TestCase(new[] { "train", "--epochs", "three" }, "three")]
+    [TestCase(new[] { "train", "--bogus" }, "--bogus")]
+    [TestCase(new[] { "train", "--dataset", "cifar100" }, "cifar100 needs --data")]
+    [TestCase(new[] { "train", "--average", "ema", "--ema-decay", "1.5" }, "--ema-decay", "(0, 1)")]
+    public void BadOptionsAreNamed(string[] args, params string[] parts) => ExpectBadInput(args, parts);
+
+    [Test]
+    public void BadDeviceIsNamed()
+    {
+        string outDir = Path.Combine(_root, "out");
+        var r = CliRunner.Run("train", "--device", "tpu", "--out", outDir);
+        Assert.That(r.ExitCode, Is.EqualTo(2), r.All);
+        Assert.That(r.Error, Does.Contain("--device").And.Contain("'tpu'"));
+        Assert.That(Directory.Exists(outDir), Is.False);
+    }
+
+    [Test]
+    public void ExistingRunFolderIsNotOverwritten()
+    {
+        string outDir = Path.Combine(_root, "out");
+        Directory.CreateDirectory(outDir);
+        File.WriteAllText(Path.Combine(outDir, "state.json"), "{}");
+        var r = CliRunner.Run("train", "--out", outDir, "--device", "cpu");
+        Assert.That(r.ExitCode, Is.EqualTo(2), r.All);
+        Assert.That(r.Error, Does.Contain("already holds a run").And.Contain("--resume"));
+        Assert.That(Directory.GetFileSystemEntries(outDir), Has.Length.EqualTo(1), "folder untouched");
+    }
+
+    [Test]
+    public void ResumeOfAFolderWithoutStateIsNamed()
+    {
+        Directory.CreateDirectory(Path.Combine(_root, "notarun"));
+        var r = CliRunner.Run("train", "--resume", Path.Combine(_root, "notarun"));
+        Assert.That(r.ExitCode, Is.EqualTo(2), r.All);
+        Assert.That(r.Error, Does.Contain("has no state.json"));
+    }
+
+    [Test]
+    public void SynthWritesReadableCifarFilesThatRoundTrip()
+    {
+        string data = Synth(123, 45);
+        foreach (var f in CifarBinary.Cifar10TrainFiles.Append(CifarBinary.Cifar10TestFile))
+            Assert.That(new FileInfo(Path.Combine(data, f)).Length % 3073, Is.Zero, f);
+        var (train, test) = CifarBinary.Load(data, CifarKind.Cifar10);
+        var (expectedTrain, expectedTest) = SyntheticCifar.Generate(123, 45, CudaSwa.Cli.DataSources.SyntheticSeed);
+        Assert.That(train.Count, Is.EqualTo(123));
+        Assert.That(test.Count, Is.EqualTo(45));
+        Assert.That(train.Labels, Is.EqualTo(expectedTrain.Labels));
+        Assert.That(train.Images, Is.EqualTo(expectedTrain.Images));
+        Assert.That(test.Images, Is.EqualTo(expectedTest.Images));
+        Assert.That(test.Labels, Is.EqualTo(expectedTest.Labels));
+    }
+
+    [Test]
+    public void Cifar100RecordsUseTheFineLabel()
+    {
+        string dir = Path.Combine(_root, "c100");
+        Directory.CreateDirectory(dir);
+        var record = new byte[3074];
+        record[0] = 7; record[1] = 93; record[2] = 200; record[3073] = 17;
+        File.WriteAllBytes(Path.Combine(dir, "train.bin"), [.. record, .. record]);
+        File.WriteAllBytes(Path.Combine(dir, "test.bin"), record);
+        var (train, test) = CifarBinary.Load(dir, CifarKind.Cifar100);
+        Assert.That(train.Labels, Is.EqualTo(new[] { 93, 93 }));
+        Assert.That(train.NumClasses, Is.EqualTo(100));
+        Assert.That(test.Image(0)[0], Is.EqualTo(200));
+        Assert.That(test.Image(0)[3071], Is.EqualTo(17));
+    }
+}
