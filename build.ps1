@@ -63,15 +63,17 @@ function Invoke-Bundle {
     if (Test-Path $stage) { Remove-Item -Recurse -Force $stage }
     Invoke-Checked dotnet @('publish', 'src/CudaSwa.Cli', '-c', 'Release', '-r', 'linux-x64', '--self-contained', 'false', '-o', "$stage/app/cli", '-p:UseAppHost=false')
     Invoke-Checked dotnet @('publish', 'tests/CudaSwa.Tests', '-c', 'Release', '-r', 'linux-x64', '--self-contained', 'false', '-o', "$stage/app/tests", '-p:UseAppHost=false')
-    # The runtime that runs them: dotnet host, hostfxr and Microsoft.NETCore.App of the version we built against.
-    $dotnetRoot = Split-Path (Get-Command dotnet).Source -Parent
-    $dotnetRoot = (Get-Item (Join-Path $dotnetRoot 'dotnet')).ResolvedTarget | Split-Path -Parent
-    if (-not $dotnetRoot) { $dotnetRoot = Split-Path (Get-Command dotnet).Source -Parent }
-    $runtimeVersion = (& dotnet --list-runtimes | Where-Object { $_ -like 'Microsoft.NETCore.App 10.*' } | Select-Object -Last 1).Split(' ')[1]
+    # The runtime that runs them: dotnet host, hostfxr and the Microsoft.NETCore.App we built against.
+    # `dotnet --list-runtimes` prints e.g. "Microsoft.NETCore.App 10.0.12 [/usr/share/dotnet/shared/Microsoft.NETCore.App]".
+    $line = & dotnet --list-runtimes | Where-Object { $_ -like 'Microsoft.NETCore.App 10.*' } | Select-Object -Last 1
+    if (-not $line) { throw 'No Microsoft.NETCore.App 10.x runtime found (dotnet --list-runtimes).' }
+    $runtimeVersion = $line.Split(' ')[1]
+    $sharedDir = $line.Substring($line.IndexOf('[') + 1).TrimEnd(']')
+    $dotnetRoot = Split-Path (Split-Path $sharedDir -Parent) -Parent
     New-Item -ItemType Directory -Force -Path "$stage/dotnet/shared/Microsoft.NETCore.App", "$stage/dotnet/host/fxr" | Out-Null
     Copy-Item (Join-Path $dotnetRoot 'dotnet') "$stage/dotnet/"
-    Copy-Item -Recurse (Join-Path $dotnetRoot "shared/Microsoft.NETCore.App/$runtimeVersion") "$stage/dotnet/shared/Microsoft.NETCore.App/"
-    $fxr = Get-ChildItem (Join-Path $dotnetRoot 'host/fxr') | Sort-Object Name | Select-Object -Last 1
+    Copy-Item -Recurse (Join-Path $sharedDir $runtimeVersion) "$stage/dotnet/shared/Microsoft.NETCore.App/"
+    $fxr = Get-ChildItem (Join-Path $dotnetRoot 'host/fxr') | Sort-Object { [version]($_.Name -replace '-.*$', '') } | Select-Object -Last 1
     Copy-Item -Recurse $fxr.FullName "$stage/dotnet/host/fxr/"
     Invoke-Checked tar @('-C', $stage, '-cJf', "$bundle/payload.tar.xz", 'dotnet', 'app')
     Copy-Item 'bench/gpu/run.sh' "$bundle/run.sh"

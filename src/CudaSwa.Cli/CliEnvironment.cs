@@ -25,7 +25,7 @@ public sealed class CliEnvironment
             System.Console.Error.WriteLine("Ctrl-C: stopping after the current step and saving a checkpoint (press again to quit at once)...");
         };
         bool interactive = !System.Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive;
-        if (System.Console.IsOutputRedirected) AnsiConsole.Profile.Width = Math.Max(AnsiConsole.Profile.Width, 160); // logs: no wrapping at 80
+        if (System.Console.IsOutputRedirected) AnsiConsole.Profile.Width = 1000; // logs and pipes: one line per line, no wrapping
         return new CliEnvironment { Console = AnsiConsole.Console, Error = System.Console.Error, Interactive = interactive, Cancel = cancel };
     }
 
@@ -39,7 +39,7 @@ public sealed class CliEnvironment
             Interactive = InteractionSupport.No,
             Out = new AnsiConsoleOutput(output),
         });
-        console.Profile.Width = 160;
+        console.Profile.Width = 1000;
         return new CliEnvironment { Console = console, Error = error, Interactive = false, Cancel = cancel ?? new CancellationTokenSource() };
     }
 }

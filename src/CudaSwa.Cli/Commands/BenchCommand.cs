@@ -1,14 +1,62 @@
 using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using CudaSwa.Backends;
+using CudaSwa.Cli.Bench;
+using CudaSwa.IO;
+using CudaSwa.Models;
+using CudaSwa.Training;
+using Spectre.Console;
 
 namespace CudaSwa.Cli.Commands;
 
-/// <summary>`cudaswa bench`: end-to-end throughput for users without BenchmarkDotNet (filled in by the benchmarks work).</summary>
+/// <summary>`cudaswa bench`: end-to-end throughput for users without BenchmarkDotNet.</summary>
 public static class BenchCommand
 {
+    private static readonly Option<string> Device = new("--device") { Description = "auto, cpu, cuda or cuda:N.", DefaultValueFactory = _ => "auto" };
+    private static readonly Option<string> Models = new("--models") { Description = "Comma-separated models.", DefaultValueFactory = _ => "resnet20" };
+    private static readonly Option<int> Batch = new("--batch") { Description = "Batch size.", DefaultValueFactory = _ => 128 };
+    private static readonly Option<int?> Steps = new("--steps") { Description = "Timed steps per repeat (default 5 on the CPU, 50 on a GPU)." };
+    private static readonly Option<string?> Json = new("--json") { Description = "Also write the results (machine, device, library versions) to this JSON file." };
+    private static readonly Option<bool> Tf32 = new("--tf32") { Description = "Allow TF32 on the GPU." };
+    private static readonly Option<string> Only = new("--only") { Description = "all, or swa: only the SWA update vs copy (for models too big to train on this device).", DefaultValueFactory = _ => "all" };
+
     public static Command Create(CliEnvironment env)
     {
-        var cmd = new Command("bench", "Measure train/eval/BN-recompute throughput and the SWA update.");
-        cmd.SetAction(_ => ExitCodes.Ok);
+        var cmd = new Command("bench", "Measure train-step, eval and BN-recompute throughput and the fused SWA update vs a plain copy.");
+        foreach (var o in new Option[] { Device, Models, Batch, Steps, Json, Tf32, Only }) cmd.Options.Add(o);
+        cmd.SetAction(p =>
+        {
+            var models = p.GetValue(Models)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+            foreach (var m in models)
+                if (!ModelZoo.Models.Any(z => string.Equals(z.Name, m, StringComparison.OrdinalIgnoreCase)))
+                    throw new OptionException($"--models: unknown model '{m}'; known models: {string.Join(", ", ModelZoo.Models.Select(z => z.Name))}.");
+            int batch = p.GetValue(Batch);
+            if (batch < 2) throw new OptionException($"--batch: must be >= 2; got {batch}.");
+            string? json = p.GetValue(Json);
+            using var backend = BackendFactory.Create(p.GetValue(Device)!, p.GetValue(Tf32), out string note);
+            int steps = p.GetValue(Steps) ?? (backend.IsCuda ? 50 : 5);
+            if (steps < 1) throw new OptionException($"--steps: must be >= 1; got {steps}.");
+            env.Console.WriteLine($"cudaswa bench: {note}");
+            string only = p.GetValue(Only)!;
+            if (only is not ("all" or "swa")) throw new OptionException($"--only: '{only}' is not valid; expected all or swa.");
+            var report = BenchHarness.Run(backend, models, batch, steps, only == "swa", line => env.Console.WriteLine(line));
+            var table = new Table().AddColumn("model").AddColumn(new TableColumn("train img/s").RightAligned()).AddColumn(new TableColumn("eval img/s").RightAligned())
+                .AddColumn(new TableColumn("BN recompute img/s").RightAligned()).AddColumn(new TableColumn("BN pass / epoch").RightAligned())
+                .AddColumn(new TableColumn("SWA update").RightAligned()).AddColumn(new TableColumn("update GB/s").RightAligned()).AddColumn(new TableColumn("of copy GB/s").RightAligned());
+            foreach (var r in report.Results)
+                table.AddRow(r.Model, F(r.TrainImagesPerS, "F0"), F(r.EvalImagesPerS, "F0"), F(r.BnRecomputeImagesPerS, "F0"), F(r.BnRecomputeEpochFraction, "F2") + "x",
+                    F(r.SwaUpdateMs, "F3") + " ms", F(r.SwaUpdateGbPerS, "F1"), F(100 * r.SwaUpdateFractionOfCopy, "F0") + "%");
+            env.Console.Write(table);
+            if (json is not null)
+            {
+                AtomicFile.WriteAllText(json, JsonSerializer.Serialize(report, BenchJsonContext.Default.BenchReport));
+                env.Console.WriteLine($"wrote {json}");
+            }
+            return ExitCodes.Ok;
+        });
         return cmd;
     }
+
+    private static string F(double v, string f) => v == 0 || double.IsNaN(v) ? "-" : v.ToString(f, CultureInfo.InvariantCulture);
 }

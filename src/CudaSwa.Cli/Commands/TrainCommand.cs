@@ -36,6 +36,7 @@ public static class TrainCommand
     private static readonly Option<string?> BnUpdate = new("--bn-update") { Description = "BN recompute for the averaged model: exact (population statistics, default), sample-weighted (SWA reference code), equal-batches (PyTorch update_bn), none." };
     private static readonly Option<int?> EvalEvery = new("--eval-every") { Description = "Evaluate SGD and SWA models every k epochs (always after the last)." };
     private static readonly Option<string?> Device = new("--device") { Description = "auto (CUDA when it works, else CPU), cpu, cuda or cuda:N." };
+    private static readonly Option<bool> Tf32 = new("--tf32") { Description = "Allow TF32 tensor-core math on the GPU (faster; default: exact float32)." };
     private static readonly Option<ulong?> Seed = new("--seed") { Description = "Seed for initialisation, batch order, augmentation and dropout." };
     private static readonly Option<string?> Out = new("--out") { Description = "Run folder for checkpoints, metrics.csv, summary.json, curves.png, train.log (default runs/<preset>-<time>)." };
     private static readonly Option<string?> Resume = new("--resume") { Description = "Continue the run saved in this folder, bit for bit." };
@@ -51,7 +52,7 @@ public static class TrainCommand
     {
         var cmd = new Command("train", "Train a CIFAR model with SGD and Stochastic Weight Averaging; prints SGD vs SWA vs ensemble.");
         foreach (var o in new Option[] { Preset, SgdOnly, Model, Dataset, Data, Epochs, Batch, Lr, Momentum, Wd, Nesterov, Schedule, SwaStart, SwaLr, SwaLrMin,
-                     Cycle, AnnealEpochs, Anneal, Average, EmaDecay, AverageEverySteps, BnUpdate, EvalEvery, Device, Seed, Out, Resume, Padding,
+                     Cycle, AnnealEpochs, Anneal, Average, EmaDecay, AverageEverySteps, BnUpdate, EvalEvery, Device, Tf32, Seed, Out, Resume, Padding,
                      TrainSubset, TestSubset, SyntheticTrain, SyntheticTest, NoEnsemble, HaltAfterBatches })
             cmd.Options.Add(o);
         cmd.SetAction(parse => Execute(parse, env));
@@ -106,6 +107,7 @@ public static class TrainCommand
             EvalEvery = p.GetValue(EvalEvery) ?? o.EvalEvery,
             Device = (p.GetValue(Device) ?? o.Device).Trim().ToLowerInvariant(),
             Seed = p.GetValue(Seed) ?? o.Seed,
+            Tf32 = p.GetValue(Tf32) || o.Tf32,
             Padding = ParseEnum(p.GetValue(Padding), "--padding", o.Padding, ("zero", PaddingMode.Zero), ("reflect", PaddingMode.Reflect)),
             TrainSubset = p.GetValue(TrainSubset) ?? o.TrainSubset,
             TestSubset = p.GetValue(TestSubset) ?? o.TestSubset,
@@ -119,7 +121,7 @@ public static class TrainCommand
     }
 
     /// <summary>Options that a resumed run may change; every other one given on the command line must match the checkpoint.</summary>
-    private static readonly HashSet<Option> ResumeMayChange = [Device, Out, Resume, HaltAfterBatches, Epochs, EvalEvery];
+    private static readonly HashSet<Option> ResumeMayChange = [Device, Tf32, Out, Resume, HaltAfterBatches, Epochs, EvalEvery];
 
     private static int Execute(ParseResult p, CliEnvironment env)
     {
@@ -133,12 +135,13 @@ public static class TrainCommand
             var given = p.CommandResult.Children.OfType<System.CommandLine.Parsing.OptionResult>()
                 .Where(r => !r.Implicit && !ResumeMayChange.Contains(r.Option)).Select(r => r.Option.Name).ToList();
             if (given.Count > 0)
-                throw new OptionException($"--resume continues a run with the options saved in {Path.Combine(resume, Checkpoint.StateFile)}; {string.Join(", ", given)} cannot be changed (only --epochs, --eval-every and --device can).");
+                throw new OptionException($"--resume continues a run with the options saved in {Path.Combine(resume, Checkpoint.StateFile)}; {string.Join(", ", given)} cannot be changed (only --epochs, --eval-every, --device and --tf32 can).");
             options = state.Options with
             {
                 Epochs = p.GetValue(Epochs) ?? state.Options.Epochs,
                 EvalEvery = p.GetValue(EvalEvery) ?? state.Options.EvalEvery,
                 Device = p.GetValue(Device) ?? state.Options.Device,
+                Tf32 = p.GetValue(Tf32) || state.Options.Tf32,
             };
             options.Validate();
             string? o = p.GetValue(Out);
@@ -159,7 +162,7 @@ public static class TrainCommand
 
         // Everything below the validation line may write; everything above must not.
         var (train, test) = DataSources.Load(options);
-        var backend = BackendFactory.Create(options.Device, out string deviceNote);
+        var backend = BackendFactory.Create(options.Device, options.Tf32, out string deviceNote);
         using var _ = backend;
         Directory.CreateDirectory(outDir);
         using var run = new RunFiles(outDir, append: state is not null);

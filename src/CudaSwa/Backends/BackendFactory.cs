@@ -1,4 +1,5 @@
 using CudaSwa.Cpu;
+using CudaSwa.Native;
 using CudaSwa.Tensors;
 
 namespace CudaSwa.Backends;
@@ -9,7 +10,9 @@ namespace CudaSwa.Backends;
 /// </summary>
 public static class BackendFactory
 {
-    public static Backend Create(string device, out string note)
+    public static Backend Create(string device, out string note) => Create(device, allowTf32: false, out note);
+
+    public static Backend Create(string device, bool allowTf32, out string note)
     {
         ArgumentNullException.ThrowIfNull(device);
         string d = device.Trim().ToLowerInvariant();
@@ -20,7 +23,7 @@ public static class BackendFactory
         }
         if (d == "auto")
         {
-            if (TryCreateCuda(0, out var cuda, out string reason))
+            if (TryCreateCuda(0, allowTf32, out var cuda, out string reason))
             {
                 note = $"running on {cuda!.Description}";
                 return cuda;
@@ -33,7 +36,7 @@ public static class BackendFactory
             int ordinal = 0;
             if (d.Length > 4 && !int.TryParse(d.AsSpan(5), out ordinal))
                 throw new ArgumentException($"Device '{device}' is not valid: expected auto, cpu, cuda or cuda:N with N a device number.");
-            if (!TryCreateCuda(ordinal, out var cuda, out string reason))
+            if (!TryCreateCuda(ordinal, allowTf32, out var cuda, out string reason))
                 throw new InvalidOperationException($"--device {device} was asked for, but CUDA is unavailable: {reason}");
             note = $"running on {cuda!.Description}";
             return cuda;
@@ -42,10 +45,22 @@ public static class BackendFactory
     }
 
     /// <summary>Tries to bring up the CUDA backend on a device; never throws for a missing driver or library.</summary>
-    public static bool TryCreateCuda(int ordinal, out Backend? backend, out string reason)
+    public static bool TryCreateCuda(int ordinal, out Backend? backend, out string reason) =>
+        TryCreateCuda(ordinal, allowTf32: false, out backend, out reason);
+
+    public static bool TryCreateCuda(int ordinal, bool allowTf32, out Backend? backend, out string reason)
     {
         backend = null;
-        reason = "this build has no CUDA backend yet";
-        return false;
+        try
+        {
+            backend = Cuda.CudaBackend.Create(ordinal, allowTf32);
+            reason = "";
+            return true;
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or Native.CudaException or BadImageFormatException)
+        {
+            reason = e.Message;
+            return false;
+        }
     }
 }

@@ -1,0 +1,167 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using System.Text.Json.Serialization;
+using CudaSwa.Averaging;
+using CudaSwa.Cuda;
+using CudaSwa.Data;
+using CudaSwa.Layers;
+using CudaSwa.Models;
+using CudaSwa.Optim;
+using CudaSwa.Tensors;
+using CudaSwa.Training;
+
+namespace CudaSwa.Cli.Bench;
+
+/// <summary>One model's end-to-end numbers (the same fields bench/pytorch/bench_torch.py writes).</summary>
+public sealed record ModelBench
+{
+    public string Model { get; init; } = "";
+    public long Params { get; init; }
+    public int Batch { get; init; }
+    public double TrainImagesPerS { get; init; }
+    public double EvalImagesPerS { get; init; }
+    public double BnRecomputeImagesPerS { get; init; }
+    /// <summary>Time of the BN-recompute pass over the training set divided by a training epoch's time.</summary>
+    public double BnRecomputeEpochFraction { get; init; }
+    public double SwaUpdateMs { get; init; }
+    public double SwaUpdateGbPerS { get; init; }
+    public double CopyMs { get; init; }
+    public double CopyGbPerS { get; init; }
+    public double SwaUpdateFractionOfCopy { get; init; }
+}
+
+public sealed record BenchReport
+{
+    public string Tool { get; init; } = "cudaswa";
+    public string Device { get; init; } = "";
+    public string DeviceName { get; init; } = "";
+    public string Machine { get; init; } = "";
+    public Dictionary<string, string> Libraries { get; init; } = new();
+    public string Date { get; init; } = "";
+    public string Method { get; init; } = "";
+    public List<ModelBench> Results { get; init; } = [];
+}
+
+[JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
+[JsonSerializable(typeof(BenchReport))]
+public sealed partial class BenchJsonContext : JsonSerializerContext;
+
+/// <summary>
+/// End-to-end measurements for `cudaswa bench`: training step, evaluation and BN recompute
+/// throughput on random data of CIFAR shape, and the fused SWA update against a plain copy of the
+/// same bytes, all in one process on one device. Each figure is the best of three timed repeats
+/// after warm-up, with the device synchronised before the clock stops.
+/// </summary>
+public static class BenchHarness
+{
+    public static BenchReport Run(Backend backend, IReadOnlyList<string> models, int batch, int steps, bool swaOnly, Action<string> log)
+    {
+        var results = new List<ModelBench>();
+        foreach (var model in models)
+        {
+            log($"{model}: building for batch {batch} on {backend.Name}...");
+            results.Add(Measure(backend, model, batch, steps, swaOnly, log));
+        }
+        var libraries = new Dictionary<string, string> { ["dotnet"] = RuntimeInformation.FrameworkDescription, ["gemm"] = Cpu.Gemm.KernelName };
+        string deviceName = backend.Description;
+        if (backend is CudaBackend cuda)
+        {
+            libraries["cuda_driver"] = CudaDevice.FormatVersion(cuda.Device.DriverVersion);
+            libraries["cudnn"] = cuda.CudnnVersion.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            libraries["cublas"] = cuda.CublasVersion.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            libraries["nvrtc"] = cuda.Kernels.NvrtcVersion;
+            libraries["tf32"] = cuda.AllowTf32 ? "on" : "off";
+            deviceName = cuda.Device.Name;
+        }
+        return new BenchReport
+        {
+            Device = backend.IsCuda ? "cuda" : "cpu",
+            DeviceName = deviceName,
+            Machine = $"{Environment.ProcessorCount} logical cores, {RuntimeInformation.OSDescription}, {RuntimeInformation.ProcessArchitecture}",
+            Libraries = libraries,
+            Date = DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm 'UTC'", System.Globalization.CultureInfo.InvariantCulture),
+            Method = $"best of 3 repeats after warm-up; {steps} steps per repeat; batch {batch}; random CIFAR-shaped data",
+            Results = results,
+        };
+    }
+
+    private static double Best(int repeats, Action body, Backend backend)
+    {
+        double best = double.MaxValue;
+        for (int r = 0; r < repeats; r++)
+        {
+            backend.Synchronize();
+            var sw = Stopwatch.StartNew();
+            body();
+            backend.Synchronize();
+            best = Math.Min(best, sw.Elapsed.TotalSeconds);
+        }
+        return best;
+    }
+
+    private static ModelBench Measure(Backend backend, string model, int batch, int steps, bool swaOnly, Action<string> log)
+    {
+        using var net = ModelZoo.Create(model, 10, backend, swaOnly ? 2 : batch, seed: 1);
+        if (swaOnly) return SwaUpdate(backend, net, log) with { Model = model, Params = net.ParameterCount, Batch = batch };
+        using var sgd = new Sgd(net, 0.9f, 5e-4f);
+        using var step = new TrainingStep(net, sgd);
+        var rng = new Random(1);
+        var x = new float[batch * 3 * 32 * 32];
+        for (int i = 0; i < x.Length; i++) x[i] = (float)(rng.NextDouble() * 2 - 1);
+        backend.Upload<float>(x, net.Input(batch));
+        backend.Upload<int>(Enumerable.Range(0, batch).Select(i => i % 10).ToArray(), step.Labels);
+
+        ulong s = 0;
+        for (int i = 0; i < 2; i++) step.Run(batch, 0.01f, s++);
+        double train = Best(3, () => { for (int i = 0; i < steps; i++) step.Run(batch, 0.01f, s++); }, backend);
+        double trainRate = steps * batch / train;
+        log($"  train step: {trainRate:F0} images/s");
+
+        for (int i = 0; i < 2; i++) net.Forward(batch, RunMode.Eval);
+        double eval = Best(3, () => { for (int i = 0; i < steps; i++) net.Forward(batch, RunMode.Eval); }, backend);
+        double evalRate = steps * batch / eval;
+        log($"  eval: {evalRate:F0} images/s");
+
+        // BN recompute over a synthetic training set of steps*batch images (the real pass, loader included).
+        int count = Math.Max(batch * 2, steps * batch);
+        var (train0, _) = SyntheticCifar.Generate(count, 10, 3);
+        using var data = new DeviceDataset(train0, backend);
+        using var loader = new BatchLoader(data, batch, true, new AugmentSpec(), 1);
+        BatchNormRecompute.Run(net, loader, 0);
+        double bn = Best(3, () => BatchNormRecompute.Run(net, loader, 0), backend);
+        double bnRate = count / bn;
+        log($"  BN recompute: {bnRate:F0} images/s ({trainRate / bnRate:P0} of an epoch's time)");
+
+        return SwaUpdate(backend, net, log) with
+        {
+            Model = model,
+            Params = net.ParameterCount,
+            Batch = batch,
+            TrainImagesPerS = trainRate,
+            EvalImagesPerS = evalRate,
+            BnRecomputeImagesPerS = bnRate,
+            BnRecomputeEpochFraction = trainRate / bnRate,
+        };
+    }
+
+    private static ModelBench SwaUpdate(Backend backend, Network net, Action<string> log)
+    {
+        using var avg = net.CreateParameterArena();
+        var all = net.Parameters.All;
+        long bytes = all.Length * sizeof(float);
+        int reps = backend.IsCuda ? 200 : 20;
+        backend.AverageUpdate(avg.All, all, 1f);
+        double update = Best(3, () => { for (int i = 0; i < reps; i++) backend.AverageUpdate(avg.All, all, 0.5f); }, backend) / reps;
+        double copy = Best(3, () => { for (int i = 0; i < reps; i++) backend.Copy(all, avg.All); }, backend) / reps;
+        double updateGbs = 3.0 * bytes / update / 1e9, copyGbs = 2.0 * bytes / copy / 1e9;
+        log($"  SWA update: {update * 1e3:F3} ms ({updateGbs:F1} GB/s); plain copy {copy * 1e3:F3} ms ({copyGbs:F1} GB/s)");
+        return new ModelBench
+        {
+            SwaUpdateMs = update * 1e3,
+            SwaUpdateGbPerS = updateGbs,
+            CopyMs = copy * 1e3,
+            CopyGbPerS = copyGbs,
+            SwaUpdateFractionOfCopy = updateGbs / copyGbs,
+        };
+    }
+}

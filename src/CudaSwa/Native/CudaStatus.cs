@@ -1,0 +1,108 @@
+using System.Runtime.CompilerServices;
+
+namespace CudaSwa.Native;
+
+/// <summary>CUresult values that need a name in messages (the rest print as numbers, with the driver's own string).</summary>
+public enum CuResult
+{
+    Success = 0,
+    InvalidValue = 1,
+    OutOfMemory = 2,
+    NotInitialized = 3,
+    Deinitialized = 4,
+    NoDevice = 100,
+    InvalidDevice = 101,
+    InvalidImage = 200,
+    InvalidContext = 201,
+    NoBinaryForGpu = 209,
+    UnsupportedPtxVersion = 222,
+    InvalidPtx = 218,
+    NotFound = 500,
+    IllegalAddress = 700,
+    LaunchOutOfResources = 701,
+    LaunchFailed = 719,
+    StubLibrary = 34,
+    SystemDriverMismatch = 803,
+    CompatNotSupportedOnDevice = 804,
+}
+
+public enum NvrtcResult
+{
+    Success = 0,
+    OutOfMemory = 1,
+    ProgramCreationFailure = 2,
+    InvalidInput = 3,
+    InvalidProgram = 4,
+    InvalidOption = 5,
+    Compilation = 6,
+}
+
+public enum CublasStatus
+{
+    Success = 0,
+    NotInitialized = 1,
+    AllocFailed = 3,
+    InvalidValue = 7,
+    ArchMismatch = 8,
+    MappingError = 11,
+    ExecutionFailed = 13,
+    InternalError = 14,
+    NotSupported = 15,
+}
+
+public enum CudnnStatus
+{
+    Success = 0,
+    NotInitialized = 1001,
+    SublibraryVersionMismatch = 1002,
+    BadParam = 2000,
+    NotSupported = 3000,
+    InternalError = 4000,
+    ExecutionFailed = 5000,
+}
+
+/// <summary>A failed CUDA, NVRTC, cuBLAS or cuDNN call, with the call's text and the library's own message.</summary>
+public sealed class CudaException(string message) : Exception(message);
+
+/// <summary>ThrowIfFailed helpers (ILGPU style): the failing expression is captured by the compiler.</summary>
+public static unsafe class Check
+{
+    public static void Cu(CuResult result, [CallerArgumentExpression(nameof(result))] string call = "")
+    {
+        if (result == CuResult.Success) return;
+        byte* name = null, text = null;
+        CuDriver.cuGetErrorName(result, &name);
+        CuDriver.cuGetErrorString(result, &text);
+        throw new CudaException($"{call} failed: {NativeLibraries.PtrToString(name) ?? ((int)result).ToString()} ({NativeLibraries.PtrToString(text) ?? "no description"})");
+    }
+
+    public static void Nvrtc(NvrtcResult result, [CallerArgumentExpression(nameof(result))] string call = "")
+    {
+        if (result == NvrtcResult.Success) return;
+        throw new CudaException($"{call} failed: {NativeLibraries.PtrToString(NvrtcApi.nvrtcGetErrorString(result)) ?? ((int)result).ToString()}");
+    }
+
+    public static void Cublas(CublasStatus status, [CallerArgumentExpression(nameof(status))] string call = "")
+    {
+        if (status == CublasStatus.Success) return;
+        string text;
+        try { text = NativeLibraries.PtrToString(CublasApi.cublasGetStatusString(status)) ?? status.ToString(); }
+        catch (EntryPointNotFoundException) { text = status.ToString(); }
+        throw new CudaException($"{call} failed: {text} ({(int)status})");
+    }
+
+    public static void Cudnn(CudnnStatus status, [CallerArgumentExpression(nameof(status))] string call = "")
+    {
+        if (status == CudnnStatus.Success) return;
+        string text = NativeLibraries.PtrToString(CudnnApi.cudnnGetErrorString(status)) ?? ((int)status).ToString();
+        string detail = "";
+        try
+        {
+            var buffer = stackalloc byte[1024];
+            CudnnApi.cudnnGetLastErrorString(buffer, 1024);
+            detail = NativeLibraries.PtrToString(buffer) ?? "";
+        }
+        catch (EntryPointNotFoundException) { }
+        throw new CudaException($"{call} failed: {text} ({(int)status}){(detail.Length > 0 ? ": " + detail : "")}");
+    }
+}
