@@ -7,7 +7,7 @@ namespace CudaSwa.Cpu;
 /// forward y_n[K, PQ] = W[K, CRS] * col(x_n)[CRS, PQ]; backward data col = W^T * dy_n, then col2im;
 /// backward filter dW += dy_n * col(x_n)^T, with one partial dW per extra worker summed at the end.
 /// Pointwise (1x1, stride 1, no padding) convolutions skip im2col: col(x_n) is x_n itself.
-/// 3x3 / stride 1 / pad 1 convolutions go to <see cref="DirectConv3x3"/> where AVX-512 is present.
+/// 3x3 (pad 1) and 1x1 (pad 0) convolutions with stride 1 or 2 go to <see cref="DirectConvolution"/> where AVX-512 is present.
 /// Scratch (one column buffer and one partial dW per worker) is sized by
 /// <see cref="Prepare"/> when a network is built, so a training step allocates nothing.
 /// </summary>
@@ -17,11 +17,11 @@ internal sealed unsafe class CpuConvolution
     private float[][] _partials = [];
     private long _columnLength;
     private long _partialLength;
-    private readonly DirectConv3x3 _direct = new();
+    private readonly DirectConvolution _direct = new();
 
     public void Prepare(ConvGeometry g)
     {
-        if (DirectConv3x3.Supports(g))
+        if (DirectConvolution.Supports(g))
         {
             _direct.Prepare(g);
             return;
@@ -45,7 +45,7 @@ internal sealed unsafe class CpuConvolution
 
     public void Forward(Tensor x, Tensor w, Tensor y, ConvGeometry g)
     {
-        if (DirectConv3x3.Supports(g))
+        if (DirectConvolution.Supports(g))
         {
             _direct.Forward(x, w, y, g);
             return;
@@ -73,7 +73,7 @@ internal sealed unsafe class CpuConvolution
 
     public void BackwardData(Tensor dy, Tensor w, Tensor dx, ConvGeometry g, bool accumulate)
     {
-        if (DirectConv3x3.Supports(g))
+        if (DirectConvolution.Supports(g))
         {
             _direct.BackwardData(dy, w, dx, g, accumulate);
             return;
@@ -102,7 +102,7 @@ internal sealed unsafe class CpuConvolution
 
     public void BackwardFilter(Tensor x, Tensor dy, Tensor dw, ConvGeometry g)
     {
-        if (DirectConv3x3.Supports(g))
+        if (DirectConvolution.Supports(g))
         {
             _direct.BackwardFilter(x, dy, dw, g);
             return;

@@ -79,6 +79,7 @@ public class ConvolutionTests(string backend) : BackendTest(backend)
         [2, 3, 32, 32, 12, 3, 1, 1],
         [2, 20, 8, 8, 24, 3, 1, 1],
         [2, 16, 16, 16, 32, 3, 2, 1],
+        [3, 5, 12, 12, 12, 3, 2, 1],    // stride 2 with channel counts off the register-tile sizes
         [2, 16, 16, 16, 32, 1, 2, 0],
         [2, 24, 8, 8, 40, 1, 1, 0],
     ];
