@@ -42,40 +42,61 @@ internal static unsafe class CpuOptim
         });
     }
 
+    /// <summary>
+    /// average += alpha * (current - average) over every pair in ONE parallel dispatch: the pairs
+    /// are laid end to end and the total is split into one range per worker, so a model kept as
+    /// hundreds of small buffers costs one pass, not hundreds of dispatches.
+    /// </summary>
     public static void AverageUpdate(ReadOnlySpan<AveragePair> pairs, float alpha)
     {
-        foreach (var pair in pairs)
+        int n = pairs.Length;
+        var avg = new nint[n];
+        var cur = new nint[n];
+        var start = new long[n + 1];
+        for (int i = 0; i < n; i++)
         {
-            nint pa = (nint)CpuTensor.Ptr(pair.Average), pc = (nint)CpuTensor.Ptr(pair.Current);
-            if (alpha == 1f)
-            {
-                CpuPointwise.Accumulate(pair.Current, pair.Average, accumulate: false);
-                continue;
-            }
-            CpuParallel.ForRange(pair.Average.Length, MinChunk, (s, e) =>
-            {
-                float* a = (float*)pa, c = (float*)pc;
-                long i = s;
-                if (Vector512.IsHardwareAccelerated)
-                {
-                    var va = Vector512.Create(alpha);
-                    for (; i + 16 <= e; i += 16)
-                    {
-                        var ai = Vector512.Load(a + i);
-                        Vector512.FusedMultiplyAdd(va, Vector512.Load(c + i) - ai, ai).Store(a + i);
-                    }
-                }
-                else if (Vector256.IsHardwareAccelerated)
-                {
-                    var va = Vector256.Create(alpha);
-                    for (; i + 8 <= e; i += 8)
-                    {
-                        var ai = Vector256.Load(a + i);
-                        Vector256.FusedMultiplyAdd(va, Vector256.Load(c + i) - ai, ai).Store(a + i);
-                    }
-                }
-                for (; i < e; i++) a[i] = MathF.FusedMultiplyAdd(alpha, c[i] - a[i], a[i]);
-            });
+            avg[i] = (nint)CpuTensor.Ptr(pairs[i].Average);
+            cur[i] = (nint)CpuTensor.Ptr(pairs[i].Current);
+            start[i + 1] = start[i] + pairs[i].Average.Length;
         }
+        CpuParallel.ForRange(start[n], MinChunk, (s, e) =>
+        {
+            int i = Array.BinarySearch(start, s);
+            if (i < 0) i = ~i - 1;
+            for (; i < n && start[i] < e; i++)
+            {
+                long from = Math.Max(s, start[i]) - start[i], to = Math.Min(e, start[i + 1]) - start[i];
+                if (to > from) Update((float*)avg[i] + from, (float*)cur[i] + from, to - from, alpha);
+            }
+        });
+    }
+
+    private static void Update(float* a, float* c, long length, float alpha)
+    {
+        if (alpha == 1f)
+        {
+            Buffer.MemoryCopy(c, a, length * sizeof(float), length * sizeof(float));
+            return;
+        }
+        long i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var va = Vector512.Create(alpha);
+            for (; i + 16 <= length; i += 16)
+            {
+                var ai = Vector512.Load(a + i);
+                Vector512.FusedMultiplyAdd(va, Vector512.Load(c + i) - ai, ai).Store(a + i);
+            }
+        }
+        else if (Vector256.IsHardwareAccelerated)
+        {
+            var va = Vector256.Create(alpha);
+            for (; i + 8 <= length; i += 8)
+            {
+                var ai = Vector256.Load(a + i);
+                Vector256.FusedMultiplyAdd(va, Vector256.Load(c + i) - ai, ai).Store(a + i);
+            }
+        }
+        for (; i < length; i++) a[i] = MathF.FusedMultiplyAdd(alpha, c[i] - a[i], a[i]);
     }
 }
