@@ -87,15 +87,19 @@ public static class BatchNormRecompute
 
             if (mode == BatchNormRecomputeMode.Exact)
             {
-                for (int k = 0; k < bns.Count; k++)
+                // var = M2 / (count - 1), written as 0 + (M2 - 0) * 1/(count - 1) with the fused update:
+                // one call per distinct count (per feature-map size), over all its layers at once.
+                foreach (var group in Enumerable.Range(0, bns.Count).GroupBy(k => seen * bns[k].Inputs[0].Height * bns[k].Inputs[0].Width))
                 {
-                    long count = seen * bns[k].Inputs[0].Height * bns[k].Inputs[0].Width;
-                    var mean = network.Buffers[bns[k].RunningMeanIndex];
-                    var var = network.Buffers[bns[k].RunningVarIndex];
-                    backend.Copy(accMean[k], mean);
-                    // var = M2 / (count - 1), written as 0 + (M2 - 0) * 1/(count - 1) with the fused update.
-                    backend.Fill(var, 0f);
-                    backend.AverageUpdate(var, accM2[k], (float)(1.0 / (count - 1)));
+                    var pairs = new List<AveragePair>();
+                    foreach (int k in group)
+                    {
+                        backend.Copy(accMean[k], network.Buffers[bns[k].RunningMeanIndex]);
+                        var var = network.Buffers[bns[k].RunningVarIndex];
+                        backend.Fill(var, 0f);
+                        pairs.Add(new AveragePair(var, accM2[k]));
+                    }
+                    backend.AverageUpdate(pairs.ToArray(), (float)(1.0 / (group.Key - 1)));
                 }
             }
         }

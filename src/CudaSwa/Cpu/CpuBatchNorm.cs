@@ -1,4 +1,5 @@
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
+using System.Runtime.Intrinsics;
 using CudaSwa.Tensors;
 
 namespace CudaSwa.Cpu;
@@ -24,14 +25,19 @@ internal static unsafe class CpuBatchNorm
         CpuParallel.For(c, ch =>
         {
             float* xs = (float*)px, ys = (float*)py;
-            double sum = 0;
+            // One pass for both moments, shifted by one of the channel's own values so the
+            // subtraction in var = E[(x-k)^2] - E[x-k]^2 does not cancel catastrophically.
+            float shiftValue = xs[(long)ch * hw];
+            double s1 = 0, s2 = 0;
             for (int i = 0; i < n; i++)
-                sum += TensorPrimitives.Sum(new ReadOnlySpan<float>(xs + ((long)i * c + ch) * hw, hw));
-            double mean = sum / m;
-            double sq = 0;
-            for (int i = 0; i < n; i++)
-                sq += SumSquaredDeviation(new ReadOnlySpan<float>(xs + ((long)i * c + ch) * hw, hw), (float)mean);
-            double varBiased = sq / m;
+            {
+                var (a, b) = ShiftedMoments(xs + ((long)i * c + ch) * hw, hw, shiftValue);
+                s1 += a;
+                s2 += b;
+            }
+            double meanShifted = s1 / m;
+            double mean = shiftValue + meanShifted;
+            double varBiased = Math.Max(0, s2 / m - meanShifted * meanShifted);
             double invStd = 1.0 / Math.Sqrt(varBiased + eps);
             float scale = (float)(((float*)pg)[ch] * invStd);
             float shift = (float)(((float*)pb)[ch] - mean * ((float*)pg)[ch] * invStd);
@@ -94,9 +100,9 @@ internal static unsafe class CpuBatchNorm
             for (int i = 0; i < n; i++)
             {
                 long off = ((long)i * c + ch) * hw;
-                var d = new ReadOnlySpan<float>(dys + off, hw);
-                sumDy += TensorPrimitives.Sum(d);
-                sumDyX += TensorPrimitives.Dot(d, new ReadOnlySpan<float>(xs + off, hw));
+                var (a, b) = SumAndDot(dys + off, xs + off, hw);
+                sumDy += a;
+                sumDyX += b;
             }
             // dBeta = sum dy; dGamma = sum dy * xhat = invStd * (sum dy*x - mean * sum dy).
             double dBetaC = sumDy;
@@ -107,17 +113,89 @@ internal static unsafe class CpuBatchNorm
             double k1 = g * invStd;
             double k2 = -g * invStd * invStd * dGammaC / m;
             double k3 = -g * invStd * dBetaC / m - k2 * mean;
-            float fk1 = (float)k1, fk2 = (float)k2, fk3 = (float)k3;
             for (int i = 0; i < n; i++)
             {
                 long off = ((long)i * c + ch) * hw;
-                float* dyRow = dys + off, xRow = xs + off, dxRow = dxs + off;
-                if (accumulate)
-                    for (int j = 0; j < hw; j++) dxRow[j] += fk1 * dyRow[j] + fk2 * xRow[j] + fk3;
-                else
-                    for (int j = 0; j < hw; j++) dxRow[j] = fk1 * dyRow[j] + fk2 * xRow[j] + fk3;
+                Affine2(dys + off, xs + off, dxs + off, hw, (float)k1, (float)k2, (float)k3, accumulate);
             }
         });
+    }
+
+    /// <summary>(sum of (x - k), sum of (x - k)^2) over a row, in float vectors, returned in double.</summary>
+    private static (double Sum, double SumSquares) ShiftedMoments(float* x, int length, float k)
+    {
+        int i = 0;
+        double s1 = 0, s2 = 0;
+        if (Vector512.IsHardwareAccelerated && length >= 16)
+        {
+            var vk = Vector512.Create(k);
+            var a = Vector512<float>.Zero;
+            var b = Vector512<float>.Zero;
+            for (; i + 16 <= length; i += 16)
+            {
+                var d = Vector512.Load(x + i) - vk;
+                a += d;
+                b = Vector512.FusedMultiplyAdd(d, d, b);
+            }
+            s1 = Vector512.Sum(a);
+            s2 = Vector512.Sum(b);
+        }
+        for (; i < length; i++)
+        {
+            double d = x[i] - k;
+            s1 += d;
+            s2 += d * d;
+        }
+        return (s1, s2);
+    }
+
+    /// <summary>(sum of dy, sum of dy * x) over a row in one read of each.</summary>
+    private static (double Sum, double Dot) SumAndDot(float* dy, float* x, int length)
+    {
+        int i = 0;
+        double s = 0, d = 0;
+        if (Vector512.IsHardwareAccelerated && length >= 16)
+        {
+            var a = Vector512<float>.Zero;
+            var b = Vector512<float>.Zero;
+            for (; i + 16 <= length; i += 16)
+            {
+                var g = Vector512.Load(dy + i);
+                a += g;
+                b = Vector512.FusedMultiplyAdd(g, Vector512.Load(x + i), b);
+            }
+            s = Vector512.Sum(a);
+            d = Vector512.Sum(b);
+        }
+        for (; i < length; i++)
+        {
+            s += dy[i];
+            d += (double)dy[i] * x[i];
+        }
+        return (s, d);
+    }
+
+    /// <summary>dx = k1*dy + k2*x + k3 (or dx += ...), vectorised.</summary>
+    private static void Affine2(float* dy, float* x, float* dx, int length, float k1, float k2, float k3, bool accumulate)
+    {
+        int i = 0;
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var v1 = Vector512.Create(k1);
+            var v2 = Vector512.Create(k2);
+            var v3 = Vector512.Create(k3);
+            for (; i + 16 <= length; i += 16)
+            {
+                var r = v1 * Vector512.Load(dy + i) + v2 * Vector512.Load(x + i) + v3;
+                if (accumulate) r += Vector512.Load(dx + i);
+                r.Store(dx + i);
+            }
+        }
+        for (; i < length; i++)
+        {
+            float r = k1 * dy[i] + k2 * x[i] + k3;
+            dx[i] = accumulate ? dx[i] + r : r;
+        }
     }
 
     public static void MergeStatistics(Tensor saveMean, Tensor saveInvStd, double eps, long batchCount, long previousCount,
@@ -140,29 +218,5 @@ internal static unsafe class CpuBatchNorm
             am[ch] = (float)(am[ch] + delta * nb / total);
             a2[ch] = (float)(a2[ch] + m2b + delta * delta * na * nb / total);
         }
-    }
-
-    private static double SumSquaredDeviation(ReadOnlySpan<float> values, float mean)
-    {
-        double acc = 0;
-        int i = 0;
-        if (System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated && values.Length >= 8)
-        {
-            var vm = System.Runtime.Intrinsics.Vector256.Create(mean);
-            var sum = System.Runtime.Intrinsics.Vector256<float>.Zero;
-            ref float start = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(values);
-            for (; i <= values.Length - 8; i += 8)
-            {
-                var d = System.Runtime.Intrinsics.Vector256.LoadUnsafe(ref start, (nuint)i) - vm;
-                sum += d * d;
-            }
-            acc = System.Runtime.Intrinsics.Vector256.Sum(sum);
-        }
-        for (; i < values.Length; i++)
-        {
-            double d = values[i] - mean;
-            acc += d * d;
-        }
-        return acc;
     }
 }

@@ -24,7 +24,17 @@ internal static unsafe class CpuPointwise
         {
             float* ys = (float*)py, dys = (float*)pdy, dxs = (float*)pdx;
             long i = s;
-            if (Vector256.IsHardwareAccelerated)
+            if (Vector512.IsHardwareAccelerated)
+            {
+                for (; i + 16 <= e; i += 16)
+                {
+                    var mask = Vector512.GreaterThan(Vector512.Load(ys + i), Vector512<float>.Zero);
+                    var g = Vector512.ConditionalSelect(mask, Vector512.Load(dys + i), Vector512<float>.Zero);
+                    if (accumulate) g += Vector512.Load(dxs + i);
+                    g.Store(dxs + i);
+                }
+            }
+            else if (Vector256.IsHardwareAccelerated)
             {
                 for (; i + 8 <= e; i += 8)
                 {
@@ -106,12 +116,21 @@ internal static unsafe class CpuPointwise
     public static void ScaleShift(ReadOnlySpan<float> x, float scale, float shift, Span<float> y)
     {
         int i = 0;
-        if (Vector256.IsHardwareAccelerated)
+        ref float xr = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(x);
+        ref float yr = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(y);
+        if (Vector512.IsHardwareAccelerated)
+        {
+            var vs = Vector512.Create(scale);
+            var vb = Vector512.Create(shift);
+            for (; i + 16 <= x.Length; i += 16)
+                (Vector512.LoadUnsafe(ref xr, (nuint)i) * vs + vb).StoreUnsafe(ref yr, (nuint)i);
+        }
+        else if (Vector256.IsHardwareAccelerated)
         {
             var vs = Vector256.Create(scale);
             var vb = Vector256.Create(shift);
             for (; i + 8 <= x.Length; i += 8)
-                (Vector256.Create(x.Slice(i, 8)) * vs + vb).CopyTo(y.Slice(i, 8));
+                (Vector256.LoadUnsafe(ref xr, (nuint)i) * vs + vb).StoreUnsafe(ref yr, (nuint)i);
         }
         for (; i < x.Length; i++) y[i] = x[i] * scale + shift;
     }

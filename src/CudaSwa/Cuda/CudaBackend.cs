@@ -304,6 +304,12 @@ public sealed unsafe class CudaBackend : Backend
     protected override void MaxPoolBackwardCore(Tensor x, Tensor dy, Tensor dx, bool accumulate)
     {
         Ctx();
+        // Odd sizes leave a last row/column that no window covers: clear dx first so it gets 0.
+        if (!accumulate && ((x.Shape.H | x.Shape.W) & 1) != 0)
+        {
+            FillCore(dx, 0f);
+            accumulate = true;
+        }
         byte* v = stackalloc byte[256]; void** p = stackalloc void*[32];
         new KernelArgs(v, p).Ptr(P(x)).Ptr(P(dy)).Ptr(P(dx)).I64((long)x.Shape.N * x.Shape.C).I32(x.Shape.H).I32(x.Shape.W).I32(accumulate ? 1 : 0)
             .Launch(K("pooling.cu", "max_pool_backward"), Grid(dy.Length), Block, "max_pool_backward");

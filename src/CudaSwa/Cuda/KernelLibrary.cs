@@ -97,6 +97,7 @@ public sealed unsafe class KernelLibrary : IDisposable
         string hash = Hash(source, headers, options);
         string cached = Path.Combine(CacheFolder, $"{Path.GetFileNameWithoutExtension(file)}-{hash}.{(cubin ? "cubin" : "ptx")}");
         byte[]? image = null;
+        bool compiledNow = false;
         if (File.Exists(cached))
         {
             try { image = File.ReadAllBytes(cached); } catch (IOException) { image = null; }
@@ -105,19 +106,22 @@ public sealed unsafe class KernelLibrary : IDisposable
         {
             image = Compile(file, source, headers, options, cubin);
             Compiled++;
+            compiledNow = true;
             try { AtomicFile.WriteAllBytes(cached, image); }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException) { /* the cache is an optimisation */ }
         }
         IntPtr module;
-        fixed (byte* p = image)
+        CuResult result;
+        fixed (byte* p = image) result = CuDriver.cuModuleLoadData(&module, p);
+        if (result != CuResult.Success && !compiledNow)
         {
-            var result = CuDriver.cuModuleLoadData(&module, p);
-            if (result != CuResult.Success)
-            {
-                try { File.Delete(cached); } catch (IOException) { }
-                Check.Cu(result, $"cuModuleLoadData({file} for sm_{arch})");
-            }
+            // A stale or damaged cache entry: drop it and compile afresh once.
+            try { File.Delete(cached); } catch (IOException) { }
+            image = Compile(file, source, headers, options, cubin);
+            Compiled++;
+            fixed (byte* p = image) result = CuDriver.cuModuleLoadData(&module, p);
         }
+        Check.Cu(result, $"cuModuleLoadData({file} for sm_{arch}, {(cubin ? "CUBIN" : "PTX")} from NVRTC {NvrtcVersion})");
         _modules[file] = module;
         return module;
     }

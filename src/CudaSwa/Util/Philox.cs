@@ -6,7 +6,7 @@ namespace CudaSwa.Util;
 /// Philox4x32-10 (Salmon et al. 2011, Random123), the counter-based generator cuRAND also uses.
 /// A (counter, key) pair maps to four independent 32-bit words with no state, so the CPU and the
 /// GPU draw the same numbers for the same (seed, epoch, sample index) in any order.
-/// The CUDA twin lives in kernels/philox.cuh and must stay identical.
+/// The CUDA twin lives in kernels/common.cuh and must stay identical.
 /// </summary>
 public static class Philox
 {
