@@ -1,0 +1,84 @@
+using System.Text.Json;
+using NUnit.Framework;
+
+namespace CudaSwa.Tests.Cli;
+
+/// <summary>Every schedule and averaging variant runs end to end through `cudaswa train`, and `cudaswa eval` reads what train wrote.</summary>
+public class TrainVariantsTests
+{
+    private string _root = "";
+
+    [SetUp]
+    public void MakeRoot() => _root = CliRunner.TempDir("variants");
+
+    [TearDown]
+    public void Clean()
+    {
+        if (Directory.Exists(_root)) Directory.Delete(_root, true);
+    }
+
+    private static readonly string[] Tiny =
+        ["train", "--device", "cpu", "--model", "resnet8", "--synthetic-train", "200", "--synthetic-test", "50", "--batch", "50", "--epochs", "3", "--swa-start", "2"];
+
+    [TestCase("--schedule", "cyclic", "--cycle", "1", "--swa-lr", "0.05")]
+    [TestCase("--schedule", "swalr", "--anneal-epochs", "1", "--anneal", "linear")]
+    [TestCase("--schedule", "cosine")]
+    [TestCase("--average", "ema", "--ema-decay", "0.9")]
+    [TestCase("--bn-update", "sample-weighted", "--padding", "reflect")]
+    [TestCase("--bn-update", "none", "--no-ensemble")]
+    [TestCase("--average-every-steps", "2", "--nesterov")]
+    [TestCase("--sgd-only", "--schedule", "swa")]
+    public void VariantRunsAndReportsItsTable(params string[] extra)
+    {
+        string outDir = Path.Combine(_root, "run");
+        var r = CliRunner.Run([.. Tiny, .. extra, "--out", outDir]);
+        Assert.That(r.ExitCode, Is.Zero, r.All);
+        var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "summary.json"))).RootElement;
+        var rows = summary.GetProperty("results").EnumerateArray().ToList();
+        Assert.That(rows[0].GetProperty("method").GetString(), Is.EqualTo("SGD"));
+        bool sgdOnly = extra.Contains("--sgd-only");
+        Assert.That(rows, Has.Count.EqualTo(sgdOnly ? 1 : extra.Contains("--no-ensemble") ? 2 : 3));
+        foreach (var row in rows)
+        {
+            double acc = row.GetProperty("test_accuracy").GetDouble();
+            Assert.That(acc, Is.InRange(0.0, 1.0), row.GetProperty("method").GetString());
+        }
+        if (!sgdOnly)
+        {
+            string method = extra.Contains("ema") ? "EMA" : "SWA";
+            Assert.That(rows[1].GetProperty("method").GetString(), Is.EqualTo(method));
+            Assert.That(File.Exists(Path.Combine(outDir, "swa.safetensors")), Is.True);
+        }
+        Assert.That(File.ReadAllLines(Path.Combine(outDir, "metrics.csv")), Has.Length.EqualTo(4));
+    }
+
+    [Test]
+    public void EvalReadsTheWeightsTrainWrote()
+    {
+        string outDir = Path.Combine(_root, "run");
+        var t = CliRunner.Run([.. Tiny, "--out", outDir]);
+        Assert.That(t.ExitCode, Is.Zero, t.All);
+        var e = CliRunner.Run("eval", "--weights", Path.Combine(outDir, "swa.safetensors"), "--model", "resnet8", "--device", "cpu", "--test-subset", "200", "--batch", "64");
+        Assert.That(e.ExitCode, Is.Zero, e.All);
+        Assert.That(e.Output, Does.Contain("test accuracy").And.Contain("on 200 images"));
+        var wrongModel = CliRunner.Run("eval", "--weights", Path.Combine(outDir, "swa.safetensors"), "--model", "resnet20", "--device", "cpu", "--test-subset", "20");
+        Assert.That(wrongModel.ExitCode, Is.EqualTo(2), wrongModel.All);
+        Assert.That(wrongModel.Error, Does.Contain("lacks").Or.Contain("shape"));
+        var missing = CliRunner.Run("eval", "--weights", Path.Combine(outDir, "nope.safetensors"), "--model", "resnet8");
+        Assert.That(missing.ExitCode, Is.EqualTo(2));
+        Assert.That(missing.Error, Does.Contain("nope.safetensors").And.Contain("does not exist"));
+    }
+
+    [Test]
+    public void AFinishedRunCanBeExtendedWithMoreEpochs()
+    {
+        string outDir = Path.Combine(_root, "run");
+        Assert.That(CliRunner.Run([.. Tiny, "--out", outDir]).ExitCode, Is.Zero);
+        var again = CliRunner.Run("train", "--resume", outDir);
+        Assert.That(again.ExitCode, Is.EqualTo(2));
+        Assert.That(again.Error, Does.Contain("already finished 3 of 3 epochs").And.Contain("--epochs"));
+        var more = CliRunner.Run("train", "--resume", outDir, "--epochs", "4");
+        Assert.That(more.ExitCode, Is.Zero, more.All);
+        Assert.That(File.ReadAllLines(Path.Combine(outDir, "metrics.csv")), Has.Length.EqualTo(5));
+    }
+}
