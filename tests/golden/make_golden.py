@@ -3,7 +3,7 @@
 engine's whole-network golden test.
 
 It builds CudaSwa's `resnet8` (He et al. CIFAR ResNet, n=1, 1x1-conv+BN projection shortcuts)
-in PyTorch with the same state_dict names, draws random weights (BN scale/shift random too, so
+in PyTorch with the same state_dict names (bench/pytorch/cifar_models.py), draws random weights (BN scale/shift random too, so
 they matter), runs ONE training-mode forward/backward on a fixed random batch, and stores:
   <name>                 every parameter and BN running statistic BEFORE the step
   input, labels          the batch (labels as float32)
@@ -22,9 +22,14 @@ import json
 import os
 import struct
 
+import sys
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench", "pytorch"))
+import cifar_models  # noqa: E402  the same model code the PyTorch benchmarks use
 
 torch.manual_seed(20261127)
 torch.set_num_threads(1)
@@ -40,38 +45,18 @@ def relu(t):
     return F.relu(t)
 
 
-class BasicBlock(nn.Module):
-    def __init__(self, inplanes, planes, stride):
-        super().__init__()
-        self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.shortcut = nn.Sequential()
-        if stride != 1 or inplanes != planes:
-            self.shortcut = nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride, 0, bias=False), nn.BatchNorm2d(planes))
+class _RecordingFunctional:
+    """torch.nn.functional with relu replaced by the recording one above."""
 
-    def forward(self, x):
-        out = relu(self.bn1(self.conv1(x)))
-        out = self.bn2(self.conv2(out))
-        return relu(out + self.shortcut(x))
+    def __getattr__(self, name):
+        return relu if name == "relu" else getattr(F, name)
 
 
-class ResNet8(nn.Module):
-    def __init__(self, num_classes=10):
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 16, 3, 1, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(16)
-        self.layer1 = nn.Sequential(BasicBlock(16, 16, 1))
-        self.layer2 = nn.Sequential(BasicBlock(16, 32, 2))
-        self.layer3 = nn.Sequential(BasicBlock(32, 64, 2))
-        self.fc = nn.Linear(64, num_classes)
+cifar_models.F = _RecordingFunctional()  # the shared model code calls F.relu
 
-    def forward(self, x):
-        x = relu(self.bn1(self.conv1(x)))
-        x = self.layer3(self.layer2(self.layer1(x)))
-        x = F.adaptive_avg_pool2d(x, 1).flatten(1)
-        return self.fc(x)
+
+def ResNet8():
+    return cifar_models.ResNetCifar(8)
 
 
 def main():

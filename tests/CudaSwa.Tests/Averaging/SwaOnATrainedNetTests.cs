@@ -16,21 +16,8 @@ public class SwaOnATrainedNetTests
 {
     private static (double Loss, double Accuracy) Evaluate(Network net, BatchLoader loader)
     {
-        var backend = net.Backend;
-        var labels = backend.AllocateTensor(new TensorShape(net.MaxBatch), DType.Int32);
-        var stats = backend.AllocateTensor(new TensorShape(2));
-        backend.Fill(stats, 0);
-        loader.BeginEpoch(0);
-        for (int i = 0; i < loader.BatchCount; i++)
-        {
-            int b = loader.Load(i, net.Input(net.MaxBatch), labels);
-            net.Forward(b, RunMode.Eval);
-            backend.SoftmaxCrossEntropy(net.Logits(b), labels.WithBatch(b), default, stats);
-        }
-        var s = backend.ToArray(stats);
-        labels.Buffer.Dispose();
-        stats.Buffer.Dispose();
-        return (s[0] / loader.Data.Count, s[1] / loader.Data.Count);
+        using var evaluator = new Evaluator(net);
+        return evaluator.Evaluate(loader);
     }
 
     [Test]
