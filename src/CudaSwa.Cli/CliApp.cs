@@ -34,7 +34,7 @@ public static class CliApp
         {
             return parse.Invoke(new InvocationConfiguration { Output = new ConsoleTextWriter(env), Error = env.Error, EnableDefaultExceptionHandler = false });
         }
-        catch (Exception e) when (e is OptionException or DataFormatException or InvalidDataException)
+        catch (Exception e) when (e is OptionException or DataFormatException or InvalidDataException or Backends.DeviceUnavailableException)
         {
             env.Error.WriteLine($"error: {e.Message}");
             return ExitCodes.BadInput;

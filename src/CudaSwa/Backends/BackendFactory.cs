@@ -37,7 +37,7 @@ public static class BackendFactory
             if (d.Length > 4 && !int.TryParse(d.AsSpan(5), out ordinal))
                 throw new ArgumentException($"Device '{device}' is not valid: expected auto, cpu, cuda or cuda:N with N a device number.");
             if (!TryCreateCuda(ordinal, allowTf32, out var cuda, out string reason))
-                throw new InvalidOperationException($"--device {device} was asked for, but CUDA is unavailable: {reason}");
+                throw new DeviceUnavailableException($"--device {device} was asked for, but CUDA is unavailable: {reason}");
             note = $"running on {cuda!.Description}";
             return cuda;
         }
@@ -64,3 +64,6 @@ public static class BackendFactory
         }
     }
 }
+
+/// <summary>The device asked for cannot be used here; the message says why.</summary>
+public sealed class DeviceUnavailableException(string message) : InvalidOperationException(message);

@@ -42,7 +42,7 @@ public class CudaAvailabilityTests
     public void AskingForCudaWithoutOneIsAClearError()
     {
         if (BackendFactory.TryCreateCuda(0, out var b, out _)) { b!.Dispose(); Assert.Ignore("A GPU is present: this checks the no-GPU path."); }
-        var ex = Assert.Throws<InvalidOperationException>(() => BackendFactory.Create("cuda", out _));
+        var ex = Assert.Throws<DeviceUnavailableException>(() => BackendFactory.Create("cuda", out _));
         Assert.That(ex!.Message, Does.Contain("--device cuda was asked for, but CUDA is unavailable"));
         Assert.That(NativeLibraries.Trace(NativeLibraries.Cuda), Does.Contain("libcuda.so.1"));
     }
