@@ -16,6 +16,7 @@ public static class CpuParallel
     private static Pool? s_pool;
 
     [ThreadStatic] private static bool t_inside;
+    [ThreadStatic] private static int t_worker;
 
     public static int Workers
     {
@@ -50,6 +51,24 @@ public static class CpuParallel
         Pool pool;
         lock (s_gate) pool = s_pool ??= new Pool(s_workers - 1);
         pool.Run(count, body);
+    }
+
+    /// <summary>
+    /// Runs body(worker, i) for i in 0..count-1, handing out items one at a time to whichever
+    /// participant is free (robust when a neighbour slows one core down); worker is the
+    /// participant's id in 0..Workers-1, for per-worker scratch. Use only where the result does
+    /// not depend on which worker ran an item (no per-worker partial sums).
+    /// </summary>
+    public static void ForEachWithWorker(int count, Action<int, int> body)
+    {
+        if (count <= 0) return;
+        if (count == 1 || s_workers == 1 || t_inside)
+        {
+            int w = t_inside ? t_worker : 0;
+            for (int i = 0; i < count; i++) body(w, i);
+            return;
+        }
+        For(count, i => body(t_worker, i));
     }
 
     /// <summary>
@@ -92,7 +111,8 @@ public static class CpuParallel
             _threads = new Thread[threads];
             for (int i = 0; i < threads; i++)
             {
-                _threads[i] = new Thread(WorkerLoop) { IsBackground = true, Name = $"cudaswa-cpu-{i + 1}" };
+                int id = i + 1; // the calling thread is worker 0
+                _threads[i] = new Thread(() => { t_worker = id; WorkerLoop(); }) { IsBackground = true, Name = $"cudaswa-cpu-{id}" };
                 _threads[i].Start();
             }
         }
@@ -120,6 +140,7 @@ public static class CpuParallel
         {
             bool wasInside = t_inside;
             t_inside = true;
+            if (Thread.CurrentThread.Name?.StartsWith("cudaswa-cpu-", StringComparison.Ordinal) != true) t_worker = 0;
             try
             {
                 while (true)

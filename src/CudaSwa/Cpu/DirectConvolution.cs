@@ -163,15 +163,8 @@ internal sealed unsafe class DirectConvolution
         }
     }
 
-    private static void ForImages(int n, Action<int, long> body)
-    {
-        int workers = Math.Max(1, Math.Min(CpuParallel.Workers, n));
-        CpuParallel.For(workers, worker =>
-        {
-            long start = (long)n * worker / workers, end = (long)n * (worker + 1) / workers;
-            for (long i = start; i < end; i++) body(worker, i);
-        });
-    }
+    /// <summary>Images handed out one at a time to free workers (each image's result is independent of who computed it).</summary>
+    private static void ForImages(int n, Action<int, long> body) => CpuParallel.ForEachWithWorker(n, (worker, i) => body(worker, i));
 
     /// <summary>The input planes of one image: padded channels (stride 1) or padded polyphase components (stride 2).</summary>
     private static void BuildInputPlanes(float* src, ConvGeometry g, Grid grid, float* planes)
