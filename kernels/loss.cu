@@ -1,10 +1,12 @@
 // Softmax cross-entropy with top-1 accuracy, and softmax. CPU twin: src/CudaSwa/Cpu/CpuLoss.cs.
 #include "common.cuh"
 
-// One warp per row of logits (k classes). Adds the row's loss to stats[0] and 1 to stats[1] when
-// the first maximum is the label; writes dlogits = (softmax - onehot)/n when dlogits is not null.
+// One warp per row of logits (k classes). Writes the row's loss to row_loss[row] and 1 or 0 to
+// row_correct[row] (the first maximum is the label or not); writes dlogits = (softmax - onehot)/n
+// when dlogits is not null. add_row_stats then sums the rows in a fixed order: no float atomics,
+// so the reported loss is the same bits on every run.
 extern "C" __global__ void softmax_cross_entropy(const float* __restrict__ z, const int* __restrict__ labels, float* __restrict__ dz,
-                                                 float* __restrict__ stats, int n, int k)
+                                                 float* __restrict__ row_loss, float* __restrict__ row_correct, int n, int k)
 {
     int row = (blockIdx.x * blockDim.x + threadIdx.x) / 32;
     int lane = threadIdx.x & 31;
@@ -28,14 +30,38 @@ extern "C" __global__ void softmax_cross_entropy(const float* __restrict__ z, co
     int label = labels[row];
     if (lane == 0)
     {
-        atomicAdd(stats, log_sum - r[label]);
-        if (arg == label) atomicAdd(stats + 1, 1.0f);
+        row_loss[row] = log_sum - r[label];
+        row_correct[row] = arg == label ? 1.0f : 0.0f;
     }
     if (dz != 0)
     {
         float inv_n = 1.0f / (float)n;
         for (int j = lane; j < k; j += 32)
             dz[(i64)row * k + j] = (expf(r[j] - log_sum) - (j == label ? 1.0f : 0.0f)) * inv_n;
+    }
+}
+
+// One block of 256 threads: stats[0] += sum of row_loss, stats[1] += sum of row_correct, in double,
+// each thread striding over the rows in order, then a fixed tree reduction.
+extern "C" __global__ void add_row_stats(const float* __restrict__ row_loss, const float* __restrict__ row_correct, int n, float* __restrict__ stats)
+{
+    __shared__ double loss[256];
+    __shared__ double correct[256];
+    int t = threadIdx.x;
+    double l = 0.0, c = 0.0;
+    for (int i = t; i < n; i += 256) { l += row_loss[i]; c += row_correct[i]; }
+    loss[t] = l;
+    correct[t] = c;
+    __syncthreads();
+    for (int s = 128; s > 0; s >>= 1)
+    {
+        if (t < s) { loss[t] += loss[t + s]; correct[t] += correct[t + s]; }
+        __syncthreads();
+    }
+    if (t == 0)
+    {
+        stats[0] += (float)loss[0];      // as the CPU twin: the batch's double sum, rounded, added in float
+        stats[1] += (float)correct[0];
     }
 }
 

@@ -22,6 +22,7 @@ public sealed unsafe class CudaBackend : Backend
     private readonly CudnnConvolutions _convolutions;
     private readonly Dictionary<(int, int, int, int), IntPtr> _tensorDescriptors = new();
     private readonly List<(string Key, DeviceBuffer Tables, int Chunks)> _averageTables = [];
+    private DeviceBuffer? _rowStats; // per-row loss and correctness of the last softmax cross-entropy
     private bool _disposed;
 
     private CudaBackend(CudaDevice device, bool allowTf32)
@@ -370,9 +371,17 @@ public sealed unsafe class CudaBackend : Backend
     {
         Ctx();
         int n = logits.Shape.N, k = (int)logits.Shape.SampleLength;
+        if (_rowStats is null || _rowStats.Length < 2L * n)
+        {
+            _rowStats?.Dispose();
+            _rowStats = AllocateCore(2L * Math.Max(n, 256), DType.Float32);
+        }
+        ulong rowLoss = ((CudaBuffer)_rowStats).Pointer, rowCorrect = rowLoss + (ulong)(4 * n);
         byte* v = stackalloc byte[256]; void** p = stackalloc void*[32];
-        new KernelArgs(v, p).Ptr(P(logits)).Ptr(P(labels)).Ptr(dLogits.IsNull ? 0UL : P(dLogits)).Ptr(P(stats)).I32(n).I32(k)
+        new KernelArgs(v, p).Ptr(P(logits)).Ptr(P(labels)).Ptr(dLogits.IsNull ? 0UL : P(dLogits)).Ptr(rowLoss).Ptr(rowCorrect).I32(n).I32(k)
             .Launch(K("loss.cu", "softmax_cross_entropy"), GridExact((long)n * 32), Block, "softmax_cross_entropy");
+        byte* v2 = stackalloc byte[256]; void** p2 = stackalloc void*[32];
+        new KernelArgs(v2, p2).Ptr(rowLoss).Ptr(rowCorrect).I32(n).Ptr(P(stats)).Launch(K("loss.cu", "add_row_stats"), 1, Block, "add_row_stats");
     }
 
     protected override void SoftmaxCore(Tensor logits, Tensor probabilities)
@@ -479,6 +488,7 @@ public sealed unsafe class CudaBackend : Backend
         Ctx();
         foreach (var t in _averageTables) t.Tables.Dispose();
         _averageTables.Clear();
+        _rowStats?.Dispose();
         _convolutions.Dispose();
         foreach (var d in _tensorDescriptors.Values) CudnnApi.cudnnDestroyTensorDescriptor(d);
         _tensorDescriptors.Clear();
