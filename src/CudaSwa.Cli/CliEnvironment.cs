@@ -8,6 +8,8 @@ namespace CudaSwa.Cli;
 /// </summary>
 public sealed class CliEnvironment
 {
+    private static System.Runtime.InteropServices.PosixSignalRegistration? s_sigterm;
+
     public required IAnsiConsole Console { get; init; }
     public required TextWriter Error { get; init; }
     public required bool Interactive { get; init; }
@@ -24,6 +26,14 @@ public sealed class CliEnvironment
             System.Console.Error.WriteLine();
             System.Console.Error.WriteLine("Ctrl-C: stopping after the current step and saving a checkpoint (press again to quit at once)...");
         };
+        // SIGTERM (schedulers, `timeout`, docker stop) is handled like Ctrl-C: save, then exit.
+        s_sigterm = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, ctx =>
+        {
+            if (cancel.IsCancellationRequested) return;
+            ctx.Cancel = true;
+            cancel.Cancel();
+            System.Console.Error.WriteLine("SIGTERM: stopping after the current step and saving a checkpoint...");
+        });
         bool interactive = !System.Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive;
         if (System.Console.IsOutputRedirected) AnsiConsole.Profile.Width = 1000; // logs and pipes: one line per line, no wrapping
         return new CliEnvironment { Console = AnsiConsole.Console, Error = System.Console.Error, Interactive = interactive, Cancel = cancel };

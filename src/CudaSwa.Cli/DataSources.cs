@@ -15,7 +15,8 @@ public static class DataSources
 
     public static bool IsSynthetic(TrainingOptions o) => o.DataDir is null;
 
-    public static (ImageDataset Train, ImageDataset Test) Load(TrainingOptions o)
+    /// <param name="forTraining">Check that the training set splits into batches batch norm can train on (not needed to only evaluate).</param>
+    public static (ImageDataset Train, ImageDataset Test) Load(TrainingOptions o, bool forTraining = true)
     {
         ImageDataset train, test;
         if (o.DataDir is null)
@@ -38,7 +39,7 @@ public static class DataSources
             if (vs > test.Count) throw new OptionException($"--test-subset: {vs} is more than the {test.Count} test images.");
             test = test.Subset(vs, o.Seed ^ 0x7E57);
         }
-        if (train.Count % o.BatchSize == 1)
+        if (forTraining && train.Count % o.BatchSize == 1)
             throw new OptionException($"{train.Count} training images in batches of {o.BatchSize} leave a last batch of 1 image, which batch norm cannot train on; choose another --batch or --train-subset.");
         return (train, test);
     }

@@ -30,7 +30,7 @@ public static class EvalCommand
         cmd.SetAction(p =>
         {
             string path = p.GetValue(Weights)!;
-            var kind = p.GetValue(Dataset) switch
+            var kind = p.GetValue(Dataset)?.Trim().ToLowerInvariant() switch
             {
                 null or "cifar10" => DatasetKind.Cifar10,
                 "cifar100" => DatasetKind.Cifar100,
@@ -41,10 +41,12 @@ public static class EvalCommand
             options.Validate();
             if (!File.Exists(path)) throw new OptionException($"--weights: '{path}' does not exist.");
             var contents = SafeTensors.Read(path);
-            var (train, test) = DataSources.Load(options);
+            bool recompute = p.GetValue(RecomputeBn);
+            var (train, test) = DataSources.Load(options, forTraining: false);
+            if (recompute && train.Count % options.BatchSize == 1)
+                throw new OptionException($"--batch {options.BatchSize} leaves a last batch of 1 of the {train.Count} training images, which a BN recompute cannot use; choose another --batch.");
             using var backend = BackendFactory.Create(options.Device, out string note);
             using var net = ModelZoo.Create(options.Model, options.NumClasses, backend, options.BatchSize);
-            bool recompute = p.GetValue(RecomputeBn);
             ModelWeights.Load(contents, net.Parameters, net.Buffers, path, requireBuffers: !recompute);
             env.Console.WriteLine($"cudaswa eval: {note}; {DataSources.Describe(options, train, test)}");
             if (recompute)

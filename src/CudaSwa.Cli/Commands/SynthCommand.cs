@@ -26,6 +26,8 @@ public static class SynthCommand
             int train = p.GetValue(Train), test = p.GetValue(Test);
             if (train < SyntheticCifar.Classes || test < SyntheticCifar.Classes)
                 throw new OptionException($"--train and --test need at least {SyntheticCifar.Classes} images each; got {train} and {test}.");
+            if (train > TrainingOptions.MaxSynthetic || test > TrainingOptions.MaxSynthetic)
+                throw new OptionException($"--train and --test hold at most {TrainingOptions.MaxSynthetic:N0} images each; got {train:N0} and {test:N0}.");
             if (File.Exists(dir)) throw new OptionException($"--out {dir} is a file, not a folder.");
             var (tr, te) = SyntheticCifar.Generate(train, test, p.GetValue(Seed));
             CifarBinary.WriteCifar10(dir, tr, te, SyntheticCifar.ClassNames);

@@ -77,7 +77,7 @@ public static class TrainCommand
         string? data = p.GetValue(Data);
         if (preset.NeedsRealData && data is null)
             throw new OptionException($"--preset {preset.Name} reproduces a paper experiment and needs real data: pass --data DIR. {DataSources.CifarHint}");
-        string? bn = p.GetValue(BnUpdate);
+        string? bn = p.GetValue(BnUpdate)?.Trim().ToLowerInvariant();
         o = o with
         {
             Dataset = dataset,
@@ -140,7 +140,7 @@ public static class TrainCommand
             {
                 Epochs = p.GetValue(Epochs) ?? state.Options.Epochs,
                 EvalEvery = p.GetValue(EvalEvery) ?? state.Options.EvalEvery,
-                Device = p.GetValue(Device) ?? state.Options.Device,
+                Device = (p.GetValue(Device) ?? state.Options.Device).Trim().ToLowerInvariant(),
                 Tf32 = p.GetValue(Tf32) || state.Options.Tf32,
             };
             options.Validate();
@@ -160,20 +160,21 @@ public static class TrainCommand
                 throw new OptionException($"--out {outDir} already holds a run; continue it with --resume {outDir} or choose another --out.");
         }
 
-        // Everything below the validation line may write; everything above must not.
+        // Everything up to creating the folder only reads: a bad data file or checkpoint writes nothing.
         var (train, test) = DataSources.Load(options);
         var backend = BackendFactory.Create(options.Device, options.Tf32, out string deviceNote);
         using var _ = backend;
+        var events = new TrainerEvents();
+        using var trainer = new Trainer(options, backend, train, test, outDir, events);
         Directory.CreateDirectory(outDir);
+        using var runLock = RunLock.Acquire(outDir);
+        if (state is not null) trainer.Resume(outDir, state);
         using var run = new RunFiles(outDir, append: state is not null);
-        var reporter = new ConsoleReporter(env, run, options);
+        var reporter = new ConsoleReporter(env, run, options, events);
         reporter.Line($"cudaswa train{(state is null ? "" : $" (resumed at epoch {state.NextEpoch + 1}, batch {state.NextBatch})")}: {deviceNote}");
         reporter.Line($"data: {DataSources.Describe(options, train, test)}");
         if (DataSources.IsSynthetic(options))
             reporter.Note($"This run uses SYNTHETIC data generated in memory, not CIFAR: the numbers show that SWA works, not CIFAR accuracy. {DataSources.CifarHint}");
-
-        using var trainer = new Trainer(options, backend, train, test, outDir, reporter.Events);
-        if (state is not null) trainer.Resume(outDir, state);
         foreach (var line in trainer.Describe()) reporter.Line(line);
         reporter.Line($"output: {Path.GetFullPath(outDir)}");
 

@@ -20,17 +20,15 @@ public sealed class ConsoleReporter
     private string _status = "";
     private string _epochLabel = "";
 
-    public ConsoleReporter(CliEnvironment env, RunFiles files, TrainingOptions options)
+    public ConsoleReporter(CliEnvironment env, RunFiles files, TrainingOptions options, TrainerEvents events)
     {
         _env = env;
         _files = files;
         _options = options;
-        Events = new TrainerEvents
-        {
-            Message = Note,
-            Progress = OnProgress,
-            Phase = OnPhase,
-        };
+        Events = events;
+        events.Message = Note;
+        events.Progress = OnProgress;
+        events.Phase = OnPhase;
     }
 
     public TrainerEvents Events { get; }
@@ -156,6 +154,8 @@ public sealed class ConsoleReporter
         _files.Log("final results:");
         foreach (var r in summary.Results)
             _files.Log($"  {r.Method,-9} acc {Pct(r.TestAccuracy),8}  loss {Num(r.TestLoss),8}  {r.Note}");
-        Line($"{summary.EpochsCompleted} epochs in {TimeSpan.FromSeconds(summary.TotalSeconds):hh\\:mm\\:ss}; metrics.csv, summary.json, curves.png, model.safetensors and swa.safetensors are in {_files.OutDir}");
+        var t = TimeSpan.FromSeconds(summary.TotalSeconds);
+        string files = _options.Averaging ? "metrics.csv, summary.json, curves.png, model.safetensors and swa.safetensors" : "metrics.csv, summary.json, curves.png and model.safetensors";
+        Line($"{summary.EpochsCompleted} epochs in {(int)t.TotalHours}:{t:mm\\:ss}; {files} are in {_files.OutDir}");
     }
 }

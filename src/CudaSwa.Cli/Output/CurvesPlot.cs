@@ -19,7 +19,7 @@ public static class CurvesPlot
         if (swa.Count > 0)
         {
             var s = plot.Add.Scatter(swa.Select(r => (double)r.Epoch).ToArray(), swa.Select(r => 100 * (1 - r.SwaTestAccuracy!.Value)).ToArray());
-            s.LegendText = options.Average.ToString().ToUpperInvariant() + " (BN recomputed)";
+            s.LegendText = options.Average.ToString().ToUpperInvariant() + (options.NoBnUpdate ? " (BN statistics averaged)" : " (BN recomputed)");
             s.LineWidth = 2;
             s.MarkerSize = 5;
         }

@@ -72,7 +72,7 @@ public static class SafeTensors
             header = JsonNode.Parse(Encoding.UTF8.GetString(all, 8, (int)headerLength))?.AsObject()
                 ?? throw new InvalidDataException("empty header");
         }
-        catch (JsonException e)
+        catch (Exception e) when (e is JsonException or InvalidOperationException or DecoderFallbackException or ArgumentException)
         {
             throw new InvalidDataException($"'{path}' has a malformed safetensors JSON header: {e.Message}");
         }
@@ -83,16 +83,32 @@ public static class SafeTensors
         {
             if (name == "__metadata__")
             {
-                foreach (var (k, v) in node!.AsObject()) metadata[k] = v?.GetValue<string>() ?? "";
+                if (node is JsonObject meta)
+                    foreach (var (k, v) in meta) metadata[k] = v is JsonValue jv && jv.TryGetValue(out string? text) ? text : v?.ToJsonString() ?? "";
                 continue;
             }
-            var o = node!.AsObject();
-            string dtype = o["dtype"]!.GetValue<string>();
+            if (node is not JsonObject o || o["dtype"] is not JsonValue dtypeNode || o["shape"] is not JsonArray shapeNode || o["data_offsets"] is not JsonArray offs || offs.Count != 2)
+                throw new InvalidDataException($"'{path}': the header entry of tensor '{name}' is not {{dtype, shape, data_offsets}}.");
+            string dtype;
+            int[] shape;
+            long begin, end;
+            try
+            {
+                dtype = dtypeNode.GetValue<string>();
+                shape = shapeNode.Select(v => v!.GetValue<int>()).ToArray();
+                begin = offs[0]!.GetValue<long>();
+                end = offs[1]!.GetValue<long>();
+            }
+            catch (Exception e) when (e is InvalidOperationException or FormatException or NullReferenceException)
+            {
+                throw new InvalidDataException($"'{path}': the header entry of tensor '{name}' has a malformed dtype, shape or data_offsets.");
+            }
             if (dtype != "F32")
+            {
+                // PyTorch state_dicts carry BN's step counter as an integer; we neither need nor store it.
+                if (name.EndsWith("num_batches_tracked", StringComparison.Ordinal)) continue;
                 throw new InvalidDataException($"'{path}': tensor '{name}' has dtype {dtype}; only F32 is supported.");
-            int[] shape = o["shape"]!.AsArray().Select(v => v!.GetValue<int>()).ToArray();
-            var offs = o["data_offsets"]!.AsArray();
-            long begin = offs[0]!.GetValue<long>(), end = offs[1]!.GetValue<long>();
+            }
             long count = shape.Aggregate(1L, (a, b) => a * b);
             if (begin < 0 || end < begin || dataStart + end > all.Length || end - begin != count * sizeof(float))
                 throw new InvalidDataException($"'{path}': tensor '{name}' has data offsets [{begin}, {end}) that do not fit its shape ({string.Join(", ", shape)}) or the file.");

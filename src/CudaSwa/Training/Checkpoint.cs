@@ -32,7 +32,10 @@ public static class Checkpoint
     };
 
     /// <summary>Writes a checkpoint and returns the committed state (pointing at its folder).</summary>
-    public static TrainingState Save(string outDir, TrainingState state, Network network, Sgd sgd, WeightAverager? averager, PredictionEnsemble? ensemble)
+    /// <param name="swaStatistics">Where the SWA model's BN statistics come from, stored in swa.safetensors' metadata
+    /// (between evaluations they belong to an earlier average).</param>
+    public static TrainingState Save(string outDir, TrainingState state, Network network, Sgd sgd, WeightAverager? averager, PredictionEnsemble? ensemble,
+        string swaStatistics = "")
     {
         string root = Path.Combine(outDir, "checkpoints");
         Directory.CreateDirectory(root);
@@ -53,7 +56,9 @@ public static class Checkpoint
             {
                 var p = averager.ParametersToHost();
                 var b = averager.Buffers.ToHost();
-                SafeTensors.Write(Path.Combine(temp, SwaFile), Entries(network, p, b), Metadata(network, state, $"{averager.Options.Kind} average of {averager.Count} models"));
+                var meta = Metadata(network, state, $"{averager.Options.Kind} average of {averager.Count} models");
+                meta["bn_statistics"] = averager.Options.AverageBatchNormStatistics ? "averaged with the weights" : swaStatistics;
+                SafeTensors.Write(Path.Combine(temp, SwaFile), Entries(network, p, b), meta);
             }
             if (ensemble is not null && ensemble.Count > 0)
             {

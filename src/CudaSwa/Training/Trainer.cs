@@ -35,6 +35,7 @@ public sealed class Trainer : IDisposable
     private TrainingState _state;
     private Stopwatch? _clock;
     private double _elapsedBefore;
+    private string _swaStatistics = "not recomputed yet";
 
     public Trainer(TrainingOptions options, Backend backend, ImageDataset train, ImageDataset test, string? outDir, TrainerEvents? events = null)
     {
@@ -59,13 +60,30 @@ public sealed class Trainer : IDisposable
         _schedule = options.CreateSchedule();
         if (options.Averaging)
         {
-            _averager = new WeightAverager(_net, new AveragingOptions { Kind = options.Average, EmaDecay = options.EmaDecay });
+            // Without a BN recompute the averaged model needs statistics from somewhere: average them too.
+            _averager = new WeightAverager(_net, new AveragingOptions { Kind = options.Average, EmaDecay = options.EmaDecay, AverageBatchNormStatistics = options.NoBnUpdate });
             _averaging = options.CreateAveragingSchedule(_trainLoader.BatchCount);
             _snapshots = AveragingSchedule.Epochs(options.SwaStart!.Value, options.Schedule == ScheduleKind.Cyclic ? options.Cycle : 1);
             if (options.Ensemble) _ensemble = new PredictionEnsemble(_net, _testLoader);
         }
-        _state = new TrainingState { Options = options, Device = backend.Description };
+        DataFingerprint = Fingerprint(train, test);
+        _state = new TrainingState { Options = options, Device = backend.Description, DataFingerprint = DataFingerprint };
     }
+
+    /// <summary>Sizes and an FNV-1a hash of the labels and first image bytes of both splits.</summary>
+    private static string Fingerprint(ImageDataset train, ImageDataset test)
+    {
+        ulong h = 14695981039346656037UL;
+        void Mix(ReadOnlySpan<byte> bytes) { foreach (byte b in bytes) h = (h ^ b) * 1099511628211UL; }
+        foreach (var d in new[] { train, test })
+        {
+            Mix(System.Runtime.InteropServices.MemoryMarshal.AsBytes(d.Labels.AsSpan()));
+            Mix(d.Images.AsSpan(0, Math.Min(d.Images.Length, 1 << 16)));
+        }
+        return $"{train.Count}+{test.Count}:{h:x16}";
+    }
+
+    public string DataFingerprint { get; }
 
     public Backend Backend { get; }
     public Network Network => _net;
@@ -89,6 +107,10 @@ public sealed class Trainer : IDisposable
     /// <summary>Continues from a saved run folder (after construction, before <see cref="Run"/>).</summary>
     public void Resume(string runDir, TrainingState state)
     {
+        if (state.DataFingerprint.Length > 0 && state.DataFingerprint != DataFingerprint)
+            throw new DataFormatException($"The run in {runDir} trained on other data ({state.DataFingerprint}) than this resume would use ({DataFingerprint}): same --data folder and subsets are needed.");
+        if (state.NextBatch >= _trainLoader.BatchCount && state.NextBatch > 0)
+            throw new DataFormatException($"The run in {runDir} stopped at batch {state.NextBatch}, beyond this data's {_trainLoader.BatchCount} batches per epoch.");
         Checkpoint.Restore(runDir, state, _net, _sgd, _averager, _ensemble);
         _state = state with { Options = _o, Device = Backend.Description };
         _elapsedBefore = state.ElapsedSeconds;
@@ -136,7 +158,8 @@ public sealed class Trainer : IDisposable
             if (cancel.IsCancellationRequested)
             {
                 var stats = _step.ReadStats();
-                Save(epoch, i, globalStep, (float)stats.LossSum, (float)stats.Correct, _state.History);
+                if (!double.IsFinite(stats.LossSum) || !Save(epoch, i, globalStep, (float)stats.LossSum, (float)stats.Correct, _state.History))
+                    return Diverged(epoch, i);
                 _events.Message?.Invoke($"Interrupted at epoch {epoch + 1}, batch {i}/{batches}; checkpoint saved" + (_outDir is null ? "" : $" in {_outDir}") + ".");
                 return RunOutcome.Interrupted;
             }
@@ -177,15 +200,16 @@ public sealed class Trainer : IDisposable
         bool last = epoch == _o.Epochs - 1;
         if ((epoch + 1) % _o.EvalEvery == 0 || last) record = Evaluate(record, epoch);
         record = record with { EpochSeconds = epochClock.Elapsed.TotalSeconds };
-        Save(epoch + 1, 0, globalStep, 0, 0, [.. _state.History, record]);
+        if (record.TestLoss is double testLoss && !double.IsFinite(testLoss)) return Diverged(epoch, batches - 1);
+        if (!Save(epoch + 1, 0, globalStep, 0, 0, [.. _state.History, record])) return Diverged(epoch, batches - 1);
         _events.EpochCompleted?.Invoke(record);
         return RunOutcome.Completed;
     }
 
     private RunOutcome Diverged(int epoch, int batch)
     {
-        string keep = _state.CheckpointFolder.Length > 0 ? $"the last good checkpoint (epoch {_state.NextEpoch}) is kept in {_outDir}" : "no checkpoint was written yet";
-        _events.Message?.Invoke($"The training loss became NaN/Inf at epoch {epoch + 1}, batch {batch + 1}: training diverged and stopped; {keep}. Try a lower --lr (now {_o.Lr:g4}) or --swa-lr.");
+        string keep = _state.CheckpointFolder.Length > 0 ? $"the last good checkpoint (epoch {_state.NextEpoch}, batch {_state.NextBatch}) is kept in {_outDir}" : "no checkpoint was written yet";
+        _events.Message?.Invoke($"The loss, weights or BN statistics became NaN/Inf by epoch {epoch + 1}, batch {batch + 1}: training diverged and stopped; {keep}. Try a lower --lr (now {_o.Lr:g4}) or --swa-lr.");
         return RunOutcome.Diverged;
     }
 
@@ -215,7 +239,11 @@ public sealed class Trainer : IDisposable
         using (_averager.Bind())
         {
             if (!_o.NoBnUpdate)
+            {
                 BatchNormRecompute.Run(_net, _bnLoader, epochKey, _o.BnUpdate, (done, all) => _events.Phase?.Invoke("bn-recompute", done, all));
+                _swaStatistics = $"recomputed ({_o.BnUpdate}) for the average of {_averager.Count} models after epoch {epochKey + 1}";
+            }
+            else _swaStatistics = "averaged with the weights (--bn-update none)";
             _events.Phase?.Invoke("swa-test", 0, 1);
             return _evaluator.Evaluate(_testLoader);
         }
@@ -246,8 +274,24 @@ public sealed class Trainer : IDisposable
         return rows;
     }
 
-    private void Save(int nextEpoch, int nextBatch, long globalStep, float lossSum, float correct, List<EpochRecord> history)
+    /// <summary>
+    /// Every weight, BN statistic and momentum value is finite — checked before each save, so a
+    /// blown-up model never replaces the last good checkpoint (a finite training loss alone can hide Inf statistics).
+    /// </summary>
+    private bool StateIsFinite()
     {
+        static bool Finite(float[] values)
+        {
+            foreach (float v in values) if (!float.IsFinite(v)) return false;
+            return true;
+        }
+        return Finite(_net.OwnParameters.ToHost()) && Finite(_net.OwnBuffers.ToHost()) && Finite(_sgd.Velocity.ToHost());
+    }
+
+    /// <summary>Records the position and writes a checkpoint; false (nothing written) when the model is no longer finite.</summary>
+    private bool Save(int nextEpoch, int nextBatch, long globalStep, float lossSum, float correct, List<EpochRecord> history)
+    {
+        if (!StateIsFinite()) return false;
         double elapsed = _elapsedBefore + _clock!.Elapsed.TotalSeconds;
         _state = _state with
         {
@@ -261,9 +305,10 @@ public sealed class Trainer : IDisposable
             History = [.. history],
             ElapsedSeconds = elapsed,
         };
-        if (_outDir is null) return;
+        if (_outDir is null) return true;
         _events.Phase?.Invoke("checkpoint", 0, 1);
-        _state = Checkpoint.Save(_outDir, _state, _net, _sgd, _averager, _ensemble);
+        _state = Checkpoint.Save(_outDir, _state, _net, _sgd, _averager, _ensemble, _swaStatistics);
+        return true;
     }
 
     public void Dispose()

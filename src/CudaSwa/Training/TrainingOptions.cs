@@ -91,15 +91,17 @@ public sealed record TrainingOptions
         if (Epochs < 1) Fail("epochs", $"must be >= 1; got {Epochs}.");
         if (BatchSize < 2) Fail("batch", $"must be >= 2 (batch norm needs two samples); got {BatchSize}.");
         if (!(Lr > 0) || double.IsInfinity(Lr)) Fail("lr", $"must be a number > 0; got {Lr}.");
-        if (!(Momentum >= 0 && Momentum < 1)) Fail("momentum", $"must be in [0, 1); got {Momentum}.");
+        if (!(Momentum >= 0 && (float)Momentum < 1)) Fail("momentum", $"must be in [0, 1) (as a float32); got {Momentum}.");
         if (Nesterov && Momentum == 0) Fail("nesterov", "needs --momentum > 0.");
-        if (!(WeightDecay >= 0)) Fail("wd", $"must be >= 0; got {WeightDecay}.");
+        if (!(WeightDecay >= 0) || !double.IsFinite(WeightDecay)) Fail("wd", $"must be a finite number >= 0; got {WeightDecay}.");
         if (EvalEvery < 1) Fail("eval-every", $"must be >= 1; got {EvalEvery}.");
         if (Cycle < 1) Fail("cycle", $"must be >= 1 epoch; got {Cycle}.");
         if (AnnealEpochs < 0) Fail("anneal-epochs", $"must be >= 0; got {AnnealEpochs}.");
         if (AverageEverySteps < 0) Fail("average-every-steps", $"must be >= 0; got {AverageEverySteps}.");
         if (Average == AveragingKind.Ema && !(EmaDecay > 0 && EmaDecay < 1)) Fail("ema-decay", $"must be in (0, 1); got {EmaDecay}.");
         if (SwaLrMin is not null && !(SwaLrMin > 0 && SwaLrMin <= SwaLr)) Fail("swa-lr-min", $"must be in (0, --swa-lr]; got {SwaLrMin}.");
+        if (SwaLr is double swaLr && (!(swaLr > 0) || !double.IsFinite(swaLr))) Fail("swa-lr", $"must be a finite number > 0; got {swaLr}.");
+        if (SyntheticTrain > MaxSynthetic || SyntheticTest > MaxSynthetic) Fail("synthetic-train", $"the synthetic sets hold at most {MaxSynthetic:N0} images each; got {SyntheticTrain:N0} and {SyntheticTest:N0}.");
         if (TrainSubset is < 2) Fail("train-subset", $"must be >= 2; got {TrainSubset}.");
         if (TestSubset is < 1) Fail("test-subset", $"must be >= 1; got {TestSubset}.");
         if (SyntheticTrain < 20 || SyntheticTest < 10) Fail("synthetic", "needs at least 20 train and 10 test images.");
@@ -113,7 +115,18 @@ public sealed record TrainingOptions
         if (needsSwaLr && !(SwaLr > 0)) Fail("swa-lr", $"must be a number > 0 for the {Schedule.ToString().ToLowerInvariant()} schedule; got {SwaLr?.ToString() ?? "nothing"}.");
         if (Device is not ("auto" or "cpu" or "cuda") && !Device.StartsWith("cuda:", StringComparison.Ordinal))
             Fail("device", $"must be auto, cpu, cuda or cuda:N; got '{Device}'.");
+        try
+        {
+            CreateSchedule(); // the schedules check their own arguments too
+        }
+        catch (ArgumentException e)
+        {
+            throw new OptionException($"--schedule {Schedule.ToString().ToLowerInvariant()}: {e.Message}");
+        }
     }
+
+    /// <summary>The largest synthetic set (its bytes must fit one array).</summary>
+    public const int MaxSynthetic = 500_000;
 
     public LearningRateSchedule CreateSchedule() => Schedule switch
     {

@@ -25,6 +25,9 @@ public sealed record TrainingState
     public double ElapsedSeconds { get; init; }
     public string CheckpointFolder { get; init; } = "";
     public string Device { get; init; } = "";
+
+    /// <summary>Sizes and a hash of the labels of the data the run trains on; a resume on other data is refused.</summary>
+    public string DataFingerprint { get; init; } = "";
     public string SavedAt { get; init; } = "";
     public List<EpochRecord> History { get; init; } = [];
 

@@ -93,6 +93,10 @@ public class DataAndOptionErrorTests
     [TestCase(new[] { "train", "--bogus" }, "--bogus")]
     [TestCase(new[] { "train", "--dataset", "cifar100" }, "cifar100 needs --data")]
     [TestCase(new[] { "train", "--average", "ema", "--ema-decay", "1.5" }, "--ema-decay", "(0, 1)")]
+    [TestCase(new[] { "train", "--swa-lr", "1e400" }, "--swa-lr", "finite")]
+    [TestCase(new[] { "train", "--momentum", "0.99999999" }, "--momentum", "float32")]
+    [TestCase(new[] { "train", "--wd", "Infinity" }, "--wd", "finite")]
+    [TestCase(new[] { "train", "--synthetic-train", "800000" }, "at most 500,000")]
     public void BadOptionsAreNamed(string[] args, params string[] parts) => ExpectBadInput(args, parts);
 
     [Test]
@@ -126,6 +130,42 @@ public class DataAndOptionErrorTests
         Assert.That(r.ExitCode, Is.EqualTo(2), r.All);
         Assert.That(r.Error, Does.Contain("already holds a run").And.Contain("--resume"));
         Assert.That(Directory.GetFileSystemEntries(outDir), Has.Length.EqualTo(1), "folder untouched");
+    }
+
+    [Test]
+    public void SynthRefusesSetsTooLargeForMemory()
+    {
+        var r = CliRunner.Run("synth", "--out", Path.Combine(_root, "big"), "--train", "800000");
+        Assert.That(r.ExitCode, Is.EqualTo(2), r.All);
+        Assert.That(r.Error, Does.Contain("at most 500,000"));
+    }
+
+    [Test]
+    public void ResumeOnOtherDataIsRefused()
+    {
+        string outDir = Path.Combine(_root, "run");
+        string[] tiny = ["train", "--device", "cpu", "--model", "resnet8", "--synthetic-test", "20", "--batch", "50", "--epochs", "2", "--swa-start", "1", "--out", outDir];
+        Assert.That(CliRunner.Run([.. tiny, "--synthetic-train", "100", "--halt-after-batches", "1"]).ExitCode, Is.EqualTo(130));
+        // Same folder, but state.json's options edited to other data: the fingerprint no longer matches.
+        string statePath = Path.Combine(outDir, "state.json");
+        File.WriteAllText(statePath, File.ReadAllText(statePath).Replace("\"synthetic_train\": 100", "\"synthetic_train\": 150"));
+        var r = CliRunner.Run("train", "--resume", outDir);
+        Assert.That(r.ExitCode, Is.EqualTo(2), r.All);
+        Assert.That(r.Error, Does.Contain("trained on other data"));
+    }
+
+    [Test]
+    public void ARunFolderIsLockedWhileInUse()
+    {
+        string dir = Path.Combine(_root, "locked");
+        Directory.CreateDirectory(dir);
+        using (CudaSwa.Cli.Output.RunLock.Acquire(dir))
+        {
+            var ex = Assert.Throws<CudaSwa.Training.OptionException>(() => CudaSwa.Cli.Output.RunLock.Acquire(dir));
+            Assert.That(ex!.Message, Does.Contain("Another cudaswa process"));
+        }
+        using (CudaSwa.Cli.Output.RunLock.Acquire(dir)) { } // released on dispose
+        Assert.That(File.Exists(Path.Combine(dir, ".lock")), Is.False, "the lock file goes away with the lock");
     }
 
     [Test]

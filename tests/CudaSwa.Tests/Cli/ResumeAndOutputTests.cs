@@ -93,6 +93,10 @@ public class ResumeAndOutputTests
         Assert.That(r.All, Does.Contain("NaN/Inf").And.Contain("--lr"));
         Assert.That(File.Exists(Path.Combine(dir, "summary.json")), Is.True);
         Assert.That(File.ReadAllText(Path.Combine(dir, "summary.json")), Does.Contain("\"diverged\""));
+        // Whatever checkpoint survived is a good one: every value finite.
+        if (File.Exists(Path.Combine(dir, "model.safetensors")))
+            foreach (var t in SafeTensors.Read(Path.Combine(dir, "model.safetensors")).Tensors.Values)
+                Assert.That(t.Data.All(float.IsFinite), Is.True, $"{t.Name} in the kept checkpoint");
     }
 
     [Test]
@@ -124,6 +128,31 @@ public class ResumeAndOutputTests
         Assert.That(back.Tensors["layer.weight"].Data, Is.EqualTo(a));
         Assert.That(back.Tensors["layer.bias"].Data, Is.EqualTo(b));
         Assert.That(back.Metadata["format"], Is.EqualTo("pt"));
+    }
+
+    [Test]
+    public void MalformedHeaderEntriesAreNamedAndIntegerStepCountersSkipped()
+    {
+        Directory.CreateDirectory(_root);
+        string path = Path.Combine(_root, "h.safetensors");
+        void WriteRaw(string json, int dataBytes)
+        {
+            var head = System.Text.Encoding.UTF8.GetBytes(json);
+            var bytes = new byte[8 + head.Length + dataBytes];
+            BinaryPrimitives.WriteUInt64LittleEndian(bytes, (ulong)head.Length);
+            head.CopyTo(bytes, 8);
+            File.WriteAllBytes(path, bytes);
+        }
+        WriteRaw("{\"w\": {\"shape\": [2]}}", 8);
+        var ex = Assert.Throws<InvalidDataException>(() => SafeTensors.Read(path));
+        Assert.That(ex!.Message, Does.Contain("h.safetensors").And.Contain("'w'"));
+        WriteRaw("{\"w\": [1, 2]}", 8);
+        Assert.That(Assert.Throws<InvalidDataException>(() => SafeTensors.Read(path))!.Message, Does.Contain("'w'"));
+        // PyTorch's BN step counter is I64: skipped, the F32 tensors read.
+        WriteRaw("{\"bn.num_batches_tracked\": {\"dtype\": \"I64\", \"shape\": [], \"data_offsets\": [0, 8]}, " +
+                 "\"bn.weight\": {\"dtype\": \"F32\", \"shape\": [2], \"data_offsets\": [8, 16]}}", 16);
+        var back = SafeTensors.Read(path);
+        Assert.That(back.Tensors.Keys, Is.EqualTo(new[] { "bn.weight" }));
     }
 
     [Test]

@@ -25,7 +25,7 @@ public class TrainVariantsTests
     [TestCase("--schedule", "cosine")]
     [TestCase("--average", "ema", "--ema-decay", "0.9")]
     [TestCase("--bn-update", "sample-weighted", "--padding", "reflect")]
-    [TestCase("--bn-update", "none", "--no-ensemble")]
+    [TestCase("--bn-update", "None", "--no-ensemble")]
     [TestCase("--average-every-steps", "2", "--nesterov")]
     [TestCase("--sgd-only", "--schedule", "swa")]
     public void VariantRunsAndReportsItsTable(params string[] extra)
@@ -50,6 +50,18 @@ public class TrainVariantsTests
             Assert.That(File.Exists(Path.Combine(outDir, "swa.safetensors")), Is.True);
         }
         Assert.That(File.ReadAllLines(Path.Combine(outDir, "metrics.csv")), Has.Length.EqualTo(4));
+        if (extra.Contains("None"))
+        {
+            // Without a recompute the averaged model carries averaged statistics, not reset ones.
+            var meta = CudaSwa.IO.SafeTensors.Read(Path.Combine(outDir, "swa.safetensors")).Metadata;
+            Assert.That(meta["bn_statistics"], Is.EqualTo("averaged with the weights"));
+            Assert.That(rows[1].GetProperty("test_loss").GetDouble(), Is.LessThan(rows[0].GetProperty("test_loss").GetDouble() * 1.5), "SWA with averaged statistics is a usable model");
+        }
+        else if (!sgdOnly)
+        {
+            var meta = CudaSwa.IO.SafeTensors.Read(Path.Combine(outDir, "swa.safetensors")).Metadata;
+            Assert.That(meta["bn_statistics"], Does.StartWith("recomputed"));
+        }
     }
 
     [Test]
@@ -64,6 +76,8 @@ public class TrainVariantsTests
         var wrongModel = CliRunner.Run("eval", "--weights", Path.Combine(outDir, "swa.safetensors"), "--model", "resnet20", "--device", "cpu", "--test-subset", "20");
         Assert.That(wrongModel.ExitCode, Is.EqualTo(2), wrongModel.All);
         Assert.That(wrongModel.Error, Does.Contain("lacks").Or.Contain("shape"));
+        var oddBatch = CliRunner.Run("eval", "--weights", Path.Combine(outDir, "swa.safetensors"), "--model", "resnet8", "--device", "cpu", "--test-subset", "100", "--batch", "19");
+        Assert.That(oddBatch.ExitCode, Is.Zero, "evaluation alone does not care how the training set splits into batches: " + oddBatch.All);
         var missing = CliRunner.Run("eval", "--weights", Path.Combine(outDir, "nope.safetensors"), "--model", "resnet8");
         Assert.That(missing.ExitCode, Is.EqualTo(2));
         Assert.That(missing.Error, Does.Contain("nope.safetensors").And.Contain("does not exist"));
