@@ -7,7 +7,7 @@
   build    build the solution (Release)
   test     run the test suite (the same command README and .ci/run use)
   bench    run the BenchmarkDotNet suite; pass BenchmarkDotNet arguments after --, e.g.
-           dotnet pwsh build.ps1 bench -- --filter '*SwaUpdate*'
+           dotnet pwsh build.ps1 bench --filter '*SwaUpdate*'
   compare  one-command ratio table, ours vs PyTorch on this machine (bench/compare.sh)
   kernels  compile every kernels/*.cu to PTX with clang-14 (no CUDA SDK needed), to catch
            kernel compile errors without a GPU; skipped with a note when clang-14 is absent
@@ -15,16 +15,20 @@
            runtime, packed for a GPU host without the SDK, plus run.sh (see bundle/README.txt)
   clean    remove build outputs
 #>
+# A plain (not advanced) script on purpose: arguments after the task, such as BenchmarkDotNet's
+# --filter, reach $args untouched instead of being parsed as PowerShell parameters.
 param(
-    [Parameter(Position = 0)]
-    [ValidateSet('build', 'test', 'bench', 'compare', 'kernels', 'bundle', 'clean')]
     [string] $Task = 'build',
-    [string] $Configuration = 'Release',
-    [Parameter(ValueFromRemainingArguments = $true)]
-    [string[]] $Rest = @()
+    [string] $Configuration = 'Release'
 )
 
 $ErrorActionPreference = 'Stop'
+$Rest = @($args)
+$tasks = 'build', 'test', 'bench', 'compare', 'kernels', 'bundle', 'clean'
+if ($tasks -notcontains $Task) {
+    Write-Error "Unknown task '$Task'. Tasks: $($tasks -join ', '). See the header of build.ps1."
+    exit 2
+}
 Set-Location $PSScriptRoot
 
 function Invoke-Checked([string] $exe, [string[]] $arguments) {
