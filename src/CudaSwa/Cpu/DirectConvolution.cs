@@ -34,8 +34,11 @@ internal sealed unsafe class DirectConvolution
     private const int VB = 3;          // 16-float vectors per forward tile
     private const int Tile = 16 * VB;  // grid positions per forward tile
 
+    /// <summary>Tests switch the direct path off to check the im2col + GEMM path on the same shapes.</summary>
+    internal static bool Enabled { get; set; } = true;
+
     public static bool Supports(ConvGeometry g) =>
-        Vector512.IsHardwareAccelerated && g.R == g.S && g.W >= 2 &&
+        Enabled && Vector512.IsHardwareAccelerated && g.R == g.S && g.W >= 2 &&
         ((g.R == 3 && g.Padding == 1) || (g.R == 1 && g.Padding == 0)) &&
         (g.Stride == 1 || (g.Stride == 2 && g.H % 2 == 0 && g.W % 2 == 0));
 

@@ -21,15 +21,30 @@ public static unsafe class Gemm
     private const int MC = 96;    // rows of A packed at once (multiple of every MR)
     private const int NC = 2048;  // columns of B packed at once (multiple of every NR)
 
-    private enum Kernel { Avx512, Avx256, Scalar }
+    public enum Kernel { Avx512, Avx256, Scalar }
 
-    private static readonly Kernel Selected =
+    /// <summary>The best micro-kernel this CPU runs.</summary>
+    public static readonly Kernel Best =
         Vector512.IsHardwareAccelerated ? Kernel.Avx512 :
         Vector256.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Fma.IsSupported ? Kernel.Avx256 :
         Kernel.Scalar;
 
-    private static readonly int MR = Selected switch { Kernel.Avx512 => 8, Kernel.Avx256 => 6, _ => 4 };
-    private static readonly int NR = Selected switch { Kernel.Avx512 => 32, Kernel.Avx256 => 16, _ => 4 };
+    private static Kernel Selected = Best;
+    private static int MR = 8, NR = 32;
+
+    static Gemm() => Use(Best);
+
+    /// <summary>
+    /// Switches the micro-kernel (tests run every kernel this CPU supports, so the narrower ones
+    /// are checked even on an AVX-512 machine). Not thread-safe against running products.
+    /// </summary>
+    internal static void Use(Kernel kernel)
+    {
+        if (kernel == Kernel.Avx512 && !Vector512.IsHardwareAccelerated) throw new PlatformNotSupportedException("This CPU has no AVX-512.");
+        if (kernel == Kernel.Avx256 && !(Vector256.IsHardwareAccelerated && System.Runtime.Intrinsics.X86.Fma.IsSupported)) throw new PlatformNotSupportedException("This CPU has no AVX2+FMA.");
+        Selected = kernel;
+        (MR, NR) = kernel switch { Kernel.Avx512 => (8, 32), Kernel.Avx256 => (6, 16), _ => (4, 4) };
+    }
 
     /// <summary>Which micro-kernel this process uses, for logs and `cudaswa info`.</summary>
     public static string KernelName => Selected switch

@@ -7,18 +7,27 @@ namespace CudaSwa.Tests.Cpu;
 /// <summary>The blocked SIMD GEMM against a naive double product, over shapes that hit every edge tile.</summary>
 public class GemmTests
 {
+    /// <summary>Every micro-kernel this CPU can run (the narrower ones too).</summary>
+    private static IEnumerable<Gemm.Kernel> Kernels() =>
+        new[] { Gemm.Kernel.Avx512, Gemm.Kernel.Avx256, Gemm.Kernel.Scalar }.Where(k => k >= Gemm.Best);
+
     private static IEnumerable<TestCaseData> Cases()
     {
         int[][] shapes = [[1, 1, 1], [7, 5, 3], [8, 32, 16], [9, 33, 17], [6, 16, 300], [100, 37, 260], [33, 1030, 19], [130, 2100, 70]];
+        foreach (var kernel in Kernels())
         foreach (var s in shapes)
         foreach (bool ta in new[] { false, true })
         foreach (bool tb in new[] { false, true })
-            yield return new TestCaseData(s[0], s[1], s[2], ta, tb).SetName($"Gemm_{s[0]}x{s[1]}x{s[2]}_{(ta ? "T" : "N")}{(tb ? "T" : "N")}");
+            yield return new TestCaseData(kernel, s[0], s[1], s[2], ta, tb).SetName($"Gemm_{kernel}_{s[0]}x{s[1]}x{s[2]}_{(ta ? "T" : "N")}{(tb ? "T" : "N")}");
     }
 
+    [TearDown]
+    public void RestoreKernel() => Gemm.Use(Gemm.Best);
+
     [TestCaseSource(nameof(Cases))]
-    public void MatchesNaiveProduct(int m, int n, int k, bool ta, bool tb)
+    public void MatchesNaiveProduct(Gemm.Kernel kernel, int m, int n, int k, bool ta, bool tb)
     {
+        Gemm.Use(kernel);
         var rng = new Fresh();
         int extra = 3; // leading dimensions larger than the matrix, to catch stride bugs
         int lda = (ta ? m : k) + extra, ldb = (tb ? k : n) + extra, ldc = n + extra;

@@ -113,6 +113,16 @@ public class ConvolutionTests(string backend) : BackendTest(backend)
         Close.Check(Get(dw), Reference.ConvBackwardFilter(xd, n, c, h, w, dyd, k, r, stride, pad), 1e-5 * Math.Sqrt(n * p * p) * Tol, 1e-5, "backward filter " + what);
     }
 
+    /// <summary>The CPU's im2col + GEMM path on the same layer shapes the direct kernels take (it serves shapes they do not).</summary>
+    [TestCaseSource(nameof(LayerShapeIndex))]
+    public void LayerSizedPassesMatchDirectLoopsWithoutTheDirectKernels(int s)
+    {
+        if (B.IsCuda) Assert.Ignore("CPU-only switch.");
+        CudaSwa.Cpu.DirectConvolution.Enabled = false;
+        try { LayerSizedPassesMatchDirectLoops(s); }
+        finally { CudaSwa.Cpu.DirectConvolution.Enabled = true; }
+    }
+
     [Test]
     public void BackwardDataAccumulatesWhenAsked()
     {
