@@ -59,6 +59,48 @@ public class KernelCompileTests
         }
     }
 
+    /// <summary>
+    /// Every kernel launch in CudaBackend.cs passes the arguments its kernel declares — same count,
+    /// same widths (pointer/long 64-bit, int 32-bit, float, double) — read from the PTX clang-14
+    /// produces. A mismatch would silently corrupt memory on the GPU, so it is caught here, without one.
+    /// </summary>
+    [Test]
+    public void EveryLaunchPassesTheArgumentsItsKernelDeclares()
+    {
+        string? kernels = KernelsFolder();
+        if (kernels is null) Assert.Ignore("kernels/ is not next to the tests (e.g. a GPU bundle).");
+        string? clang = FindClang();
+        if (clang is null) Assert.Ignore("clang-14 is not installed: the check reads the PTX it produces.");
+        string repo = Path.GetDirectoryName(kernels)!;
+        var declared = new Dictionary<string, List<string>>(StringComparer.Ordinal);
+        foreach (var cu in Directory.GetFiles(kernels!, "*.cu"))
+        {
+            string ptx = Path.Combine(Path.GetTempPath(), $"cudaswa-{Guid.NewGuid():N}.ptx");
+            var psi = new ProcessStartInfo(clang!) { RedirectStandardError = true, WorkingDirectory = repo };
+            foreach (var a in new[] { "-x", "cuda", "--cuda-device-only", "--cuda-gpu-arch=sm_80", "-nocudainc", "-nocudalib", "-Xclang", "-target-feature",
+                         "-Xclang", "+ptx70", "-std=c++17", "-O3", "-include", "kernels/clang_prelude.cuh", "-Ikernels", "-S", cu, "-o", ptx })
+                psi.ArgumentList.Add(a);
+            using (var p = Process.Start(psi)!) { p.StandardError.ReadToEnd(); p.WaitForExit(); Assert.That(p.ExitCode, Is.Zero, cu); }
+            string text = File.ReadAllText(ptx);
+            File.Delete(ptx);
+            foreach (System.Text.RegularExpressions.Match m in System.Text.RegularExpressions.Regex.Matches(text, @"\.entry (\w+)\((.*?)\)", System.Text.RegularExpressions.RegexOptions.Singleline))
+                declared[m.Groups[1].Value] = System.Text.RegularExpressions.Regex.Matches(m.Groups[2].Value, @"\.param \.(\w+)")
+                    .Select(t => t.Groups[1].Value switch { "u64" or "b64" or "s64" => "64", "u32" or "b32" or "s32" => "32", var other => other }).ToList();
+        }
+        string backend = File.ReadAllText(Path.Combine(repo, "src", "CudaSwa", "Cuda", "CudaBackend.cs"));
+        var launches = System.Text.RegularExpressions.Regex.Matches(backend,
+            @"new KernelArgs\([^)]*\)((?:\s*\.\w+\([^;]*?\))*?)\s*\.Launch\(K\(""([\w.]+)"", ""(\w+)""\)", System.Text.RegularExpressions.RegexOptions.Singleline);
+        Assert.That(launches, Is.Not.Empty, "no launches found: did the launch style change?");
+        var width = new Dictionary<string, string> { ["Ptr"] = "64", ["I64"] = "64", ["I32"] = "32", ["U32"] = "32", ["F32"] = "f32", ["F64"] = "f64" };
+        foreach (System.Text.RegularExpressions.Match l in launches)
+        {
+            string kernel = l.Groups[3].Value;
+            var passed = System.Text.RegularExpressions.Regex.Matches(l.Groups[1].Value, @"\.(Ptr|I64|I32|U32|F32|F64)\(").Select(c => width[c.Groups[1].Value]).ToList();
+            Assert.That(declared.ContainsKey(kernel), Is.True, $"kernel {kernel} ({l.Groups[2].Value}) has no PTX entry");
+            Assert.That(passed, Is.EqualTo(declared[kernel]), $"arguments of the {kernel} launch vs its declaration");
+        }
+    }
+
     [Test]
     public void EveryKernelFileIsEmbeddedInTheEngine()
     {
