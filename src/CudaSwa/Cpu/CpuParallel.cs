@@ -2,7 +2,7 @@ namespace CudaSwa.Cpu;
 
 /// <summary>
 /// The CPU backend's worker pool: Workers-1 persistent background threads plus the calling
-/// thread. A parallel loop publishes its body, wakes the workers, and every participant claims
+/// thread. A parallel loop publishes a job (body and counters), wakes the workers, and every participant claims
 /// indices with an atomic counter; the caller then waits for the last index to finish.
 /// Persistent threads matter here: with Parallel.For on a 2-core machine the pool thread often
 /// starts late, the caller claims both halves, and the "parallel" op runs serially.
@@ -94,17 +94,27 @@ public static class CpuParallel
         });
     }
 
+    /// <summary>
+    /// One parallel loop: its body, size and counters. Each loop gets a fresh job, so a worker
+    /// that wakes late and still holds an earlier job can only find that job exhausted; it can
+    /// never claim an index of the next loop before that loop's counters are set.
+    /// </summary>
+    private sealed class Job(Action<int> body, int count)
+    {
+        public readonly Action<int> Body = body;
+        public readonly int Count = count;
+        public int Next;
+        public int Done;
+        public Exception? Error;
+    }
+
     private sealed class Pool
     {
         private readonly Thread[] _threads;
         private readonly SemaphoreSlim _wake = new(0);
         private readonly object _runGate = new();
-        private Action<int>? _body;
-        private int _count;
-        private int _next;
-        private int _done;
+        private volatile Job? _job;
         private volatile bool _stopping;
-        private Exception? _error;
 
         public Pool(int threads)
         {
@@ -121,41 +131,38 @@ public static class CpuParallel
         {
             lock (_runGate) // one loop at a time; concurrent callers queue here
             {
-                _error = null;
-                _body = body;
-                _count = count;
-                _done = 0;
-                Volatile.Write(ref _next, 0);
+                var job = new Job(body, count);
+                _job = job;
                 _wake.Release(Math.Min(_threads.Length, count - 1));
-                Work();
+                t_worker = 0;
+                Work(job);
                 var spin = new SpinWait();
-                while (Volatile.Read(ref _done) < count) spin.SpinOnce(sleep1Threshold: -1);
-                _body = null;
-                if (_error is not null)
-                    throw new AggregateException("A parallel CPU op failed.", _error);
+                while (Volatile.Read(ref job.Done) < count) spin.SpinOnce(sleep1Threshold: -1);
+                _job = null;
+                if (job.Error is not null)
+                    throw new AggregateException("A parallel CPU op failed.", job.Error);
             }
         }
 
-        private void Work()
+        private static void Work(Job job)
         {
             bool wasInside = t_inside;
             t_inside = true;
-            if (Thread.CurrentThread.Name?.StartsWith("cudaswa-cpu-", StringComparison.Ordinal) != true) t_worker = 0;
             try
             {
                 while (true)
                 {
-                    int i = Interlocked.Increment(ref _next) - 1;
-                    if (i >= _count) break;
+                    int i = Interlocked.Increment(ref job.Next) - 1;
+                    if (i >= job.Count) break;
                     try
                     {
-                        _body!(i);
+                        job.Body(i);
                     }
                     catch (Exception e)
                     {
-                        _error ??= e;
+                        Interlocked.CompareExchange(ref job.Error, e, null);
                     }
-                    Interlocked.Increment(ref _done);
+                    Interlocked.Increment(ref job.Done);
                 }
             }
             finally
@@ -170,7 +177,7 @@ public static class CpuParallel
             {
                 _wake.Wait();
                 if (_stopping) return;
-                if (_body is not null) Work();
+                if (_job is { } job) Work(job);
             }
         }
 
