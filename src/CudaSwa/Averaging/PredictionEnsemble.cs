@@ -7,8 +7,9 @@ namespace CudaSwa.Averaging;
 /// <summary>
 /// The prediction-ensemble baseline of the SWA literature (snapshot ensembles, FGE): the softmax
 /// outputs of saved snapshots on a fixed evaluation set, averaged. Only the running mean of the
-/// predictions is kept (N x classes floats on the device), updated with the same fused averaging
-/// pass as the weights; a snapshot is added by evaluating the network as it is now.
+/// predictions is kept (N x classes floats on the device), plus the current snapshot's
+/// predictions; a snapshot is added by evaluating the network as it is now and folding all its
+/// predictions in with ONE fused averaging update (on a GPU: one launch over a table built once).
 /// </summary>
 public sealed class PredictionEnsemble : IDisposable
 {
@@ -25,7 +26,7 @@ public sealed class PredictionEnsemble : IDisposable
         Evaluation = evaluation;
         int n = evaluation.Data.Count, k = network.NumClasses;
         _mean = network.Backend.AllocateTensor(new TensorShape(n, k));
-        _probs = network.Backend.AllocateTensor(new TensorShape(network.MaxBatch, k));
+        _probs = network.Backend.AllocateTensor(new TensorShape(n, k));
         _labels = network.Backend.AllocateTensor(new TensorShape(network.MaxBatch), DType.Int32);
     }
 
@@ -41,16 +42,14 @@ public sealed class PredictionEnsemble : IDisposable
         var backend = Network.Backend;
         int k = Network.NumClasses;
         Evaluation.BeginEpoch(0);
-        float alpha = 1f / (Count + 1);
         for (int i = 0; i < Evaluation.BatchCount; i++)
         {
             int b = Evaluation.Load(i, Network.Input(Network.MaxBatch), _labels);
             Network.Forward(b, RunMode.Eval);
-            var probs = _probs.WithBatch(b);
-            backend.Softmax(Network.Logits(b), probs);
-            var target = new Tensor(_mean.Buffer, _mean.Offset + (long)i * Evaluation.BatchSize * k, new TensorShape(b, k));
-            backend.AverageUpdate(target, probs, alpha);
+            var rows = new Tensor(_probs.Buffer, _probs.Offset + (long)i * Evaluation.BatchSize * k, new TensorShape(b, k));
+            backend.Softmax(Network.Logits(b), rows);
         }
+        backend.AverageUpdate(_mean, _probs, 1f / (Count + 1));
         Count++;
     }
 

@@ -17,7 +17,7 @@ public sealed unsafe class KernelLibrary : IDisposable
 {
     private readonly CudaDevice _device;
     private readonly Dictionary<string, IntPtr> _modules = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, IntPtr> _functions = new(StringComparer.Ordinal);
+    private readonly Dictionary<(string File, string Kernel), IntPtr> _functions = new(); // keyed without building a string: looked up on every launch
     private readonly object _gate = new();
 
     public KernelLibrary(CudaDevice device)
@@ -37,9 +37,6 @@ public sealed unsafe class KernelLibrary : IDisposable
     public string NvrtcVersion { get; }
     public IReadOnlyList<int> SupportedArchitectures { get; }
     public string CacheFolder { get; }
-
-    /// <summary>Number of modules compiled by NVRTC in this process (the rest came from the disk cache).</summary>
-    public int Compiled { get; private set; }
 
     private static string ResolveCacheFolder()
     {
@@ -71,7 +68,7 @@ public sealed unsafe class KernelLibrary : IDisposable
     /// <summary>A kernel entry point (extern "C" name) from a kernel file, compiled and loaded on first use.</summary>
     public IntPtr Function(string file, string kernel)
     {
-        string key = file + ":" + kernel;
+        var key = (file, kernel);
         lock (_gate)
         {
             if (_functions.TryGetValue(key, out var f)) return f;
@@ -105,7 +102,6 @@ public sealed unsafe class KernelLibrary : IDisposable
         if (image is null)
         {
             image = Compile(file, source, headers, options, cubin);
-            Compiled++;
             compiledNow = true;
             try { AtomicFile.WriteAllBytes(cached, image); }
             catch (Exception e) when (e is IOException or UnauthorizedAccessException) { /* the cache is an optimisation */ }
@@ -118,7 +114,6 @@ public sealed unsafe class KernelLibrary : IDisposable
             // A stale or damaged cache entry: drop it and compile afresh once.
             try { File.Delete(cached); } catch (IOException) { }
             image = Compile(file, source, headers, options, cubin);
-            Compiled++;
             fixed (byte* p = image) result = CuDriver.cuModuleLoadData(&module, p);
         }
         Check.Cu(result, $"cuModuleLoadData({file} for sm_{arch}, {(cubin ? "CUBIN" : "PTX")} from NVRTC {NvrtcVersion})");
