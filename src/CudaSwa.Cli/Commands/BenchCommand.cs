@@ -34,12 +34,12 @@ public static class BenchCommand
             int batch = p.GetValue(Batch);
             if (batch < 2) throw new OptionException($"--batch: must be >= 2; got {batch}.");
             string? json = p.GetValue(Json);
+            string only = p.GetValue(Only)!;
+            if (only is not ("all" or "swa")) throw new OptionException($"--only: '{only}' is not valid; expected all or swa.");
             using var backend = BackendFactory.Create(p.GetValue(Device)!, p.GetValue(Tf32), out string note);
             int steps = p.GetValue(Steps) ?? (backend.IsCuda ? 50 : 5);
             if (steps < 1) throw new OptionException($"--steps: must be >= 1; got {steps}.");
             env.Console.WriteLine($"cudaswa bench: {note}");
-            string only = p.GetValue(Only)!;
-            if (only is not ("all" or "swa")) throw new OptionException($"--only: '{only}' is not valid; expected all or swa.");
             var report = BenchHarness.Run(backend, models, batch, steps, only == "swa", line => env.Console.WriteLine(line));
             var table = new Table().AddColumn("model").AddColumn(new TableColumn("train img/s").RightAligned()).AddColumn(new TableColumn("eval img/s").RightAligned())
                 .AddColumn(new TableColumn("BN recompute img/s").RightAligned()).AddColumn(new TableColumn("BN pass / epoch").RightAligned())

@@ -52,7 +52,7 @@ public static class EvalCommand
             if (recompute)
             {
                 using var trainData = new DeviceDataset(train, backend);
-                using var loader = new BatchLoader(trainData, options.BatchSize, true, new AugmentSpec(), options.Seed ^ 0xB17E5EEDUL);
+                using var loader = new BatchLoader(trainData, options.BatchSize, true, new AugmentSpec(), options.Seed ^ BatchNormRecompute.LoaderSeedSalt);
                 BatchNormRecompute.Run(net, loader, 0);
                 env.Console.WriteLine($"recomputed BN statistics over {train.Count:N0} training images");
             }

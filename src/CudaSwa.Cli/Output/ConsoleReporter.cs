@@ -140,7 +140,6 @@ public sealed class ConsoleReporter
         };
         if (_task is not null)
             _task.Description = $"{_epochLabel}  {what}";
-
     }
 
     public void Results(RunSummary summary)

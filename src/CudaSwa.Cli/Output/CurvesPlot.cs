@@ -11,25 +11,23 @@ public static class CurvesPlot
         var evaluated = history.Where(r => r.TestAccuracy is not null).ToList();
         if (evaluated.Count == 0) return;
         var plot = new ScottPlot.Plot();
-        var sgd = plot.Add.Scatter(evaluated.Select(r => (double)r.Epoch).ToArray(), evaluated.Select(r => 100 * (1 - r.TestAccuracy!.Value)).ToArray());
-        sgd.LegendText = "SGD";
-        sgd.LineWidth = 2;
-        sgd.MarkerSize = 5;
-        var swa = evaluated.Where(r => r.SwaTestAccuracy is not null).ToList();
-        if (swa.Count > 0)
+        ScottPlot.Plottables.Scatter? Series(Func<EpochRecord, double?> accuracy, string label)
         {
-            var s = plot.Add.Scatter(swa.Select(r => (double)r.Epoch).ToArray(), swa.Select(r => 100 * (1 - r.SwaTestAccuracy!.Value)).ToArray());
-            s.LegendText = options.Average.ToString().ToUpperInvariant() + (options.NoBnUpdate ? " (BN statistics averaged)" : " (BN recomputed)");
+            var rows = evaluated.Where(r => accuracy(r) is not null).ToList();
+            if (rows.Count == 0) return null;
+            var s = plot.Add.Scatter(rows.Select(r => (double)r.Epoch).ToArray(), rows.Select(r => 100 * (1 - accuracy(r)!.Value)).ToArray());
+            s.LegendText = label;
             s.LineWidth = 2;
             s.MarkerSize = 5;
+            return s;
         }
-        var ens = evaluated.Where(r => r.EnsembleTestAccuracy is not null).ToList();
-        if (ens.Count > 0)
+        Series(r => r.TestAccuracy, "SGD");
+        Series(r => r.SwaTestAccuracy, options.Average.ToString().ToUpperInvariant() + (options.NoBnUpdate ? " (BN statistics averaged)" : " (BN recomputed)"));
+        if (Series(r => r.EnsembleTestAccuracy, "prediction ensemble") is { } ensemble)
         {
-            var e = plot.Add.Scatter(ens.Select(r => (double)r.Epoch).ToArray(), ens.Select(r => 100 * (1 - r.EnsembleTestAccuracy!.Value)).ToArray());
-            e.LegendText = "prediction ensemble";
-            e.LinePattern = ScottPlot.LinePattern.Dashed;
-            e.MarkerSize = 4;
+            ensemble.LinePattern = ScottPlot.LinePattern.Dashed;
+            ensemble.LineWidth = 1;
+            ensemble.MarkerSize = 4;
         }
         if (options.Averaging && options.SwaStart is int start)
         {

@@ -31,6 +31,12 @@ public enum BatchNormRecomputeMode
 /// </summary>
 public static class BatchNormRecompute
 {
+    /// <summary>
+    /// A recompute's loader is seeded with the run's seed XOR this, so its batch order is
+    /// reproducible but not the training order (the trainer and `cudaswa eval` agree on it).
+    /// </summary>
+    public const ulong LoaderSeedSalt = 0xB17E5EEDUL;
+
     /// <summary>Runs the recompute; <paramref name="onBatch"/> is called after each batch with (done, total).</summary>
     public static void Run(Network network, BatchLoader loader, int epochKey,
         BatchNormRecomputeMode mode = BatchNormRecomputeMode.Exact, Action<int, int>? onBatch = null)

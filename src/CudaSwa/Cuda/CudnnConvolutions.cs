@@ -47,7 +47,6 @@ internal sealed unsafe class CudnnConvolutions : IDisposable
     }
 
     public DeviceBuffer? Workspace { get; private set; }
-    public int PlansFound => _plans.Count;
 
     public Plan Get(ConvGeometry g)
     {

@@ -11,15 +11,12 @@ namespace CudaSwa.IO;
 /// </summary>
 public static class ModelWeights
 {
-    public static IEnumerable<SafeTensors.Entry> Entries(Arena parameters, Arena buffers)
-    {
-        var p = parameters.ToHost();
-        var b = buffers.ToHost();
-        foreach (var e in parameters.Layout.Entries)
-            yield return new SafeTensors.Entry(e.Name, e.Shape.ToArray(), p.AsSpan((int)e.Offset, (int)e.Length).ToArray());
-        foreach (var e in buffers.Layout.Entries)
-            yield return new SafeTensors.Entry(e.Name, e.Shape.ToArray(), b.AsSpan((int)e.Offset, (int)e.Length).ToArray());
-    }
+    public static IEnumerable<SafeTensors.Entry> Entries(Arena parameters, Arena buffers) =>
+        Entries(parameters.Layout, parameters.ToHost()).Concat(Entries(buffers.Layout, buffers.ToHost()));
+
+    /// <summary>One named tensor per layout entry, cut from host values laid out as the arena is (names optionally prefixed).</summary>
+    public static IEnumerable<SafeTensors.Entry> Entries(ArenaLayout layout, float[] values, string prefix = "") =>
+        layout.Entries.Select(e => new SafeTensors.Entry(prefix + e.Name, e.Shape.ToArray(), values.AsSpan((int)e.Offset, (int)e.Length).ToArray()));
 
     public static void Save(string path, Arena parameters, Arena buffers, IReadOnlyDictionary<string, string>? metadata = null) =>
         SafeTensors.Write(path, Entries(parameters, buffers), metadata);

@@ -13,8 +13,6 @@ public static unsafe partial class CuDriver
     public const int AttributeMultiprocessorCount = 16;
     public const int AttributeComputeCapabilityMajor = 75;
     public const int AttributeComputeCapabilityMinor = 76;
-    public const int AttributeMemoryBusWidth = 37;
-    public const int AttributeMemoryClockRate = 36;
 
     [LibraryImport(NativeLibraries.Cuda)] public static partial CuResult cuInit(uint flags);
     [LibraryImport(NativeLibraries.Cuda)] public static partial CuResult cuDriverGetVersion(int* version);
@@ -34,7 +32,6 @@ public static unsafe partial class CuDriver
     [LibraryImport(NativeLibraries.Cuda, EntryPoint = "cuMemcpyDtoH_v2")] public static partial CuResult cuMemcpyDtoH(void* destination, ulong source, nuint bytes);
     [LibraryImport(NativeLibraries.Cuda, EntryPoint = "cuMemcpyDtoDAsync_v2")] public static partial CuResult cuMemcpyDtoDAsync(ulong destination, ulong source, nuint bytes, IntPtr stream);
     [LibraryImport(NativeLibraries.Cuda)] public static partial CuResult cuMemsetD32Async(ulong destination, uint value, nuint count, IntPtr stream);
-    [LibraryImport(NativeLibraries.Cuda)] public static partial CuResult cuMemsetD8Async(ulong destination, byte value, nuint count, IntPtr stream);
     [LibraryImport(NativeLibraries.Cuda)] public static partial CuResult cuModuleLoadData(IntPtr* module, void* image);
     [LibraryImport(NativeLibraries.Cuda)] public static partial CuResult cuModuleUnload(IntPtr module);
     [LibraryImport(NativeLibraries.Cuda)] public static partial CuResult cuModuleGetFunction(IntPtr* function, IntPtr module, byte* name);

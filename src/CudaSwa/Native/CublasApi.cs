@@ -10,7 +10,6 @@ public static unsafe partial class CublasApi
     public const int OpN = 0;
     public const int OpT = 1;
     public const int DefaultMath = 0;
-    public const int PedanticMath = 2;
     public const int Tf32TensorOpMath = 3;
 
     [LibraryImport(NativeLibraries.Cublas, EntryPoint = "cublasCreate_v2")] public static partial CublasStatus cublasCreate(IntPtr* handle);

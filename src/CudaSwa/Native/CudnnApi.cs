@@ -15,7 +15,6 @@ public static unsafe partial class CudnnApi
     public const int TensorNchw = 0;
     public const int CrossCorrelation = 1;
     public const int BatchNormSpatial = 1;
-    public const int DefaultMath = 0;
     public const int TensorOpMath = 1;
     public const int FmaMath = 3;
 

@@ -1,6 +1,5 @@
 using System.Reflection;
 using System.Runtime.InteropServices;
-using System.Text;
 
 namespace CudaSwa.Native;
 
@@ -209,14 +208,4 @@ public static class NativeLibraries
 
     /// <summary>Copies a NUL-terminated native string.</summary>
     public static unsafe string? PtrToString(byte* p) => p == null ? null : Marshal.PtrToStringUTF8((IntPtr)p);
-
-    internal static string Describe(string logical) =>
-        LoadedFrom(logical) is string path ? path : $"not loaded ({Trace(logical)})";
-
-    internal static string JoinTrace(params string[] logicals)
-    {
-        var sb = new StringBuilder();
-        foreach (var l in logicals) sb.Append(l).Append(": ").Append(Trace(l)).Append(". ");
-        return sb.ToString().TrimEnd();
-    }
 }

@@ -20,6 +20,7 @@ public static class Checkpoint
     public const string SwaFile = "swa.safetensors";
     public const string OptimizerFile = "optimizer.safetensors";
     public const string EnsembleFile = "ensemble.safetensors";
+    private const string MomentumPrefix = "momentum.";
 
     private static Dictionary<string, string> Metadata(Network network, TrainingState state, string what) => new()
     {
@@ -48,9 +49,7 @@ public static class Checkpoint
         try
         {
             ModelWeights.Save(Path.Combine(temp, ModelFile), network.OwnParameters, network.OwnBuffers, Metadata(network, state, "SGD model"));
-            var velocity = sgd.Velocity.ToHost();
-            SafeTensors.Write(Path.Combine(temp, OptimizerFile),
-                network.ParameterLayout.Entries.Select(e => new SafeTensors.Entry("momentum." + e.Name, e.Shape.ToArray(), velocity.AsSpan((int)e.Offset, (int)e.Length).ToArray())),
+            SafeTensors.Write(Path.Combine(temp, OptimizerFile), ModelWeights.Entries(network.ParameterLayout, sgd.Velocity.ToHost(), MomentumPrefix),
                 Metadata(network, state, "SGD momentum buffers"));
             if (averager is not null && averager.Count > 0)
             {
@@ -58,7 +57,7 @@ public static class Checkpoint
                 var b = averager.Buffers.ToHost();
                 var meta = Metadata(network, state, $"{averager.Options.Kind} average of {averager.Count} models");
                 meta["bn_statistics"] = averager.Options.AverageBatchNormStatistics ? "averaged with the weights" : swaStatistics;
-                SafeTensors.Write(Path.Combine(temp, SwaFile), Entries(network, p, b), meta);
+                SafeTensors.Write(Path.Combine(temp, SwaFile), ModelWeights.Entries(network.ParameterLayout, p).Concat(ModelWeights.Entries(network.BufferLayout, b)), meta);
             }
             if (ensemble is not null && ensemble.Count > 0)
             {
@@ -86,14 +85,6 @@ public static class Checkpoint
         if (File.Exists(Path.Combine(root, name, SwaFile)))
             CopyAtomically(Path.Combine(root, name, SwaFile), Path.Combine(outDir, SwaFile));
         return committed;
-    }
-
-    private static IEnumerable<SafeTensors.Entry> Entries(Network network, float[] parameters, float[] buffers)
-    {
-        foreach (var e in network.ParameterLayout.Entries)
-            yield return new SafeTensors.Entry(e.Name, e.Shape.ToArray(), parameters.AsSpan((int)e.Offset, (int)e.Length).ToArray());
-        foreach (var e in network.BufferLayout.Entries)
-            yield return new SafeTensors.Entry(e.Name, e.Shape.ToArray(), buffers.AsSpan((int)e.Offset, (int)e.Length).ToArray());
     }
 
     private static void CopyAtomically(string from, string to) => AtomicFile.Write(to, s =>
@@ -125,8 +116,8 @@ public static class Checkpoint
         var velocity = new float[sgd.Velocity.All.Length];
         foreach (var e in network.ParameterLayout.Entries)
         {
-            if (!momentum.Tensors.TryGetValue("momentum." + e.Name, out var t) || t.Data.Length != e.Length)
-                throw new DataFormatException($"'{Path.Combine(folder, OptimizerFile)}' lacks momentum.{e.Name} with shape {e.Shape}.");
+            if (!momentum.Tensors.TryGetValue(MomentumPrefix + e.Name, out var t) || t.Data.Length != e.Length)
+                throw new DataFormatException($"'{Path.Combine(folder, OptimizerFile)}' lacks {MomentumPrefix}{e.Name} with shape {e.Shape}.");
             t.Data.CopyTo(velocity.AsSpan((int)e.Offset));
         }
         sgd.Velocity.FromHost(velocity);

@@ -52,7 +52,7 @@ public sealed class Trainer : IDisposable
         _trainLoader = new BatchLoader(_train, options.BatchSize, shuffle: true, augment, options.Seed);
         _testLoader = new BatchLoader(_test, options.BatchSize, shuffle: false, augment.ForEvaluation(), options.Seed);
         // BN recompute sees the training data as training does (augmented), like the SWA reference code.
-        _bnLoader = new BatchLoader(_train, options.BatchSize, shuffle: true, augment, options.Seed ^ 0xB17E5EEDUL);
+        _bnLoader = new BatchLoader(_train, options.BatchSize, shuffle: true, augment, options.Seed ^ BatchNormRecompute.LoaderSeedSalt);
         _net = ModelZoo.Create(options.Model, options.NumClasses, backend, options.BatchSize, options.Seed);
         _sgd = new Sgd(_net, (float)options.Momentum, (float)options.WeightDecay, options.Nesterov);
         _step = new TrainingStep(_net, _sgd);

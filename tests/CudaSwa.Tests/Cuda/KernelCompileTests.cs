@@ -34,29 +34,9 @@ public class KernelCompileTests
         if (kernels is null || !File.Exists(Path.Combine(kernels, file))) Assert.Ignore("kernels/ is not next to the tests (e.g. a GPU bundle): nothing to compile.");
         string? clang = FindClang();
         if (clang is null) Assert.Ignore("clang-14 is not installed: the kernel compile check needs it (apt-get install clang-14).");
-        string ptx = Path.Combine(Path.GetTempPath(), $"cudaswa-{Guid.NewGuid():N}.ptx");
-        var psi = new ProcessStartInfo(clang!)
-        {
-            RedirectStandardError = true,
-            RedirectStandardOutput = true,
-            WorkingDirectory = Path.GetDirectoryName(kernels)!,
-        };
-        foreach (var a in new[] { "-x", "cuda", "--cuda-device-only", "--cuda-gpu-arch=sm_80", "-nocudainc", "-nocudalib", "-Xclang", "-target-feature",
-                     "-Xclang", "+ptx70", "-std=c++17", "-O3", "-include", "kernels/clang_prelude.cuh", "-Ikernels", "-S", Path.Combine("kernels", file), "-o", ptx })
-            psi.ArgumentList.Add(a);
-        using var p = Process.Start(psi)!;
-        string err = p.StandardError.ReadToEnd();
-        p.WaitForExit();
-        try
-        {
-            Assert.That(p.ExitCode, Is.Zero, $"clang-14 failed on kernels/{file}:\n{err}");
-            string text = File.ReadAllText(ptx);
-            Assert.That(text, Does.Contain(".entry"), "the PTX has kernel entry points");
-        }
-        finally
-        {
-            File.Delete(ptx);
-        }
+        var (exitCode, errors, ptx) = CompileToPtx(clang!, kernels!, Path.Combine(kernels!, file));
+        Assert.That(exitCode, Is.Zero, $"clang-14 failed on kernels/{file}:\n{errors}");
+        Assert.That(ptx, Does.Contain(".entry"), "the PTX has kernel entry points");
     }
 
     /// <summary>
@@ -75,14 +55,8 @@ public class KernelCompileTests
         var declared = new Dictionary<string, List<string>>(StringComparer.Ordinal);
         foreach (var cu in Directory.GetFiles(kernels!, "*.cu"))
         {
-            string ptx = Path.Combine(Path.GetTempPath(), $"cudaswa-{Guid.NewGuid():N}.ptx");
-            var psi = new ProcessStartInfo(clang!) { RedirectStandardError = true, WorkingDirectory = repo };
-            foreach (var a in new[] { "-x", "cuda", "--cuda-device-only", "--cuda-gpu-arch=sm_80", "-nocudainc", "-nocudalib", "-Xclang", "-target-feature",
-                         "-Xclang", "+ptx70", "-std=c++17", "-O3", "-include", "kernels/clang_prelude.cuh", "-Ikernels", "-S", cu, "-o", ptx })
-                psi.ArgumentList.Add(a);
-            using (var p = Process.Start(psi)!) { p.StandardError.ReadToEnd(); p.WaitForExit(); Assert.That(p.ExitCode, Is.Zero, cu); }
-            string text = File.ReadAllText(ptx);
-            File.Delete(ptx);
+            var (exitCode, errors, text) = CompileToPtx(clang!, kernels!, cu);
+            Assert.That(exitCode, Is.Zero, $"clang-14 failed on {cu}:\n{errors}");
             foreach (System.Text.RegularExpressions.Match m in System.Text.RegularExpressions.Regex.Matches(text, @"\.entry (\w+)\((.*?)\)", System.Text.RegularExpressions.RegexOptions.Singleline))
                 declared[m.Groups[1].Value] = System.Text.RegularExpressions.Regex.Matches(m.Groups[2].Value, @"\.param \.(\w+)")
                     .Select(t => t.Groups[1].Value switch { "u64" or "b64" or "s64" => "64", "u32" or "b32" or "s32" => "32", var other => other }).ToList();
@@ -112,6 +86,32 @@ public class KernelCompileTests
             string name = Path.GetFileName(f);
             if (name == "clang_prelude.cuh") Assert.That(embedded, Does.Not.Contain("kernels/" + name), "the clang prelude must not reach NVRTC");
             else Assert.That(embedded, Does.Contain("kernels/" + name));
+        }
+    }
+
+    /// <summary>
+    /// clang-14 in CUDA device-only mode: sm_80 PTX, no CUDA headers
+    /// (clang_prelude.cuh stands in for them). Returns the exit code, the diagnostics and the PTX text.
+    /// </summary>
+    private static (int ExitCode, string Errors, string Ptx) CompileToPtx(string clang, string kernels, string source)
+    {
+        string ptx = Path.Combine(Path.GetTempPath(), $"cudaswa-{Guid.NewGuid():N}.ptx");
+        var psi = new ProcessStartInfo(clang) { RedirectStandardError = true, RedirectStandardOutput = true, WorkingDirectory = Path.GetDirectoryName(kernels)! };
+        foreach (var a in new[] { "-x", "cuda", "--cuda-device-only", "--cuda-gpu-arch=sm_80", "-nocudainc", "-nocudalib", "-Xclang", "-target-feature",
+                     "-Xclang", "+ptx70", "-std=c++17", "-O3", "-include", "kernels/clang_prelude.cuh", "-Ikernels", "-S", source, "-o", ptx })
+            psi.ArgumentList.Add(a);
+        try
+        {
+            using var p = Process.Start(psi)!;
+            var stdout = p.StandardOutput.ReadToEndAsync();
+            string errors = p.StandardError.ReadToEnd();
+            p.WaitForExit();
+            stdout.Wait();
+            return (p.ExitCode, errors, p.ExitCode == 0 ? File.ReadAllText(ptx) : "");
+        }
+        finally
+        {
+            File.Delete(ptx);
         }
     }
 

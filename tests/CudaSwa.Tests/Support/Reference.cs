@@ -8,71 +8,52 @@ public static class Reference
 {
     public static double[] Conv(double[] x, int n, int c, int h, int w, double[] wt, int k, int r, int stride, int pad, double[]? bias = null)
     {
-        int p = (h + 2 * pad - r) / stride + 1, q = (w + 2 * pad - r) / stride + 1;
-        var y = new double[n * k * p * q];
-        for (int i = 0; i < n; i++)
-        for (int o = 0; o < k; o++)
-        for (int a = 0; a < p; a++)
-        for (int b = 0; b < q; b++)
-        {
-            double s = bias?[o] ?? 0;
-            for (int ch = 0; ch < c; ch++)
-            for (int u = 0; u < r; u++)
-            for (int v = 0; v < r; v++)
-            {
-                int ih = a * stride - pad + u, iw = b * stride - pad + v;
-                if (ih < 0 || ih >= h || iw < 0 || iw >= w) continue;
-                s += x[((i * c + ch) * h + ih) * w + iw] * wt[((o * c + ch) * r + u) * r + v];
-            }
-            y[((i * k + o) * p + a) * q + b] = s;
-        }
+        var y = new double[n * k * OutSize(h, r, stride, pad) * OutSize(w, r, stride, pad)];
+        int perImage = y.Length / n / k;
+        if (bias is not null)
+            for (int i = 0; i < y.Length; i++) y[i] = bias[i / perImage % k];
+        ForEachTap(n, c, h, w, k, r, stride, pad, (yi, xi, wi) => y[yi] += x[xi] * wt[wi]);
         return y;
     }
 
     /// <summary>dx of a convolution by direct scatter of dy through the kernel (the adjoint of <see cref="Conv"/>).</summary>
     public static double[] ConvBackwardData(double[] dy, int n, int c, int h, int w, double[] wt, int k, int r, int stride, int pad)
     {
-        int p = (h + 2 * pad - r) / stride + 1, q = (w + 2 * pad - r) / stride + 1;
         var dx = new double[n * c * h * w];
-        for (int i = 0; i < n; i++)
-        for (int o = 0; o < k; o++)
-        for (int a = 0; a < p; a++)
-        for (int b = 0; b < q; b++)
-        {
-            double g = dy[((i * k + o) * p + a) * q + b];
-            for (int ch = 0; ch < c; ch++)
-            for (int u = 0; u < r; u++)
-            for (int v = 0; v < r; v++)
-            {
-                int ih = a * stride - pad + u, iw = b * stride - pad + v;
-                if (ih < 0 || ih >= h || iw < 0 || iw >= w) continue;
-                dx[((i * c + ch) * h + ih) * w + iw] += g * wt[((o * c + ch) * r + u) * r + v];
-            }
-        }
+        ForEachTap(n, c, h, w, k, r, stride, pad, (yi, xi, wi) => dx[xi] += dy[yi] * wt[wi]);
         return dx;
     }
 
     /// <summary>dW of a convolution: correlation of x with dy, summed over the batch.</summary>
     public static double[] ConvBackwardFilter(double[] x, int n, int c, int h, int w, double[] dy, int k, int r, int stride, int pad)
     {
-        int p = (h + 2 * pad - r) / stride + 1, q = (w + 2 * pad - r) / stride + 1;
         var dw = new double[k * c * r * r];
+        ForEachTap(n, c, h, w, k, r, stride, pad, (yi, xi, wi) => dw[wi] += dy[yi] * x[xi]);
+        return dw;
+    }
+
+    private static int OutSize(int size, int r, int stride, int pad) => (size + 2 * pad - r) / stride + 1;
+
+    /// <summary>
+    /// Every (output, input, weight) index triple of an NCHW convolution with an r x r kernel whose
+    /// tap reads inside the input (padding reads zeros, so it contributes nothing), in the order
+    /// output element, then channel, kernel row, kernel column.
+    /// </summary>
+    private static void ForEachTap(int n, int c, int h, int w, int k, int r, int stride, int pad, Action<int, int, int> tap)
+    {
+        int p = OutSize(h, r, stride, pad), q = OutSize(w, r, stride, pad);
         for (int i = 0; i < n; i++)
         for (int o = 0; o < k; o++)
         for (int a = 0; a < p; a++)
         for (int b = 0; b < q; b++)
+        for (int ch = 0; ch < c; ch++)
+        for (int u = 0; u < r; u++)
+        for (int v = 0; v < r; v++)
         {
-            double g = dy[((i * k + o) * p + a) * q + b];
-            for (int ch = 0; ch < c; ch++)
-            for (int u = 0; u < r; u++)
-            for (int v = 0; v < r; v++)
-            {
-                int ih = a * stride - pad + u, iw = b * stride - pad + v;
-                if (ih < 0 || ih >= h || iw < 0 || iw >= w) continue;
-                dw[((o * c + ch) * r + u) * r + v] += g * x[((i * c + ch) * h + ih) * w + iw];
-            }
+            int ih = a * stride - pad + u, iw = b * stride - pad + v;
+            if (ih < 0 || ih >= h || iw < 0 || iw >= w) continue;
+            tap(((i * k + o) * p + a) * q + b, ((i * c + ch) * h + ih) * w + iw, ((o * c + ch) * r + u) * r + v);
         }
-        return dw;
     }
 
     /// <summary>Training-mode BN output (biased batch variance), plus batch mean and biased variance per channel.</summary>
