@@ -1,16 +1,18 @@
 // The fused passes over flat arenas: the running-average update of SWA/EMA (multi-tensor, one
-// launch for any number of buffers) and the SGD step. CPU twin: src/CudaSwa/Cpu/CpuOptim.cs.
+// launch for any number of buffers) and the SGD step.
+// CPU twins: CpuOptim.AverageUpdate and CpuOptim.SgdStep (src/CudaSwa/Cpu/CpuOptim.cs).
+// Tests: EmulatedKernelTests (this source run on the CPU), StandInDriverTests, OptimTests.
 #include "common.cuh"
 
 // One block per chunk of one (average, current) pair, apex multi_tensor_apply style. The tables
 // (pointers, lengths, and per chunk its pair and first element) live in device memory and are
-// uploaded once per distinct set of pairs; per update only alpha changes, so an update is one
-// launch with no host synchronisation.
+// uploaded once when the averaging plan is prepared; per update only alpha changes, so an update
+// is one launch with no host synchronisation.
 //   average += alpha * (current - average)      (alpha = 1/(n+1): SWA; 1 - decay: EMA)
 //   alpha == 1 copies exactly, whatever average held before (NaN included).
-extern "C" __global__ void multi_tensor_average(const u64* __restrict__ averages, const u64* __restrict__ currents,
-                                                const i64* __restrict__ lengths, const int* __restrict__ chunk_pair,
-                                                const i64* __restrict__ chunk_start, int chunk_size, float alpha)
+extern "C" __global__ void average_update(const u64* __restrict__ averages, const u64* __restrict__ currents,
+                                          const i64* __restrict__ lengths, const int* __restrict__ chunk_pair,
+                                          const i64* __restrict__ chunk_start, int chunk_size, float alpha)
 {
     int pair = chunk_pair[blockIdx.x];
     i64 start = chunk_start[blockIdx.x];

@@ -40,7 +40,12 @@ public sealed record BenchReport
     public string Date { get; init; } = "";
     public string Method { get; init; } = "";
     public List<ModelBench> Results { get; init; } = [];
+
+    /// <summary>On a GPU: the cuDNN algorithms chosen per convolution shape (deterministic and stable only).</summary>
+    public List<ConvolutionAlgorithm> ConvolutionAlgorithms { get; init; } = [];
 }
+
+public sealed record ConvolutionAlgorithm(string Shape, string Forward, string BackwardData, string BackwardFilter, long WorkspaceBytes);
 
 [JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
 [JsonSerializable(typeof(BenchReport))]
@@ -57,6 +62,11 @@ public static class BenchHarness
     public static BenchReport Run(Backend backend, IReadOnlyList<string> models, int batch, int steps, bool swaOnly, Action<string> log)
     {
         var results = new List<ModelBench>();
+        if (backend is CudaBackend warm)
+        {
+            log("compiling (or reading from the cache) and loading every kernel before timing...");
+            warm.LoadAllKernels();
+        }
         foreach (var model in models)
         {
             log($"{model}: building for batch {batch} on {backend.Name}...");
@@ -64,14 +74,17 @@ public static class BenchHarness
         }
         var libraries = new Dictionary<string, string> { ["dotnet"] = RuntimeInformation.FrameworkDescription, ["gemm"] = Cpu.Gemm.KernelName };
         string deviceName = backend.Description;
+        var algorithms = new List<ConvolutionAlgorithm>();
         if (backend is CudaBackend cuda)
         {
-            libraries["cuda_driver"] = CudaDevice.FormatVersion(cuda.Device.DriverVersion);
-            libraries["cudnn"] = cuda.CudnnVersion.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            libraries["cublas"] = cuda.CublasVersion.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            libraries["nvrtc"] = cuda.Kernels.NvrtcVersion;
+            libraries["cuda_driver"] = CudaDevice.FormatVersion(cuda.DriverVersion);
+            libraries["cuda_libraries"] = $"CUDA {cuda.Libraries.CudaMajor}";
+            libraries["cudnn"] = $"{Native.ToolkitSelection.FormatCudnn(cuda.CudnnVersion)} ({cuda.Libraries.Cudnn?.Path})";
+            libraries["cublas"] = $"{cuda.Libraries.Cublas?.Version} ({cuda.Libraries.Cublas?.Path})";
+            libraries["nvrtc"] = $"{cuda.NvrtcVersion} ({cuda.Libraries.Nvrtc?.Path})";
             libraries["tf32"] = cuda.AllowTf32 ? "on" : "off";
-            deviceName = cuda.Device.Name;
+            deviceName = cuda.DeviceName;
+            algorithms.AddRange(cuda.ConvolutionChoices.Select(c => new ConvolutionAlgorithm(c.Shape, c.Forward, c.BackwardData, c.BackwardFilter, c.WorkspaceBytes)));
         }
         return new BenchReport
         {
@@ -82,6 +95,7 @@ public static class BenchHarness
             Date = DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm 'UTC'", System.Globalization.CultureInfo.InvariantCulture),
             Method = $"best of 3 repeats after warm-up; {steps} steps per repeat; batch {batch}; random CIFAR-shaped data",
             Results = results,
+            ConvolutionAlgorithms = algorithms,
         };
     }
 
@@ -89,7 +103,7 @@ public static class BenchHarness
     private static double Best(int repeats, Action body, Backend backend, bool deviceTime = false)
     {
         double best = double.MaxValue;
-        using var timer = deviceTime && backend is CudaBackend cuda ? new CudaTimer(cuda.Device) : null;
+        using var timer = deviceTime && backend is CudaBackend cuda ? new CudaTimer(cuda) : null;
         for (int r = 0; r < repeats; r++)
         {
             backend.Synchronize();
@@ -159,9 +173,10 @@ public static class BenchHarness
         var all = net.Parameters.All;
         long bytes = all.Length * sizeof(float);
         int reps = backend.IsCuda ? 200 : 20;
-        backend.AverageUpdate(avg.All, all, 1f);
+        using var plan = backend.PrepareAverage([new AveragePair(avg.All, all)]);
+        backend.AverageUpdate(plan, 1f);
         // On a GPU both are timed with CUDA events (device time of back-to-back launches, no host sync in between).
-        double update = Best(3, () => { for (int i = 0; i < reps; i++) backend.AverageUpdate(avg.All, all, 0.5f); }, backend, deviceTime: true) / reps;
+        double update = Best(3, () => { for (int i = 0; i < reps; i++) backend.AverageUpdate(plan, 0.5f); }, backend, deviceTime: true) / reps;
         double copy = Best(3, () => { for (int i = 0; i < reps; i++) backend.Copy(all, avg.All); }, backend, deviceTime: true) / reps;
         double updateGbs = 3.0 * bytes / update / 1e9, copyGbs = 2.0 * bytes / copy / 1e9;
         log($"  SWA update: {update * 1e3:F3} ms ({updateGbs:F1} GB/s); plain copy {copy * 1e3:F3} ms ({copyGbs:F1} GB/s)");

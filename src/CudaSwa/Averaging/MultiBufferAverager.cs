@@ -5,12 +5,14 @@ namespace CudaSwa.Averaging;
 /// <summary>
 /// Running average over any list of (average, current) buffer pairs, for apps that embed the
 /// engine and keep their parameters in separate buffers. Every update is ONE fused pass over all
-/// pairs (one kernel launch on a GPU: the multi-tensor form of the update). The count n is kept
-/// on the host, so an update never reads anything back from the device.
+/// pairs (one kernel launch on a GPU: the multi-tensor form of the update), prepared once here
+/// (<see cref="Backend.PrepareAverage"/>). The count n is kept on the host, so an update never
+/// reads anything back from the device. Dispose it before freeing the buffers.
 /// </summary>
-public sealed class MultiBufferAverager
+public sealed class MultiBufferAverager : IDisposable
 {
     private readonly AveragePair[] _pairs;
+    private readonly AveragePlan _plan;
 
     public MultiBufferAverager(Backend backend, IReadOnlyList<AveragePair> pairs, AveragingOptions? options = null)
     {
@@ -23,6 +25,7 @@ public sealed class MultiBufferAverager
         for (int i = 0; i < _pairs.Length; i++)
             if (_pairs[i].Average.Length != _pairs[i].Current.Length)
                 throw new ArgumentException($"Pair {i}: average has {_pairs[i].Average.Length} values, current has {_pairs[i].Current.Length}.", nameof(pairs));
+        _plan = backend.PrepareAverage(_pairs);
     }
 
     public Backend Backend { get; }
@@ -34,7 +37,7 @@ public sealed class MultiBufferAverager
 
     public void Update()
     {
-        Backend.AverageUpdate(_pairs, Options.UpdateWeight(Count));
+        Backend.AverageUpdate(_plan, Options.UpdateWeight(Count));
         Count++;
     }
 
@@ -44,4 +47,6 @@ public sealed class MultiBufferAverager
         if (count < 0) throw new ArgumentOutOfRangeException(nameof(count), $"Count must be >= 0; got {count}.");
         Count = count;
     }
+
+    public void Dispose() => _plan.Dispose();
 }

@@ -16,6 +16,7 @@ public sealed class PredictionEnsemble : IDisposable
     private readonly Tensor _mean;
     private readonly Tensor _probs;
     private readonly Tensor _labels;
+    private readonly AveragePlan _fold;
 
     public PredictionEnsemble(Network network, BatchLoader evaluation)
     {
@@ -28,6 +29,7 @@ public sealed class PredictionEnsemble : IDisposable
         _mean = network.Backend.AllocateTensor(new TensorShape(n, k));
         _probs = network.Backend.AllocateTensor(new TensorShape(n, k));
         _labels = network.Backend.AllocateTensor(new TensorShape(network.MaxBatch), DType.Int32);
+        _fold = network.Backend.PrepareAverage([new AveragePair(_mean, _probs)]);
     }
 
     public Network Network { get; }
@@ -49,7 +51,7 @@ public sealed class PredictionEnsemble : IDisposable
             var rows = new Tensor(_probs.Buffer, _probs.Offset + (long)i * Evaluation.BatchSize * k, new TensorShape(b, k));
             backend.Softmax(Network.Logits(b), rows);
         }
-        backend.AverageUpdate(_mean, _probs, 1f / (Count + 1));
+        backend.AverageUpdate(_fold, 1f / (Count + 1));
         Count++;
     }
 
@@ -85,6 +87,7 @@ public sealed class PredictionEnsemble : IDisposable
 
     public void Dispose()
     {
+        _fold.Dispose();
         _mean.Buffer.Dispose();
         _probs.Buffer.Dispose();
         _labels.Buffer.Dispose();

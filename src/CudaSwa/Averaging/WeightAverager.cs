@@ -113,6 +113,7 @@ public sealed class WeightAverager : IDisposable
 
     public void Dispose()
     {
+        _averager.Dispose();
         _deviceParameters?.Dispose();
         _deviceBuffers.Dispose();
         _hostParameters?.Dispose();

@@ -62,6 +62,13 @@ public static class BackendFactory
             reason = e.Message;
             return false;
         }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // Any other failure while bringing CUDA up (GPU out of memory for the workspace, a
+            // library that misbehaves) still leaves the CPU usable: report it, with its type.
+            reason = $"{e.GetType().Name}: {e.Message}";
+            return false;
+        }
     }
 }
 

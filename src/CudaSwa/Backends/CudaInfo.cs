@@ -3,7 +3,11 @@ using CudaSwa.Native;
 
 namespace CudaSwa.Backends;
 
-/// <summary>Lines for `cudaswa info` about CUDA: driver, devices, libraries and versions, or the one reason it is unavailable.</summary>
+/// <summary>
+/// Lines for `cudaswa info` about CUDA: the driver, the devices, and for NVRTC, cuBLAS and cuDNN
+/// which file is used (path, version, CUDA major), every other file found, and mismatches — or,
+/// when CUDA is unavailable, one line saying why followed by what was looked for and where.
+/// </summary>
 public static class CudaInfo
 {
     public static IEnumerable<string> Describe()
@@ -17,17 +21,22 @@ public static class CudaInfo
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or CudaException)
         {
             lines.Add($"CUDA unavailable: {OneLine(e.Message)}");
+            lines.AddRange(Survey());
             return lines;
         }
-        lines.Add($"CUDA driver: {NativeLibraries.LoadedFrom(NativeLibraries.Cuda)}; {count} device(s)");
+        var driver = CuDriver.System;
+        int version = DriverVersion(driver);
+        lines.Add($"CUDA driver: {driver.Path}; supports CUDA {CudaDevice.FormatVersion(version)}; {count} device(s)");
         if (count == 0)
         {
             lines.Add("CUDA unavailable: the driver reports no CUDA device");
+            lines.AddRange(Survey());
             return lines;
         }
         if (!BackendFactory.TryCreateCuda(0, out var backend, out string reason))
         {
             lines.Add($"CUDA unavailable: {OneLine(reason)}");
+            lines.AddRange(ToolkitSelection.Current?.Describe() ?? Survey());
             return lines;
         }
         using (backend)
@@ -35,11 +44,32 @@ public static class CudaInfo
             var cuda = (CudaBackend)backend!;
             lines.Add($"device: {cuda.Device}");
             for (int i = 1; i < count; i++) lines.Add($"device: cuda:{i} (use --device cuda:{i})");
-            lines.Add($"cuDNN {cuda.CudnnVersion}: {NativeLibraries.LoadedFrom(NativeLibraries.Cudnn)}");
-            lines.Add($"cuBLAS {cuda.CublasVersion}: {NativeLibraries.LoadedFrom(NativeLibraries.Cublas)}");
-            lines.Add($"NVRTC {cuda.Kernels.NvrtcVersion}: {NativeLibraries.LoadedFrom(NativeLibraries.Nvrtc)} (kernel cache {cuda.Kernels.CacheFolder})");
+            lines.AddRange(cuda.Libraries.Describe());
+            lines.Add($"kernels: {(cuda.KernelLibrary.Cubin ? "CUBIN" : "PTX")} for sm_{cuda.KernelLibrary.Architecture} from NVRTC {cuda.NvrtcVersion}; cache {cuda.KernelCacheFolder}");
+            lines.Add($"cuDNN algorithms: deterministic only; chosen per shape and cached in {cuda.ConvolutionChoicesFile}");
         }
         return lines;
+    }
+
+    private static unsafe int DriverVersion(CuDriver driver)
+    {
+        int v;
+        return driver.cuDriverGetVersion(&v) == CuResult.Success ? v : 0;
+    }
+
+    /// <summary>The NVRTC, cuBLAS and cuDNN files found (nothing chosen), for when no selection could be made.</summary>
+    private static IEnumerable<string> Survey()
+    {
+        yield return $"CUDA libraries looked for in: {NativeLibraries.Describe(NativeLibraries.SearchFolders(includePython: true))}";
+        var found = ToolkitSelection.Survey();
+        foreach (var logical in new[] { NativeLibraries.Nvrtc, NativeLibraries.Cublas, NativeLibraries.Cudnn })
+        {
+            var files = found.Where(c => c.Logical == logical).ToList();
+            string name = ToolkitSelection.DisplayName(logical);
+            if (files.Count == 0) yield return $"  {name,-7} none found";
+            foreach (var c in files)
+                yield return $"  {name,-7} {c.Path} ({(c.CudaMajor is int m ? $"CUDA {m}" : "CUDA version unknown")}{(c.Version.Length > 0 ? ", " + c.Version : "")}{(c.Note.Length > 0 ? ", " + c.Note : "")})";
+        }
     }
 
     private static string OneLine(string s) => s.Replace('\n', ' ').Replace('\r', ' ');

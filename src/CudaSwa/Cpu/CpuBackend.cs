@@ -66,11 +66,7 @@ public sealed unsafe class CpuBackend : Backend
         int n = x.Shape.N, inF = w.Shape.C, outF = w.Shape.N;
         float* ys = CpuTensor.Ptr(y), bs = CpuTensor.Ptr(b);
         Gemm.MultiplyParallel(false, true, n, outF, inF, 1f, CpuTensor.Ptr(x), inF, CpuTensor.Ptr(w), inF, 0f, ys, outF);
-        for (int i = 0; i < n; i++)
-        {
-            var row = new Span<float>(ys + (long)i * outF, outF);
-            System.Numerics.Tensors.TensorPrimitives.Add(row, new ReadOnlySpan<float>(bs, outF), row);
-        }
+        CpuPointwise.AddRowBias(ys, bs, n, outF);
     }
 
     protected override void LinearBackwardDataCore(Tensor dy, Tensor w, Tensor dx, bool accumulate)
@@ -84,18 +80,14 @@ public sealed unsafe class CpuBackend : Backend
         int n = x.Shape.N, inF = dw.Shape.C, outF = dw.Shape.N;
         float* dys = CpuTensor.Ptr(dy), dbs = CpuTensor.Ptr(db);
         Gemm.MultiplyParallel(true, false, outF, inF, n, 1f, dys, outF, CpuTensor.Ptr(x), inF, 1f, CpuTensor.Ptr(dw), inF);
-        for (int j = 0; j < outF; j++)
-        {
-            double sum = 0;
-            for (int i = 0; i < n; i++) sum += dys[(long)i * outF + j];
-            dbs[j] += (float)sum;
-        }
+        CpuPointwise.ColumnSumAccumulate(dys, dbs, n, outF);
     }
 
     protected override void SoftmaxCrossEntropyCore(Tensor logits, Tensor labels, Tensor dLogits, Tensor stats) => CpuLoss.SoftmaxCrossEntropy(logits, labels, dLogits, stats);
     protected override void SoftmaxCore(Tensor logits, Tensor probabilities) => CpuLoss.Softmax(logits, probabilities);
     protected override void SgdStepCore(Tensor weights, Tensor gradients, Tensor velocity, SgdHyper hyper) => CpuOptim.SgdStep(weights, gradients, velocity, hyper);
-    protected override void AverageUpdateCore(ReadOnlySpan<AveragePair> pairs, float alpha) => CpuOptim.AverageUpdate(pairs, alpha);
+    protected override AveragePlan PrepareAverageCore(AveragePair[] pairs) => new CpuAveragePlan(this, pairs);
+    protected override void AverageUpdateCore(AveragePlan plan, float alpha) => CpuOptim.AverageUpdate((CpuAveragePlan)plan, alpha);
     protected override void AugmentBatchCore(Tensor images, Tensor sourceLabels, Tensor indices, AugmentSpec spec, int epoch, Tensor x, Tensor labels) =>
         CpuAugment.Batch(images, sourceLabels, indices, spec, epoch, x, labels);
 

@@ -43,26 +43,22 @@ internal static unsafe class CpuOptim
     }
 
     /// <summary>
-    /// average += alpha * (current - average) over every pair in ONE parallel dispatch: the pairs
-    /// are laid end to end and the total is split into one range per worker, so a model kept as
-    /// hundreds of small buffers costs one pass, not hundreds of dispatches.
+    /// The twin of the average_update kernel: average += alpha * (current - average) over every
+    /// pair of the plan in ONE parallel dispatch. The pairs are laid end to end and the total is
+    /// split into one range per worker, so a model kept as hundreds of small buffers costs one
+    /// pass, not hundreds of dispatches. Same arithmetic as the kernel (one fused multiply-add per
+    /// element; alpha = 1 copies), so both produce the same bits.
     /// </summary>
-    public static void AverageUpdate(ReadOnlySpan<AveragePair> pairs, float alpha)
+    public static void AverageUpdate(CpuAveragePlan plan, float alpha)
     {
-        int n = pairs.Length;
-        var avg = new nint[n];
-        var cur = new nint[n];
-        var start = new long[n + 1];
-        for (int i = 0; i < n; i++)
-        {
-            avg[i] = (nint)CpuTensor.Ptr(pairs[i].Average);
-            cur[i] = (nint)CpuTensor.Ptr(pairs[i].Current);
-            start[i + 1] = start[i] + pairs[i].Average.Length;
-        }
+        nint[] avg = plan.Averages, cur = plan.Currents;
+        long[] start = plan.Starts;
+        int n = avg.Length;
         CpuParallel.ForRange(start[n], MinChunk, (s, e) =>
         {
             int i = Array.BinarySearch(start, s);
             if (i < 0) i = ~i - 1;
+            while (i < n && start[i + 1] == start[i]) i++; // skip empty pairs that share a start
             for (; i < n && start[i] < e; i++)
             {
                 long from = Math.Max(s, start[i]) - start[i], to = Math.Min(e, start[i + 1]) - start[i];
@@ -99,4 +95,28 @@ internal static unsafe class CpuOptim
         }
         for (; i < length; i++) a[i] = MathF.FusedMultiplyAdd(alpha, c[i] - a[i], a[i]);
     }
+}
+
+/// <summary>The CPU form of a prepared average: each pair's addresses and its first element in the concatenation.</summary>
+internal sealed unsafe class CpuAveragePlan : AveragePlan
+{
+    public CpuAveragePlan(Backend backend, AveragePair[] pairs) : base(backend, pairs)
+    {
+        int n = pairs.Length;
+        Averages = new nint[n];
+        Currents = new nint[n];
+        Starts = new long[n + 1];
+        for (int i = 0; i < n; i++)
+        {
+            Averages[i] = (nint)CpuTensor.Ptr(pairs[i].Average);
+            Currents[i] = (nint)CpuTensor.Ptr(pairs[i].Current);
+            Starts[i + 1] = Starts[i] + pairs[i].Average.Length;
+        }
+    }
+
+    public nint[] Averages { get; }
+    public nint[] Currents { get; }
+
+    /// <summary>Starts[i] is pair i's first element in the concatenation; Starts[n] the total.</summary>
+    public long[] Starts { get; }
 }

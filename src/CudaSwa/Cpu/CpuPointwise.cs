@@ -135,6 +135,30 @@ internal static unsafe class CpuPointwise
         for (; i < x.Length; i++) y[i] = x[i] * scale + shift;
     }
 
+    /// <summary>y[r, j] += b[j] for a (rows, cols) matrix: the bias of a linear layer (twin of the add_row_bias kernel).</summary>
+    public static void AddRowBias(float* y, float* b, int rows, int cols)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            var row = new Span<float>(y + (long)r * cols, cols);
+            System.Numerics.Tensors.TensorPrimitives.Add(row, new ReadOnlySpan<float>(b, cols), row);
+        }
+    }
+
+    /// <summary>
+    /// db[j] += sum over rows of dy[r, j], each column summed in double in row order and rounded
+    /// once (twin of the column_sum_accumulate kernel: the same bits).
+    /// </summary>
+    public static void ColumnSumAccumulate(float* dy, float* db, int rows, int cols)
+    {
+        for (int j = 0; j < cols; j++)
+        {
+            double sum = 0;
+            for (int r = 0; r < rows; r++) sum += dy[(long)r * cols + j];
+            db[j] += (float)sum;
+        }
+    }
+
     public static void DropoutForward(Tensor x, Tensor y, float p, ulong seed, ulong stream)
     {
         float* xs = CpuTensor.Ptr(x), ys = CpuTensor.Ptr(y);

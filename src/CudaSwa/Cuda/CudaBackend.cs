@@ -6,59 +6,83 @@ namespace CudaSwa.Cuda;
 /// <summary>
 /// The CUDA backend: cuDNN for convolution, bias and batch norm (training with the
 /// exponential-average factor — the on-device BN recompute —, inference, backward), cuBLAS for
-/// linear layers, and NVRTC-compiled kernels (kernels/*.cu) for everything else: the fused SWA
-/// update over any number of buffers in one launch, the fused SGD step, softmax cross-entropy
-/// with accuracy, pooling, ReLU, dropout and the on-device augmentation from uint8 images.
-/// All work goes to the legacy default stream, so ops are ordered and host copies wait for them.
-/// TF32 is off by default (exact float32, comparable with the CPU twin); <see cref="AllowTf32"/> turns it on.
+/// linear layers, and NVRTC-compiled kernels (kernels/*.cu, declared in <see cref="Kernels"/>)
+/// for everything else: the fused SWA update over any number of buffers in one launch, the fused
+/// SGD step, softmax cross-entropy with accuracy, pooling, ReLU, dropout and the on-device
+/// augmentation from uint8 images. All work goes to the legacy default stream, so ops are ordered
+/// and host copies wait for them. TF32 is off by default (exact float32, comparable with the CPU
+/// twin); <see cref="AllowTf32"/> turns it on.
 /// </summary>
 public sealed unsafe class CudaBackend : Backend
 {
     private const uint Block = 256;
     private readonly CudaDevice _device;
+    private readonly CuDriver _driver;
     private readonly KernelLibrary _kernels;
     private readonly IntPtr _cudnn;
     private readonly IntPtr _cublas;
-    private readonly CudnnConvolutions _convolutions;
+    private readonly CudnnConvolutions? _convolutions;
     private readonly Dictionary<(int, int, int, int), IntPtr> _tensorDescriptors = new();
-    private readonly List<(string Key, DeviceBuffer Tables, int Chunks)> _averageTables = [];
     private DeviceBuffer? _rowStats; // per-row loss and correctness of the last softmax cross-entropy
     private bool _disposed;
 
-    private CudaBackend(CudaDevice device, bool allowTf32)
+    private CudaBackend(CudaDevice device, bool allowTf32, ToolkitSelection libraries, bool vendorLibraries)
     {
         _device = device;
+        _driver = device.Driver;
         AllowTf32 = allowTf32;
-        _kernels = new KernelLibrary(device);
-        IntPtr cudnn, cublas;
-        if (!NativeLibraries.TryLoad(NativeLibraries.Cudnn, out _, out _))
-            throw new DllNotFoundException($"cuDNN 9 (libcudnn.so.9) was not found ({NativeLibraries.Trace(NativeLibraries.Cudnn)})");
-        Check.Cudnn(CudnnApi.cudnnCreate(&cudnn));
-        Check.Cudnn(CudnnApi.cudnnSetStream(cudnn, IntPtr.Zero));
-        if (!NativeLibraries.TryLoad(NativeLibraries.Cublas, out _, out _))
-            throw new DllNotFoundException($"cuBLAS (libcublas.so.13/.12) was not found ({NativeLibraries.Trace(NativeLibraries.Cublas)})");
-        Check.Cublas(CublasApi.cublasCreate(&cublas));
-        Check.Cublas(CublasApi.cublasSetStream(cublas, IntPtr.Zero));
-        Check.Cublas(CublasApi.cublasSetMathMode(cublas, allowTf32 ? CublasApi.Tf32TensorOpMath : CublasApi.DefaultMath));
+        Libraries = libraries;
+        HasVendorLibraries = vendorLibraries;
+        // Whatever is created before a failure is released again: nothing leaks from a half-built backend.
+        IntPtr cudnn = IntPtr.Zero, cublas = IntPtr.Zero;
+        KernelLibrary? kernels = null;
+        try
+        {
+            kernels = new KernelLibrary(device, new KernelCompiler());
+            if (vendorLibraries)
+            {
+                // cuBLAS first: cuDNN 9's legacy convolutions load cublasLt, which must be the one chosen with it.
+                Check.Cublas(CublasApi.cublasCreate(&cublas));
+                Check.Cublas(CublasApi.cublasSetStream(cublas, IntPtr.Zero));
+                Check.Cublas(CublasApi.cublasSetMathMode(cublas, allowTf32 ? CublasApi.Tf32TensorOpMath : CublasApi.DefaultMath));
+                int cublasVersion;
+                Check.Cublas(CublasApi.cublasGetVersion(cublas, &cublasVersion));
+                CublasVersion = cublasVersion;
+                Check.Cudnn(CudnnApi.cudnnCreate(&cudnn));
+                Check.Cudnn(CudnnApi.cudnnSetStream(cudnn, IntPtr.Zero));
+                CudnnVersion = (long)CudnnApi.cudnnGetVersion();
+                _convolutions = new CudnnConvolutions(this, cudnn, kernels.CacheFolder,
+                    $"{new string(device.Name.Where(char.IsLetterOrDigit).ToArray())}-sm{device.ComputeCapability}-cudnn{CudnnVersion}");
+            }
+        }
+        catch
+        {
+            if (cudnn != IntPtr.Zero) CudnnApi.cudnnDestroy(cudnn);
+            if (cublas != IntPtr.Zero) CublasApi.cublasDestroy(cublas);
+            kernels?.Dispose();
+            throw;
+        }
+        _kernels = kernels;
         _cudnn = cudnn;
         _cublas = cublas;
-        CudnnVersion = (long)CudnnApi.cudnnGetVersion();
-        int cublasVersion;
-        Check.Cublas(CublasApi.cublasGetVersion(cublas, &cublasVersion));
-        CublasVersion = cublasVersion;
-        _convolutions = new CudnnConvolutions(this, cudnn, _kernels.CacheFolder,
-            $"{new string(device.Name.Where(char.IsLetterOrDigit).ToArray())}-sm{device.ComputeCapability}-cudnn{CudnnVersion}");
     }
 
     /// <summary>Opens device <paramref name="ordinal"/>; throws with the reason when CUDA is not usable.</summary>
-    public static CudaBackend Create(int ordinal = 0, bool allowTf32 = false)
+    public static CudaBackend Create(int ordinal = 0, bool allowTf32 = false) => Create(ordinal, allowTf32, driver: null, vendorLibraries: true);
+
+    /// <summary>
+    /// Opens a device of <paramref name="driver"/> (the NVIDIA driver when null). Without vendor
+    /// libraries the backend runs only its own kernels (cuDNN and cuBLAS ops throw
+    /// <see cref="NotSupportedException"/>): that is how the tests drive it over a host-memory
+    /// stand-in driver.
+    /// </summary>
+    internal static CudaBackend Create(int ordinal, bool allowTf32, CuDriver? driver, bool vendorLibraries)
     {
-        var device = CudaDevice.Open(ordinal); // the driver first: without it nothing else matters
+        var device = CudaDevice.Open(ordinal, driver); // the driver first: without it nothing else matters
         try
         {
-            if (!NativeLibraries.TryLoad(NativeLibraries.Nvrtc, out _, out _))
-                throw new DllNotFoundException($"NVRTC (libnvrtc.so.13/.12) was not found ({NativeLibraries.Trace(NativeLibraries.Nvrtc)})");
-            return new CudaBackend(device, allowTf32);
+            var libraries = vendorLibraries ? ToolkitSelection.ForDriver(device.DriverVersion) : ToolkitSelection.ForKernels(device.DriverVersion);
+            return new CudaBackend(device, allowTf32, libraries, vendorLibraries);
         }
         catch
         {
@@ -67,35 +91,79 @@ public sealed unsafe class CudaBackend : Backend
         }
     }
 
-    public CudaDevice Device => _device;
+    internal CudaDevice Device => _device;
+    internal bool IsClosed => _disposed;
+    internal KernelLibrary KernelLibrary => _kernels;
+
+    /// <summary>The NVRTC, cuBLAS and cuDNN files in use, their versions and CUDA major.</summary>
+    public ToolkitSelection Libraries { get; }
+
+    /// <summary>False for a kernels-only backend (no cuDNN, no cuBLAS).</summary>
+    public bool HasVendorLibraries { get; }
+
     public bool AllowTf32 { get; }
     public long CudnnVersion { get; }
     public int CublasVersion { get; }
-    public KernelLibrary Kernels => _kernels;
+    public string NvrtcVersion => _kernels.NvrtcVersion;
+    public string KernelCacheFolder => _kernels.CacheFolder;
+    public string DeviceName => _device.Name;
+    public int ComputeCapability => _device.ComputeCapability;
+    public int DriverVersion => _device.DriverVersion;
+
+    /// <summary>The cuDNN algorithm file of this GPU and cuDNN (empty for a kernels-only backend).</summary>
+    public string ConvolutionChoicesFile => _convolutions?.ChoicesFile ?? "";
+
+    /// <summary>The cuDNN algorithms chosen for every convolution shape planned so far.</summary>
+    internal IReadOnlyList<CudnnConvolutions.Choice> ConvolutionChoices => _convolutions?.Choices ?? [];
+
+    /// <summary>Synchronise after every kernel launch, so an asynchronous error names the kernel that caused it.</summary>
+    public bool LaunchBlocking
+    {
+        get => _kernels.LaunchBlocking;
+        set => _kernels.LaunchBlocking = value;
+    }
+
+    /// <summary>Compiles (or reads from the cache) and loads every kernel now, so later timings exclude compilation.</summary>
+    public void LoadAllKernels() => _kernels.LoadAll();
 
     public override string Name => $"cuda:{_device.Ordinal}";
 
     public override string Description =>
-        $"{_device}, cuDNN {CudnnVersion / 10000}.{CudnnVersion % 10000 / 100}.{CudnnVersion % 100}, cuBLAS {CublasVersion / 10000}.{CublasVersion % 10000 / 100}, " +
+        $"{_device}, " + (HasVendorLibraries
+            ? $"cuDNN {ToolkitSelection.FormatCudnn(CudnnVersion)}, cuBLAS {CublasVersion / 10000}.{CublasVersion % 10000 / 100}.{CublasVersion % 100}, "
+            : "kernels only (no cuDNN/cuBLAS), ") +
         $"NVRTC {_kernels.NvrtcVersion}{(AllowTf32 ? ", TF32 on" : "")}";
 
     public override bool IsCuda => true;
 
     private void Ctx() => _device.MakeCurrent();
 
-    private static ulong P(Tensor t) => ((CudaBuffer)t.Buffer).Pointer + (ulong)(t.Offset * t.DType.SizeInBytes());
+    private static DevicePtr P(Tensor t) => ((CudaBuffer)t.Buffer).Address.Plus(t.Offset * t.DType.SizeInBytes());
 
+    /// <summary>A grid-stride launch: enough blocks to fill the device, never more than the work needs.</summary>
     private uint Grid(long n) => (uint)Math.Clamp((n + Block - 1) / Block, 1, (long)_device.Multiprocessors * 32);
 
     private static uint GridExact(long threads) => (uint)((threads + Block - 1) / Block);
 
-    private IntPtr K(string file, string kernel) => _kernels.Function(file, kernel);
+    private void Launch<TArgs>(KernelSpec<TArgs> kernel, uint grid, in TArgs args) where TArgs : unmanaged => _kernels.Launch(kernel, grid, Block, args);
+
+    private NotSupportedException NoVendor(string op, string library) =>
+        new($"{op} needs {library}, which this CUDA backend was created without (kernels only, as over the test stand-in driver).");
+
+    private IntPtr Cudnn(string op) => HasVendorLibraries ? _cudnn : throw NoVendor(op, "cuDNN");
+
+    private IntPtr Cublas(string op) => HasVendorLibraries ? _cublas : throw NoVendor(op, "cuBLAS");
 
     private IntPtr Descriptor(int n, int c, int h, int w)
     {
         if (_tensorDescriptors.TryGetValue((n, c, h, w), out var d)) return d;
         Check.Cudnn(CudnnApi.cudnnCreateTensorDescriptor(&d));
-        Check.Cudnn(CudnnApi.cudnnSetTensor4dDescriptor(d, CudnnApi.TensorNchw, CudnnApi.DataFloat, n, c, h, w));
+        try { Check.Cudnn(CudnnApi.cudnnSetTensor4dDescriptor(d, CudnnApi.TensorNchw, CudnnApi.DataFloat, n, c, h, w)); }
+        catch
+        {
+            CudnnApi.cudnnDestroyTensorDescriptor(d);
+            throw;
+        }
         _tensorDescriptors[(n, c, h, w)] = d;
         return d;
     }
@@ -114,85 +182,105 @@ public sealed unsafe class CudaBackend : Backend
     {
         Ctx();
         if (source.Length == 0) return;
-        fixed (byte* s = source) Check.Cu(CuDriver.cuMemcpyHtoD(P(destination), s, (nuint)source.Length));
+        fixed (byte* s = source) _driver.Check(_driver.cuMemcpyHtoD(P(destination).Address, s, (nuint)source.Length), $"cuMemcpyHtoD({source.Length} bytes)");
     }
 
     protected override void DownloadCore(Tensor source, Span<byte> destination)
     {
         Ctx();
         if (destination.Length == 0) return;
-        fixed (byte* d = destination) Check.Cu(CuDriver.cuMemcpyDtoH(d, P(source), (nuint)destination.Length));
+        fixed (byte* d = destination) _driver.Check(_driver.cuMemcpyDtoH(d, P(source).Address, (nuint)destination.Length), $"cuMemcpyDtoH({destination.Length} bytes)");
     }
 
     protected override void FillCore(Tensor t, float value)
     {
         Ctx();
-        Check.Cu(CuDriver.cuMemsetD32Async(P(t), BitConverter.SingleToUInt32Bits(value), (nuint)t.Length, IntPtr.Zero));
+        if (t.Length == 0) return;
+        _driver.Check(_driver.cuMemsetD32Async(P(t).Address, BitConverter.SingleToUInt32Bits(value), (nuint)t.Length, IntPtr.Zero), $"cuMemsetD32Async({t.Length} values)");
     }
 
     protected override void CopyCore(Tensor source, Tensor destination)
     {
         Ctx();
         if (source.Length == 0) return;
-        Check.Cu(CuDriver.cuMemcpyDtoDAsync(P(destination), P(source), (nuint)(source.Length * source.DType.SizeInBytes()), IntPtr.Zero));
+        long bytes = source.Length * source.DType.SizeInBytes();
+        _driver.Check(_driver.cuMemcpyDtoDAsync(P(destination).Address, P(source).Address, (nuint)bytes, IntPtr.Zero), $"cuMemcpyDtoDAsync({bytes} bytes)");
     }
 
     public override void Synchronize()
     {
         Ctx();
-        Check.Cu(CuDriver.cuCtxSynchronize());
+        _driver.Check(_driver.cuCtxSynchronize());
     }
 
     // ---------------------------------------------------------------- convolution (cuDNN)
 
+    private CudnnConvolutions Convolutions(string op) => _convolutions ?? throw NoVendor(op, "cuDNN");
+
     protected override void PrepareConvolutionCore(ConvGeometry geometry)
     {
         Ctx();
-        _convolutions.Get(geometry);
+        Convolutions("PrepareConvolution").Get(geometry);
     }
 
-    private (ulong Workspace, nuint Bytes) Workspace(CudnnConvolutions.Plan plan) =>
-        (((CudaBuffer)_convolutions.Workspace!).Pointer, plan.WorkspaceBytes);
+    private ulong WorkspacePointer => ((CudaBuffer)_convolutions!.Workspace!).Pointer;
 
     protected override void ConvolutionForwardCore(Tensor x, Tensor w, Tensor y, ConvGeometry g)
     {
         Ctx();
-        var plan = _convolutions.Get(g);
-        var (ws, bytes) = Workspace(plan);
+        var convolutions = Convolutions("ConvolutionForward");
         float alpha = 1, beta = 0;
-        Check.Cudnn(CudnnApi.cudnnConvolutionForward(_cudnn, &alpha, plan.X, P(x), plan.W, P(w), plan.Conv, plan.Fwd, ws, bytes, &beta, plan.Y, P(y)));
+        for (int attempt = 0; ; attempt++)
+        {
+            var plan = convolutions.Get(g);
+            var status = CudnnApi.cudnnConvolutionForward(_cudnn, &alpha, plan.X, P(x).Address, plan.W, P(w).Address, plan.Conv, plan.Fwd,
+                WorkspacePointer, plan.WorkspaceBytes, &beta, plan.Y, P(y).Address);
+            if (convolutions.Completed(plan, status, attempt, "cudnnConvolutionForward")) break;
+        }
     }
 
     protected override void ConvolutionBackwardDataCore(Tensor dy, Tensor w, Tensor dx, ConvGeometry g, bool accumulate)
     {
         Ctx();
-        var plan = _convolutions.Get(g);
-        var (ws, bytes) = Workspace(plan);
+        var convolutions = Convolutions("ConvolutionBackwardData");
         float alpha = 1, beta = accumulate ? 1 : 0;
-        Check.Cudnn(CudnnApi.cudnnConvolutionBackwardData(_cudnn, &alpha, plan.W, P(w), plan.Y, P(dy), plan.Conv, plan.BwdData, ws, bytes, &beta, plan.X, P(dx)));
+        for (int attempt = 0; ; attempt++)
+        {
+            var plan = convolutions.Get(g);
+            var status = CudnnApi.cudnnConvolutionBackwardData(_cudnn, &alpha, plan.W, P(w).Address, plan.Y, P(dy).Address, plan.Conv,
+                plan.BwdData, WorkspacePointer, plan.WorkspaceBytes, &beta, plan.X, P(dx).Address);
+            if (convolutions.Completed(plan, status, attempt, "cudnnConvolutionBackwardData")) break;
+        }
     }
 
     protected override void ConvolutionBackwardFilterCore(Tensor x, Tensor dy, Tensor dw, ConvGeometry g)
     {
         Ctx();
-        var plan = _convolutions.Get(g);
-        var (ws, bytes) = Workspace(plan);
+        var convolutions = Convolutions("ConvolutionBackwardFilter");
         float alpha = 1, beta = 1; // parameter gradients accumulate
-        Check.Cudnn(CudnnApi.cudnnConvolutionBackwardFilter(_cudnn, &alpha, plan.X, P(x), plan.Y, P(dy), plan.Conv, plan.BwdFilter, ws, bytes, &beta, plan.W, P(dw)));
+        for (int attempt = 0; ; attempt++)
+        {
+            var plan = convolutions.Get(g);
+            var status = CudnnApi.cudnnConvolutionBackwardFilter(_cudnn, &alpha, plan.X, P(x).Address, plan.Y, P(dy).Address, plan.Conv,
+                plan.BwdFilter, WorkspacePointer, plan.WorkspaceBytes, &beta, plan.W, P(dw).Address);
+            if (convolutions.Completed(plan, status, attempt, "cudnnConvolutionBackwardFilter")) break;
+        }
     }
 
     protected override void AddChannelBiasCore(Tensor y, Tensor bias)
     {
         Ctx();
+        var cudnn = Cudnn("AddChannelBias");
         float alpha = 1, beta = 1;
-        Check.Cudnn(CudnnApi.cudnnAddTensor(_cudnn, &alpha, Descriptor(1, y.Shape.C, 1, 1), P(bias), &beta, Nchw(y), P(y)));
+        Check.Cudnn(CudnnApi.cudnnAddTensor(cudnn, &alpha, Descriptor(1, y.Shape.C, 1, 1), P(bias).Address, &beta, Nchw(y), P(y).Address));
     }
 
     protected override void ChannelBiasBackwardCore(Tensor dy, Tensor dBias)
     {
         Ctx();
+        var cudnn = Cudnn("ChannelBiasBackward");
         float alpha = 1, beta = 1;
-        Check.Cudnn(CudnnApi.cudnnConvolutionBackwardBias(_cudnn, &alpha, Nchw(dy), P(dy), &beta, Descriptor(1, dy.Shape.C, 1, 1), P(dBias)));
+        Check.Cudnn(CudnnApi.cudnnConvolutionBackwardBias(cudnn, &alpha, Nchw(dy), P(dy).Address, &beta, Descriptor(1, dy.Shape.C, 1, 1), P(dBias).Address));
     }
 
     // ---------------------------------------------------------------- batch norm (cuDNN)
@@ -201,29 +289,34 @@ public sealed unsafe class CudaBackend : Backend
         double factor, double epsilon, Tensor saveMean, Tensor saveInvStd)
     {
         Ctx();
+        var cudnn = Cudnn("BatchNormForwardTraining");
         float one = 1, zero = 0;
         var d = Nchw(x);
-        Check.Cudnn(CudnnApi.cudnnBatchNormalizationForwardTraining(_cudnn, CudnnApi.BatchNormSpatial, &one, &zero, d, P(x), d, P(y),
-            Descriptor(1, x.Shape.C, 1, 1), P(gamma), P(beta), factor, P(runningMean), P(runningVar), epsilon, P(saveMean), P(saveInvStd)));
+        Check.Cudnn(CudnnApi.cudnnBatchNormalizationForwardTraining(cudnn, CudnnApi.BatchNormSpatial, &one, &zero, d, P(x).Address, d, P(y).Address,
+            Descriptor(1, x.Shape.C, 1, 1), P(gamma).Address, P(beta).Address, factor, P(runningMean).Address, P(runningVar).Address, epsilon,
+            P(saveMean).Address, P(saveInvStd).Address));
     }
 
     protected override void BatchNormForwardInferenceCore(Tensor x, Tensor y, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, double epsilon)
     {
         Ctx();
+        var cudnn = Cudnn("BatchNormForwardInference");
         float one = 1, zero = 0;
         var d = Nchw(x);
-        Check.Cudnn(CudnnApi.cudnnBatchNormalizationForwardInference(_cudnn, CudnnApi.BatchNormSpatial, &one, &zero, d, P(x), d, P(y),
-            Descriptor(1, x.Shape.C, 1, 1), P(gamma), P(beta), P(runningMean), P(runningVar), epsilon));
+        Check.Cudnn(CudnnApi.cudnnBatchNormalizationForwardInference(cudnn, CudnnApi.BatchNormSpatial, &one, &zero, d, P(x).Address, d, P(y).Address,
+            Descriptor(1, x.Shape.C, 1, 1), P(gamma).Address, P(beta).Address, P(runningMean).Address, P(runningVar).Address, epsilon));
     }
 
     protected override void BatchNormBackwardCore(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd, Tensor dx,
         Tensor dGamma, Tensor dBeta, bool accumulate)
     {
         Ctx();
+        var cudnn = Cudnn("BatchNormBackward");
         float one = 1, dataBeta = accumulate ? 1 : 0, paramBeta = 1;
         var d = Nchw(x);
-        Check.Cudnn(CudnnApi.cudnnBatchNormalizationBackward(_cudnn, CudnnApi.BatchNormSpatial, &one, &dataBeta, &one, &paramBeta,
-            d, P(x), d, P(dy), d, P(dx), Descriptor(1, x.Shape.C, 1, 1), P(gamma), P(dGamma), P(dBeta), BatchNormEpsilon(), P(saveMean), P(saveInvStd)));
+        Check.Cudnn(CudnnApi.cudnnBatchNormalizationBackward(cudnn, CudnnApi.BatchNormSpatial, &one, &dataBeta, &one, &paramBeta,
+            d, P(x).Address, d, P(dy).Address, d, P(dx).Address, Descriptor(1, x.Shape.C, 1, 1), P(gamma).Address, P(dGamma).Address, P(dBeta).Address,
+            BatchNormEpsilon(), P(saveMean).Address, P(saveInvStd).Address));
     }
 
     /// <summary>cuDNN's backward takes epsilon again; every BN layer here uses the same one.</summary>
@@ -234,9 +327,7 @@ public sealed unsafe class CudaBackend : Backend
     {
         Ctx();
         int c = (int)saveMean.Length;
-        byte* v = stackalloc byte[256]; void** p = stackalloc void*[32];
-        new KernelArgs(v, p).Ptr(P(saveMean)).Ptr(P(saveInvStd)).Ptr(P(accMean)).Ptr(P(accM2)).I32(c).F64(epsilon).F64(batchCount).F64(previousCount)
-            .Launch(K("batchnorm.cu", "bn_merge_statistics"), GridExact(c), Block, "bn_merge_statistics");
+        Launch(Kernels.BnMergeStatistics, GridExact(c), new(P(saveMean), P(saveInvStd), P(accMean), P(accM2), c, epsilon, batchCount, previousCount));
     }
 
     // ---------------------------------------------------------------- elementwise, pooling, dropout (kernels)
@@ -244,23 +335,19 @@ public sealed unsafe class CudaBackend : Backend
     protected override void ReluForwardCore(Tensor x, Tensor y)
     {
         Ctx();
-        byte* v = stackalloc byte[256]; void** p = stackalloc void*[32];
-        new KernelArgs(v, p).Ptr(P(x)).Ptr(P(y)).I64(x.Length).Launch(K("pointwise.cu", "relu_forward"), Grid(x.Length), Block, "relu_forward");
+        Launch(Kernels.ReluForward, Grid(x.Length), new(P(x), P(y), x.Length));
     }
 
     protected override void ReluBackwardCore(Tensor y, Tensor dy, Tensor dx, bool accumulate)
     {
         Ctx();
-        byte* v = stackalloc byte[256]; void** p = stackalloc void*[32];
-        new KernelArgs(v, p).Ptr(P(y)).Ptr(P(dy)).Ptr(P(dx)).I64(y.Length).I32(accumulate ? 1 : 0)
-            .Launch(K("pointwise.cu", "relu_backward"), Grid(y.Length), Block, "relu_backward");
+        Launch(Kernels.ReluBackward, Grid(y.Length), new(P(y), P(dy), P(dx), y.Length, accumulate));
     }
 
     protected override void AddCore(Tensor a, Tensor b, Tensor y)
     {
         Ctx();
-        byte* v = stackalloc byte[256]; void** p = stackalloc void*[32];
-        new KernelArgs(v, p).Ptr(P(a)).Ptr(P(b)).Ptr(P(y)).I64(a.Length).Launch(K("pointwise.cu", "add"), Grid(a.Length), Block, "add");
+        Launch(Kernels.Add, Grid(a.Length), new(P(a), P(b), P(y), a.Length));
     }
 
     protected override void AccumulateGradientCore(Tensor source, Tensor destination, bool accumulate)
@@ -271,35 +358,27 @@ public sealed unsafe class CudaBackend : Backend
             CopyCore(source, destination);
             return;
         }
-        byte* v = stackalloc byte[256]; void** p = stackalloc void*[32];
-        new KernelArgs(v, p).Ptr(P(source)).Ptr(P(destination)).I64(source.Length).I32(1)
-            .Launch(K("pointwise.cu", "accumulate"), Grid(source.Length), Block, "accumulate");
+        Launch(Kernels.Accumulate, Grid(source.Length), new(P(source), P(destination), source.Length, true));
     }
 
     protected override void GlobalAveragePoolForwardCore(Tensor x, Tensor y)
     {
         Ctx();
         long planes = (long)x.Shape.N * x.Shape.C;
-        byte* v = stackalloc byte[256]; void** p = stackalloc void*[32];
-        new KernelArgs(v, p).Ptr(P(x)).Ptr(P(y)).I64(planes).I32(x.Shape.H * x.Shape.W)
-            .Launch(K("pooling.cu", "global_avg_pool_forward"), GridExact(planes * 32), Block, "global_avg_pool_forward");
+        Launch(Kernels.GlobalAvgPoolForward, GridExact(planes * 32), new(P(x), P(y), planes, x.Shape.H * x.Shape.W));
     }
 
     protected override void GlobalAveragePoolBackwardCore(Tensor dy, Tensor dx, bool accumulate)
     {
         Ctx();
         long planes = (long)dx.Shape.N * dx.Shape.C;
-        byte* v = stackalloc byte[256]; void** p = stackalloc void*[32];
-        new KernelArgs(v, p).Ptr(P(dy)).Ptr(P(dx)).I64(planes).I32(dx.Shape.H * dx.Shape.W).I32(accumulate ? 1 : 0)
-            .Launch(K("pooling.cu", "global_avg_pool_backward"), Grid(dx.Length), Block, "global_avg_pool_backward");
+        Launch(Kernels.GlobalAvgPoolBackward, Grid(dx.Length), new(P(dy), P(dx), planes, dx.Shape.H * dx.Shape.W, accumulate));
     }
 
     protected override void MaxPoolForwardCore(Tensor x, Tensor y)
     {
         Ctx();
-        byte* v = stackalloc byte[256]; void** p = stackalloc void*[32];
-        new KernelArgs(v, p).Ptr(P(x)).Ptr(P(y)).I64((long)x.Shape.N * x.Shape.C).I32(x.Shape.H).I32(x.Shape.W)
-            .Launch(K("pooling.cu", "max_pool_forward"), Grid(y.Length), Block, "max_pool_forward");
+        Launch(Kernels.MaxPoolForward, Grid(y.Length), new(P(x), P(y), (long)x.Shape.N * x.Shape.C, x.Shape.H, x.Shape.W));
     }
 
     protected override void MaxPoolBackwardCore(Tensor x, Tensor dy, Tensor dx, bool accumulate)
@@ -311,25 +390,21 @@ public sealed unsafe class CudaBackend : Backend
             FillCore(dx, 0f);
             accumulate = true;
         }
-        byte* v = stackalloc byte[256]; void** p = stackalloc void*[32];
-        new KernelArgs(v, p).Ptr(P(x)).Ptr(P(dy)).Ptr(P(dx)).I64((long)x.Shape.N * x.Shape.C).I32(x.Shape.H).I32(x.Shape.W).I32(accumulate ? 1 : 0)
-            .Launch(K("pooling.cu", "max_pool_backward"), Grid(dy.Length), Block, "max_pool_backward");
+        Launch(Kernels.MaxPoolBackward, Grid(dy.Length), new(P(x), P(dy), P(dx), (long)x.Shape.N * x.Shape.C, x.Shape.H, x.Shape.W, accumulate));
     }
 
     protected override void DropoutForwardCore(Tensor x, Tensor y, float pDrop, ulong seed, ulong stream)
     {
         Ctx();
-        byte* v = stackalloc byte[256]; void** p = stackalloc void*[32];
-        new KernelArgs(v, p).Ptr(P(x)).Ptr(P(y)).I64(x.Length).F32(pDrop).U32((uint)seed).U32((uint)(seed >> 32)).U32((uint)stream).U32((uint)(stream >> 32))
-            .Launch(K("pointwise.cu", "dropout_forward"), Grid((x.Length + 3) / 4), Block, "dropout_forward");
+        Launch(Kernels.DropoutForward, Grid((x.Length + 3) / 4),
+            new(P(x), P(y), x.Length, pDrop, (uint)seed, (uint)(seed >> 32), (uint)stream, (uint)(stream >> 32)));
     }
 
     protected override void DropoutBackwardCore(Tensor dy, Tensor dx, float pDrop, ulong seed, ulong stream, bool accumulate)
     {
         Ctx();
-        byte* v = stackalloc byte[256]; void** p = stackalloc void*[32];
-        new KernelArgs(v, p).Ptr(P(dy)).Ptr(P(dx)).I64(dy.Length).F32(pDrop).U32((uint)seed).U32((uint)(seed >> 32)).U32((uint)stream).U32((uint)(stream >> 32))
-            .I32(accumulate ? 1 : 0).Launch(K("pointwise.cu", "dropout_backward"), Grid((dy.Length + 3) / 4), Block, "dropout_backward");
+        Launch(Kernels.DropoutBackward, Grid((dy.Length + 3) / 4),
+            new(P(dy), P(dx), dy.Length, pDrop, (uint)seed, (uint)(seed >> 32), (uint)stream, (uint)(stream >> 32), accumulate));
     }
 
     // ---------------------------------------------------------------- linear (cuBLAS, column-major views of row-major data)
@@ -337,32 +412,33 @@ public sealed unsafe class CudaBackend : Backend
     protected override void LinearForwardCore(Tensor x, Tensor w, Tensor b, Tensor y)
     {
         Ctx();
+        var cublas = Cublas("LinearForward");
         int n = x.Shape.N, inF = w.Shape.C, outF = w.Shape.N;
         float alpha = 1, beta = 0;
         // Y^T (out x n) = W (out x in) * X^T (in x n); row-major W is column-major W^T, hence op T.
-        Check.Cublas(CublasApi.cublasSgemm(_cublas, CublasApi.OpT, CublasApi.OpN, outF, n, inF, &alpha, P(w), inF, P(x), inF, &beta, P(y), outF));
-        byte* v = stackalloc byte[256]; void** p = stackalloc void*[32];
-        new KernelArgs(v, p).Ptr(P(y)).Ptr(P(b)).I64(n).I32(outF).Launch(K("pointwise.cu", "add_row_bias"), Grid((long)n * outF), Block, "add_row_bias");
+        Check.Cublas(CublasApi.cublasSgemm(cublas, CublasApi.OpT, CublasApi.OpN, outF, n, inF, &alpha, P(w).Address, inF, P(x).Address, inF, &beta, P(y).Address, outF));
+        Launch(Kernels.AddRowBias, Grid((long)n * outF), new(P(y), P(b), n, outF));
     }
 
     protected override void LinearBackwardDataCore(Tensor dy, Tensor w, Tensor dx, bool accumulate)
     {
         Ctx();
+        var cublas = Cublas("LinearBackwardData");
         int n = dy.Shape.N, inF = w.Shape.C, outF = w.Shape.N;
         float alpha = 1, beta = accumulate ? 1 : 0;
         // dX^T (in x n) = W^T (in x out) * dY^T (out x n).
-        Check.Cublas(CublasApi.cublasSgemm(_cublas, CublasApi.OpN, CublasApi.OpN, inF, n, outF, &alpha, P(w), inF, P(dy), outF, &beta, P(dx), inF));
+        Check.Cublas(CublasApi.cublasSgemm(cublas, CublasApi.OpN, CublasApi.OpN, inF, n, outF, &alpha, P(w).Address, inF, P(dy).Address, outF, &beta, P(dx).Address, inF));
     }
 
     protected override void LinearBackwardWeightsCore(Tensor x, Tensor dy, Tensor dw, Tensor db)
     {
         Ctx();
+        var cublas = Cublas("LinearBackwardWeights");
         int n = x.Shape.N, inF = dw.Shape.C, outF = dw.Shape.N;
         float alpha = 1, beta = 1;
         // dW^T (in x out) += X^T (in x n) * dY (n x out).
-        Check.Cublas(CublasApi.cublasSgemm(_cublas, CublasApi.OpN, CublasApi.OpT, inF, outF, n, &alpha, P(x), inF, P(dy), outF, &beta, P(dw), inF));
-        byte* v = stackalloc byte[256]; void** p = stackalloc void*[32];
-        new KernelArgs(v, p).Ptr(P(dy)).Ptr(P(db)).I32(n).I32(outF).Launch(K("pointwise.cu", "column_sum_accumulate"), GridExact(outF), Block, "column_sum_accumulate");
+        Check.Cublas(CublasApi.cublasSgemm(cublas, CublasApi.OpN, CublasApi.OpT, inF, outF, n, &alpha, P(x).Address, inF, P(dy).Address, outF, &beta, P(dw).Address, inF));
+        Launch(Kernels.ColumnSumAccumulate, GridExact(outF), new(P(dy), P(db), n, outF));
     }
 
     // ---------------------------------------------------------------- loss
@@ -376,20 +452,18 @@ public sealed unsafe class CudaBackend : Backend
             _rowStats?.Dispose();
             _rowStats = AllocateCore(2L * Math.Max(n, 256), DType.Float32);
         }
-        ulong rowLoss = ((CudaBuffer)_rowStats).Pointer, rowCorrect = rowLoss + (ulong)(4 * n);
-        byte* v = stackalloc byte[256]; void** p = stackalloc void*[32];
-        new KernelArgs(v, p).Ptr(P(logits)).Ptr(P(labels)).Ptr(dLogits.IsNull ? 0UL : P(dLogits)).Ptr(rowLoss).Ptr(rowCorrect).I32(n).I32(k)
-            .Launch(K("loss.cu", "softmax_cross_entropy"), GridExact((long)n * 32), Block, "softmax_cross_entropy");
-        byte* v2 = stackalloc byte[256]; void** p2 = stackalloc void*[32];
-        new KernelArgs(v2, p2).Ptr(rowLoss).Ptr(rowCorrect).I32(n).Ptr(P(stats)).Launch(K("loss.cu", "add_row_stats"), 1, Block, "add_row_stats");
+        var rowLoss = ((CudaBuffer)_rowStats).Address;
+        var rowCorrect = rowLoss.Plus(4L * n);
+        Launch(Kernels.SoftmaxCrossEntropy, GridExact((long)n * 32),
+            new(P(logits), P(labels), dLogits.IsNull ? DevicePtr.Null : P(dLogits), rowLoss, rowCorrect, n, k));
+        Launch(Kernels.AddRowStats, 1, new(rowLoss, rowCorrect, n, P(stats)));
     }
 
     protected override void SoftmaxCore(Tensor logits, Tensor probabilities)
     {
         Ctx();
         int n = logits.Shape.N, k = (int)logits.Shape.SampleLength;
-        byte* v = stackalloc byte[256]; void** p = stackalloc void*[32];
-        new KernelArgs(v, p).Ptr(P(logits)).Ptr(P(probabilities)).I32(n).I32(k).Launch(K("loss.cu", "softmax"), GridExact((long)n * 32), Block, "softmax");
+        Launch(Kernels.Softmax, GridExact((long)n * 32), new(P(logits), P(probabilities), n, k));
     }
 
     // ---------------------------------------------------------------- optimisation and averaging
@@ -397,67 +471,28 @@ public sealed unsafe class CudaBackend : Backend
     protected override void SgdStepCore(Tensor weights, Tensor gradients, Tensor velocity, SgdHyper h)
     {
         Ctx();
-        byte* v = stackalloc byte[256]; void** p = stackalloc void*[32];
-        new KernelArgs(v, p).Ptr(P(weights)).Ptr(P(gradients)).Ptr(P(velocity)).I64(weights.Length)
-            .F32(h.LearningRate).F32(h.Momentum).F32(h.WeightDecay).I32(h.Nesterov ? 1 : 0)
-            .Launch(K("optim.cu", "sgd_step"), Grid(weights.Length), Block, "sgd_step");
+        Launch(Kernels.SgdStep, Grid(weights.Length),
+            new(P(weights), P(gradients), P(velocity), weights.Length, h.LearningRate, h.Momentum, h.WeightDecay, h.Nesterov));
     }
 
-    /// <summary>Elements per block of the multi-tensor update.</summary>
+    /// <summary>Elements per block of the multi-tensor average update.</summary>
     public const int AverageChunk = 16384;
 
-    protected override void AverageUpdateCore(ReadOnlySpan<AveragePair> pairs, float alpha)
+    protected override AveragePlan PrepareAverageCore(AveragePair[] pairs)
     {
         Ctx();
-        var (tables, chunks) = AverageTables(pairs);
-        ulong t = ((CudaBuffer)tables).Pointer;
-        int n = pairs.Length;
-        // Table layout: averages u64[n], currents u64[n], lengths i64[n], chunk starts i64[chunks], chunk pairs i32[chunks].
-        ulong averages = t, currents = t + (ulong)(8 * n), lengths = t + (ulong)(16 * n), starts = t + (ulong)(24 * n), chunkPairs = starts + (ulong)(8 * chunks);
-        byte* v = stackalloc byte[256]; void** p = stackalloc void*[32];
-        new KernelArgs(v, p).Ptr(averages).Ptr(currents).Ptr(lengths).Ptr(chunkPairs).Ptr(starts).I32(AverageChunk).F32(alpha)
-            .Launch(K("optim.cu", "multi_tensor_average"), (uint)chunks, Block, "multi_tensor_average");
+        return new CudaAveragePlan(this, pairs, AverageChunk);
     }
 
-    /// <summary>
-    /// The device tables for a set of pairs, built and uploaded the first time that set is seen
-    /// (pointers and lengths do not change between updates), so an update is a single launch.
-    /// </summary>
-    private (DeviceBuffer Tables, int Chunks) AverageTables(ReadOnlySpan<AveragePair> pairs)
+    protected override void AverageUpdateCore(AveragePlan plan, float alpha)
     {
-        var key = new System.Text.StringBuilder();
-        foreach (var pair in pairs) key.Append(P(pair.Average)).Append(',').Append(P(pair.Current)).Append(',').Append(pair.Average.Length).Append(';');
-        string k = key.ToString();
-        foreach (var cached in _averageTables)
-            if (cached.Key == k) return (cached.Tables, cached.Chunks);
-        int n = pairs.Length;
-        var starts = new List<long>();
-        var owners = new List<int>();
-        for (int i = 0; i < n; i++)
-            for (long s = 0; s < pairs[i].Average.Length; s += AverageChunk) { starts.Add(s); owners.Add(i); }
-        int chunks = starts.Count;
-        var bytes = new byte[24 * n + 8 * chunks + 4 * chunks];
-        for (int i = 0; i < n; i++)
-        {
-            BitConverter.TryWriteBytes(bytes.AsSpan(8 * i), P(pairs[i].Average));
-            BitConverter.TryWriteBytes(bytes.AsSpan(8 * (n + i)), P(pairs[i].Current));
-            BitConverter.TryWriteBytes(bytes.AsSpan(8 * (2 * n + i)), pairs[i].Average.Length);
-        }
-        for (int c = 0; c < chunks; c++)
-        {
-            BitConverter.TryWriteBytes(bytes.AsSpan(24 * n + 8 * c), starts[c]);
-            BitConverter.TryWriteBytes(bytes.AsSpan(24 * n + 8 * chunks + 4 * c), owners[c]);
-        }
-        var tables = AllocateCore(bytes.Length, DType.UInt8);
-        fixed (byte* b = bytes) Check.Cu(CuDriver.cuMemcpyHtoD(((CudaBuffer)tables).Pointer, b, (nuint)bytes.Length));
-        _averageTables.Add((k, tables, chunks));
-        if (_averageTables.Count > 8)
-        {
-            _averageTables[0].Tables.Dispose();
-            _averageTables.RemoveAt(0);
-        }
-        return (tables, chunks);
+        Ctx();
+        var p = (CudaAveragePlan)plan;
+        if (p.Chunks == 0) return;
+        Launch(Kernels.AverageUpdate, (uint)p.Chunks, new(p.Averages, p.Currents, p.Lengths, p.ChunkPair, p.ChunkStart, AverageChunk, alpha));
     }
+
+    internal static DevicePtr AddressOf(Tensor t) => P(t);
 
     // ---------------------------------------------------------------- data
 
@@ -466,35 +501,74 @@ public sealed unsafe class CudaBackend : Backend
         Ctx();
         int c = x.Shape.C;
         if (c > 4) throw new NotSupportedException($"On-device augmentation handles up to 4 channels; got {c}.");
-        var scale = new float[4];
-        var shift = new float[4];
+        Span<float> scale = stackalloc float[4];
+        Span<float> shift = stackalloc float[4];
         for (int ch = 0; ch < c; ch++)
         {
             scale[ch] = 1f / (255f * spec.Std[ch]);   // exactly as the CPU twin computes them
             shift[ch] = -spec.Mean[ch] / spec.Std[ch];
         }
-        byte* v = stackalloc byte[512]; void** p = stackalloc void*[32];
-        new KernelArgs(v, p).Ptr(P(images)).Ptr(P(sourceLabels)).Ptr(P(indices)).Ptr(P(x)).Ptr(P(labels))
-            .I32(x.Shape.N).I32(c).I32(x.Shape.H).I32(x.Shape.W).I32(spec.Pad).I32(spec.Crop ? 1 : 0).I32(spec.Flip ? 1 : 0)
-            .I32(spec.Padding == PaddingMode.Reflect ? 1 : 0).I32(epoch).U32((uint)spec.Seed).U32((uint)(spec.Seed >> 32))
-            .F32(scale[0]).F32(scale[1]).F32(scale[2]).F32(scale[3]).F32(shift[0]).F32(shift[1]).F32(shift[2]).F32(shift[3])
-            .Launch(K("augment.cu", "augment_batch"), Grid(x.Length), Block, "augment_batch");
+        Launch(Kernels.AugmentBatch, Grid(x.Length), new(P(images), P(sourceLabels), P(indices), P(x), P(labels),
+            x.Shape.N, c, x.Shape.H, x.Shape.W, spec.Pad, spec.Crop, spec.Flip, spec.Padding == PaddingMode.Reflect, epoch,
+            (uint)spec.Seed, (uint)(spec.Seed >> 32), scale[0], scale[1], scale[2], scale[3], shift[0], shift[1], shift[2], shift[3]));
     }
 
     public override void Dispose()
     {
         if (_disposed) return;
         _disposed = true;
-        Ctx();
-        foreach (var t in _averageTables) t.Tables.Dispose();
-        _averageTables.Clear();
-        _rowStats?.Dispose();
-        _convolutions.Dispose();
-        foreach (var d in _tensorDescriptors.Values) CudnnApi.cudnnDestroyTensorDescriptor(d);
-        _tensorDescriptors.Clear();
-        CudnnApi.cudnnDestroy(_cudnn);
-        CublasApi.cublasDestroy(_cublas);
-        _kernels.Dispose();
+        using (_device.Activate())
+        {
+            _rowStats?.Dispose();
+            _convolutions?.Dispose();
+            foreach (var d in _tensorDescriptors.Values) CudnnApi.cudnnDestroyTensorDescriptor(d);
+            _tensorDescriptors.Clear();
+            if (_cudnn != IntPtr.Zero) CudnnApi.cudnnDestroy(_cudnn);
+            if (_cublas != IntPtr.Zero) CublasApi.cublasDestroy(_cublas);
+            _kernels.Dispose();
+        }
         _device.Dispose();
+    }
+}
+
+/// <summary>
+/// The multi-tensor average update prepared on the device: its tables (<see cref="AverageTables"/>)
+/// built and uploaded once when the plan is prepared — pointers and lengths do not change between
+/// updates — so an update is one launch.
+/// </summary>
+internal sealed class CudaAveragePlan : AveragePlan
+{
+    private readonly CudaBackend _backend;
+    private readonly DeviceBuffer _tables;
+
+    public CudaAveragePlan(CudaBackend backend, AveragePair[] pairs, int chunkSize) : base(backend, pairs)
+    {
+        _backend = backend;
+        var block = AverageTables.Build(pairs.Select(p => new AverageTables.Pair(CudaBackend.AddressOf(p.Average).Address,
+            CudaBackend.AddressOf(p.Current).Address, p.Average.Length)).ToList(), chunkSize);
+        Chunks = block.Chunks;
+        int size = Math.Max(block.Bytes.Length, 1);
+        _tables = backend.Allocate(size, DType.UInt8);
+        backend.Upload<byte>(block.Bytes.Length == 0 ? new byte[1] : block.Bytes, _tables.AsTensor(new TensorShape(size)));
+        var t = ((CudaBuffer)_tables).Address;
+        Averages = t.Plus(block.AveragesOffset);
+        Currents = t.Plus(block.CurrentsOffset);
+        Lengths = t.Plus(block.LengthsOffset);
+        ChunkStart = t.Plus(block.ChunkStartOffset);
+        ChunkPair = t.Plus(block.ChunkPairOffset);
+    }
+
+    public int Chunks { get; }
+    public DevicePtr Averages { get; }
+    public DevicePtr Currents { get; }
+    public DevicePtr Lengths { get; }
+    public DevicePtr ChunkStart { get; }
+    public DevicePtr ChunkPair { get; }
+
+    protected override void Free()
+    {
+        // The tables may still be read by a queued launch: wait for it before freeing.
+        if (!_tables.IsDisposed && !_backend.IsClosed) _backend.Synchronize();
+        _tables.Dispose();
     }
 }

@@ -4,36 +4,39 @@ namespace CudaSwa.Cuda;
 
 /// <summary>
 /// One GPU: its properties and its primary context (cuDevicePrimaryCtxRetain — the context the
-/// runtime API and PyTorch share; cuCtxCreate changed its signature in CUDA 13). Every thread
-/// that calls into CUDA makes the context current first (<see cref="MakeCurrent"/>, cheap after
-/// the first time on a thread).
+/// runtime API and PyTorch share; cuCtxCreate changed its signature in CUDA 13), reached through
+/// the driver it was opened with. Every op makes the context current first (<see cref="MakeCurrent"/>,
+/// cheap after the first time on a thread); code that may run where another context is current
+/// (freeing from a finalizer, disposing) uses <see cref="Activate"/>, which puts the previous one back.
 /// </summary>
-public sealed unsafe class CudaDevice : IDisposable
+internal sealed unsafe class CudaDevice : IDisposable
 {
     [ThreadStatic] private static IntPtr t_current;
 
-    private CudaDevice(int ordinal, int handle, IntPtr context)
+    private CudaDevice(CuDriver driver, int ordinal, int handle, IntPtr context)
     {
+        Driver = driver;
         Ordinal = ordinal;
         Handle = handle;
         Context = context;
         var name = stackalloc byte[256];
-        Check.Cu(CuDriver.cuDeviceGetName(name, 256, handle));
+        driver.Check(driver.cuDeviceGetName(name, 256, handle));
         Name = NativeLibraries.PtrToString(name) ?? "unknown GPU";
         int major, minor, sms;
-        Check.Cu(CuDriver.cuDeviceGetAttribute(&major, CuDriver.AttributeComputeCapabilityMajor, handle));
-        Check.Cu(CuDriver.cuDeviceGetAttribute(&minor, CuDriver.AttributeComputeCapabilityMinor, handle));
-        Check.Cu(CuDriver.cuDeviceGetAttribute(&sms, CuDriver.AttributeMultiprocessorCount, handle));
+        driver.Check(driver.cuDeviceGetAttribute(&major, CuDriver.AttributeComputeCapabilityMajor, handle));
+        driver.Check(driver.cuDeviceGetAttribute(&minor, CuDriver.AttributeComputeCapabilityMinor, handle));
+        driver.Check(driver.cuDeviceGetAttribute(&sms, CuDriver.AttributeMultiprocessorCount, handle));
         nuint total;
-        Check.Cu(CuDriver.cuDeviceTotalMem(&total, handle));
+        driver.Check(driver.cuDeviceTotalMem(&total, handle));
         ComputeCapability = major * 10 + minor;
         Multiprocessors = sms;
         TotalMemory = (long)total;
         int version;
-        Check.Cu(CuDriver.cuDriverGetVersion(&version));
+        driver.Check(driver.cuDriverGetVersion(&version));
         DriverVersion = version;
     }
 
+    public CuDriver Driver { get; }
     public int Ordinal { get; }
     public int Handle { get; }
     public IntPtr Context { get; private set; }
@@ -51,49 +54,76 @@ public sealed unsafe class CudaDevice : IDisposable
         $"cuda:{Ordinal} {Name} (sm_{ComputeCapability}, {Multiprocessors} SMs, {TotalMemory / 1073741824.0:F1} GiB), driver CUDA {FormatVersion(DriverVersion)}";
 
     /// <summary>Initialises the driver and counts devices; throws <see cref="CudaException"/> or DllNotFoundException with the reason.</summary>
-    public static int Count()
+    public static int Count(CuDriver? driver = null)
     {
-        if (!NativeLibraries.TryLoad(NativeLibraries.Cuda, out _, out _))
-            throw new DllNotFoundException($"the NVIDIA driver library libcuda.so.1 was not found ({NativeLibraries.Trace(NativeLibraries.Cuda)})");
-        Check.Cu(CuDriver.cuInit(0));
+        driver ??= CuDriver.System;
+        driver.Check(driver.cuInit(0));
         int count;
-        Check.Cu(CuDriver.cuDeviceGetCount(&count));
+        driver.Check(driver.cuDeviceGetCount(&count));
         return count;
     }
 
-    public static CudaDevice Open(int ordinal)
+    /// <summary>Opens device <paramref name="ordinal"/> of the NVIDIA driver, or of <paramref name="driver"/> when given.</summary>
+    public static CudaDevice Open(int ordinal, CuDriver? driver = null)
     {
-        int count = Count();
+        driver ??= CuDriver.System;
+        int count = Count(driver);
         if (count == 0) throw new CudaException("the NVIDIA driver reports no CUDA device");
         if (ordinal < 0 || ordinal >= count) throw new CudaException($"device cuda:{ordinal} does not exist; this machine has {count} (cuda:0..cuda:{count - 1})");
         int handle;
-        Check.Cu(CuDriver.cuDeviceGet(&handle, ordinal));
+        driver.Check(driver.cuDeviceGet(&handle, ordinal));
         IntPtr context;
-        Check.Cu(CuDriver.cuDevicePrimaryCtxRetain(&context, handle));
-        var device = new CudaDevice(ordinal, handle, context);
-        device.MakeCurrent();
-        return device;
+        driver.Check(driver.cuDevicePrimaryCtxRetain(&context, handle));
+        try
+        {
+            var device = new CudaDevice(driver, ordinal, handle, context);
+            device.MakeCurrent();
+            return device;
+        }
+        catch
+        {
+            driver.cuDevicePrimaryCtxRelease(handle);
+            throw;
+        }
     }
 
     public void MakeCurrent()
     {
         if (t_current == Context) return;
-        Check.Cu(CuDriver.cuCtxSetCurrent(Context));
+        Driver.Check(Driver.cuCtxSetCurrent(Context));
         t_current = Context;
+    }
+
+    /// <summary>Makes this device's context current until the scope ends, then restores whatever was current before.</summary>
+    public ContextScope Activate()
+    {
+        IntPtr previous;
+        if (Driver.cuCtxGetCurrent(&previous) != CuResult.Success) previous = IntPtr.Zero;
+        if (previous != Context && Driver.cuCtxSetCurrent(Context) == CuResult.Success) t_current = Context;
+        return new ContextScope(this, previous);
+    }
+
+    public readonly struct ContextScope(CudaDevice device, IntPtr previous) : IDisposable
+    {
+        public void Dispose()
+        {
+            if (device is null || previous == device.Context) return;
+            if (device.Driver.cuCtxSetCurrent(previous) == CuResult.Success) t_current = previous;
+        }
     }
 
     public (long Free, long Total) MemoryInfo()
     {
         MakeCurrent();
         nuint free, total;
-        Check.Cu(CuDriver.cuMemGetInfo(&free, &total));
+        Driver.Check(Driver.cuMemGetInfo(&free, &total));
         return ((long)free, (long)total);
     }
 
     public void Dispose()
     {
         if (Context == IntPtr.Zero) return;
-        CuDriver.cuDevicePrimaryCtxRelease(Handle);
+        Driver.cuDevicePrimaryCtxRelease(Handle);
         if (t_current == Context) t_current = IntPtr.Zero;
         Context = IntPtr.Zero;
     }

@@ -1,182 +1,152 @@
-using System.Reflection;
-using System.Security.Cryptography;
 using System.Text;
-using CudaSwa.IO;
 using CudaSwa.Native;
 
 namespace CudaSwa.Cuda;
 
 /// <summary>
-/// The kernels of kernels/*.cu, embedded in this assembly, compiled by NVRTC on first use — once
-/// per (source hash, options, device architecture, NVRTC version) — and cached on disk
-/// (CUDASWA_KERNEL_CACHE, else $XDG_CACHE_HOME/cudaswa/kernels, else ~/.cache/cudaswa/kernels).
-/// CUBIN for the device's exact architecture when NVRTC knows it, otherwise PTX for the newest
-/// architecture NVRTC supports (the driver JIT-compiles it). Compile errors carry NVRTC's log.
+/// The kernels of one device: each kernels/*.cu compiled by <see cref="KernelCompiler"/> on first
+/// use — a CUBIN for the device's architecture when NVRTC knows it, otherwise PTX for the newest
+/// architecture NVRTC supports, which the driver JIT-compiles (only where NVRTC is not newer than
+/// the driver: a driver cannot JIT PTX from a newer compiler) — loaded as a module, and launched
+/// with typed arguments (<see cref="Kernels"/>). Where the driver can report a kernel's parameter
+/// layout (CUDA 12.4+), it is compared with the declared argument struct when the kernel is loaded.
+/// With <see cref="LaunchBlocking"/> every launch is followed by a synchronisation, so an error a
+/// kernel causes is reported as that kernel's (CUDASWA_LAUNCH_BLOCKING=1, or CUDA_LAUNCH_BLOCKING=1).
 /// </summary>
-public sealed unsafe class KernelLibrary : IDisposable
+internal sealed unsafe class KernelLibrary : IDisposable
 {
     private readonly CudaDevice _device;
+    private readonly CuDriver _driver;
     private readonly Dictionary<string, IntPtr> _modules = new(StringComparer.Ordinal);
-    private readonly Dictionary<(string File, string Kernel), IntPtr> _functions = new(); // keyed without building a string: looked up on every launch
+    private static readonly KernelSpec?[] s_declared = Declared();
+    private readonly IntPtr[] _functions = new IntPtr[s_declared.Length];
     private readonly object _gate = new();
 
-    public KernelLibrary(CudaDevice device)
+    public KernelLibrary(CudaDevice device, KernelCompiler compiler)
     {
         _device = device;
-        int major, minor;
-        Check.Nvrtc(NvrtcApi.nvrtcVersion(&major, &minor));
-        NvrtcVersion = $"{major}.{minor}";
-        int count;
-        Check.Nvrtc(NvrtcApi.nvrtcGetNumSupportedArchs(&count));
-        var archs = new int[count];
-        fixed (int* p = archs) Check.Nvrtc(NvrtcApi.nvrtcGetSupportedArchs(p));
-        SupportedArchitectures = archs;
-        CacheFolder = ResolveCacheFolder();
+        _driver = device.Driver;
+        Compiler = compiler;
+        int arch = device.ComputeCapability;
+        if (compiler.SupportedArchitectures.Contains(arch))
+        {
+            Architecture = arch;
+            Cubin = true;
+        }
+        else
+        {
+            Architecture = compiler.SupportedArchitectures.Where(a => a <= arch).DefaultIfEmpty(0).Max();
+            if (Architecture == 0)
+                throw new CudaException($"NVRTC {compiler.NvrtcVersion} supports no architecture at or below the device's sm_{arch} ({string.Join(", ", compiler.SupportedArchitectures)}).");
+            if (compiler.NvrtcVersionNumber > device.DriverVersion)
+                throw new CudaException($"NVRTC {compiler.NvrtcVersion} does not know sm_{arch}, and its PTX is too new for the driver (CUDA {CudaDevice.FormatVersion(device.DriverVersion)}) to compile: use an NVRTC that knows sm_{arch}, or update the driver.");
+        }
+        LaunchBlocking = Environment.GetEnvironmentVariable("CUDASWA_LAUNCH_BLOCKING") == "1" || Environment.GetEnvironmentVariable("CUDA_LAUNCH_BLOCKING") == "1";
     }
 
-    public string NvrtcVersion { get; }
-    public IReadOnlyList<int> SupportedArchitectures { get; }
-    public string CacheFolder { get; }
+    public KernelCompiler Compiler { get; }
+    public string NvrtcVersion => Compiler.NvrtcVersion;
+    public string CacheFolder => Compiler.CacheFolder;
 
-    private static string ResolveCacheFolder()
+    /// <summary>The architecture images are built for, and whether they are CUBIN (else PTX).</summary>
+    public int Architecture { get; }
+    public bool Cubin { get; }
+
+    /// <summary>Synchronise after every launch so a failure is attributed to the kernel that caused it.</summary>
+    public bool LaunchBlocking { get; set; }
+
+    /// <summary>Launches <paramref name="kernel"/> on a 1-D grid on the legacy default stream (ordered with every other op).</summary>
+    public void Launch<TArgs>(KernelSpec<TArgs> kernel, uint grid, uint block, in TArgs args) where TArgs : unmanaged
     {
-        string? explicitDir = Environment.GetEnvironmentVariable("CUDASWA_KERNEL_CACHE");
-        if (!string.IsNullOrEmpty(explicitDir)) return explicitDir;
-        string? xdg = Environment.GetEnvironmentVariable("XDG_CACHE_HOME");
-        string root = !string.IsNullOrEmpty(xdg) ? xdg : Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.UserProfile), ".cache");
-        return Path.Combine(root, "cudaswa", "kernels");
+        if (grid == 0) return;
+        IntPtr function = Function(kernel);
+        TArgs copy = args;
+        var parameters = kernel.Parameters;
+        void** pointers = stackalloc void*[parameters.Count];
+        byte* bytes = (byte*)&copy;
+        for (int i = 0; i < parameters.Count; i++) pointers[i] = bytes + parameters[i].Offset;
+        var r = _driver.cuLaunchKernel(function, grid, 1, 1, block, 1, 1, 0, IntPtr.Zero, pointers, null);
+        if (r != CuResult.Success) throw new CudaException(_driver.Describe(r, $"launch of kernel {kernel.Name} (grid {grid}, block {block})"), r);
+        if (LaunchBlocking)
+        {
+            r = _driver.cuCtxSynchronize();
+            if (r != CuResult.Success) throw new CudaException(_driver.Describe(r, $"kernel {kernel.Name} (grid {grid}, block {block}, run with launch-blocking)"), r);
+        }
     }
 
-    /// <summary>The source of an embedded kernel file (kernels/NAME).</summary>
-    public static string Source(string file)
+    /// <summary>Loads every kernel now (compiles what the cache lacks), so timings exclude compilation.</summary>
+    public void LoadAll()
     {
-        var asm = typeof(KernelLibrary).Assembly;
-        using var stream = asm.GetManifestResourceStream("kernels/" + file)
-            ?? throw new FileNotFoundException($"Kernel source kernels/{file} is not embedded in {asm.GetName().Name}.");
-        using var reader = new StreamReader(stream);
-        return reader.ReadToEnd();
+        foreach (var k in Kernels.All) Function(k);
     }
 
-    /// <summary>Every embedded header (.cuh), passed to NVRTC for #include.</summary>
-    private static (string Name, string Text)[] Headers() =>
-        typeof(KernelLibrary).Assembly.GetManifestResourceNames()
-            .Where(n => n.StartsWith("kernels/", StringComparison.Ordinal) && n.EndsWith(".cuh", StringComparison.Ordinal))
-            .OrderBy(n => n, StringComparer.Ordinal)
-            .Select(n => (n["kernels/".Length..], Source(n["kernels/".Length..])))
-            .ToArray();
-
-    /// <summary>A kernel entry point (extern "C" name) from a kernel file, compiled and loaded on first use.</summary>
-    public IntPtr Function(string file, string kernel)
+    /// <summary>A kernel's function handle, compiled and loaded on first use, its parameters checked where the driver can.</summary>
+    public IntPtr Function(KernelSpec kernel)
     {
-        var key = (file, kernel);
+        if ((uint)kernel.Id >= (uint)s_declared.Length || !ReferenceEquals(s_declared[kernel.Id], kernel))
+            throw new ArgumentException($"kernel {kernel} is not declared in Kernels.All, so it is not built into the engine", nameof(kernel));
+        IntPtr f = _functions[kernel.Id];
+        if (f != IntPtr.Zero) return f;
         lock (_gate)
         {
-            if (_functions.TryGetValue(key, out var f)) return f;
-            IntPtr module = Module(file);
-            IntPtr function;
-            var name = Encoding.UTF8.GetBytes(kernel + "\0");
-            fixed (byte* pn = name) Check.Cu(CuDriver.cuModuleGetFunction(&function, module, pn));
-            _functions[key] = function;
-            return function;
+            if (_functions[kernel.Id] != IntPtr.Zero) return _functions[kernel.Id];
+            IntPtr module = Module(kernel.File);
+            var name = Encoding.UTF8.GetBytes(kernel.Name + "\0");
+            fixed (byte* pn = name) _driver.Check(_driver.cuModuleGetFunction(&f, module, pn), $"cuModuleGetFunction({kernel.File}: {kernel.Name})");
+            CheckParameters(kernel, f);
+            _functions[kernel.Id] = f;
+            return f;
         }
+    }
+
+    private static KernelSpec?[] Declared()
+    {
+        var table = new KernelSpec?[Kernels.All.Max(k => k.Id) + 1];
+        foreach (var k in Kernels.All) table[k.Id] = k;
+        return table;
+    }
+
+    /// <summary>The compiled kernel's parameter layout (CUDA 12.4+), or null where the driver cannot tell.</summary>
+    public IReadOnlyList<(int Offset, int Size)>? ParameterLayout(IntPtr function)
+    {
+        if (_driver.cuFuncGetParamInfo == null) return null;
+        var layout = new List<(int, int)>();
+        for (nuint i = 0; i < 256; i++)
+        {
+            nuint offset, size;
+            if (_driver.cuFuncGetParamInfo(function, i, &offset, &size) != CuResult.Success) break;
+            layout.Add(((int)offset, (int)size));
+        }
+        return layout;
+    }
+
+    private void CheckParameters(KernelSpec kernel, IntPtr function)
+    {
+        var actual = ParameterLayout(function);
+        if (actual is null) return;
+        var declared = kernel.Parameters.Select(p => (p.Offset, p.Size)).ToList();
+        if (!actual.SequenceEqual(declared))
+            throw new CudaException($"kernel {kernel.File}:{kernel.Name} takes parameters (offset:size) {string.Join(", ", actual.Select(a => $"{a.Offset}:{a.Size}"))}, " +
+                $"but its declaration in Kernels passes {string.Join(", ", kernel.Parameters)}: the two must match");
     }
 
     private IntPtr Module(string file)
     {
         if (_modules.TryGetValue(file, out var m)) return m;
-        _device.MakeCurrent();
-        string source = Source(file);
-        var headers = Headers();
-        int arch = _device.ComputeCapability;
-        bool cubin = SupportedArchitectures.Contains(arch);
-        int target = cubin ? arch : SupportedArchitectures.Where(a => a <= arch).DefaultIfEmpty(SupportedArchitectures.Min()).Max();
-        string[] options = [cubin ? $"--gpu-architecture=sm_{target}" : $"--gpu-architecture=compute_{target}", "--std=c++17", "-DCUDASWA_NVRTC=1"];
-        string hash = Hash(source, headers, options);
-        string cached = Path.Combine(CacheFolder, $"{Path.GetFileNameWithoutExtension(file)}-{hash}.{(cubin ? "cubin" : "ptx")}");
-        byte[]? image = null;
-        bool compiledNow = false;
-        if (File.Exists(cached))
-        {
-            try { image = File.ReadAllBytes(cached); } catch (IOException) { image = null; }
-        }
-        if (image is null)
-        {
-            image = Compile(file, source, headers, options, cubin);
-            compiledNow = true;
-            try { AtomicFile.WriteAllBytes(cached, image); }
-            catch (Exception e) when (e is IOException or UnauthorizedAccessException) { /* the cache is an optimisation */ }
-        }
+        using var scope = _device.Activate();
+        var image = Compiler.Compile(file, Architecture, Cubin);
         IntPtr module;
         CuResult result;
-        fixed (byte* p = image) result = CuDriver.cuModuleLoadData(&module, p);
-        if (result != CuResult.Success && !compiledNow)
+        fixed (byte* p = image.Bytes) result = _driver.cuModuleLoadData(&module, p);
+        if (result != CuResult.Success && image.FromCache)
         {
-            // A stale or damaged cache entry: drop it and compile afresh once.
-            try { File.Delete(cached); } catch (IOException) { }
-            image = Compile(file, source, headers, options, cubin);
-            fixed (byte* p = image) result = CuDriver.cuModuleLoadData(&module, p);
+            // A stale or damaged cache entry: compile afresh once (this also replaces the entry).
+            image = Compiler.Compile(file, Architecture, Cubin, ignoreCache: true);
+            fixed (byte* p = image.Bytes) result = _driver.cuModuleLoadData(&module, p);
         }
-        Check.Cu(result, $"cuModuleLoadData({file} for sm_{arch}, {(cubin ? "CUBIN" : "PTX")} from NVRTC {NvrtcVersion})");
+        _driver.Check(result, $"cuModuleLoadData({file} for sm_{_device.ComputeCapability}, {(Cubin ? "CUBIN" : "PTX")} for {Architecture} from NVRTC {NvrtcVersion})");
         _modules[file] = module;
         return module;
-    }
-
-    private string Hash(string source, (string Name, string Text)[] headers, string[] options)
-    {
-        var sb = new StringBuilder(source);
-        foreach (var (n, t) in headers) sb.Append('\0').Append(n).Append('\0').Append(t);
-        foreach (var o in options) sb.Append('\0').Append(o);
-        sb.Append('\0').Append(NvrtcVersion).Append('\0').Append(_device.ComputeCapability);
-        return Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(sb.ToString())))[..16].ToLowerInvariant();
-    }
-
-    private static byte[] Compile(string file, string source, (string Name, string Text)[] headers, string[] options, bool cubin)
-    {
-        var pins = new List<System.Runtime.InteropServices.GCHandle>();
-        byte* Pin(string s)
-        {
-            var bytes = Encoding.UTF8.GetBytes(s + "\0");
-            var h = System.Runtime.InteropServices.GCHandle.Alloc(bytes, System.Runtime.InteropServices.GCHandleType.Pinned);
-            pins.Add(h);
-            return (byte*)h.AddrOfPinnedObject();
-        }
-        IntPtr program = IntPtr.Zero;
-        try
-        {
-            var headerTexts = stackalloc byte*[headers.Length];
-            var headerNames = stackalloc byte*[headers.Length];
-            for (int i = 0; i < headers.Length; i++) { headerTexts[i] = Pin(headers[i].Text); headerNames[i] = Pin(headers[i].Name); }
-            Check.Nvrtc(NvrtcApi.nvrtcCreateProgram(&program, Pin(source), Pin(file), headers.Length, headerTexts, headerNames));
-            var opts = stackalloc byte*[options.Length];
-            for (int i = 0; i < options.Length; i++) opts[i] = Pin(options[i]);
-            var result = NvrtcApi.nvrtcCompileProgram(program, options.Length, opts);
-            nuint logSize;
-            NvrtcApi.nvrtcGetProgramLogSize(program, &logSize);
-            string log = "";
-            if (logSize > 1)
-            {
-                var buffer = new byte[(int)logSize];
-                fixed (byte* b = buffer) NvrtcApi.nvrtcGetProgramLog(program, b);
-                log = Encoding.UTF8.GetString(buffer, 0, buffer.Length - 1).Trim();
-            }
-            if (result != NvrtcResult.Success)
-                throw new CudaException($"NVRTC could not compile kernels/{file} ({string.Join(" ", options)}): {result}\n{log}");
-            nuint size;
-            if (cubin) Check.Nvrtc(NvrtcApi.nvrtcGetCUBINSize(program, &size));
-            else Check.Nvrtc(NvrtcApi.nvrtcGetPTXSize(program, &size));
-            var image = new byte[(int)size];
-            fixed (byte* p = image)
-            {
-                if (cubin) Check.Nvrtc(NvrtcApi.nvrtcGetCUBIN(program, p));
-                else Check.Nvrtc(NvrtcApi.nvrtcGetPTX(program, p));
-            }
-            return image;
-        }
-        finally
-        {
-            if (program != IntPtr.Zero) NvrtcApi.nvrtcDestroyProgram(&program);
-            foreach (var h in pins) h.Free();
-        }
     }
 
     public void Dispose()
@@ -185,11 +155,11 @@ public sealed unsafe class KernelLibrary : IDisposable
         {
             if (_device.Context != IntPtr.Zero)
             {
-                _device.MakeCurrent();
-                foreach (var m in _modules.Values) CuDriver.cuModuleUnload(m);
+                using var scope = _device.Activate();
+                foreach (var m in _modules.Values) _driver.cuModuleUnload(m);
             }
             _modules.Clear();
-            _functions.Clear();
+            Array.Clear(_functions);
         }
     }
 }

@@ -1,59 +1,146 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
 namespace CudaSwa.Native;
 
 /// <summary>
-/// The CUDA driver API (cuda.h), exact C entry names (the _v2 variants are what cuda.h maps the
-/// plain names to). CUdeviceptr is a 64-bit integer; handles are pointers.
+/// The CUDA driver API (cuda.h) as a table of entry points read from ONE loaded driver library,
+/// with exact C entry names (the _v2 variants are what cuda.h maps the plain names to).
+/// CUdeviceptr is a 64-bit integer; handles are pointers. An instance rather than static imports,
+/// so the driver a device was opened with is the one every later call goes to: the NVIDIA driver
+/// found by <see cref="NativeLibraries"/> in production, or a driver library named by its full
+/// path (tests load a host-memory stand-in this way, side by side with a real driver).
 /// </summary>
-public static unsafe partial class CuDriver
+internal sealed unsafe class CuDriver
 {
-    static CuDriver() => NativeLibraries.Register();
-
     public const int AttributeMultiprocessorCount = 16;
     public const int AttributeComputeCapabilityMajor = 75;
     public const int AttributeComputeCapabilityMinor = 76;
 
-    [LibraryImport(NativeLibraries.Cuda)] public static partial CuResult cuInit(uint flags);
-    [LibraryImport(NativeLibraries.Cuda)] public static partial CuResult cuDriverGetVersion(int* version);
-    [LibraryImport(NativeLibraries.Cuda)] public static partial CuResult cuDeviceGetCount(int* count);
-    [LibraryImport(NativeLibraries.Cuda)] public static partial CuResult cuDeviceGet(int* device, int ordinal);
-    [LibraryImport(NativeLibraries.Cuda)] public static partial CuResult cuDeviceGetName(byte* name, int length, int device);
-    [LibraryImport(NativeLibraries.Cuda)] public static partial CuResult cuDeviceGetAttribute(int* value, int attribute, int device);
-    [LibraryImport(NativeLibraries.Cuda, EntryPoint = "cuDeviceTotalMem_v2")] public static partial CuResult cuDeviceTotalMem(nuint* bytes, int device);
-    [LibraryImport(NativeLibraries.Cuda)] public static partial CuResult cuDevicePrimaryCtxRetain(IntPtr* context, int device);
-    [LibraryImport(NativeLibraries.Cuda, EntryPoint = "cuDevicePrimaryCtxRelease_v2")] public static partial CuResult cuDevicePrimaryCtxRelease(int device);
-    [LibraryImport(NativeLibraries.Cuda)] public static partial CuResult cuCtxSetCurrent(IntPtr context);
-    [LibraryImport(NativeLibraries.Cuda)] public static partial CuResult cuCtxSynchronize();
-    [LibraryImport(NativeLibraries.Cuda, EntryPoint = "cuMemGetInfo_v2")] public static partial CuResult cuMemGetInfo(nuint* free, nuint* total);
-    [LibraryImport(NativeLibraries.Cuda, EntryPoint = "cuMemAlloc_v2")] public static partial CuResult cuMemAlloc(ulong* pointer, nuint bytes);
-    [LibraryImport(NativeLibraries.Cuda, EntryPoint = "cuMemFree_v2")] public static partial CuResult cuMemFree(ulong pointer);
-    [LibraryImport(NativeLibraries.Cuda, EntryPoint = "cuMemcpyHtoD_v2")] public static partial CuResult cuMemcpyHtoD(ulong destination, void* source, nuint bytes);
-    [LibraryImport(NativeLibraries.Cuda, EntryPoint = "cuMemcpyDtoH_v2")] public static partial CuResult cuMemcpyDtoH(void* destination, ulong source, nuint bytes);
-    [LibraryImport(NativeLibraries.Cuda, EntryPoint = "cuMemcpyDtoDAsync_v2")] public static partial CuResult cuMemcpyDtoDAsync(ulong destination, ulong source, nuint bytes, IntPtr stream);
-    [LibraryImport(NativeLibraries.Cuda)] public static partial CuResult cuMemsetD32Async(ulong destination, uint value, nuint count, IntPtr stream);
-    [LibraryImport(NativeLibraries.Cuda)] public static partial CuResult cuModuleLoadData(IntPtr* module, void* image);
-    [LibraryImport(NativeLibraries.Cuda)] public static partial CuResult cuModuleUnload(IntPtr module);
-    [LibraryImport(NativeLibraries.Cuda)] public static partial CuResult cuModuleGetFunction(IntPtr* function, IntPtr module, byte* name);
-    [LibraryImport(NativeLibraries.Cuda)]
-    public static partial CuResult cuLaunchKernel(IntPtr function, uint gridX, uint gridY, uint gridZ, uint blockX, uint blockY, uint blockZ,
-        uint sharedMemoryBytes, IntPtr stream, void** kernelParameters, void** extra);
-    [LibraryImport(NativeLibraries.Cuda)] public static partial CuResult cuEventCreate(IntPtr* evt, uint flags);
-    [LibraryImport(NativeLibraries.Cuda)] public static partial CuResult cuEventRecord(IntPtr evt, IntPtr stream);
-    [LibraryImport(NativeLibraries.Cuda)] public static partial CuResult cuEventSynchronize(IntPtr evt);
-    [LibraryImport(NativeLibraries.Cuda, EntryPoint = "cuEventDestroy_v2")] public static partial CuResult cuEventDestroy(IntPtr evt);
-    [LibraryImport(NativeLibraries.Cuda)] public static partial CuResult cuGetErrorName(CuResult error, byte** name);
-    [LibraryImport(NativeLibraries.Cuda)] public static partial CuResult cuGetErrorString(CuResult error, byte** text);
+    private static readonly object s_gate = new();
+    private static CuDriver? s_system;
+
+    private CuDriver(IntPtr library, string path)
+    {
+        Library = library;
+        Path = path;
+        IntPtr Need(string symbol) => NativeLibrary.TryGetExport(library, symbol, out var f) ? f
+            : throw new EntryPointNotFoundException($"{path} does not export {symbol} (a CUDA driver older than 11.0, or not a CUDA driver)");
+        IntPtr Optional(string symbol) => NativeLibrary.TryGetExport(library, symbol, out var f) ? f : IntPtr.Zero;
+
+        cuInit = (delegate* unmanaged<uint, CuResult>)Need("cuInit");
+        cuDriverGetVersion = (delegate* unmanaged<int*, CuResult>)Need("cuDriverGetVersion");
+        cuDeviceGetCount = (delegate* unmanaged<int*, CuResult>)Need("cuDeviceGetCount");
+        cuDeviceGet = (delegate* unmanaged<int*, int, CuResult>)Need("cuDeviceGet");
+        cuDeviceGetName = (delegate* unmanaged<byte*, int, int, CuResult>)Need("cuDeviceGetName");
+        cuDeviceGetAttribute = (delegate* unmanaged<int*, int, int, CuResult>)Need("cuDeviceGetAttribute");
+        cuDeviceTotalMem = (delegate* unmanaged<nuint*, int, CuResult>)Need("cuDeviceTotalMem_v2");
+        cuDevicePrimaryCtxRetain = (delegate* unmanaged<IntPtr*, int, CuResult>)Need("cuDevicePrimaryCtxRetain");
+        cuDevicePrimaryCtxRelease = (delegate* unmanaged<int, CuResult>)Need("cuDevicePrimaryCtxRelease_v2");
+        cuCtxSetCurrent = (delegate* unmanaged<IntPtr, CuResult>)Need("cuCtxSetCurrent");
+        cuCtxGetCurrent = (delegate* unmanaged<IntPtr*, CuResult>)Need("cuCtxGetCurrent");
+        cuCtxSynchronize = (delegate* unmanaged<CuResult>)Need("cuCtxSynchronize");
+        cuMemGetInfo = (delegate* unmanaged<nuint*, nuint*, CuResult>)Need("cuMemGetInfo_v2");
+        cuMemAlloc = (delegate* unmanaged<ulong*, nuint, CuResult>)Need("cuMemAlloc_v2");
+        cuMemFree = (delegate* unmanaged<ulong, CuResult>)Need("cuMemFree_v2");
+        cuMemcpyHtoD = (delegate* unmanaged<ulong, void*, nuint, CuResult>)Need("cuMemcpyHtoD_v2");
+        cuMemcpyDtoH = (delegate* unmanaged<void*, ulong, nuint, CuResult>)Need("cuMemcpyDtoH_v2");
+        cuMemcpyDtoDAsync = (delegate* unmanaged<ulong, ulong, nuint, IntPtr, CuResult>)Need("cuMemcpyDtoDAsync_v2");
+        cuMemsetD32Async = (delegate* unmanaged<ulong, uint, nuint, IntPtr, CuResult>)Need("cuMemsetD32Async");
+        cuModuleLoadData = (delegate* unmanaged<IntPtr*, void*, CuResult>)Need("cuModuleLoadData");
+        cuModuleUnload = (delegate* unmanaged<IntPtr, CuResult>)Need("cuModuleUnload");
+        cuModuleGetFunction = (delegate* unmanaged<IntPtr*, IntPtr, byte*, CuResult>)Need("cuModuleGetFunction");
+        cuLaunchKernel = (delegate* unmanaged<IntPtr, uint, uint, uint, uint, uint, uint, uint, IntPtr, void**, void**, CuResult>)Need("cuLaunchKernel");
+        cuEventCreate = (delegate* unmanaged<IntPtr*, uint, CuResult>)Need("cuEventCreate");
+        cuEventRecord = (delegate* unmanaged<IntPtr, IntPtr, CuResult>)Need("cuEventRecord");
+        cuEventSynchronize = (delegate* unmanaged<IntPtr, CuResult>)Need("cuEventSynchronize");
+        cuEventDestroy = (delegate* unmanaged<IntPtr, CuResult>)Need("cuEventDestroy_v2");
+        // CUDA 12.8+ exports cuEventElapsedTime_v2 (CUDA 13 headers map the plain name to it); older drivers only the plain one.
+        IntPtr elapsed = Optional("cuEventElapsedTime_v2");
+        cuEventElapsedTime = (delegate* unmanaged<float*, IntPtr, IntPtr, CuResult>)(elapsed != IntPtr.Zero ? elapsed : Need("cuEventElapsedTime"));
+        cuGetErrorName = (delegate* unmanaged<CuResult, byte**, CuResult>)Need("cuGetErrorName");
+        cuGetErrorString = (delegate* unmanaged<CuResult, byte**, CuResult>)Need("cuGetErrorString");
+        // CUDA 12.4+: the parameter layout of a loaded kernel, used to check every kernel's declared arguments at load time.
+        cuFuncGetParamInfo = (delegate* unmanaged<IntPtr, nuint, nuint*, nuint*, CuResult>)Optional("cuFuncGetParamInfo");
+    }
+
+    /// <summary>The file the entry points come from.</summary>
+    public string Path { get; }
+
+    public IntPtr Library { get; }
+
+    public readonly delegate* unmanaged<uint, CuResult> cuInit;
+    public readonly delegate* unmanaged<int*, CuResult> cuDriverGetVersion;
+    public readonly delegate* unmanaged<int*, CuResult> cuDeviceGetCount;
+    public readonly delegate* unmanaged<int*, int, CuResult> cuDeviceGet;
+    public readonly delegate* unmanaged<byte*, int, int, CuResult> cuDeviceGetName;
+    public readonly delegate* unmanaged<int*, int, int, CuResult> cuDeviceGetAttribute;
+    public readonly delegate* unmanaged<nuint*, int, CuResult> cuDeviceTotalMem;
+    public readonly delegate* unmanaged<IntPtr*, int, CuResult> cuDevicePrimaryCtxRetain;
+    public readonly delegate* unmanaged<int, CuResult> cuDevicePrimaryCtxRelease;
+    public readonly delegate* unmanaged<IntPtr, CuResult> cuCtxSetCurrent;
+    public readonly delegate* unmanaged<IntPtr*, CuResult> cuCtxGetCurrent;
+    public readonly delegate* unmanaged<CuResult> cuCtxSynchronize;
+    public readonly delegate* unmanaged<nuint*, nuint*, CuResult> cuMemGetInfo;
+    public readonly delegate* unmanaged<ulong*, nuint, CuResult> cuMemAlloc;
+    public readonly delegate* unmanaged<ulong, CuResult> cuMemFree;
+    public readonly delegate* unmanaged<ulong, void*, nuint, CuResult> cuMemcpyHtoD;
+    public readonly delegate* unmanaged<void*, ulong, nuint, CuResult> cuMemcpyDtoH;
+    public readonly delegate* unmanaged<ulong, ulong, nuint, IntPtr, CuResult> cuMemcpyDtoDAsync;
+    public readonly delegate* unmanaged<ulong, uint, nuint, IntPtr, CuResult> cuMemsetD32Async;
+    public readonly delegate* unmanaged<IntPtr*, void*, CuResult> cuModuleLoadData;
+    public readonly delegate* unmanaged<IntPtr, CuResult> cuModuleUnload;
+    public readonly delegate* unmanaged<IntPtr*, IntPtr, byte*, CuResult> cuModuleGetFunction;
+    public readonly delegate* unmanaged<IntPtr, uint, uint, uint, uint, uint, uint, uint, IntPtr, void**, void**, CuResult> cuLaunchKernel;
+    public readonly delegate* unmanaged<IntPtr*, uint, CuResult> cuEventCreate;
+    public readonly delegate* unmanaged<IntPtr, IntPtr, CuResult> cuEventRecord;
+    public readonly delegate* unmanaged<IntPtr, CuResult> cuEventSynchronize;
+    public readonly delegate* unmanaged<IntPtr, CuResult> cuEventDestroy;
+    public readonly delegate* unmanaged<float*, IntPtr, IntPtr, CuResult> cuEventElapsedTime;
+    public readonly delegate* unmanaged<CuResult, byte**, CuResult> cuGetErrorName;
+    public readonly delegate* unmanaged<CuResult, byte**, CuResult> cuGetErrorString;
+
+    /// <summary>Null where the driver is older than CUDA 12.4.</summary>
+    public readonly delegate* unmanaged<IntPtr, nuint, nuint*, nuint*, CuResult> cuFuncGetParamInfo;
 
     /// <summary>
-    /// cuEventElapsedTime: CUDA 12.8+ exports cuEventElapsedTime_v2 and CUDA 13 headers map the
-    /// plain name to it; older drivers only have cuEventElapsedTime. Resolved at run time.
+    /// The NVIDIA driver (libcuda.so.1), found by <see cref="NativeLibraries"/>; throws
+    /// <see cref="DllNotFoundException"/> with every place tried when there is none.
     /// </summary>
-    public static CuResult cuEventElapsedTime(float* milliseconds, IntPtr start, IntPtr end)
+    public static CuDriver System
     {
-        IntPtr f = NativeLibraries.Export(NativeLibraries.Cuda, "cuEventElapsedTime_v2");
-        if (f == IntPtr.Zero) f = NativeLibraries.Export(NativeLibraries.Cuda, "cuEventElapsedTime");
-        if (f == IntPtr.Zero) throw new EntryPointNotFoundException("libcuda exports neither cuEventElapsedTime_v2 nor cuEventElapsedTime.");
-        return ((delegate* unmanaged<float*, IntPtr, IntPtr, CuResult>)f)(milliseconds, start, end);
+        get
+        {
+            lock (s_gate)
+            {
+                if (s_system is not null) return s_system;
+                if (!NativeLibraries.TryLoad(NativeLibraries.Cuda, out var handle, out string where))
+                    throw new DllNotFoundException($"the NVIDIA driver library libcuda.so.1 was not found ({NativeLibraries.Trace(NativeLibraries.Cuda)})");
+                s_system = new CuDriver(handle, where);
+                return s_system;
+            }
+        }
+    }
+
+    /// <summary>A driver library named by its full path (never searched for; e.g. a test stand-in).</summary>
+    public static CuDriver FromFile(string path)
+    {
+        var handle = NativeLibraries.LoadFile(NativeLibraries.Cuda, path);
+        return new CuDriver(handle, path);
+    }
+
+    /// <summary>Throws <see cref="CudaException"/> naming the failed call and the driver's own error name and text.</summary>
+    public void Check(CuResult result, [CallerArgumentExpression(nameof(result))] string call = "")
+    {
+        if (result != CuResult.Success) throw new CudaException(Describe(result, call), result);
+    }
+
+    /// <summary>"call failed: NAME (text)" with the driver's own words for the error.</summary>
+    public string Describe(CuResult result, string call)
+    {
+        byte* name = null, text = null;
+        cuGetErrorName(result, &name);
+        cuGetErrorString(result, &text);
+        return $"{call} failed: {NativeLibraries.PtrToString(name) ?? ((int)result).ToString()} ({NativeLibraries.PtrToString(text) ?? "no description"})";
     }
 }

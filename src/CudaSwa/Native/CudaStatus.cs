@@ -62,20 +62,15 @@ public enum CudnnStatus
 }
 
 /// <summary>A failed CUDA, NVRTC, cuBLAS or cuDNN call, with the call's text and the library's own message.</summary>
-public sealed class CudaException(string message) : Exception(message);
+public sealed class CudaException(string message, CuResult? driverResult = null) : Exception(message)
+{
+    /// <summary>The driver's result code, for failures of driver calls.</summary>
+    public CuResult? DriverResult { get; } = driverResult;
+}
 
-/// <summary>ThrowIfFailed helpers (ILGPU style): the failing expression is captured by the compiler.</summary>
+/// <summary>ThrowIfFailed helpers (ILGPU style) for the libraries bound by name; driver calls are checked by <see cref="CuDriver.Check"/>.</summary>
 public static unsafe class Check
 {
-    public static void Cu(CuResult result, [CallerArgumentExpression(nameof(result))] string call = "")
-    {
-        if (result == CuResult.Success) return;
-        byte* name = null, text = null;
-        CuDriver.cuGetErrorName(result, &name);
-        CuDriver.cuGetErrorString(result, &text);
-        throw new CudaException($"{call} failed: {NativeLibraries.PtrToString(name) ?? ((int)result).ToString()} ({NativeLibraries.PtrToString(text) ?? "no description"})");
-    }
-
     public static void Nvrtc(NvrtcResult result, [CallerArgumentExpression(nameof(result))] string call = "")
     {
         if (result == NvrtcResult.Success) return;

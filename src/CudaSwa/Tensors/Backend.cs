@@ -356,22 +356,50 @@ public abstract class Backend : IDisposable
     }
 
     /// <summary>
-    /// average += alpha * (current - average) over each pair, in one fused pass (one launch on a
-    /// device) for any number of pairs. alpha = 1/(n+1) is the SWA running mean after n models;
-    /// alpha = 1 - decay is an EMA; alpha = 1 copies exactly (whatever average held before).
+    /// Prepares the running-average update over a fixed list of pairs (validated here, once):
+    /// each later <see cref="AverageUpdate(AveragePlan, float)"/> is one fused pass over all of
+    /// them. The plan holds the buffers' addresses; dispose it before freeing them.
     /// </summary>
-    public void AverageUpdate(ReadOnlySpan<AveragePair> pairs, float alpha)
+    public AveragePlan PrepareAverage(IReadOnlyList<AveragePair> pairs)
     {
+        ArgumentNullException.ThrowIfNull(pairs);
+        var array = new AveragePair[pairs.Count];
+        for (int i = 0; i < array.Length; i++)
+        {
+            var p = pairs[i];
+            Own(p.Average, "average"); Own(p.Current, "current");
+            RequireFloat(p.Average, "average"); RequireFloat(p.Current, "current");
+            if (p.Average.Length != p.Current.Length)
+                throw new ArgumentException($"Pair {i}: average and current buffers differ in length: {p.Average.Length} vs {p.Current.Length}.", nameof(pairs));
+            array[i] = p;
+        }
+        return PrepareAverageCore(array);
+    }
+
+    /// <summary>
+    /// average += alpha * (current - average) over every pair of the plan, in one fused pass (one
+    /// launch on a device). alpha = 1/(n+1) is the SWA running mean after n models; alpha =
+    /// 1 - decay is an EMA; alpha = 1 copies exactly (whatever average held before).
+    /// </summary>
+    public void AverageUpdate(AveragePlan plan, float alpha)
+    {
+        ArgumentNullException.ThrowIfNull(plan);
         if (!(alpha > 0 && alpha <= 1))
             throw new ArgumentOutOfRangeException(nameof(alpha), $"The averaging weight must be in (0, 1]; got {alpha}.");
-        foreach (var p in pairs)
-        {
-            Own(p.Average, "average"); Own(p.Current, "current");
-            RequireFloat(p.Average, "average");
-            if (p.Average.Length != p.Current.Length)
-                throw new ArgumentException($"Average and current buffers differ in length: {p.Average.Length} vs {p.Current.Length}.", nameof(pairs));
-        }
-        if (pairs.Length > 0) using (new OpTimer(this, "AverageUpdate")) AverageUpdateCore(pairs, alpha);
+        if (!ReferenceEquals(plan.Backend, this))
+            throw new ArgumentException($"The averaging plan was prepared on backend '{plan.Backend.Name}', not on '{Name}'.", nameof(plan));
+        ObjectDisposedException.ThrowIf(plan.IsDisposed, plan);
+        foreach (var p in plan.Pairs)
+            if (p.Average.Buffer.IsDisposed || p.Current.Buffer.IsDisposed)
+                throw new ObjectDisposedException(nameof(plan), "A buffer of the averaging plan was freed after the plan was prepared.");
+        if (plan.Pairs.Count > 0) using (new OpTimer(this, "AverageUpdate")) AverageUpdateCore(plan, alpha);
+    }
+
+    /// <summary>One update over pairs prepared for this call only (for repeated updates, prepare a plan once).</summary>
+    public void AverageUpdate(ReadOnlySpan<AveragePair> pairs, float alpha)
+    {
+        using var plan = PrepareAverage(pairs.ToArray());
+        AverageUpdate(plan, alpha);
     }
 
     public void AverageUpdate(Tensor average, Tensor current, float alpha) =>
@@ -441,7 +469,8 @@ public abstract class Backend : IDisposable
     protected abstract void SoftmaxCrossEntropyCore(Tensor logits, Tensor labels, Tensor dLogits, Tensor stats);
     protected abstract void SoftmaxCore(Tensor logits, Tensor probabilities);
     protected abstract void SgdStepCore(Tensor weights, Tensor gradients, Tensor velocity, SgdHyper hyper);
-    protected abstract void AverageUpdateCore(ReadOnlySpan<AveragePair> pairs, float alpha);
+    protected abstract AveragePlan PrepareAverageCore(AveragePair[] pairs);
+    protected abstract void AverageUpdateCore(AveragePlan plan, float alpha);
     protected abstract void AugmentBatchCore(Tensor images, Tensor sourceLabels, Tensor indices, AugmentSpec spec, int epoch, Tensor x, Tensor labels);
 
     public abstract void Dispose();
@@ -528,7 +557,7 @@ public abstract class Backend : IDisposable
     }
 }
 
-/// <summary>One (average, current) pair for <see cref="Backend.AverageUpdate(ReadOnlySpan{AveragePair}, float)"/>.</summary>
+/// <summary>One (average, current) pair of a running-average update (<see cref="Backend.PrepareAverage"/>).</summary>
 public readonly record struct AveragePair(Tensor Average, Tensor Current);
 
 /// <summary>SGD hyper-parameters of one step (PyTorch semantics, dampening 0).</summary>

@@ -1,0 +1,80 @@
+using System.Diagnostics;
+
+namespace CudaSwa.Tests.Support;
+
+/// <summary>
+/// The outside tools the CUDA checks without a GPU use, found once: clang-14 (kernels to PTX, and
+/// as host C++ for the emulation), and NVIDIA's runtime compiler NVRTC 11.8 as Debian's non-free
+/// package provides it (tests/tools/fetch-nvrtc.sh unpacks it into artifacts/nvrtc; .ci/run does
+/// that first). Each lookup says why it failed, so a test can be ignored with the reason.
+/// </summary>
+public static class Toolchain
+{
+    /// <summary>The repository root (the folder with CudaSwa.sln), or null in a bundle without sources.</summary>
+    public static string? RepoRoot()
+    {
+        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
+            if (File.Exists(Path.Combine(dir.FullName, "CudaSwa.sln"))) return dir.FullName;
+        return null;
+    }
+
+    public static string? OnPath(string name)
+    {
+        foreach (var dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':'))
+        {
+            if (dir.Length == 0) continue;
+            string c = Path.Combine(dir, name);
+            if (File.Exists(c)) return c;
+        }
+        return null;
+    }
+
+    /// <summary>clang-14 in CUDA mode (kernels to PTX).</summary>
+    public static string? Clang() => OnPath("clang-14");
+
+    /// <summary>A C++20 compiler for host code: clang++-14, as the kernels' CPU emulation is written for it.</summary>
+    public static string? ClangXX() => OnPath("clang++-14");
+
+    /// <summary>
+    /// NVRTC for the tests: CUDASWA_NVRTC if set, else artifacts/nvrtc/lib/libnvrtc.so.11.2 from
+    /// tests/tools/fetch-nvrtc.sh. Sets CUDASWA_NVRTC for this process so the engine's own loader
+    /// (ToolkitSelection) takes that file. Returns null and the reason when there is none.
+    /// </summary>
+    public static string? Nvrtc(out string reason)
+    {
+        string? explicitFile = Environment.GetEnvironmentVariable("CUDASWA_NVRTC");
+        if (!string.IsNullOrEmpty(explicitFile))
+        {
+            reason = File.Exists(explicitFile) ? "" : $"CUDASWA_NVRTC names {explicitFile}, which does not exist";
+            return File.Exists(explicitFile) ? explicitFile : null;
+        }
+        string? root = RepoRoot();
+        string? file = root is null ? null : Path.Combine(root, "artifacts", "nvrtc", "lib", "libnvrtc.so.11.2");
+        if (file is null || !File.Exists(file))
+        {
+            reason = "NVRTC is not at hand: run `bash tests/tools/fetch-nvrtc.sh` (Debian's non-free libnvrtc11.2, as .ci/run does) or set CUDASWA_NVRTC to a libnvrtc.so";
+            return null;
+        }
+        Environment.SetEnvironmentVariable("CUDASWA_NVRTC", file);
+        reason = "";
+        return file;
+    }
+
+    /// <summary>Runs a tool; returns its exit code and everything it printed.</summary>
+    public static (int ExitCode, string Output) Run(string exe, IEnumerable<string> args, string? workingDirectory = null, int timeoutMs = 300_000)
+    {
+        var psi = new ProcessStartInfo(exe) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        if (workingDirectory is not null) psi.WorkingDirectory = workingDirectory;
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var stdout = p.StandardOutput.ReadToEndAsync();
+        var stderr = p.StandardError.ReadToEndAsync();
+        if (!p.WaitForExit(timeoutMs))
+        {
+            p.Kill(entireProcessTree: true);
+            return (-1, $"{exe} did not finish within {timeoutMs / 1000} s");
+        }
+        p.WaitForExit();
+        return (p.ExitCode, stdout.Result + stderr.Result);
+    }
+}
