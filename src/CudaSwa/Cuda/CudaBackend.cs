@@ -219,8 +219,9 @@ public sealed unsafe class CudaBackend : Backend
 
     protected override void PrepareConvolutionCore(ConvGeometry geometry)
     {
+        if (_convolutions is null) return; // kernels only: nothing to prepare; running a convolution says why it cannot
         Ctx();
-        Convolutions("PrepareConvolution").Get(geometry);
+        _convolutions.Get(geometry);
     }
 
     private ulong WorkspacePointer => ((CudaBuffer)_convolutions!.Workspace!).Pointer;

@@ -122,6 +122,18 @@ internal sealed unsafe partial class EmulationLibrary
 
     // ---------------------------------------------------------------- building
 
+    /// <summary>Builds of earlier sources (same rounding) not touched for a day are removed.</summary>
+    private static void RemoveStale(string current)
+    {
+        string parent = System.IO.Path.GetDirectoryName(current)!;
+        string prefix = System.IO.Path.GetFileName(current).Split('-')[0] + "-";
+        foreach (var old in Directory.GetDirectories(parent, prefix + "*"))
+        {
+            if (old == current || Directory.GetLastWriteTimeUtc(old) > DateTime.UtcNow.AddDays(-1)) continue;
+            try { Directory.Delete(old, recursive: true); } catch (IOException) { } catch (UnauthorizedAccessException) { }
+        }
+    }
+
     [GeneratedRegex(@"extern\s+""C""\s+__global__\s+void\s+(\w+)\s*\(")]
     private static partial Regex KernelPattern();
 
@@ -144,7 +156,10 @@ internal sealed unsafe partial class EmulationLibrary
         if (!File.Exists(System.IO.Path.Combine(emulationDir, "cuda_emulation.h")))
             return (null, $"ignore: the emulation sources are not next to the tests ({emulationDir}).");
         string[] common = ["-std=c++20", "-O2", "-fPIC", "-pthread", "-fvisibility=hidden", "-g0", "-Wall", "-Wno-unused-function", "-Wno-unused-variable"];
-        string[] rounding_ = rounding == Rounding.Fused ? ["-ffp-contract=fast", "-mfma"] : ["-ffp-contract=off"];
+        // fmaf must be one instruction, not libm's slow exact emulation: -mfma wherever the CPU has FMA
+        // (contraction of separate multiplies and adds stays off unless asked for).
+        string[] fma = System.Runtime.Intrinsics.X86.Fma.IsSupported ? ["-mfma"] : [];
+        string[] rounding_ = rounding == Rounding.Fused ? ["-ffp-contract=fast", "-mfma"] : ["-ffp-contract=off", .. fma];
 
         var sources = KernelSources().ToList();
         var emulation = Headers.Concat(RuntimeSources).Append(SelfTest).Select(f => (f, File.ReadAllText(System.IO.Path.Combine(emulationDir, f)))).ToList();
@@ -190,6 +205,7 @@ internal sealed unsafe partial class EmulationLibrary
             File.WriteAllText(System.IO.Path.Combine(work, "build.log"), string.Join("\n", results.Select(r => $"{System.IO.Path.GetFileName(r.Source)}: {r.output}")));
             try { Directory.Move(work, dir); }
             catch (IOException) when (File.Exists(library)) { } // another process built the same library first
+            RemoveStale(dir);
             return (new EmulationLibrary(library, rounding), "");
         }
         finally

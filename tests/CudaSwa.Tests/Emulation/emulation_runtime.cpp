@@ -1,13 +1,18 @@
 // Runs emulated kernels: the blocks of a launch one after another, the threads of a block
-// concurrently on a pool of real threads, with real barriers for __syncthreads and for the warp
-// exchanges behind shuffles and votes. Test infrastructure: small and strict rather than fast —
-// every rule the emulation cannot honour is reported as a launch error, never guessed around.
+// concurrently on real threads, with real barriers for __syncthreads and for the warp exchanges
+// behind shuffles and votes. Each CUDA thread runs start to finish on one OS thread. A block
+// starts on a few workers that take its threads in order; a thread that has to wait at a barrier
+// first asks for another worker, so every thread a barrier waits for gets started (a block with
+// __syncthreads ends up with all its threads alive at once, a kernel without barriers costs only
+// a few thread switches per block). Small and strict rather than fast: every rule the emulation
+// cannot honour is reported as a launch error, never guessed around.
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -55,6 +60,10 @@ void fail(const std::string& message)
     if (g_error.empty()) g_error = message;
 }
 
+struct BlockRun;
+thread_local BlockRun* t_run = nullptr;
+void before_blocking(); // defined with BlockRun: makes sure a thread about to wait does not hold up unstarted ones
+
 // A reusable barrier whose participants can leave (a thread that returns from the kernel counts
 // as arrived at every later barrier, as on the GPU). Waits time out: a deadlock becomes an error.
 class Barrier
@@ -71,6 +80,10 @@ public:
             release();
             return;
         }
+        lock.unlock();
+        before_blocking();
+        lock.lock();
+        if (generation_ != generation) return; // released while a worker was being found
         if (!cv_.wait_for(lock, wait_limit(), [&] { return generation_ != generation || abandoned_; }))
         {
             abandoned_ = true;
@@ -146,58 +159,121 @@ ThreadContext& context(const char* what)
     return *t_context;
 }
 
-// The threads that run a block: grown to the largest block seen, reused for every block.
+// One block being run: its threads are handed out in order to whichever worker asks next.
+struct BlockRun
+{
+    const Kernel* kernel;
+    void** params;
+    Dim grid, block;
+    uint3 index;
+    Block* state;
+    int threads;
+    std::atomic<int> next{0};
+    std::atomic<int> finished{0};
+    std::atomic<int> workers{0}; // asked for and not yet done with this block: it must outlive them
+    std::mutex m;
+    std::condition_variable all_done;
+
+    bool unstarted() const { return next.load() < threads; }
+
+    int pending_workers() const { return workers.load(); }
+
+    void run_thread(int i)
+    {
+        threadIdx = uint3{(unsigned)i % block.x, (unsigned)i / block.x % block.y, (unsigned)i / (block.x * block.y)};
+        blockIdx = index;
+        blockDim = dim3{block.x, block.y, block.z};
+        gridDim = dim3{grid.x, grid.y, grid.z};
+        ThreadContext c{state, state->warps[i / 32].get(), i % 32, i};
+        t_context = &c;
+        try
+        {
+            kernel->invoke(kernel->fn, params);
+        }
+        catch (const Abandon&)
+        {
+        }
+        catch (const std::exception& e)
+        {
+            fail(kernel->name + ": " + e.what());
+        }
+        catch (...)
+        {
+            fail(kernel->name + ": unknown exception");
+        }
+        // A returned thread no longer holds up its warp or block at a barrier.
+        c.warp->exited[c.lane] = true;
+        c.warp->barrier.leave();
+        state->barrier.leave();
+        t_context = nullptr;
+    }
+
+    // A worker's share of the block: threads in order until none is left.
+    void work()
+    {
+        t_run = this;
+        for (int i; (i = next.fetch_add(1)) < threads;)
+        {
+            run_thread(i);
+            if (finished.fetch_add(1) + 1 == threads)
+            {
+                std::lock_guard<std::mutex> lock(m);
+                all_done.notify_all();
+            }
+        }
+        t_run = nullptr;
+        workers.fetch_sub(1); // the last touch of this block
+    }
+};
+
+// Idle OS threads waiting for a block to work on; new ones are started when none is idle.
 class Pool
 {
 public:
-    void run(int threads, const std::function<void(int)>& body)
+    void request(BlockRun* run)
     {
-        std::unique_lock<std::mutex> lock(m_);
-        while ((int)workers_.size() < threads)
-        {
-            int index = (int)workers_.size();
-            workers_.emplace_back([this, index] { work(index); });
-            workers_.back().detach();
-        }
-        body_ = &body;
-        active_ = threads;
-        remaining_ = threads;
-        ++generation_;
-        work_.notify_all();
-        done_.wait(lock, [&] { return remaining_ == 0; });
-        body_ = nullptr;
+        run->workers.fetch_add(1);
+        std::lock_guard<std::mutex> lock(m_);
+        requests_.push_back(run);
+        if ((int)requests_.size() > idle_)
+            std::thread([this] { work(); }).detach();
+        else
+            cv_.notify_one();
     }
 
 private:
-    void work(int index)
+    void work()
     {
-        unsigned long long seen = 0;
         std::unique_lock<std::mutex> lock(m_);
         for (;;)
         {
-            work_.wait(lock, [&] { return generation_ != seen; });
-            seen = generation_;
-            if (index >= active_) continue;
-            const std::function<void(int)>* body = body_;
+            ++idle_;
+            cv_.wait(lock, [&] { return !requests_.empty(); });
+            --idle_;
+            BlockRun* run = requests_.front();
+            requests_.pop_front();
             lock.unlock();
-            (*body)(index);
+            run->work();
             lock.lock();
-            if (--remaining_ == 0) done_.notify_one();
         }
     }
 
     std::mutex m_;
-    std::condition_variable work_, done_;
-    std::vector<std::thread> workers_;
-    const std::function<void(int)>* body_ = nullptr;
-    int active_ = 0, remaining_ = 0;
-    unsigned long long generation_ = 0;
+    std::condition_variable cv_;
+    std::deque<BlockRun*> requests_;
+    int idle_ = 0;
 };
 
 Pool& pool()
 {
     static Pool* p = new Pool(); // never destroyed: its threads are detached and live with the process
     return *p;
+}
+
+void before_blocking()
+{
+    BlockRun* run = t_run;
+    if (run && run->unstarted()) pool().request(run);
 }
 
 std::mutex g_launch_mutex;
@@ -276,40 +352,27 @@ bool launch(const Kernel& kernel, Dim grid, Dim block, void** params, std::strin
         std::lock_guard<std::mutex> lock(g_error_mutex);
         g_error.clear();
     }
+    int workers = std::min<int>((int)threads, (int)std::max(2u, std::thread::hardware_concurrency()));
     for (unsigned bz = 0; bz < grid.z; ++bz)
         for (unsigned by = 0; by < grid.y; ++by)
             for (unsigned bx = 0; bx < grid.x; ++bx)
             {
                 Block state((int)threads);
-                std::function<void(int)> body = [&](int i) {
-                    threadIdx = uint3{(unsigned)i % block.x, (unsigned)i / block.x % block.y, (unsigned)i / (block.x * block.y)};
-                    blockIdx = uint3{bx, by, bz};
-                    blockDim = dim3{block.x, block.y, block.z};
-                    gridDim = dim3{grid.x, grid.y, grid.z};
-                    ThreadContext c{&state, state.warps[i / 32].get(), i % 32, i};
-                    t_context = &c;
-                    try
-                    {
-                        kernel.invoke(kernel.fn, params);
-                    }
-                    catch (const Abandon&)
-                    {
-                    }
-                    catch (const std::exception& e)
-                    {
-                        fail(kernel.name + ": " + e.what());
-                    }
-                    catch (...)
-                    {
-                        fail(kernel.name + ": unknown exception");
-                    }
-                    // A returned thread no longer holds up its warp or block at a barrier.
-                    c.warp->exited[c.lane] = true;
-                    c.warp->barrier.leave();
-                    state.barrier.leave();
-                    t_context = nullptr;
-                };
-                pool().run((int)threads, body);
+                BlockRun run;
+                run.kernel = &kernel;
+                run.params = params;
+                run.grid = grid;
+                run.block = block;
+                run.index = uint3{bx, by, bz};
+                run.state = &state;
+                run.threads = (int)threads;
+                for (int w = 0; w < workers; ++w) pool().request(&run);
+                {
+                    std::unique_lock<std::mutex> lock(run.m);
+                    run.all_done.wait(lock, [&] { return run.finished.load() == run.threads; });
+                }
+                // Workers asked for after the last thread started may still look at the block: wait them out.
+                while (run.pending_workers() > 0) std::this_thread::yield();
                 std::lock_guard<std::mutex> lock(g_error_mutex);
                 if (!g_error.empty())
                 {

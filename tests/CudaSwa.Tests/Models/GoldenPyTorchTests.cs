@@ -18,6 +18,7 @@ namespace CudaSwa.Tests.Models;
 /// statistics to 1e-5 abs + 1e-4 rel, gradients to 1e-6 abs + 1e-3 rel.
 /// </summary>
 [TestFixtureSource(typeof(BackendFixtures), nameof(BackendFixtures.All))]
+[UsesVendorLibraries("cuDNN and cuBLAS")]
 public class GoldenPyTorchTests(string backend) : BackendTest(backend)
 {
     [Test]

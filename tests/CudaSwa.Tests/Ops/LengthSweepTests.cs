@@ -44,6 +44,7 @@ public class LengthSweepTests(string backend) : BackendTest(backend)
         }
     }
 
+    [UsesVendorLibraries("cuDNN")]
     [Test]
     public void BatchNormAtEveryPlaneSizeUpTo64()
     {

@@ -1,45 +1,82 @@
+using System.Reflection;
 using CudaSwa.Backends;
 using CudaSwa.Cpu;
+using CudaSwa.Cuda;
+using CudaSwa.Native;
 using CudaSwa.Tensors;
 using NUnit.Framework;
 
 namespace CudaSwa.Tests.Support;
 
 /// <summary>
-/// Every op fixture runs once per backend. The CUDA instance carries the category "Gpu"; without
-/// a usable GPU its tests are ignored with the reason, never passed.
+/// Every op fixture runs once per backend:
+///   "cpu"     — the reference;
+///   "cuda"    — the CUDA backend on a real GPU (category Gpu). Without one its tests are ignored
+///               with the reason, or FAIL with it when CUDASWA_REQUIRE_GPU=1 (a GPU run that
+///               tests nothing must not look green);
+///   "StandIn" — the same CUDA backend code over the host-memory stand-in driver with the
+///               kernels emulated on the CPU (category StandIn): every op that is one of our
+///               kernels runs; ops that need cuDNN or cuBLAS are ignored as not covered.
 /// </summary>
 public static class BackendFixtures
 {
+    public const string Cpu = "cpu";
+    public const string Cuda = "cuda";
+    public const string StandInName = "StandIn";
+
     public static IEnumerable<TestFixtureData> All()
     {
-        yield return new TestFixtureData("cpu");
-        var cuda = new TestFixtureData("cuda");
+        yield return new TestFixtureData(Cpu);
+        var cuda = new TestFixtureData(Cuda);
         cuda.Properties.Add("Category", "Gpu");
         yield return cuda;
+        var standIn = new TestFixtureData(StandInName);
+        standIn.Properties.Add("Category", "StandIn");
+        yield return standIn;
     }
+
+    /// <summary>Set on a GPU host: Gpu tests fail, not skip, when CUDA does not come up.</summary>
+    public static bool GpuRequired => Environment.GetEnvironmentVariable("CUDASWA_REQUIRE_GPU") == "1";
 
     private static readonly Lazy<(Backend? Backend, string Reason)> s_cuda = new(() =>
     {
         bool ok = BackendFactory.TryCreateCuda(0, out var backend, out string reason);
+        if (!ok) reason += $" [driver: {NativeLibraries.Trace(NativeLibraries.Cuda)}]";
         return (ok ? backend : null, reason);
     });
 
-    public static Backend Create(string name)
+    /// <summary>A backend for a fixture; the caller owns it unless it is the shared real-GPU backend.</summary>
+    public static Backend Create(string name) => name switch
     {
-        if (name == "cpu") return new CpuBackend();
-        var (backend, reason) = s_cuda.Value;
-        if (backend is null) Assert.Ignore($"No GPU: CUDA unavailable: {reason}");
-        return backend!;
-    }
+        Cpu => new CpuBackend(),
+        Cuda => RequireCuda(),
+        StandInName => StandIn.CreateBackend(),
+        _ => throw new ArgumentException($"unknown backend fixture '{name}'", nameof(name)),
+    };
 
-    /// <summary>The CUDA backend if one works here (for GPU-only tests), else ignores the test with the reason.</summary>
+    public static bool IsShared(string name) => name == Cuda;
+
+    /// <summary>The CUDA backend if a GPU works here, else the test is ignored (or failed under CUDASWA_REQUIRE_GPU=1) with the reason.</summary>
     public static Backend RequireCuda()
     {
         var (backend, reason) = s_cuda.Value;
-        if (backend is null) Assert.Ignore($"No GPU: CUDA unavailable: {reason}");
+        if (backend is null)
+        {
+            if (GpuRequired) Assert.Fail($"CUDASWA_REQUIRE_GPU=1 but CUDA is unavailable: {reason}");
+            Assert.Ignore($"No GPU: CUDA unavailable: {reason}");
+        }
         return backend!;
     }
+}
+
+/// <summary>
+/// A test (or a whole fixture) that needs cuDNN or cuBLAS: under the stand-in driver, which has
+/// neither, it is ignored as not covered (it runs on the CPU and on a real GPU).
+/// </summary>
+[AttributeUsage(AttributeTargets.Class | AttributeTargets.Method)]
+public sealed class UsesVendorLibrariesAttribute(string libraries) : Attribute
+{
+    public string Libraries { get; } = libraries;
 }
 
 /// <summary>Base of per-backend fixtures: one backend for the fixture, plus a CPU backend as reference.</summary>
@@ -51,18 +88,31 @@ public abstract class BackendTest
     protected Backend B { get; private set; } = null!;
     protected Fresh Rng { get; private set; } = null!;
 
-    [OneTimeSetUp]
-    public void CreateBackend() => B = BackendFixtures.Create(BackendName);
+    private bool KernelsOnly => B is CudaBackend { HasVendorLibraries: false };
 
-    /// <summary>The shared CUDA backend outlives fixtures; CPU backends are per fixture.</summary>
+    [OneTimeSetUp]
+    public void CreateBackend()
+    {
+        B = BackendFixtures.Create(BackendName);
+        if (KernelsOnly && GetType().GetCustomAttribute<UsesVendorLibrariesAttribute>() is { } uses)
+            Assert.Ignore($"Not covered by the stand-in driver: every test here needs {uses.Libraries} (they run on the CPU and on a real GPU).");
+    }
+
     [OneTimeTearDown]
     public void ReleaseBackend()
     {
-        if (B is { IsCuda: false }) B.Dispose();
+        if (B is not null && !BackendFixtures.IsShared(BackendName)) B.Dispose();
     }
 
     [SetUp]
-    public void NewRandom() => Rng = new Fresh();
+    public void NewRandom()
+    {
+        Rng = new Fresh();
+        if (!KernelsOnly) return;
+        var method = GetType().GetMethod(TestContext.CurrentContext.Test.MethodName ?? "");
+        if (method?.GetCustomAttribute<UsesVendorLibrariesAttribute>() is { } uses)
+            Assert.Ignore($"Not covered by the stand-in driver: needs {uses.Libraries} (runs on the CPU and on a real GPU).");
+    }
 
     protected Tensor Put(float[] values, params int[] shape)
     {
