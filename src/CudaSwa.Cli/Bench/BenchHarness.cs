@@ -72,6 +72,43 @@ public static class BenchHarness
             log($"{model}: building for batch {batch} on {backend.Name}...");
             results.Add(Measure(backend, model, batch, steps, swaOnly, log));
         }
+        return Report(backend, results, $"best of 3 repeats after warm-up; {steps} steps per repeat; batch {batch}; random CIFAR-shaped data");
+    }
+
+    /// <summary>
+    /// Gets a device ready, untimed: every kernel compiled or read from the cache and loaded, every
+    /// convolution shape of every model planned (cuDNN algorithm search, cached on disk), one
+    /// training step and one evaluation forward run; logs the algorithms chosen.
+    /// </summary>
+    public static BenchReport Prepare(Backend backend, IReadOnlyList<string> models, int batch, Action<string> log)
+    {
+        var sw = Stopwatch.StartNew();
+        if (backend is CudaBackend cuda)
+        {
+            cuda.LoadAllKernels();
+            log($"kernels: {Kernels.All.Count} loaded in {sw.Elapsed.TotalSeconds:F1} s ({(cuda.KernelLibrary.Cubin ? "CUBIN" : "PTX")} for sm_{cuda.KernelLibrary.Architecture}, cache {cuda.KernelCacheFolder})");
+        }
+        foreach (var model in models)
+        {
+            sw.Restart();
+            using var net = ModelZoo.Create(model, 10, backend, batch, seed: 1);
+            using var sgd = new Sgd(net, 0.9f, 5e-4f);
+            using var step = new TrainingStep(net, sgd);
+            backend.Upload<float>(new float[batch * 3 * 32 * 32], net.Input(batch));
+            backend.Upload<int>(Enumerable.Range(0, batch).Select(i => i % 10).ToArray(), step.Labels);
+            step.Run(batch, 0.01f, 0);
+            net.Forward(batch, RunMode.Eval);
+            backend.Synchronize();
+            log($"{model}: built, one training step and one evaluation pass in {sw.Elapsed.TotalSeconds:F1} s");
+        }
+        var report = Report(backend, [], $"preparation only (untimed): kernels loaded, convolution algorithms chosen for batch {batch}");
+        foreach (var a in report.ConvolutionAlgorithms)
+            log($"  {a.Shape}: forward {a.Forward}, backward data {a.BackwardData}, backward filter {a.BackwardFilter}, workspace {a.WorkspaceBytes / 1048576.0:F1} MiB");
+        return report;
+    }
+
+    private static BenchReport Report(Backend backend, List<ModelBench> results, string method)
+    {
         var libraries = new Dictionary<string, string> { ["dotnet"] = RuntimeInformation.FrameworkDescription, ["gemm"] = Cpu.Gemm.KernelName };
         string deviceName = backend.Description;
         var algorithms = new List<ConvolutionAlgorithm>();
@@ -93,7 +130,7 @@ public static class BenchHarness
             Machine = $"{Environment.ProcessorCount} logical cores, {RuntimeInformation.OSDescription}, {RuntimeInformation.ProcessArchitecture}",
             Libraries = libraries,
             Date = DateTime.UtcNow.ToString("yyyy-MM-dd HH:mm 'UTC'", System.Globalization.CultureInfo.InvariantCulture),
-            Method = $"best of 3 repeats after warm-up; {steps} steps per repeat; batch {batch}; random CIFAR-shaped data",
+            Method = method,
             Results = results,
             ConvolutionAlgorithms = algorithms,
         };

@@ -20,11 +20,15 @@ public static class BenchCommand
     private static readonly Option<string?> Json = new("--json") { Description = "Also write the results (machine, device, library versions) to this JSON file." };
     private static readonly Option<bool> Tf32 = new("--tf32") { Description = "Allow TF32 on the GPU." };
     private static readonly Option<string> Only = new("--only") { Description = "all, or swa: only the SWA update vs copy (for models too big to train on this device).", DefaultValueFactory = _ => "all" };
+    private static readonly Option<bool> PrepareOnly = new("--prepare-only")
+    {
+        Description = "Only get ready, untimed: compile (or read from the cache) every kernel, choose the cuDNN algorithms for every model's shapes, run one training step; print the choices.",
+    };
 
     public static Command Create(CliEnvironment env)
     {
         var cmd = new Command("bench", "Measure train-step, eval and BN-recompute throughput and the fused SWA update vs a plain copy.");
-        foreach (var o in new Option[] { Device, Models, Batch, Steps, Json, Tf32, Only }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { Device, Models, Batch, Steps, Json, Tf32, Only, PrepareOnly }) cmd.Options.Add(o);
         cmd.SetAction(p =>
         {
             var models = p.GetValue(Models)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
@@ -40,6 +44,16 @@ public static class BenchCommand
             int steps = p.GetValue(Steps) ?? (backend.IsCuda ? 50 : 5);
             if (steps < 1) throw new OptionException($"--steps: must be >= 1; got {steps}.");
             env.Console.WriteLine($"cudaswa bench: {note}");
+            if (p.GetValue(PrepareOnly))
+            {
+                var prepared = BenchHarness.Prepare(backend, models, batch, line => env.Console.WriteLine(line));
+                if (json is not null)
+                {
+                    AtomicFile.WriteAllText(json, JsonSerializer.Serialize(prepared, BenchJsonContext.Default.BenchReport));
+                    env.Console.WriteLine($"wrote {json}");
+                }
+                return ExitCodes.Ok;
+            }
             var report = BenchHarness.Run(backend, models, batch, steps, only == "swa", line => env.Console.WriteLine(line));
             var table = new Table().AddColumn("model").AddColumn(new TableColumn("train img/s").RightAligned()).AddColumn(new TableColumn("eval img/s").RightAligned())
                 .AddColumn(new TableColumn("BN recompute img/s").RightAligned()).AddColumn(new TableColumn("BN pass / epoch").RightAligned())

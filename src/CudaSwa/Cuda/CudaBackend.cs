@@ -26,7 +26,7 @@ public sealed unsafe class CudaBackend : Backend
     private DeviceBuffer? _rowStats; // per-row loss and correctness of the last softmax cross-entropy
     private bool _disposed;
 
-    private CudaBackend(CudaDevice device, bool allowTf32, ToolkitSelection libraries, bool vendorLibraries)
+    private CudaBackend(CudaDevice device, bool allowTf32, ToolkitSelection libraries, bool vendorLibraries, string? cacheFolder)
     {
         _device = device;
         _driver = device.Driver;
@@ -38,7 +38,7 @@ public sealed unsafe class CudaBackend : Backend
         KernelLibrary? kernels = null;
         try
         {
-            kernels = new KernelLibrary(device, new KernelCompiler());
+            kernels = new KernelLibrary(device, new KernelCompiler(cacheFolder));
             if (vendorLibraries)
             {
                 // cuBLAS first: cuDNN 9's legacy convolutions load cublasLt, which must be the one chosen with it.
@@ -74,15 +74,15 @@ public sealed unsafe class CudaBackend : Backend
     /// Opens a device of <paramref name="driver"/> (the NVIDIA driver when null). Without vendor
     /// libraries the backend runs only its own kernels (cuDNN and cuBLAS ops throw
     /// <see cref="NotSupportedException"/>): that is how the tests drive it over a host-memory
-    /// stand-in driver.
+    /// stand-in driver. <paramref name="cacheFolder"/> replaces the kernel and cuDNN-choice cache folder.
     /// </summary>
-    internal static CudaBackend Create(int ordinal, bool allowTf32, CuDriver? driver, bool vendorLibraries)
+    internal static CudaBackend Create(int ordinal, bool allowTf32, CuDriver? driver, bool vendorLibraries, string? cacheFolder = null)
     {
         var device = CudaDevice.Open(ordinal, driver); // the driver first: without it nothing else matters
         try
         {
             var libraries = vendorLibraries ? ToolkitSelection.ForDriver(device.DriverVersion) : ToolkitSelection.ForKernels(device.DriverVersion);
-            return new CudaBackend(device, allowTf32, libraries, vendorLibraries);
+            return new CudaBackend(device, allowTf32, libraries, vendorLibraries, cacheFolder);
         }
         catch
         {

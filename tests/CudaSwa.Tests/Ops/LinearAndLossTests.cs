@@ -30,6 +30,10 @@ public class LinearAndLossTests(string backend) : BackendTest(backend)
         B.LinearBackwardData(Put(dy, n, outF), wt, dx, false);
         var numX = Reference.NumericGradient(v => Reference.Dot(dyd, Reference.Linear(v, n, inF, wd, bd, outF)), xd);
         Close.Check(Get(dx), numX, 1e-5 * Tol, 1e-4, "linear dx");
+        var dxPrior = Rng.Floats(n * inF);
+        var dxAcc = Put(dxPrior, n, inF);
+        B.LinearBackwardData(Put(dy, n, outF), wt, dxAcc, true);
+        Close.Check(Get(dxAcc), numX.Select((g, i) => g + dxPrior[i]).ToArray(), 1e-5 * Tol, 1e-4, "linear dx (accumulated, beta = 1)");
 
         var dwPrior = Rng.Floats(outF * inF);
         var dbPrior = Rng.Floats(outF);
