@@ -49,7 +49,7 @@ public unsafe class StandInDriverTests
         Assert.That(_gpu.DeviceName, Does.Contain("stand-in"));
         Assert.That(_gpu.HasVendorLibraries, Is.False);
         Assert.That(_gpu.Device.Driver.Path, Is.EqualTo(EmulationLibrary.Require().Path), "loaded by path through CuDriver.FromFile");
-        Assert.That(_gpu.Libraries.Nvrtc?.Path, Is.EqualTo(Environment.GetEnvironmentVariable("CUDASWA_NVRTC")), "kernels compiled by the real NVRTC");
+        Assert.That(_gpu.Libraries.Nvrtc?.Path, Is.EqualTo(Toolchain.Nvrtc(out _)), "kernels compiled by the real NVRTC");
         Assert.That(_gpu.KernelLibrary.Cubin, Is.True, "a CUBIN for the stand-in's sm_90");
         var e = Assert.Throws<NotSupportedException>(() =>
             _gpu.ConvolutionForward(_gpu.AllocateTensor(TensorShape.Nchw(1, 1, 3, 3)), _gpu.AllocateTensor(TensorShape.Nchw(1, 1, 3, 3)),

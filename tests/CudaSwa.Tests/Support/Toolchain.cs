@@ -37,8 +37,9 @@ public static class Toolchain
 
     /// <summary>
     /// NVRTC for the tests: CUDASWA_NVRTC if set, else artifacts/nvrtc/lib/libnvrtc.so.11.2 from
-    /// tests/tools/fetch-nvrtc.sh. Sets CUDASWA_NVRTC for this process so the engine's own loader
-    /// (ToolkitSelection) takes that file. Returns null and the reason when there is none.
+    /// tests/tools/fetch-nvrtc.sh (then CUDASWA_NVRTC is set for this process, so the engine's own
+    /// loader, ToolkitSelection, takes that file), else whatever NVRTC the engine finds by itself
+    /// no newer than the driver (a GPU host's). Returns null and the reason when there is none.
     /// </summary>
     public static string? Nvrtc(out string reason)
     {
@@ -52,12 +53,35 @@ public static class Toolchain
         string? file = root is null ? null : Path.Combine(root, "artifacts", "nvrtc", "lib", "libnvrtc.so.11.2");
         if (file is null || !File.Exists(file))
         {
-            reason = "NVRTC is not at hand: run `bash tests/tools/fetch-nvrtc.sh` (Debian's non-free libnvrtc11.2, as .ci/run does) or set CUDASWA_NVRTC to a libnvrtc.so";
-            return null;
+            try
+            {
+                var found = CudaSwa.Native.ToolkitSelection.ForKernels(DriverVersion());
+                reason = "";
+                return found.Nvrtc!.Path;
+            }
+            catch (DllNotFoundException e)
+            {
+                reason = "NVRTC is not at hand: run `bash tests/tools/fetch-nvrtc.sh` (Debian's non-free libnvrtc11.2, as .ci/run does) " +
+                         $"or set CUDASWA_NVRTC to a libnvrtc.so ({e.Message})";
+                return null;
+            }
         }
         Environment.SetEnvironmentVariable("CUDASWA_NVRTC", file);
         reason = "";
         return file;
+    }
+
+    /// <summary>The NVIDIA driver's CUDA version when there is one, so no NVRTC newer than it is chosen.</summary>
+    private static unsafe int? DriverVersion()
+    {
+        try
+        {
+            var driver = CudaSwa.Native.CuDriver.System;
+            int v;
+            return driver.cuDriverGetVersion(&v) == CudaSwa.Native.CuResult.Success ? v : null;
+        }
+        catch (DllNotFoundException) { return null; }
+        catch (EntryPointNotFoundException) { return null; }
     }
 
     /// <summary>Runs a tool; returns its exit code and everything it printed.</summary>
