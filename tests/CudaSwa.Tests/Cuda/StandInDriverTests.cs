@@ -93,17 +93,19 @@ public unsafe class StandInDriverTests
         Same(avgG.ParametersToHost(), avgC.ParametersToHost(), $"{kind} of 3 resnet110 arenas ({n} values, {_rng})");
     }
 
-    /// <summary>The SWA running mean over Wide ResNet-28-10's whole parameter arena (36.5M values, ~2,200 blocks per launch).</summary>
-    [Test]
-    public void StandInSwaOverAWrn28x10ArenaIsBitEqualToTheCpuTwin()
+    /// <summary>SWA and EMA over Wide ResNet-28-10's whole parameter arena (36.5M values, ~2,200 blocks per launch).</summary>
+    [TestCase(AveragingKind.Swa)]
+    [TestCase(AveragingKind.Ema)]
+    public void StandInAverageOverAWrn28x10ArenaIsBitEqualToTheCpuTwin(AveragingKind kind)
     {
         var layout = ModelZoo.Describe("wrn28x10", 10).Parameters;
         using var avgG = new Arena(layout, _gpu);
         using var curG = new Arena(layout, _gpu);
         using var avgC = new Arena(layout, _cpu);
         using var curC = new Arena(layout, _cpu);
-        using var g = new MultiBufferAverager(_gpu, [new AveragePair(avgG.All, curG.All)]);
-        using var c = new MultiBufferAverager(_cpu, [new AveragePair(avgC.All, curC.All)]);
+        var options = new AveragingOptions { Kind = kind, EmaDecay = 0.99 };
+        using var g = new MultiBufferAverager(_gpu, [new AveragePair(avgG.All, curG.All)], options);
+        using var c = new MultiBufferAverager(_cpu, [new AveragePair(avgC.All, curC.All)], options);
         int n = (int)avgG.All.Length;
         for (int i = 0; i < 3; i++)
         {
@@ -113,7 +115,7 @@ public unsafe class StandInDriverTests
             g.Update();
             c.Update();
         }
-        Same(avgG.ToHost(), avgC.ToHost(), $"SWA of 3 wrn28x10 arenas ({n} values, {_rng})");
+        Same(avgG.ToHost(), avgC.ToHost(), $"{kind} of 3 wrn28x10 arenas ({n} values, {_rng})");
     }
 
     [Test]

@@ -93,6 +93,33 @@ public class EmulatedKernelTests
             Assert.That(hout.Span[b], Is.EqualTo(x.Skip(b * 256).Take(256).Sum()), $"block {b} ({_rng})");
     }
 
+    /// <summary>Votes and every shuffle form against CUDA's definitions (source lanes, segment widths, out-of-segment rules).</summary>
+    [Test]
+    public void EmulatedWarpPrimitivesFollowCudasDefinitions()
+    {
+        var lib = EmulationLibrary.Require();
+        int threads = 64;
+        using var hout = new HostArray<int>(threads * 8);
+        lib.Launch(SelfTest.WarpPrimitives, 1, (uint)threads, new(hout.Ptr));
+        int ballot = 0;
+        for (int l = 0; l < 32; l += 3) ballot |= 1 << l;
+        for (int t = 0; t < threads; t++)
+        {
+            int lane = t % 32, v = 100 + lane;
+            int segmentEnd = (lane / 8 + 1) * 8;
+            var expected = new[]
+            {
+                ballot, 1, 1,
+                100 + (lane + 1) % 32,                // __shfl_sync wraps within the warp
+                lane + 1 < 32 ? v + 1 : v,            // __shfl_down_sync: past the end returns the caller's own value
+                lane - 3 >= 0 ? v - 3 : v,            // __shfl_up_sync: before the start returns its own
+                (lane ^ 8) < segmentEnd ? 100 + (lane ^ 8) : v,   // xor, width 8: earlier segments are read, later ones give the caller's own
+                (lane + 5) / 16 == lane / 16 ? v + 5 : v,          // down within segments of 16
+            };
+            Assert.That(hout.Span.Slice(t * 8, 8).ToArray(), Is.EqualTo(expected), $"thread {t}");
+        }
+    }
+
     [Test]
     public void EmulatedDeadlockIsReportedNotHung()
     {
@@ -511,6 +538,7 @@ internal static class SelfTest
     public static readonly KernelSpec<BufferAndLength> WritePastEnd = new("emulation_selftest.cu", "selftest_write_past_end");
     public static readonly KernelSpec<MulAddArgs> MulAdd = new("emulation_selftest.cu", "selftest_mul_add");
     public static readonly KernelSpec<TwoBuffers> BlockSum = new("emulation_selftest.cu", "selftest_block_sum");
+    public static readonly KernelSpec<OneBuffer> WarpPrimitives = new("emulation_selftest.cu", "selftest_warp_primitives");
 
     internal readonly record struct OneBuffer(DevicePtr p);
     internal readonly record struct TwoBuffers(DevicePtr x, DevicePtr y);

@@ -52,8 +52,9 @@ template <class T> inline T from_bits(unsigned long long b)
     return v;
 }
 
-// CUDA's source-lane rules for a segment of `width` lanes (width a power of two <= 32): a source
-// outside the caller's segment returns the caller's own value (xor, down, up); __shfl_sync wraps.
+// CUDA's source-lane rules for segments of `width` lanes (width a power of two <= 32): __shfl_sync
+// wraps within the segment; down and up return the caller's own value past the segment's end or
+// start; xor may read earlier segments but returns the caller's own value for later ones.
 inline int segment_start(int width) { return lane_id() & ~(width - 1); }
 } // namespace emu
 
@@ -62,7 +63,7 @@ static inline void __syncthreads() { emu::syncthreads(); }
 template <class T> static inline T __shfl_xor_sync(unsigned mask, T v, int lane_mask, int width = 32)
 {
     int lane = emu::lane_id(), src = lane ^ lane_mask, start = emu::segment_start(width);
-    bool outside = src < start || src >= start + width;
+    bool outside = src >= start + width;
     return emu::from_bits<T>(emu::warp_exchange(mask, emu::to_bits(v), outside ? lane : src, outside, "__shfl_xor_sync"));
 }
 

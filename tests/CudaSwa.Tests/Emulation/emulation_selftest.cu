@@ -49,3 +49,21 @@ extern "C" __global__ void selftest_block_sum(const float* x, float* out)
     }
     if (t == 0) out[blockIdx.x] = s[0];
 }
+
+// Every warp primitive the emulation offers, per lane, for comparison with CUDA's definitions:
+// out[lane*8 + 0..7] = ballot(lane%3==0), any(lane==5), all(lane<32), shfl(v, lane+1), shfl_down(v, 1),
+// shfl_up(v, 3), shfl_xor(v, 8, width 8), shfl_down(v, 5, width 16); v = 100 + lane.
+extern "C" __global__ void selftest_warp_primitives(int* out)
+{
+    int lane = threadIdx.x & 31;
+    int v = 100 + lane;
+    int* o = out + (blockIdx.x * blockDim.x + threadIdx.x) * 8;
+    o[0] = (int)__ballot_sync(0xffffffffu, lane % 3 == 0);
+    o[1] = __any_sync(0xffffffffu, lane == 5);
+    o[2] = __all_sync(0xffffffffu, lane < 32);
+    o[3] = __shfl_sync(0xffffffffu, v, lane + 1);
+    o[4] = __shfl_down_sync(0xffffffffu, v, 1);
+    o[5] = __shfl_up_sync(0xffffffffu, v, 3);
+    o[6] = __shfl_xor_sync(0xffffffffu, v, 8, 8);
+    o[7] = __shfl_down_sync(0xffffffffu, v, 5, 16);
+}

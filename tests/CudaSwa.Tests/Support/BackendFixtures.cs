@@ -41,7 +41,8 @@ public static class BackendFixtures
     private static readonly Lazy<(Backend? Backend, string Reason)> s_cuda = new(() =>
     {
         bool ok = BackendFactory.TryCreateCuda(0, out var backend, out string reason);
-        if (!ok) reason += $" [driver: {NativeLibraries.Trace(NativeLibraries.Cuda)}]";
+        // The load trace of the driver, unless the reason already is that trace.
+        if (!ok && !reason.Contains("libcuda.so.1", StringComparison.Ordinal)) reason += $" [driver: {NativeLibraries.Trace(NativeLibraries.Cuda)}]";
         return (ok ? backend : null, reason);
     });
 
