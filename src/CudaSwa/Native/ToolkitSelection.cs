@@ -250,7 +250,14 @@ public sealed partial class ToolkitSelection
     {
         if (s_probes.TryGetValue(file, out var cached)) return cached;
         Candidate result;
-        if (!NativeLibrary.TryLoad(file, out var handle))
+        bool loaded = NativeLibrary.TryLoad(file, out var handle);
+        if (!loaded)
+        {
+            // A build whose main library links its sub-libraries: load them from its folder first.
+            lock (NativeLibraries.Gate)
+                loaded = NativeLibraries.TryLoadFile(NativeLibraries.Cudnn, file, NativeLibraries.StartTrace("cudnn-probe:" + file), out handle, remember: false);
+        }
+        if (!loaded)
             result = new Candidate(NativeLibraries.Cudnn, file, null, "", (note + " could not be loaded").Trim());
         else
         {
