@@ -35,6 +35,9 @@ public static class BackendFixtures
         yield return standIn;
     }
 
+    /// <summary>The CUDA backend only: on a real GPU and over the stand-in driver (device-vs-CPU parity tests).</summary>
+    public static IEnumerable<TestFixtureData> Devices() => All().Where(f => (string)f.Arguments[0]! != Cpu);
+
     /// <summary>Set on a GPU host: Gpu tests fail, not skip, when CUDA does not come up.</summary>
     public static bool GpuRequired => Environment.GetEnvironmentVariable("CUDASWA_REQUIRE_GPU") == "1";
 
