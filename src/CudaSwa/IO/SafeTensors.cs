@@ -19,6 +19,9 @@ public static class SafeTensors
     public static void Write(string path, IEnumerable<Entry> tensors, IReadOnlyDictionary<string, string>? metadata = null)
     {
         var list = tensors.ToList();
+        var duplicate = list.GroupBy(t => t.Name, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1);
+        if (duplicate is not null) throw new ArgumentException($"Tensor name '{duplicate.Key}' appears more than once; safetensors names are unique.", nameof(tensors));
+        if (list.Any(t => t.Name == "__metadata__")) throw new ArgumentException("'__metadata__' is reserved for the metadata map.", nameof(tensors));
         var header = new JsonObject();
         if (metadata is { Count: > 0 })
         {
@@ -58,65 +61,152 @@ public static class SafeTensors
 
     public sealed record Contents(IReadOnlyDictionary<string, Entry> Tensors, IReadOnlyDictionary<string, string> Metadata);
 
+    /// <summary>The largest header accepted (the reference implementation's limit).</summary>
+    public const long MaxHeaderBytes = 100_000_000;
+
+    private static readonly Dictionary<string, int> DTypeBytes = new(StringComparer.Ordinal)
+    {
+        ["BOOL"] = 1, ["U8"] = 1, ["I8"] = 1, ["F8_E4M3"] = 1, ["F8_E5M2"] = 1,
+        ["I16"] = 2, ["U16"] = 2, ["F16"] = 2, ["BF16"] = 2,
+        ["I32"] = 4, ["U32"] = 4, ["F32"] = 4,
+        ["I64"] = 8, ["U64"] = 8, ["F64"] = 8,
+    };
+
+    /// <summary>
+    /// Reads a safetensors file, checking everything the format requires before a byte of data is
+    /// used: the header length fits the file (and 100 MB); the header is one JSON object without
+    /// duplicate names; every entry is exactly {dtype, shape, data_offsets} with a known dtype,
+    /// non-negative integer dimensions and offsets (checked arithmetic: no overflow); the byte
+    /// length of each region equals its shape's element count times the dtype size; the regions,
+    /// in order, tile the data section exactly (no gaps, no overlaps, nothing past the end or
+    /// left over); "__metadata__", when present, maps strings to strings. Only F32 tensors are
+    /// returned; other dtypes are an error except PyTorch's integer BN step counters
+    /// (*num_batches_tracked), which are checked and skipped. Errors are
+    /// <see cref="InvalidDataException"/>s that name the file and, where there is one, the tensor.
+    /// </summary>
     public static Contents Read(string path)
     {
+        if (Directory.Exists(path)) throw new InvalidDataException($"'{path}' is a folder, not a safetensors file.");
         if (!File.Exists(path)) throw new FileNotFoundException($"Safetensors file '{path}' does not exist.", path);
         byte[] all = File.ReadAllBytes(path);
-        if (all.Length < 8) throw new InvalidDataException($"'{path}' is not a safetensors file: {all.Length} bytes, shorter than the 8-byte header length.");
+        return Parse(all, path);
+    }
+
+    /// <summary>The same checks as <see cref="Read"/> over bytes already in memory; <paramref name="source"/> names them in errors.</summary>
+    public static Contents Parse(byte[] all, string source)
+    {
+        InvalidDataException Bad(string what) => new($"'{source}' is not a valid safetensors file: {what}.");
+        InvalidDataException BadTensor(string name, string what) => new($"'{source}': tensor '{name}' {what}.");
+
+        if (all.Length < 8) throw Bad($"{all.Length} bytes, shorter than the 8-byte header length");
         ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(all);
-        if (headerLength > (ulong)(all.Length - 8))
-            throw new InvalidDataException($"'{path}' is not a valid safetensors file: header length {headerLength} exceeds the file ({all.Length} bytes).");
-        JsonObject header;
+        if (headerLength > (ulong)(all.Length - 8)) throw Bad($"header length {headerLength} exceeds the file ({all.Length} bytes)");
+        if (headerLength > MaxHeaderBytes) throw Bad($"header length {headerLength} is over the {MaxHeaderBytes}-byte limit");
+        if (headerLength < 2) throw Bad($"header length {headerLength} is too short for a JSON object");
+        long dataStart = 8 + (long)headerLength;
+        long dataLength = all.Length - dataStart;
+
+        JsonDocument document;
         try
         {
-            header = JsonNode.Parse(Encoding.UTF8.GetString(all, 8, (int)headerLength))?.AsObject()
-                ?? throw new InvalidDataException("empty header");
+            // A strict UTF-8 decode first: invalid bytes must not pass as replacement characters.
+            _ = new UTF8Encoding(false, throwOnInvalidBytes: true).GetCharCount(all, 8, (int)headerLength);
+            document = JsonDocument.Parse(all.AsMemory(8, (int)headerLength), new JsonDocumentOptions { MaxDepth = 16 });
         }
-        catch (Exception e) when (e is JsonException or InvalidOperationException or DecoderFallbackException or ArgumentException)
+        catch (Exception e) when (e is JsonException or DecoderFallbackException or ArgumentException)
         {
-            throw new InvalidDataException($"'{path}' has a malformed safetensors JSON header: {e.Message}");
+            throw new InvalidDataException($"'{source}' has a malformed safetensors JSON header: {e.Message}");
         }
-        long dataStart = 8 + (long)headerLength;
-        var tensors = new Dictionary<string, Entry>(StringComparer.Ordinal);
-        var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var (name, node) in header)
+        using (document)
         {
-            if (name == "__metadata__")
+            var root = document.RootElement;
+            if (root.ValueKind != JsonValueKind.Object) throw Bad($"the header is a JSON {root.ValueKind.ToString().ToLowerInvariant()}, not an object");
+            var tensors = new Dictionary<string, Entry>(StringComparer.Ordinal);
+            var metadata = new Dictionary<string, string>(StringComparer.Ordinal);
+            var seen = new HashSet<string>(StringComparer.Ordinal);
+            var regions = new List<(long Begin, long End, string Name)>();
+            var pending = new List<(string Name, int[] Shape, long Begin, long End)>();
+            foreach (var property in root.EnumerateObject())
             {
-                if (node is JsonObject meta)
-                    foreach (var (k, v) in meta) metadata[k] = v is JsonValue jv && jv.TryGetValue(out string? text) ? text : v?.ToJsonString() ?? "";
-                continue;
+                string name = property.Name;
+                if (!seen.Add(name)) throw BadTensor(name, "appears twice in the header");
+                var node = property.Value;
+                if (name == "__metadata__")
+                {
+                    if (node.ValueKind != JsonValueKind.Object) throw Bad("__metadata__ is not a JSON object");
+                    foreach (var m in node.EnumerateObject())
+                    {
+                        if (m.Value.ValueKind != JsonValueKind.String) throw Bad($"__metadata__ entry '{m.Name}' is not a string");
+                        if (!metadata.TryAdd(m.Name, m.Value.GetString()!)) throw Bad($"__metadata__ entry '{m.Name}' appears twice");
+                    }
+                    continue;
+                }
+                if (node.ValueKind != JsonValueKind.Object) throw BadTensor(name, "has a header entry that is not {dtype, shape, data_offsets}");
+                JsonElement dtypeNode = default, shapeNode = default, offsetsNode = default;
+                int fields = 0;
+                foreach (var f in node.EnumerateObject())
+                {
+                    fields++;
+                    switch (f.Name)
+                    {
+                        case "dtype" when dtypeNode.ValueKind == JsonValueKind.Undefined: dtypeNode = f.Value; break;
+                        case "shape" when shapeNode.ValueKind == JsonValueKind.Undefined: shapeNode = f.Value; break;
+                        case "data_offsets" when offsetsNode.ValueKind == JsonValueKind.Undefined: offsetsNode = f.Value; break;
+                        default: throw BadTensor(name, $"has an unexpected or repeated field '{f.Name}' (expected dtype, shape, data_offsets)");
+                    }
+                }
+                if (fields != 3 || dtypeNode.ValueKind != JsonValueKind.String || shapeNode.ValueKind != JsonValueKind.Array || offsetsNode.ValueKind != JsonValueKind.Array)
+                    throw BadTensor(name, "has a header entry that is not {dtype: string, shape: [..], data_offsets: [begin, end]}");
+                string dtype = dtypeNode.GetString()!;
+                if (!DTypeBytes.TryGetValue(dtype, out int elementBytes)) throw BadTensor(name, $"has an unknown dtype '{dtype}'");
+                var shape = new int[shapeNode.GetArrayLength()];
+                long count = 1;
+                int axis = 0;
+                foreach (var d in shapeNode.EnumerateArray())
+                {
+                    if (d.ValueKind != JsonValueKind.Number || !d.TryGetInt32(out int dim) || dim < 0)
+                        throw BadTensor(name, $"has a shape ({shapeNode.GetRawText()}) that is not a list of non-negative integers below 2^31");
+                    shape[axis++] = dim;
+                    try { count = checked(count * dim); }
+                    catch (OverflowException) { throw BadTensor(name, $"has a shape ({shapeNode.GetRawText()}) with more elements than a file can hold"); }
+                }
+                if (offsetsNode.GetArrayLength() != 2) throw BadTensor(name, $"has data_offsets {offsetsNode.GetRawText()}, not [begin, end]");
+                long begin = Offset(offsetsNode[0]), end = Offset(offsetsNode[1]);
+                long Offset(JsonElement e) => e.ValueKind == JsonValueKind.Number && e.TryGetInt64(out long v) && v >= 0 ? v
+                    : throw BadTensor(name, $"has data_offsets {offsetsNode.GetRawText()} that are not non-negative integers below 2^63");
+                if (end < begin) throw BadTensor(name, $"has data_offsets [{begin}, {end}) that end before they begin");
+                if (end > dataLength) throw BadTensor(name, $"has data_offsets [{begin}, {end}) past the end of the data ({dataLength} bytes)");
+                long bytes;
+                try { bytes = checked(count * elementBytes); }
+                catch (OverflowException) { throw BadTensor(name, $"has a shape ({shapeNode.GetRawText()}) too large for its dtype"); }
+                if (end - begin != bytes)
+                    throw BadTensor(name, $"has shape ({string.Join(", ", shape)}) of {dtype}, {bytes} bytes, but data_offsets [{begin}, {end}) hold {end - begin}");
+                regions.Add((begin, end, name));
+                if (dtype != "F32")
+                {
+                    // PyTorch state_dicts carry BN's step counter as an integer; we neither need nor store it.
+                    if (name.EndsWith("num_batches_tracked", StringComparison.Ordinal) && dtype is "I64" or "I32") continue;
+                    throw BadTensor(name, $"has dtype {dtype}; only F32 is supported");
+                }
+                pending.Add((name, shape, begin, end));
             }
-            if (node is not JsonObject o || o["dtype"] is not JsonValue dtypeNode || o["shape"] is not JsonArray shapeNode || o["data_offsets"] is not JsonArray offs || offs.Count != 2)
-                throw new InvalidDataException($"'{path}': the header entry of tensor '{name}' is not {{dtype, shape, data_offsets}}.");
-            string dtype;
-            int[] shape;
-            long begin, end;
-            try
+            // The regions must tile the data section: in order, no gap, no overlap, nothing left over.
+            long at = 0;
+            foreach (var r in regions.OrderBy(r => r.Begin).ThenBy(r => r.End))
             {
-                dtype = dtypeNode.GetValue<string>();
-                shape = shapeNode.Select(v => v!.GetValue<int>()).ToArray();
-                begin = offs[0]!.GetValue<long>();
-                end = offs[1]!.GetValue<long>();
+                if (r.Begin < at) throw BadTensor(r.Name, $"has data_offsets [{r.Begin}, {r.End}) that overlap another tensor's data");
+                if (r.Begin > at) throw BadTensor(r.Name, $"has data_offsets [{r.Begin}, {r.End}) that leave a gap of {r.Begin - at} bytes before it");
+                at = r.End;
             }
-            catch (Exception e) when (e is InvalidOperationException or FormatException or NullReferenceException)
-            {
-                throw new InvalidDataException($"'{path}': the header entry of tensor '{name}' has a malformed dtype, shape or data_offsets.");
-            }
-            if (dtype != "F32")
-            {
-                // PyTorch state_dicts carry BN's step counter as an integer; we neither need nor store it.
-                if (name.EndsWith("num_batches_tracked", StringComparison.Ordinal)) continue;
-                throw new InvalidDataException($"'{path}': tensor '{name}' has dtype {dtype}; only F32 is supported.");
-            }
-            long count = shape.Aggregate(1L, (a, b) => a * b);
-            if (begin < 0 || end < begin || dataStart + end > all.Length || end - begin != count * sizeof(float))
-                throw new InvalidDataException($"'{path}': tensor '{name}' has data offsets [{begin}, {end}) that do not fit its shape ({string.Join(", ", shape)}) or the file.");
-            var data = new float[count];
-            Buffer.BlockCopy(all, (int)(dataStart + begin), data, 0, (int)(end - begin));
+            if (at != dataLength) throw Bad($"the tensors cover {at} of the {dataLength} data bytes");
             if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("Big-endian hosts are not supported.");
-            tensors[name] = new Entry(name, shape, data);
+            foreach (var (name, shape, begin, end) in pending)
+            {
+                var data = new float[(end - begin) / sizeof(float)];
+                Buffer.BlockCopy(all, checked((int)(dataStart + begin)), data, 0, checked((int)(end - begin)));
+                tensors[name] = new Entry(name, shape, data);
+            }
+            return new Contents(tensors, metadata);
         }
-        return new Contents(tensors, metadata);
     }
 }
