@@ -7,9 +7,10 @@ using CudaSwa.Training;
 namespace CudaSwa.Cli;
 
 /// <summary>
-/// The `cudaswa` command tree. Parse errors, bad option values and bad input files all end with
-/// exit code 2 and a message that names the option or file and what was expected, before
-/// anything is written to --out.
+/// The `cudaswa` command tree and its exit codes (<see cref="ExitCodes"/>). Parse errors, bad
+/// option values and bad input files end with exit code 2 and a message that names the option or
+/// file and what was expected, before anything is written to --out; exhausted memory or disk with
+/// 4 and what to change; anything else is a bug: exit 1 with a request to report it.
 /// </summary>
 public static class CliApp
 {
@@ -34,16 +35,31 @@ public static class CliApp
         {
             return parse.Invoke(new InvocationConfiguration { Output = new ConsoleTextWriter(env), Error = env.Error, EnableDefaultExceptionHandler = false });
         }
-        catch (Exception e) when (e is OptionException or DataFormatException or InvalidDataException or Backends.DeviceUnavailableException)
+        catch (Exception e) when (e is OptionException or DataFormatException or InvalidDataException or Backends.DeviceUnavailableException or FileNotFoundException)
         {
             env.Error.WriteLine($"error: {e.Message}");
             return ExitCodes.BadInput;
         }
+        catch (OutOfResourcesException e)
+        {
+            env.Error.WriteLine($"error: {e.Message}");
+            return ExitCodes.OutOfResources;
+        }
+        catch (OutOfMemoryException e)
+        {
+            env.Error.WriteLine($"error: out of memory: {e.Message} Try a smaller --batch or --model.");
+            return ExitCodes.OutOfResources;
+        }
+        catch (IOException e) when (Resources.IsDiskFull(e))
+        {
+            env.Error.WriteLine($"error: the disk is full: {e.Message}");
+            return ExitCodes.OutOfResources;
+        }
         catch (Exception e) when (Environment.GetEnvironmentVariable("CUDASWA_DEBUG") != "1")
         {
-            env.Error.WriteLine($"error: {e.GetType().Name}: {e.Message}");
-            env.Error.WriteLine("(set CUDASWA_DEBUG=1 for the stack trace)");
-            return ExitCodes.Failure;
+            env.Error.WriteLine($"internal error ({e.GetType().Name}): {e.Message}");
+            env.Error.WriteLine("This is a bug in cudaswa: please report it with the command line and the output of a run with CUDASWA_DEBUG=1 (which adds the stack trace).");
+            return ExitCodes.InternalError;
         }
     }
 

@@ -1,15 +1,22 @@
 namespace CudaSwa.Cli;
 
-/// <summary>Process exit codes of `cudaswa`.</summary>
+/// <summary>The exit codes of `cudaswa`, one per kind of outcome (README lists them).</summary>
 public static class ExitCodes
 {
     public const int Ok = 0;
-    /// <summary>Runtime failure (e.g. a CUDA error mid-run).</summary>
-    public const int Failure = 1;
-    /// <summary>Bad options or bad input files: nothing was written to --out.</summary>
+
+    /// <summary>An internal error: a bug in cudaswa, reported with a request to report it.</summary>
+    public const int InternalError = 1;
+
+    /// <summary>Bad options or bad input files (the message names which and what was expected).</summary>
     public const int BadInput = 2;
-    /// <summary>Training diverged (NaN/Inf loss); the last good checkpoint is kept.</summary>
+
+    /// <summary>Training diverged (NaN/Inf loss or weights); the last good checkpoint is kept.</summary>
     public const int Diverged = 3;
-    /// <summary>Interrupted (Ctrl-C); a checkpoint was saved.</summary>
+
+    /// <summary>Out of memory (host or GPU) or disk space; what was saved is intact and the message says how to go on.</summary>
+    public const int OutOfResources = 4;
+
+    /// <summary>Interrupted (Ctrl-C or SIGTERM); a checkpoint was saved.</summary>
     public const int Interrupted = 130;
 }

@@ -40,7 +40,7 @@ public static class BenchCommand
             string? json = p.GetValue(Json);
             string only = p.GetValue(Only)!;
             if (only is not ("all" or "swa")) throw new OptionException($"--only: '{only}' is not valid; expected all or swa.");
-            using var backend = BackendFactory.Create(p.GetValue(Device)!, p.GetValue(Tf32), out string note);
+            using var backend = Devices.Open(p.GetValue(Device)!, p.GetValue(Tf32), out string note);
             int steps = p.GetValue(Steps) ?? (backend.IsCuda ? 50 : 5);
             if (steps < 1) throw new OptionException($"--steps: must be >= 1; got {steps}.");
             env.Console.WriteLine($"cudaswa bench: {note}");

@@ -22,11 +22,12 @@ public static class EvalCommand
     private static readonly Option<string> Device = new("--device") { Description = "auto, cpu, cuda or cuda:N.", DefaultValueFactory = _ => "auto" };
     private static readonly Option<int> Batch = new("--batch") { Description = "Batch size.", DefaultValueFactory = _ => 256 };
     private static readonly Option<int?> TestSubset = new("--test-subset") { Description = "Evaluate a class-balanced subset of N test images." };
+    private static readonly Option<bool> AllowNonFinite = new("--allow-nonfinite") { Description = "Evaluate weights that hold NaN or Inf anyway (refused by default)." };
 
     public static Command Create(CliEnvironment env)
     {
         var cmd = new Command("eval", "Evaluate a weights file on the test set.");
-        foreach (var o in new Option[] { Weights, Model, Dataset, Data, RecomputeBn, Device, Batch, TestSubset }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { Weights, Model, Dataset, Data, RecomputeBn, Device, Batch, TestSubset, AllowNonFinite }) cmd.Options.Add(o);
         cmd.SetAction(p =>
         {
             string path = p.GetValue(Weights)!;
@@ -39,13 +40,22 @@ public static class EvalCommand
             var options = new TrainingOptions { Model = p.GetValue(Model)!, Dataset = kind, DataDir = p.GetValue(Data), BatchSize = p.GetValue(Batch),
                 TestSubset = p.GetValue(TestSubset), Device = p.GetValue(Device)!, SgdOnly = true, SwaStart = null, SwaLr = null };
             options.Validate();
+            if (Directory.Exists(path)) throw new OptionException($"--weights: '{path}' is a folder; pass a weights file such as {Path.Combine(path, Checkpoint.SwaFile)}.");
             if (!File.Exists(path)) throw new OptionException($"--weights: '{path}' does not exist.");
             var contents = SafeTensors.Read(path);
+            if (!p.GetValue(AllowNonFinite))
+                foreach (var t in contents.Tensors.Values)
+                {
+                    int bad = Array.FindIndex(t.Data, v => !float.IsFinite(v));
+                    if (bad >= 0)
+                        throw new DataFormatException($"--weights: '{path}': tensor '{t.Name}' holds {t.Data[bad]} at element {bad}: these weights come from a diverged run " +
+                            "and cannot be evaluated meaningfully (pass --allow-nonfinite to evaluate them anyway).");
+                }
             bool recompute = p.GetValue(RecomputeBn);
             var (train, test) = DataSources.Load(options, forTraining: false);
             if (recompute && train.Count % options.BatchSize == 1)
                 throw new OptionException($"--batch {options.BatchSize} leaves a last batch of 1 of the {train.Count} training images, which a BN recompute cannot use; choose another --batch.");
-            using var backend = BackendFactory.Create(options.Device, out string note);
+            using var backend = Devices.Open(options.Device, false, out string note);
             using var net = ModelZoo.Create(options.Model, options.NumClasses, backend, options.BatchSize);
             ModelWeights.Load(contents, net.Parameters, net.Buffers, path, requireBuffers: !recompute);
             env.Console.WriteLine($"cudaswa eval: {note}; {DataSources.Describe(options, train, test)}");

@@ -28,9 +28,18 @@ public static class SynthCommand
                 throw new OptionException($"--train and --test need at least {SyntheticCifar.Classes} images each; got {train} and {test}.");
             if (train > TrainingOptions.MaxSynthetic || test > TrainingOptions.MaxSynthetic)
                 throw new OptionException($"--train and --test hold at most {TrainingOptions.MaxSynthetic:N0} images each; got {train:N0} and {test:N0}.");
+            if (string.IsNullOrWhiteSpace(dir)) throw new OptionException("--out: the folder name is empty.");
             if (File.Exists(dir)) throw new OptionException($"--out {dir} is a file, not a folder.");
+            Output.RunFolder.Create(dir, "--out");
             var (tr, te) = SyntheticCifar.Generate(train, test, p.GetValue(Seed));
-            CifarBinary.WriteCifar10(dir, tr, te, SyntheticCifar.ClassNames);
+            try
+            {
+                CifarBinary.WriteCifar10(dir, tr, te, SyntheticCifar.ClassNames);
+            }
+            catch (Exception e) when (e is UnauthorizedAccessException || (e is IOException io && !Resources.IsDiskFull(io)))
+            {
+                throw new OptionException($"--out {dir}: the files cannot be written ({e.Message}).");
+            }
             env.Console.WriteLine($"wrote {train:N0} training and {test:N0} test images as CIFAR-10 binaries to {Path.GetFullPath(dir)}");
             env.Console.WriteLine($"train on them with: cudaswa train --data {dir}");
             return ExitCodes.Ok;

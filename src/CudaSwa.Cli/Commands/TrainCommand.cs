@@ -4,6 +4,7 @@ using CudaSwa.Backends;
 using CudaSwa.Cli.Output;
 using CudaSwa.Data;
 using CudaSwa.Optim;
+using CudaSwa.IO;
 using CudaSwa.Tensors;
 using CudaSwa.Training;
 
@@ -74,16 +75,24 @@ public static class TrainCommand
         var dataset = ParseEnum(p.GetValue(Dataset), "--dataset", DatasetKind.Cifar10, ("cifar10", DatasetKind.Cifar10), ("cifar100", DatasetKind.Cifar100));
         var preset = Presets.Find(p.GetValue(Preset) ?? "quick");
         var o = preset.Create(dataset, sgdOnly);
-        string? data = p.GetValue(Data);
-        if (preset.NeedsRealData && data is null)
+        if (preset.NeedsRealData && p.GetValue(Data) is null)
             throw new OptionException($"--preset {preset.Name} reproduces a paper experiment and needs real data: pass --data DIR. {DataSources.CifarHint}");
+        o = ApplyGiven(o, p);
+        if (o.SgdOnly && p.GetValue(SwaStart) is null) o = o with { SwaStart = null };
+        o.Validate();
+        return o;
+    }
+
+    /// <summary>The options the user gave on the command line, over <paramref name="o"/> (a preset's, or a saved run's).</summary>
+    private static TrainingOptions ApplyGiven(TrainingOptions o, ParseResult p)
+    {
         string? bn = p.GetValue(BnUpdate)?.Trim().ToLowerInvariant();
-        o = o with
+        return o with
         {
-            Dataset = dataset,
-            SgdOnly = sgdOnly || o.SgdOnly,
+            Dataset = ParseEnum(p.GetValue(Dataset), "--dataset", o.Dataset, ("cifar10", DatasetKind.Cifar10), ("cifar100", DatasetKind.Cifar100)),
+            SgdOnly = p.GetValue(SgdOnly) || o.SgdOnly,
             Model = p.GetValue(Model) ?? o.Model,
-            DataDir = data ?? o.DataDir,
+            DataDir = p.GetValue(Data) ?? o.DataDir,
             Epochs = p.GetValue(Epochs) ?? o.Epochs,
             BatchSize = p.GetValue(Batch) ?? o.BatchSize,
             Lr = p.GetValue(Lr) ?? o.Lr,
@@ -103,7 +112,7 @@ public static class TrainCommand
             AverageEverySteps = p.GetValue(AverageEverySteps) ?? o.AverageEverySteps,
             BnUpdate = bn is null or "none" ? o.BnUpdate : ParseEnum(bn, "--bn-update", o.BnUpdate, ("exact", BatchNormRecomputeMode.Exact),
                 ("sample-weighted", BatchNormRecomputeMode.SampleWeighted), ("equal-batches", BatchNormRecomputeMode.EqualBatches), ("none", BatchNormRecomputeMode.Exact)),
-            NoBnUpdate = bn == "none" || o.NoBnUpdate,
+            NoBnUpdate = bn is null ? o.NoBnUpdate : bn == "none",
             EvalEvery = p.GetValue(EvalEvery) ?? o.EvalEvery,
             Device = (p.GetValue(Device) ?? o.Device).Trim().ToLowerInvariant(),
             Seed = p.GetValue(Seed) ?? o.Seed,
@@ -115,13 +124,52 @@ public static class TrainCommand
             SyntheticTest = p.GetValue(SyntheticTest) ?? o.SyntheticTest,
             Ensemble = !p.GetValue(NoEnsemble) && o.Ensemble,
         };
-        if (o.SgdOnly && p.GetValue(SwaStart) is null) o = o with { SwaStart = null };
-        o.Validate();
-        return o;
     }
 
-    /// <summary>Options that a resumed run may change; every other one given on the command line must match the checkpoint.</summary>
-    private static readonly HashSet<Option> ResumeMayChange = [Device, Tf32, Out, Resume, HaltAfterBatches, Epochs, EvalEvery];
+    /// <summary>The command-line option behind each saved setting (state.json's names), for resume messages.</summary>
+    private static readonly Dictionary<string, string> OptionOf = new(StringComparer.Ordinal)
+    {
+        ["model"] = "--model", ["dataset"] = "--dataset", ["data_dir"] = "--data", ["synthetic_train"] = "--synthetic-train",
+        ["synthetic_test"] = "--synthetic-test", ["train_subset"] = "--train-subset", ["test_subset"] = "--test-subset", ["padding"] = "--padding",
+        ["batch_size"] = "--batch", ["lr"] = "--lr", ["momentum"] = "--momentum", ["weight_decay"] = "--wd", ["nesterov"] = "--nesterov",
+        ["schedule"] = "--schedule", ["swa_start"] = "--swa-start", ["swa_lr"] = "--swa-lr", ["swa_lr_min"] = "--swa-lr-min", ["cycle"] = "--cycle",
+        ["anneal_epochs"] = "--anneal-epochs", ["anneal"] = "--anneal", ["sgd_only"] = "--sgd-only", ["average"] = "--average",
+        ["ema_decay"] = "--ema-decay", ["average_every_steps"] = "--average-every-steps", ["bn_update"] = "--bn-update", ["no_bn_update"] = "--bn-update",
+        ["ensemble"] = "--no-ensemble", ["seed"] = "--seed", ["preset"] = "--preset",
+    };
+
+    /// <summary>Settings a resume may change; anything else given must equal what the run was started with.</summary>
+    private static readonly HashSet<string> ResumeMayChange = ["epochs", "eval_every", "device", "tf32"];
+
+    /// <summary>
+    /// The saved run's options with the allowed changes (--epochs, --eval-every, --device, --tf32).
+    /// Other options may be repeated with their saved values (so the original command line plus
+    /// --resume works); a different value is an error naming the option, the saved and the given value.
+    /// </summary>
+    private static TrainingOptions ResumeOptions(ParseResult p, TrainingState state, string resume)
+    {
+        if (p.GetValue(Preset) is string preset && !string.Equals(preset, state.Options.Preset, StringComparison.OrdinalIgnoreCase))
+            throw new OptionException($"--preset {preset}: the run in {resume} was started {(state.Options.Preset is null ? "without a preset" : $"with --preset {state.Options.Preset}")}; a resumed run keeps its options.");
+        var given = ApplyGiven(state.Options, p);
+        if (given.DataDir is not null && state.Options.DataDir is not null && Path.GetFullPath(given.DataDir) == Path.GetFullPath(state.Options.DataDir))
+            given = given with { DataDir = state.Options.DataDir };
+        using var saved = System.Text.Json.JsonDocument.Parse(System.Text.Json.JsonSerializer.Serialize(state.Options, TrainingJsonContext.Default.TrainingOptions));
+        using var asked = System.Text.Json.JsonDocument.Parse(System.Text.Json.JsonSerializer.Serialize(given, TrainingJsonContext.Default.TrainingOptions));
+        var changed = new List<string>();
+        var names = saved.RootElement.EnumerateObject().Select(e => e.Name).Union(asked.RootElement.EnumerateObject().Select(e => e.Name));
+        foreach (var name in names)
+        {
+            if (ResumeMayChange.Contains(name)) continue;
+            string was = saved.RootElement.TryGetProperty(name, out var a) ? a.GetRawText() : "null";
+            string now = asked.RootElement.TryGetProperty(name, out var b) ? b.GetRawText() : "null";
+            if (now != was) changed.Add($"{OptionOf.GetValueOrDefault(name, name)} (saved {was}, given {now})");
+        }
+        if (changed.Count > 0)
+            throw new OptionException($"--resume continues the run in {resume} with the options saved in its {Checkpoint.StateFile}; " +
+                $"{string.Join(", ", changed.Distinct())} cannot be changed (only --epochs, --eval-every, --device and --tf32 can).");
+        given.Validate();
+        return given;
+    }
 
     private static int Execute(ParseResult p, CliEnvironment env)
     {
@@ -132,29 +180,20 @@ public static class TrainCommand
         if (resume is not null)
         {
             state = Checkpoint.ReadState(resume);
-            var given = p.CommandResult.Children.OfType<System.CommandLine.Parsing.OptionResult>()
-                .Where(r => !r.Implicit && !ResumeMayChange.Contains(r.Option)).Select(r => r.Option.Name).ToList();
-            if (given.Count > 0)
-                throw new OptionException($"--resume continues a run with the options saved in {Path.Combine(resume, Checkpoint.StateFile)}; {string.Join(", ", given)} cannot be changed (only --epochs, --eval-every, --device and --tf32 can).");
-            options = state.Options with
-            {
-                Epochs = p.GetValue(Epochs) ?? state.Options.Epochs,
-                EvalEvery = p.GetValue(EvalEvery) ?? state.Options.EvalEvery,
-                Device = (p.GetValue(Device) ?? state.Options.Device).Trim().ToLowerInvariant(),
-                Tf32 = p.GetValue(Tf32) || state.Options.Tf32,
-            };
-            options.Validate();
+            options = ResumeOptions(p, state, resume);
             string? o = p.GetValue(Out);
             if (o is not null && Path.GetFullPath(o) != Path.GetFullPath(resume))
                 throw new OptionException($"--out {o} differs from --resume {resume}: a resumed run continues in its own folder.");
             outDir = resume;
-            if (state.NextEpoch >= options.Epochs)
-                throw new OptionException($"The run in {resume} already finished {state.NextEpoch} of {options.Epochs} epochs; pass a larger --epochs to continue it.");
+            if (state.NextEpoch > options.Epochs)
+                throw new OptionException($"--epochs {options.Epochs}: the run in {resume} has already trained {state.NextEpoch} epochs, and a run cannot be shortened; " +
+                    $"resume with --epochs {state.NextEpoch} or more, or start a new run.");
         }
         else
         {
             options = BuildOptions(p);
             outDir = p.GetValue(Out) ?? Path.Combine("runs", $"{options.Preset ?? options.Model}-{DateTime.Now:yyyyMMdd-HHmmss}");
+            if (string.IsNullOrWhiteSpace(outDir)) throw new OptionException("--out: the run folder name is empty.");
             if (File.Exists(outDir)) throw new OptionException($"--out {outDir} is a file, not a folder.");
             if (File.Exists(Path.Combine(outDir, Checkpoint.StateFile)))
                 throw new OptionException($"--out {outDir} already holds a run; continue it with --resume {outDir} or choose another --out.");
@@ -162,15 +201,27 @@ public static class TrainCommand
 
         // Everything up to creating the folder only reads: a bad data file or checkpoint writes nothing.
         var (train, test) = DataSources.Load(options);
-        var backend = BackendFactory.Create(options.Device, options.Tf32, out string deviceNote);
+        var backend = Devices.Open(options.Device, options.Tf32, out string deviceNote);
         using var _ = backend;
         var events = new TrainerEvents();
-        using var trainer = new Trainer(options, backend, train, test, outDir, events);
-        Directory.CreateDirectory(outDir);
+        using var trainer = Resources.OutOfMemoryAs(() => new Trainer(options, backend, train, test, outDir, events),
+            $"building {options.Model} for batch {options.BatchSize} on {backend.Name}", "--batch", options.BatchSize);
+        RunFolder.Create(outDir, resume is not null ? "--resume" : "--out");
         using var runLock = RunLock.Acquire(outDir);
-        if (state is not null) trainer.Resume(outDir, state);
+        if (state is not null)
+        {
+            trainer.Resume(outDir, state);
+            // A crash can come between committing a checkpoint and updating the files at the top
+            // of the folder: bring them in line with the committed state before going on.
+            Checkpoint.RemoveStale(outDir, state);
+            Checkpoint.PublishOutputs(outDir, state);
+        }
         using var run = new RunFiles(outDir, append: state is not null);
         var reporter = new ConsoleReporter(env, run, options, events);
+        if (state is not null && trainer.IsComplete)
+            return Finish(reporter, run, trainer, options, train, test, backend, outDir, RunOutcome.Completed,
+                $"The run in {outDir} is complete ({state.NextEpoch} of {options.Epochs} epochs): nothing left to train. Its outputs are checked and in place.");
+
         reporter.Line($"cudaswa train{(state is null ? "" : $" (resumed at epoch {state.NextEpoch + 1}, batch {state.NextBatch})")}: {deviceNote}");
         reporter.Line($"data: {DataSources.Describe(options, train, test)}");
         if (DataSources.IsSynthetic(options))
@@ -187,14 +238,30 @@ public static class TrainCommand
         }
         var outcome = RunOutcome.Completed;
         reporter.Header();
-        while (!trainer.IsComplete)
+        try
         {
-            outcome = reporter.RunEpoch(trainer, options.Epochs, cancel.Token);
-            run.WriteMetrics(trainer.State.History);
-            CurvesPlot.Write(Path.Combine(outDir, "curves.png"), trainer.State.History, options);
-            if (outcome != RunOutcome.Completed) break;
+            while (!trainer.IsComplete)
+            {
+                outcome = Resources.OutOfMemoryAs(() => reporter.RunEpoch(trainer, options.Epochs, cancel.Token),
+                    $"training {options.Model} at batch {options.BatchSize} on {backend.Name}", "--batch", options.BatchSize);
+                run.WriteMetrics(trainer.State.History);
+                CurvesPlot.Write(Path.Combine(outDir, "curves.png"), trainer.State.History, options);
+                if (outcome != RunOutcome.Completed) break;
+            }
+            return Finish(reporter, run, trainer, options, train, test, backend, outDir, outcome, null);
         }
+        catch (IOException e) when (Resources.IsDiskFull(e))
+        {
+            throw new OutOfResourcesException($"The disk holding {outDir} is full ({e.Message}). {Resources.LastGoodCheckpoint(outDir)}");
+        }
+    }
 
+    /// <summary>metrics.csv, curves.png and summary.json for the run as it stands, then the closing lines and the exit code.</summary>
+    private static int Finish(ConsoleReporter reporter, RunFiles run, Trainer trainer, TrainingOptions options, Data.ImageDataset train, Data.ImageDataset test,
+        Backend backend, string outDir, RunOutcome outcome, string? note)
+    {
+        run.WriteMetrics(trainer.State.History);
+        CurvesPlot.Write(Path.Combine(outDir, "curves.png"), trainer.State.History, options);
         var summary = new RunSummary
         {
             Outcome = outcome.ToString().ToLowerInvariant(),
@@ -211,6 +278,7 @@ public static class TrainCommand
         {
             case RunOutcome.Completed:
                 reporter.Results(summary);
+                if (note is not null) reporter.Note(note);
                 if (DataSources.IsSynthetic(options))
                     reporter.Note($"Synthetic data: to train on real CIFAR-10, run `cudaswa train --data DIR` (or a --preset paper-*). {DataSources.CifarHint}");
                 return ExitCodes.Ok;

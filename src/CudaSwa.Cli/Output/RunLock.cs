@@ -1,8 +1,8 @@
 namespace CudaSwa.Cli.Output;
 
 /// <summary>
-/// An exclusive lock on a run folder for the life of the run, so two processes never write (and
-/// prune) the same checkpoints. The OS releases it if the process dies.
+/// An exclusive lock on a run folder (.lock, opened without sharing and deleted on close), so two
+/// processes never write one run. The lock dies with its process, so a crash never leaves it held.
 /// </summary>
 public sealed class RunLock : IDisposable
 {
@@ -18,9 +18,13 @@ public sealed class RunLock : IDisposable
             var stream = new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.DeleteOnClose);
             return new RunLock(stream);
         }
-        catch (IOException)
+        catch (IOException e) when (e.HResult == 11) // EWOULDBLOCK: another process holds the lock
         {
             throw new Training.OptionException($"Another cudaswa process is using {outDir} (it holds {path}); wait for it or choose another --out.");
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new Training.OptionException($"The run folder {outDir} cannot be written ({e.Message}); a run needs a folder it can write its checkpoints to.");
         }
     }
 

@@ -6,20 +6,26 @@ namespace CudaSwa.IO;
 /// </summary>
 public static class AtomicFile
 {
+    /// <summary>The ending of the temporary files (a crash can leave one behind; a resume removes them).</summary>
+    public const string TempSuffix = ".tmp";
+
     public static void Write(string path, Action<Stream> writer)
     {
         string full = Path.GetFullPath(path);
         string dir = Path.GetDirectoryName(full)!;
         Directory.CreateDirectory(dir);
-        string temp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}.tmp");
+        string temp = Path.Combine(dir, $".{Path.GetFileName(full)}.{Environment.ProcessId}.{Guid.NewGuid():N}{TempSuffix}");
         try
         {
+            FileEvents.Hit("create temp", full);
             using (var stream = new FileStream(temp, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16))
             {
                 writer(stream);
                 stream.Flush(flushToDisk: true);
             }
+            FileEvents.Hit("written", full);
             File.Move(temp, full, overwrite: true);
+            FileEvents.Hit("renamed into place", full);
         }
         catch
         {

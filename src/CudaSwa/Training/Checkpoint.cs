@@ -44,8 +44,9 @@ public static class Checkpoint
         string name;
         do name = $"epoch-{state.NextEpoch:D4}-batch-{state.NextBatch:D5}-{serial++}";
         while (Directory.Exists(Path.Combine(root, name)));
-        string temp = Path.Combine(root, $".tmp-{Guid.NewGuid():N}");
+        string temp = Path.Combine(root, $"{TempFolderPrefix}{Guid.NewGuid():N}");
         Directory.CreateDirectory(temp);
+        FileEvents.Hit("checkpoint folder created", temp);
         try
         {
             ModelWeights.Save(Path.Combine(temp, ModelFile), network.OwnParameters, network.OwnBuffers, Metadata(network, state, "SGD model"));
@@ -67,6 +68,7 @@ public static class Checkpoint
                     Metadata(network, state, $"mean test-set predictions of {ensemble.Count} snapshots"));
             }
             Directory.Move(temp, Path.Combine(root, name));
+            FileEvents.Hit("checkpoint folder renamed into place", name);
         }
         catch
         {
@@ -77,14 +79,43 @@ public static class Checkpoint
         var committed = state with { CheckpointFolder = Path.Combine("checkpoints", name), SavedAt = DateTime.UtcNow.ToString("o") };
         AtomicFile.WriteAllText(Path.Combine(outDir, StateFile), committed.ToJson());
 
-        foreach (var dir in Directory.GetDirectories(root))
-            if (Path.GetFileName(dir) != name)
-                try { Directory.Delete(dir, recursive: true); } catch (IOException) { }
-
-        CopyAtomically(Path.Combine(root, name, ModelFile), Path.Combine(outDir, ModelFile));
-        if (File.Exists(Path.Combine(root, name, SwaFile)))
-            CopyAtomically(Path.Combine(root, name, SwaFile), Path.Combine(outDir, SwaFile));
+        RemoveStale(outDir, committed);
+        PublishOutputs(outDir, committed);
         return committed;
+    }
+
+    private const string TempFolderPrefix = ".tmp-";
+
+    /// <summary>Everything in the run folder that the committed state does not use: older checkpoint folders, half-written ones, temporary files.</summary>
+    public static void RemoveStale(string outDir, TrainingState committed)
+    {
+        string root = Path.Combine(outDir, "checkpoints");
+        string keep = Path.GetFileName(committed.CheckpointFolder);
+        if (Directory.Exists(root))
+            foreach (var dir in Directory.GetDirectories(root))
+                if (Path.GetFileName(dir) != keep)
+                {
+                    try { Directory.Delete(dir, recursive: true); } catch (IOException) { }
+                    FileEvents.Hit("stale folder removed", dir);
+                }
+        foreach (var tmp in Directory.GetFiles(outDir, "." + "*" + AtomicFile.TempSuffix))
+        {
+            try { File.Delete(tmp); } catch (IOException) { }
+            FileEvents.Hit("stale temporary file removed", tmp);
+        }
+    }
+
+    /// <summary>
+    /// The user-facing model.safetensors and swa.safetensors at the top of the run folder, copied
+    /// from the committed checkpoint (each atomically). Done after every commit, and again by a
+    /// resume, so a crash between the commit and these copies cannot leave them behind the state.
+    /// </summary>
+    public static void PublishOutputs(string outDir, TrainingState committed)
+    {
+        string folder = Path.Combine(outDir, committed.CheckpointFolder);
+        CopyAtomically(Path.Combine(folder, ModelFile), Path.Combine(outDir, ModelFile));
+        if (File.Exists(Path.Combine(folder, SwaFile)))
+            CopyAtomically(Path.Combine(folder, SwaFile), Path.Combine(outDir, SwaFile));
     }
 
     private static void CopyAtomically(string from, string to) => AtomicFile.Write(to, s =>

@@ -36,6 +36,7 @@ public sealed class Trainer : IDisposable
     private Stopwatch? _clock;
     private double _elapsedBefore;
     private string _swaStatistics = "not recomputed yet";
+    private readonly Func<string> _legacyFingerprint;
 
     public Trainer(TrainingOptions options, Backend backend, ImageDataset train, ImageDataset test, string? outDir, TrainerEvents? events = null)
     {
@@ -67,11 +68,30 @@ public sealed class Trainer : IDisposable
             if (options.Ensemble) _ensemble = new PredictionEnsemble(_net, _testLoader);
         }
         DataFingerprint = Fingerprint(train, test);
+        _legacyFingerprint = () => LegacyFingerprint(train, test);
         _state = new TrainingState { Options = options, Device = backend.Description, DataFingerprint = DataFingerprint };
     }
 
-    /// <summary>Sizes and an FNV-1a hash of the labels and first image bytes of both splits.</summary>
-    private static string Fingerprint(ImageDataset train, ImageDataset test)
+    /// <summary>
+    /// Sizes and an xxHash128 of every label and every pixel of both splits (after subsets), so a
+    /// resume on data that changed in any byte is refused. About 10 GB/s: tens of milliseconds for
+    /// CIFAR, next to seconds or minutes per epoch.
+    /// </summary>
+    internal static string Fingerprint(ImageDataset train, ImageDataset test)
+    {
+        var hash = new System.IO.Hashing.XxHash128();
+        foreach (var d in new[] { train, test })
+        {
+            hash.Append(System.Runtime.InteropServices.MemoryMarshal.AsBytes(d.Labels.AsSpan()));
+            hash.Append(d.Images);
+        }
+        return $"{FingerprintVersion}{train.Count}+{test.Count}:{Convert.ToHexString(hash.GetCurrentHash()).ToLowerInvariant()}";
+    }
+
+    private const string FingerprintVersion = "xxh128:";
+
+    /// <summary>The fingerprint runs saved before every byte was hashed (labels and the first 64 KiB of pixels, FNV-1a).</summary>
+    private static string LegacyFingerprint(ImageDataset train, ImageDataset test)
     {
         ulong h = 14695981039346656037UL;
         void Mix(ReadOnlySpan<byte> bytes) { foreach (byte b in bytes) h = (h ^ b) * 1099511628211UL; }
@@ -107,8 +127,10 @@ public sealed class Trainer : IDisposable
     /// <summary>Continues from a saved run folder (after construction, before <see cref="Run"/>).</summary>
     public void Resume(string runDir, TrainingState state)
     {
-        if (state.DataFingerprint.Length > 0 && state.DataFingerprint != DataFingerprint)
-            throw new DataFormatException($"The run in {runDir} trained on other data ({state.DataFingerprint}) than this resume would use ({DataFingerprint}): same --data folder and subsets are needed.");
+        string current = state.DataFingerprint.StartsWith(FingerprintVersion, StringComparison.Ordinal) ? DataFingerprint : _legacyFingerprint();
+        if (state.DataFingerprint.Length > 0 && state.DataFingerprint != current)
+            throw new DataFormatException($"The run in {runDir} trained on other data ({state.DataFingerprint}) than this resume would use ({current}): " +
+                "the same --data files (every byte), dataset and subsets are needed.");
         if (state.NextBatch >= _trainLoader.BatchCount && state.NextBatch > 0)
             throw new DataFormatException($"The run in {runDir} stopped at batch {state.NextBatch}, beyond this data's {_trainLoader.BatchCount} batches per epoch.");
         Checkpoint.Restore(runDir, state, _net, _sgd, _averager, _ensemble);

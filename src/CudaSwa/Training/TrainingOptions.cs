@@ -113,8 +113,9 @@ public sealed record TrainingOptions
         }
         bool needsSwaLr = Schedule is ScheduleKind.Swalr or ScheduleKind.Cyclic || (Schedule == ScheduleKind.Swa && Averaging);
         if (needsSwaLr && !(SwaLr > 0)) Fail("swa-lr", $"must be a number > 0 for the {Schedule.ToString().ToLowerInvariant()} schedule; got {SwaLr?.ToString() ?? "nothing"}.");
-        if (Device is not ("auto" or "cpu" or "cuda") && !Device.StartsWith("cuda:", StringComparison.Ordinal))
-            Fail("device", $"must be auto, cpu, cuda or cuda:N; got '{Device}'.");
+        if (Device is not ("auto" or "cpu" or "cuda") &&
+            !(Device.StartsWith("cuda:", StringComparison.Ordinal) && int.TryParse(Device.AsSpan(5), System.Globalization.NumberStyles.None, null, out _)))
+            Fail("device", $"must be auto, cpu, cuda or cuda:N with N a device number (0, 1, ...); got '{Device}'.");
         try
         {
             CreateSchedule(); // the schedules check their own arguments too

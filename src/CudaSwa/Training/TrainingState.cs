@@ -54,5 +54,6 @@ public sealed record TrainingState
 [JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower,
     DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals)]
 [JsonSerializable(typeof(TrainingState))]
+[JsonSerializable(typeof(TrainingOptions))]
 [JsonSerializable(typeof(RunSummary))]
 public sealed partial class TrainingJsonContext : JsonSerializerContext;

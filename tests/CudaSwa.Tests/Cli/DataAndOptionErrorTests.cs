@@ -154,6 +154,28 @@ public class DataAndOptionErrorTests
         Assert.That(r.Error, Does.Contain("trained on other data"));
     }
 
+    /// <summary>Every pixel counts: a training file changed in one image byte (labels untouched) is other data.</summary>
+    [Test]
+    public void ResumeOnDataChangedOnlyInPixelsIsRefused()
+    {
+        string data = Path.Combine(_root, "data"), outDir = Path.Combine(_root, "run");
+        Assert.That(CliRunner.Run("synth", "--out", data, "--train", "200", "--test", "50").ExitCode, Is.Zero);
+        var r = CliRunner.Run("train", "--device", "cpu", "--model", "resnet8", "--data", data, "--batch", "50", "--epochs", "2", "--swa-start", "1",
+            "--out", outDir, "--halt-after-batches", "1");
+        Assert.That(r.ExitCode, Is.EqualTo(130), r.All);
+        string file = Path.Combine(data, "data_batch_3.bin");
+        var bytes = File.ReadAllBytes(file);
+        int pixel = 20 * 3073 + 1 + 2000; // record 20, a pixel (its label byte is at 20 * 3073)
+        bytes[pixel] ^= 0x55;
+        File.WriteAllBytes(file, bytes);
+        var resumed = CliRunner.Run("train", "--resume", outDir);
+        Assert.That(resumed.ExitCode, Is.EqualTo(2), resumed.All);
+        Assert.That(resumed.Error, Does.Contain("trained on other data").And.Contain("every byte"));
+        bytes[pixel] ^= 0x55;
+        File.WriteAllBytes(file, bytes);
+        Assert.That(CliRunner.Run("train", "--resume", outDir).ExitCode, Is.Zero, "the same bytes again: resumes");
+    }
+
     [Test]
     public void ARunFolderIsLockedWhileInUse()
     {

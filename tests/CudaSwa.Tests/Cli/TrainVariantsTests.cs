@@ -88,9 +88,13 @@ public class TrainVariantsTests
     {
         string outDir = Path.Combine(_root, "run");
         Assert.That(CliRunner.Run([.. Tiny, "--out", outDir]).ExitCode, Is.Zero);
+        // Resuming a complete run is always safe advice: nothing to do, exit 0.
         var again = CliRunner.Run("train", "--resume", outDir);
-        Assert.That(again.ExitCode, Is.EqualTo(2));
-        Assert.That(again.Error, Does.Contain("already finished 3 of 3 epochs").And.Contain("--epochs"));
+        Assert.That(again.ExitCode, Is.Zero, again.All);
+        Assert.That(again.Output, Does.Contain("is complete (3 of 3 epochs): nothing left to train"));
+        var shorter = CliRunner.Run("train", "--resume", outDir, "--epochs", "2");
+        Assert.That(shorter.ExitCode, Is.EqualTo(2));
+        Assert.That(shorter.Error, Does.Contain("--epochs 2").And.Contain("already trained 3 epochs").And.Contain("cannot be shortened"));
         var more = CliRunner.Run("train", "--resume", outDir, "--epochs", "4");
         Assert.That(more.ExitCode, Is.Zero, more.All);
         Assert.That(File.ReadAllLines(Path.Combine(outDir, "metrics.csv")), Has.Length.EqualTo(5));

@@ -1,0 +1,21 @@
+using CudaSwa.Backends;
+using CudaSwa.Tensors;
+using CudaSwa.Training;
+
+namespace CudaSwa.Cli;
+
+/// <summary>Opens the backend a command's --device names; a malformed value is a --device option error.</summary>
+public static class Devices
+{
+    public static Backend Open(string device, bool tf32, out string note)
+    {
+        try
+        {
+            return BackendFactory.Create(device, tf32, out note);
+        }
+        catch (ArgumentException e)
+        {
+            throw new OptionException($"--device: {e.Message}");
+        }
+    }
+}
