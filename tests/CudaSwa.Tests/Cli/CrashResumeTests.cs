@@ -39,7 +39,7 @@ public class CrashResumeTests
 
     private static (int ExitCode, string Output) Cudaswa(IEnumerable<string> args, Dictionary<string, string>? env = null)
     {
-        var psi = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var psi = new ProcessStartInfo(Support.Toolchain.DotnetHost()) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "cudaswa.dll"));
         foreach (var a in args) psi.ArgumentList.Add(a);
         foreach (var (k, v) in env ?? []) psi.Environment[k] = v;

@@ -73,7 +73,7 @@ public class GpuOnlyTests
         {
             // 1. Another process chooses the algorithms for resnet8 at batch 16 and writes them down.
             string json = Path.Combine(cache, "prepared.json");
-            var psi = new ProcessStartInfo(Environment.ProcessPath!) { RedirectStandardOutput = true, RedirectStandardError = true };
+            var psi = new ProcessStartInfo(Support.Toolchain.DotnetHost()) { RedirectStandardOutput = true, RedirectStandardError = true };
             foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "cudaswa.dll"), "bench", "--device", "cuda", "--prepare-only", "--models", "resnet8", "--batch", "16", "--json", json })
                 psi.ArgumentList.Add(a);
             psi.Environment["CUDASWA_KERNEL_CACHE"] = cache;

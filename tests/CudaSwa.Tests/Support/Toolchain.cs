@@ -84,6 +84,22 @@ public static class Toolchain
         catch (EntryPointNotFoundException) { return null; }
     }
 
+    /// <summary>
+    /// The `dotnet` host that runs this process's runtime, to start cudaswa.dll in a child process.
+    /// Not always this process's own executable: under `dotnet test` the tests run from their apphost.
+    /// </summary>
+    public static string DotnetHost()
+    {
+        string? self = Environment.ProcessPath;
+        if (self is not null && Path.GetFileNameWithoutExtension(self) == "dotnet") return self;
+        string? host = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH");
+        if (!string.IsNullOrEmpty(host) && File.Exists(host)) return host;
+        // <root>/shared/Microsoft.NETCore.App/<version>/ → <root>/dotnet
+        string root = Path.GetFullPath(Path.Combine(System.Runtime.InteropServices.RuntimeEnvironment.GetRuntimeDirectory(), "..", "..", ".."));
+        string candidate = Path.Combine(root, OperatingSystem.IsWindows() ? "dotnet.exe" : "dotnet");
+        return File.Exists(candidate) ? candidate : OnPath("dotnet") ?? "dotnet";
+    }
+
     /// <summary>Runs a tool; returns its exit code and everything it printed.</summary>
     public static (int ExitCode, string Output) Run(string exe, IEnumerable<string> args, string? workingDirectory = null, int timeoutMs = 300_000)
     {
