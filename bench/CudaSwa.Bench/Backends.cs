@@ -1,4 +1,4 @@
-using CudaSwa.Backends;
+using CudaSwa.Devices;
 using CudaSwa.Cpu;
 using CudaSwa.Tensors;
 
@@ -31,6 +31,6 @@ public static class Backends
     /// <summary>Disposes CPU backends; the CUDA backend lives for the process.</summary>
     public static void Release(Backend b)
     {
-        if (!b.IsCuda) b.Dispose();
+        if (b is not CudaSwa.Cuda.CudaBackend) b.Dispose();
     }
 }

@@ -97,7 +97,7 @@ public class BatchNormBench : IWork
     public void Cleanup() => Backends.Release(_b);
 
     [Benchmark] public void ForwardTraining() { _b.BatchNormForwardTraining(_x, _y, _g, _beta, _rm, _rv, 0.1, 1e-5, _sm, _si); _b.Synchronize(); }
-    [Benchmark] public void Backward() { _b.BatchNormBackward(_x, _y, _g, _sm, _si, _x, _dg, _db, false); _b.Synchronize(); }
+    [Benchmark] public void Backward() { _b.BatchNormBackward(_x, _y, _g, _sm, _si, _x, _dg, _db, 1e-5, false); _b.Synchronize(); }
 
     // Forward reads x twice (statistics, then normalisation) and writes y; backward reads x and dy twice and writes dx.
     public (double Amount, string Unit) Work(string method) => ((method == nameof(Backward) ? 5 : 3) * 4.0 * Elements(), "GB/s");

@@ -35,7 +35,7 @@ public static class CliApp
         {
             return parse.Invoke(new InvocationConfiguration { Output = new ConsoleTextWriter(env), Error = env.Error, EnableDefaultExceptionHandler = false });
         }
-        catch (Exception e) when (e is OptionException or DataFormatException or InvalidDataException or Backends.DeviceUnavailableException or FileNotFoundException)
+        catch (Exception e) when (e is OptionException or DataFormatException or InvalidDataException or Devices.DeviceUnavailableException or FileNotFoundException)
         {
             env.Error.WriteLine($"error: {e.Message}");
             return ExitCodes.BadInput;

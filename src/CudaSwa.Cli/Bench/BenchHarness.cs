@@ -125,7 +125,7 @@ public static class BenchHarness
         }
         return new BenchReport
         {
-            Device = backend.IsCuda ? "cuda" : "cpu",
+            Device = backend is CudaBackend ? "cuda" : "cpu",
             DeviceName = deviceName,
             Machine = $"{Environment.ProcessorCount} logical cores, {RuntimeInformation.OSDescription}, {RuntimeInformation.ProcessArchitecture}",
             Libraries = libraries,
@@ -209,7 +209,7 @@ public static class BenchHarness
         using var avg = net.CreateParameterArena();
         var all = net.Parameters.All;
         long bytes = all.Length * sizeof(float);
-        int reps = backend.IsCuda ? 200 : 20;
+        int reps = backend is CudaBackend ? 200 : 20;
         using var plan = backend.PrepareAverage([new AveragePair(avg.All, all)]);
         backend.AverageUpdate(plan, 1f);
         // On a GPU both are timed with CUDA events (device time of back-to-back launches, no host sync in between).

@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
-using CudaSwa.Backends;
+using CudaSwa.Devices;
 using CudaSwa.Cli.Bench;
 using CudaSwa.IO;
 using CudaSwa.Models;
@@ -40,8 +40,8 @@ public static class BenchCommand
             string? json = p.GetValue(Json);
             string only = p.GetValue(Only)!;
             if (only is not ("all" or "swa")) throw new OptionException($"--only: '{only}' is not valid; expected all or swa.");
-            using var backend = Devices.Open(p.GetValue(Device)!, p.GetValue(Tf32), out string note);
-            int steps = p.GetValue(Steps) ?? (backend.IsCuda ? 50 : 5);
+            using var backend = DeviceOption.Open(p.GetValue(Device)!, p.GetValue(Tf32), out string note);
+            int steps = p.GetValue(Steps) ?? (backend is Cuda.CudaBackend ? 50 : 5);
             if (steps < 1) throw new OptionException($"--steps: must be >= 1; got {steps}.");
             env.Console.WriteLine($"cudaswa bench: {note}");
             if (p.GetValue(PrepareOnly))

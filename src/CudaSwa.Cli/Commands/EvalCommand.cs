@@ -2,7 +2,7 @@ using Spectre.Console;
 using System.CommandLine;
 using System.Globalization;
 using CudaSwa.Averaging;
-using CudaSwa.Backends;
+using CudaSwa.Devices;
 using CudaSwa.Data;
 using CudaSwa.IO;
 using CudaSwa.Models;
@@ -55,7 +55,7 @@ public static class EvalCommand
             var (train, test) = DataSources.Load(options, forTraining: false);
             if (recompute && train.Count % options.BatchSize == 1)
                 throw new OptionException($"--batch {options.BatchSize} leaves a last batch of 1 of the {train.Count} training images, which a BN recompute cannot use; choose another --batch.");
-            using var backend = Devices.Open(options.Device, false, out string note);
+            using var backend = DeviceOption.Open(options.Device, false, out string note);
             using var net = ModelZoo.Create(options.Model, options.NumClasses, backend, options.BatchSize);
             ModelWeights.Load(contents, net.Parameters, net.Buffers, path, requireBuffers: !recompute);
             env.Console.WriteLine($"cudaswa eval: {note}; {DataSources.Describe(options, train, test)}");

@@ -2,7 +2,7 @@ using Spectre.Console;
 using System.CommandLine;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
-using CudaSwa.Backends;
+using CudaSwa.Devices;
 using CudaSwa.Cpu;
 
 namespace CudaSwa.Cli.Commands;

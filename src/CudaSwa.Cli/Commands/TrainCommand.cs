@@ -1,6 +1,6 @@
 using System.CommandLine;
 using CudaSwa.Averaging;
-using CudaSwa.Backends;
+using CudaSwa.Devices;
 using CudaSwa.Cli.Output;
 using CudaSwa.Data;
 using CudaSwa.Optim;
@@ -201,7 +201,7 @@ public static class TrainCommand
 
         // Everything up to creating the folder only reads: a bad data file or checkpoint writes nothing.
         var (train, test) = DataSources.Load(options);
-        var backend = Devices.Open(options.Device, options.Tf32, out string deviceNote);
+        var backend = DeviceOption.Open(options.Device, options.Tf32, out string deviceNote);
         using var _ = backend;
         var events = new TrainerEvents();
         using var trainer = Resources.OutOfMemoryAs(() => new Trainer(options, backend, train, test, outDir, events),

@@ -13,7 +13,7 @@ namespace CudaSwa.Averaging;
 public sealed class WeightAverager : IDisposable
 {
     private readonly MultiBufferAverager _averager;
-    private readonly CpuBackend? _host;
+    private readonly Backend? _host;
     private readonly Arena? _hostParameters, _hostBuffers, _hostStaging, _hostStagingBuffers;
     private Arena? _deviceParameters;
     private readonly Arena _deviceBuffers;
@@ -26,7 +26,7 @@ public sealed class WeightAverager : IDisposable
         Options.Validate();
         _deviceBuffers = network.CreateBufferArena();
         var pairs = new List<AveragePair>();
-        if (Options.Placement == AveragePlacement.Device || !network.Backend.IsCuda)
+        if (Options.Placement == AveragePlacement.Device || network.Backend.MemoryIsHostVisible)
         {
             _deviceParameters = network.CreateParameterArena();
             pairs.Add(new AveragePair(_deviceParameters.All, network.OwnParameters.All));
@@ -59,9 +59,9 @@ public sealed class WeightAverager : IDisposable
         if (_host is not null)
         {
             var staging = _hostStaging!.All;
-            Network.Backend.Download<float>(Network.OwnParameters.All, CpuTensor.Span(staging));
+            Network.Backend.Download<float>(Network.OwnParameters.All, _host!.HostSpan(staging));
             if (Options.AverageBatchNormStatistics)
-                Network.Backend.Download<float>(Network.OwnBuffers.All, CpuTensor.Span(_hostStagingBuffers!.All));
+                Network.Backend.Download<float>(Network.OwnBuffers.All, _host!.HostSpan(_hostStagingBuffers!.All));
         }
         _averager.Update();
     }
@@ -73,7 +73,7 @@ public sealed class WeightAverager : IDisposable
         {
             if (_host is null) return _deviceParameters!;
             _deviceParameters ??= Network.CreateParameterArena();
-            _deviceParameters.FromHost(CpuTensor.Span(_hostParameters!.All));
+            _deviceParameters.FromHost(_host!.HostSpan(_hostParameters!.All));
             return _deviceParameters;
         }
     }
@@ -84,7 +84,7 @@ public sealed class WeightAverager : IDisposable
         get
         {
             if (_host is not null && Options.AverageBatchNormStatistics)
-                _deviceBuffers.FromHost(CpuTensor.Span(_hostBuffers!.All));
+                _deviceBuffers.FromHost(_host!.HostSpan(_hostBuffers!.All));
             return _deviceBuffers;
         }
     }
@@ -93,7 +93,7 @@ public sealed class WeightAverager : IDisposable
     public Network.BindingScope Bind() => Network.Bind(Parameters, Buffers);
 
     /// <summary>The averaged parameters as host values (for checkpoints).</summary>
-    public float[] ParametersToHost() => _host is null ? _deviceParameters!.ToHost() : CpuTensor.Span(_hostParameters!.All).ToArray();
+    public float[] ParametersToHost() => _host is null ? _deviceParameters!.ToHost() : _host!.HostSpan(_hostParameters!.All).ToArray();
 
     /// <summary>Reloads a saved average and its count (resume).</summary>
     public void Restore(ReadOnlySpan<float> parameters, ReadOnlySpan<float> buffers, long count)
@@ -104,8 +104,8 @@ public sealed class WeightAverager : IDisposable
         }
         else
         {
-            parameters.CopyTo(CpuTensor.Span(_hostParameters!.All));
-            buffers.CopyTo(CpuTensor.Span(_hostBuffers!.All));
+            parameters.CopyTo(_host!.HostSpan(_hostParameters!.All));
+            buffers.CopyTo(_host!.HostSpan(_hostBuffers!.All));
         }
         _deviceBuffers.FromHost(buffers);
         _averager.Restore(count);

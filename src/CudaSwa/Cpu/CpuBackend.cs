@@ -17,7 +17,9 @@ public sealed unsafe class CpuBackend : Backend
     public override string Description =>
         $"CPU: {CpuParallel.Workers} threads, {RuntimeInformation.ProcessArchitecture}, GEMM kernel {Gemm.KernelName}";
 
-    public override bool IsCuda => false;
+    public override bool MemoryIsHostVisible => true;
+
+    protected override Span<float> HostSpanCore(Tensor t) => CpuTensor.Span(t);
 
     protected override DeviceBuffer AllocateCore(long length, DType dtype) => new CpuBuffer(this, length, dtype);
 
@@ -44,7 +46,8 @@ public sealed unsafe class CpuBackend : Backend
     protected override void BatchNormForwardInferenceCore(Tensor x, Tensor y, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, double epsilon) =>
         CpuBatchNorm.ForwardInference(x, y, gamma, beta, runningMean, runningVar, epsilon);
 
-    protected override void BatchNormBackwardCore(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd, Tensor dx, Tensor dGamma, Tensor dBeta, bool accumulate) =>
+    protected override void BatchNormBackwardCore(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd, Tensor dx, Tensor dGamma, Tensor dBeta,
+        double epsilon, bool accumulate) =>
         CpuBatchNorm.Backward(x, dy, gamma, saveMean, saveInvStd, dx, dGamma, dBeta, accumulate);
 
     protected override void BatchNormMergeStatisticsCore(Tensor saveMean, Tensor saveInvStd, double epsilon, long batchCount, long previousCount, Tensor accMean, Tensor accM2) =>

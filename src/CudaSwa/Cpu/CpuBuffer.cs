@@ -4,7 +4,7 @@ using CudaSwa.Tensors;
 namespace CudaSwa.Cpu;
 
 /// <summary>Host memory for the CPU backend: 64-byte aligned (one cache line, one AVX-512 vector), zeroed.</summary>
-public sealed unsafe class CpuBuffer : DeviceBuffer
+internal sealed unsafe class CpuBuffer : DeviceBuffer
 {
     private void* _pointer;
 

@@ -9,7 +9,7 @@ namespace CudaSwa.Cpu;
 /// Nested loops (a parallel body that calls For again) run inline.
 /// CUDASWA_CPU_THREADS overrides the worker count (default: all cores).
 /// </summary>
-public static class CpuParallel
+internal static class CpuParallel
 {
     private static int s_workers = ReadWorkers();
     private static readonly object s_gate = new();

@@ -15,7 +15,7 @@ namespace CudaSwa.Cpu;
 /// One call runs on the calling thread; callers parallelise over independent problems (images
 /// of a batch) or use <see cref="MultiplyParallel"/>, which splits columns.
 /// </summary>
-public static unsafe class Gemm
+internal static unsafe class Gemm
 {
     private const int KC = 256;   // depth of one packed block: B micro-panel (KC x NR) stays in L1
     private const int MC = 96;    // rows of A packed at once (multiple of every MR)

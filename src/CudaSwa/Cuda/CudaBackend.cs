@@ -31,7 +31,7 @@ public sealed unsafe class CudaBackend : Backend
         _device = device;
         _driver = device.Driver;
         AllowTf32 = allowTf32;
-        Libraries = libraries;
+        Toolkit = libraries;
         HasVendorLibraries = vendorLibraries;
         // Whatever is created before a failure is released again: nothing leaks from a half-built backend.
         IntPtr cudnn = IntPtr.Zero, cublas = IntPtr.Zero;
@@ -95,8 +95,11 @@ public sealed unsafe class CudaBackend : Backend
     internal bool IsClosed => _disposed;
     internal KernelLibrary KernelLibrary => _kernels;
 
+    /// <summary>The choice of library files behind <see cref="Libraries"/>.</summary>
+    internal ToolkitSelection Toolkit { get; }
+
     /// <summary>The NVRTC, cuBLAS and cuDNN files in use, their versions and CUDA major.</summary>
-    public ToolkitSelection Libraries { get; }
+    public CudaLibraries Libraries => Toolkit.Summary();
 
     /// <summary>False for a kernels-only backend (no cuDNN, no cuBLAS).</summary>
     public bool HasVendorLibraries { get; }
@@ -134,7 +137,7 @@ public sealed unsafe class CudaBackend : Backend
             : "kernels only (no cuDNN/cuBLAS), ") +
         $"NVRTC {_kernels.NvrtcVersion}{(AllowTf32 ? ", TF32 on" : "")}";
 
-    public override bool IsCuda => true;
+    public override bool MemoryIsHostVisible => false;
 
     private void Ctx() => _device.MakeCurrent();
 
@@ -309,7 +312,7 @@ public sealed unsafe class CudaBackend : Backend
     }
 
     protected override void BatchNormBackwardCore(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd, Tensor dx,
-        Tensor dGamma, Tensor dBeta, bool accumulate)
+        Tensor dGamma, Tensor dBeta, double epsilon, bool accumulate)
     {
         Ctx();
         var cudnn = Cudnn("BatchNormBackward");
@@ -317,11 +320,8 @@ public sealed unsafe class CudaBackend : Backend
         var d = Nchw(x);
         Check.Cudnn(CudnnApi.cudnnBatchNormalizationBackward(cudnn, CudnnApi.BatchNormSpatial, &one, &dataBeta, &one, &paramBeta,
             d, P(x).Address, d, P(dy).Address, d, P(dx).Address, Descriptor(1, x.Shape.C, 1, 1), P(gamma).Address, P(dGamma).Address, P(dBeta).Address,
-            BatchNormEpsilon(), P(saveMean).Address, P(saveInvStd).Address));
+            epsilon, P(saveMean).Address, P(saveInvStd).Address));
     }
-
-    /// <summary>cuDNN's backward takes epsilon again; every BN layer here uses the same one.</summary>
-    private static double BatchNormEpsilon() => Layers.BatchNorm2d.Epsilon;
 
     protected override void BatchNormMergeStatisticsCore(Tensor saveMean, Tensor saveInvStd, double epsilon, long batchCount, long previousCount,
         Tensor accMean, Tensor accM2)

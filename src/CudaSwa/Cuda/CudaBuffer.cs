@@ -4,7 +4,7 @@ using CudaSwa.Tensors;
 namespace CudaSwa.Cuda;
 
 /// <summary>Device memory from cuMemAlloc (256-byte aligned), freed with cuMemFree on dispose or finalisation.</summary>
-public sealed unsafe class CudaBuffer : DeviceBuffer
+internal sealed unsafe class CudaBuffer : DeviceBuffer
 {
     private readonly CudaDevice _device;
 

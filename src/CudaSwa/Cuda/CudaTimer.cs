@@ -1,7 +1,7 @@
 namespace CudaSwa.Cuda;
 
 /// <summary>Device-side timing with a pair of CUDA events on the legacy default stream (for benchmarks).</summary>
-public sealed unsafe class CudaTimer : IDisposable
+internal sealed unsafe class CudaTimer : IDisposable
 {
     private readonly CudaDevice _device;
     private IntPtr _start, _stop;

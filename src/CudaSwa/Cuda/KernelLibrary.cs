@@ -66,11 +66,11 @@ internal sealed unsafe class KernelLibrary : IDisposable
         byte* bytes = (byte*)&copy;
         for (int i = 0; i < parameters.Count; i++) pointers[i] = bytes + parameters[i].Offset;
         var r = _driver.cuLaunchKernel(function, grid, 1, 1, block, 1, 1, 0, IntPtr.Zero, pointers, null);
-        if (r != CuResult.Success) throw new CudaException(_driver.Describe(r, $"launch of kernel {kernel.Name} (grid {grid}, block {block})"), r);
+        if (r != CuResult.Success) throw new CudaException(_driver.Describe(r, $"launch of kernel {kernel.Name} (grid {grid}, block {block})"), (int)r);
         if (LaunchBlocking)
         {
             r = _driver.cuCtxSynchronize();
-            if (r != CuResult.Success) throw new CudaException(_driver.Describe(r, $"kernel {kernel.Name} (grid {grid}, block {block}, run with launch-blocking)"), r);
+            if (r != CuResult.Success) throw new CudaException(_driver.Describe(r, $"kernel {kernel.Name} (grid {grid}, block {block}, run with launch-blocking)"), (int)r);
         }
     }
 

@@ -4,7 +4,7 @@ namespace CudaSwa.IO;
 /// Writes a file under a temporary name in the same folder, flushes it to disk, then renames it
 /// over the target: readers see the old file or the new one, never half of one.
 /// </summary>
-public static class AtomicFile
+internal static class AtomicFile
 {
     /// <summary>The ending of the temporary files (a crash can leave one behind; a resume removes them).</summary>
     public const string TempSuffix = ".tmp";

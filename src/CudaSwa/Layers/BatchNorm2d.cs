@@ -57,6 +57,6 @@ public sealed class BatchNorm2d : Layer
         if (!Inputs[0].RequiresGradient)
             throw new InvalidOperationException("Batch norm directly on the network input is not supported in backward.");
         ctx.Backend.BatchNormBackward(In(0, ctx), OutGrad(ctx), ctx.Parameters[ScaleIndex], SavedMean, SavedInvStd,
-            InGrad(0, ctx), ctx.Gradients[ScaleIndex], ctx.Gradients[ShiftIndex], AccumulateInput[0]);
+            InGrad(0, ctx), ctx.Gradients[ScaleIndex], ctx.Gradients[ShiftIndex], Epsilon, AccumulateInput[0]);
     }
 }

@@ -1,6 +1,8 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 
+using CudaSwa.Cuda;
+
 namespace CudaSwa.Native;
 
 /// <summary>
@@ -132,7 +134,7 @@ internal sealed unsafe class CuDriver
     /// <summary>Throws <see cref="CudaException"/> naming the failed call and the driver's own error name and text.</summary>
     public void Check(CuResult result, [CallerArgumentExpression(nameof(result))] string call = "")
     {
-        if (result != CuResult.Success) throw new CudaException(Describe(result, call), result);
+        if (result != CuResult.Success) throw new CudaException(Describe(result, call), (int)result);
     }
 
     /// <summary>"call failed: NAME (text)" with the driver's own words for the error.</summary>

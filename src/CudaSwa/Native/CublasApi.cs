@@ -3,7 +3,7 @@ using System.Runtime.InteropServices;
 namespace CudaSwa.Native;
 
 /// <summary>cuBLAS (cublas_api.h): column-major SGEMM for the linear layers.</summary>
-public static unsafe partial class CublasApi
+internal static unsafe partial class CublasApi
 {
     static CublasApi() => NativeLibraries.Register();
 

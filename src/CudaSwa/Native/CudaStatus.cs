@@ -1,9 +1,10 @@
 using System.Runtime.CompilerServices;
+using CudaSwa.Cuda;
 
 namespace CudaSwa.Native;
 
 /// <summary>CUresult values that need a name in messages (the rest print as numbers, with the driver's own string).</summary>
-public enum CuResult
+internal enum CuResult
 {
     Success = 0,
     InvalidValue = 1,
@@ -26,7 +27,7 @@ public enum CuResult
     CompatNotSupportedOnDevice = 804,
 }
 
-public enum NvrtcResult
+internal enum NvrtcResult
 {
     Success = 0,
     OutOfMemory = 1,
@@ -37,7 +38,7 @@ public enum NvrtcResult
     Compilation = 6,
 }
 
-public enum CublasStatus
+internal enum CublasStatus
 {
     Success = 0,
     NotInitialized = 1,
@@ -50,7 +51,7 @@ public enum CublasStatus
     NotSupported = 15,
 }
 
-public enum CudnnStatus
+internal enum CudnnStatus
 {
     Success = 0,
     NotInitialized = 1001,
@@ -61,15 +62,8 @@ public enum CudnnStatus
     ExecutionFailed = 5000,
 }
 
-/// <summary>A failed CUDA, NVRTC, cuBLAS or cuDNN call, with the call's text and the library's own message.</summary>
-public sealed class CudaException(string message, CuResult? driverResult = null) : Exception(message)
-{
-    /// <summary>The driver's result code, for failures of driver calls.</summary>
-    public CuResult? DriverResult { get; } = driverResult;
-}
-
 /// <summary>ThrowIfFailed helpers (ILGPU style) for the libraries bound by name; driver calls are checked by <see cref="CuDriver.Check"/>.</summary>
-public static unsafe class Check
+internal static unsafe class Check
 {
     public static void Nvrtc(NvrtcResult result, [CallerArgumentExpression(nameof(result))] string call = "")
     {

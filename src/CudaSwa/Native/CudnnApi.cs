@@ -7,7 +7,7 @@ namespace CudaSwa.Native;
 /// (deprecated, not removed): tensor/filter/convolution descriptors, convolution forward and
 /// backward with algorithm search, bias, and batch normalisation.
 /// </summary>
-public static unsafe partial class CudnnApi
+internal static unsafe partial class CudnnApi
 {
     static CudnnApi() => NativeLibraries.Register();
 

@@ -16,7 +16,7 @@ namespace CudaSwa.Native;
 /// for CUDA 13), the distribution's library folder, and finally the system loader by soname.
 /// Every attempt is recorded, so "unavailable" comes with the list of places tried.
 /// </summary>
-public static class NativeLibraries
+internal static class NativeLibraries
 {
     public const string Cuda = "cuda";
     public const string Nvrtc = "nvrtc";

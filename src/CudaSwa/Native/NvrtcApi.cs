@@ -3,7 +3,7 @@ using System.Runtime.InteropServices;
 namespace CudaSwa.Native;
 
 /// <summary>NVRTC (nvrtc.h): run-time compilation of the kernels in kernels/*.cu.</summary>
-public static unsafe partial class NvrtcApi
+internal static unsafe partial class NvrtcApi
 {
     static NvrtcApi() => NativeLibraries.Register();
 

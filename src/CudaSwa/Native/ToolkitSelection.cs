@@ -12,7 +12,7 @@ namespace CudaSwa.Native;
 /// three wins; cuBLAS and cublasLt are loaded before cuDNN, which opens cublasLt by soname for
 /// the legacy convolution API. Chosen once per process: the bindings are bound to these files.
 /// </summary>
-public sealed partial class ToolkitSelection
+internal sealed partial class ToolkitSelection
 {
     /// <summary>A library file found, with the CUDA major it belongs to (null when it could not be told).</summary>
     public sealed record Candidate(string Logical, string Path, int? CudaMajor, string Version, string Note);
@@ -176,6 +176,13 @@ public sealed partial class ToolkitSelection
             if (c.Path != Nvrtc?.Path && c.Path != Cublas?.Path && c.Path != Cudnn?.Path)
                 yield return $"  not used: {c.Path} ({(c.CudaMajor is int m ? $"CUDA {m}" : "CUDA version unknown")}{(c.Note.Length > 0 ? ", " + c.Note : "")})";
         foreach (var w in Warnings) yield return $"  mismatch: {w}";
+    }
+
+    /// <summary>The public summary of this selection.</summary>
+    public Cuda.CudaLibraries Summary()
+    {
+        Cuda.CudaLibrary? Public(Choice? c) => c is null ? null : new Cuda.CudaLibrary(DisplayName(c.Logical), c.Path, c.Version);
+        return new Cuda.CudaLibraries(DriverVersion, CudaMajor, Public(Nvrtc), Public(Cublas), Public(Cudnn), [.. Warnings], [.. Describe()]);
     }
 
     // ---------------------------------------------------------------- finding and loading

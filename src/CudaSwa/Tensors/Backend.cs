@@ -25,7 +25,23 @@ public abstract class Backend : IDisposable
     /// <summary>One line describing the hardware, for logs.</summary>
     public abstract string Description { get; }
 
-    public abstract bool IsCuda { get; }
+    /// <summary>
+    /// Whether this backend's buffers are ordinary host memory the CPU can read and write in place
+    /// (<see cref="HostSpan"/>); false for device memory, which is reached by copies.
+    /// </summary>
+    public abstract bool MemoryIsHostVisible { get; }
+
+    /// <summary>A tensor's values as host memory, for backends whose memory is host-visible; throws otherwise.</summary>
+    public Span<float> HostSpan(Tensor t)
+    {
+        Own(t, nameof(t));
+        RequireFloat(t, nameof(t));
+        if (!MemoryIsHostVisible) throw new NotSupportedException($"Backend '{Name}' keeps its tensors in device memory; use Download/Upload.");
+        return HostSpanCore(t);
+    }
+
+    /// <summary>The host memory behind a float tensor (only called when <see cref="MemoryIsHostVisible"/>).</summary>
+    protected virtual Span<float> HostSpanCore(Tensor t) => throw new NotSupportedException();
 
     /// <summary>When set, every op is timed (with a device synchronisation around it) into this profiler.</summary>
     public OpProfiler? Profiler { get; set; }
@@ -163,8 +179,9 @@ public abstract class Backend : IDisposable
 
     /// <summary>Batch norm backward from the saved batch statistics: dx (overwrite unless accumulate), dGamma += , dBeta += .</summary>
     public void BatchNormBackward(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd,
-        Tensor dx, Tensor dGamma, Tensor dBeta, bool accumulate)
+        Tensor dx, Tensor dGamma, Tensor dBeta, double epsilon, bool accumulate)
     {
+        if (!(epsilon > 0)) throw new ArgumentOutOfRangeException(nameof(epsilon), $"Epsilon must be > 0; got {epsilon}.");
         Own(x, nameof(x)); Own(dy, nameof(dy)); Own(dx, nameof(dx));
         RequireShape(dy, x.Shape, nameof(dy));
         RequireShape(dx, x.Shape, nameof(dx));
@@ -174,7 +191,7 @@ public abstract class Backend : IDisposable
         RequireLength(saveInvStd, c, nameof(saveInvStd), "one value per channel");
         RequireLength(dGamma, c, nameof(dGamma), "one value per channel");
         RequireLength(dBeta, c, nameof(dBeta), "one value per channel");
-        using (new OpTimer(this, "BatchNormBackward")) BatchNormBackwardCore(x, dy, gamma, saveMean, saveInvStd, dx, dGamma, dBeta, accumulate);
+        using (new OpTimer(this, "BatchNormBackward")) BatchNormBackwardCore(x, dy, gamma, saveMean, saveInvStd, dx, dGamma, dBeta, epsilon, accumulate);
     }
 
     /// <summary>
@@ -450,7 +467,7 @@ public abstract class Backend : IDisposable
     protected abstract void BatchNormForwardInferenceCore(Tensor x, Tensor y, Tensor gamma, Tensor beta,
         Tensor runningMean, Tensor runningVar, double epsilon);
     protected abstract void BatchNormBackwardCore(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd,
-        Tensor dx, Tensor dGamma, Tensor dBeta, bool accumulate);
+        Tensor dx, Tensor dGamma, Tensor dBeta, double epsilon, bool accumulate);
     protected abstract void BatchNormMergeStatisticsCore(Tensor saveMean, Tensor saveInvStd, double epsilon,
         long batchCount, long previousCount, Tensor accMean, Tensor accM2);
     protected abstract void ReluForwardCore(Tensor x, Tensor y);

@@ -56,4 +56,4 @@ public sealed record TrainingState
 [JsonSerializable(typeof(TrainingState))]
 [JsonSerializable(typeof(TrainingOptions))]
 [JsonSerializable(typeof(RunSummary))]
-public sealed partial class TrainingJsonContext : JsonSerializerContext;
+internal sealed partial class TrainingJsonContext : JsonSerializerContext;

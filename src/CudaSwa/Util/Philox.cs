@@ -8,7 +8,7 @@ namespace CudaSwa.Util;
 /// GPU draw the same numbers for the same (seed, epoch, sample index) in any order.
 /// The CUDA twin lives in kernels/common.cuh and must stay identical.
 /// </summary>
-public static class Philox
+internal static class Philox
 {
     private const uint M0 = 0xD2511F53, M1 = 0xCD9E8D57;
     private const uint W0 = 0x9E3779B9, W1 = 0xBB67AE85;

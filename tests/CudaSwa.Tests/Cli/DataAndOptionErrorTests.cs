@@ -112,7 +112,7 @@ public class DataAndOptionErrorTests
     [Test]
     public void AskingForAMissingGpuIsABadInputWithTheReason()
     {
-        if (CudaSwa.Backends.BackendFactory.TryCreateCuda(0, out var gpu, out _)) { gpu!.Dispose(); Assert.Ignore("A GPU is present: this checks the no-GPU path."); }
+        if (CudaSwa.Devices.BackendFactory.TryCreateCuda(0, out var gpu, out _)) { gpu!.Dispose(); Assert.Ignore("A GPU is present: this checks the no-GPU path."); }
         string outDir = Path.Combine(_root, "out");
         var r = CliRunner.Run("train", "--device", "cuda", "--out", outDir);
         Assert.That(r.ExitCode, Is.EqualTo(2), r.All);

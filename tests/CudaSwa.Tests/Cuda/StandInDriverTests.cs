@@ -139,7 +139,7 @@ public unsafe class StandInDriverTests
         Assert.That(r, Is.EqualTo(CuResult.IllegalAddress));
         Assert.That(d.Describe(r, "launch"), Does.Contain("past the end of the allocation"));
         var sticky = Assert.Throws<CudaException>(() => _gpu.Synchronize());
-        Assert.That(sticky!.DriverResult, Is.EqualTo(CuResult.IllegalAddress), "a failed kernel leaves the context failed, as on a GPU");
+        Assert.That(sticky!.DriverError, Is.EqualTo((int)CuResult.IllegalAddress), "a failed kernel leaves the context failed, as on a GPU");
 
         // Releasing the context (the backend) resets the device: the next backend works.
         _gpu.Dispose();

@@ -75,7 +75,7 @@ public class BatchNormTests(string backend) : BackendTest(backend)
         var dbPrior = Rng.Floats(c);
         var dg = Put(dgPrior, c);
         var db = Put(dbPrior, c);
-        B.BatchNormBackward(xt, Put(r, n, c, h, w), Put(gamma, c), sm, si, dx, dg, db, accumulate);
+        B.BatchNormBackward(xt, Put(r, n, c, h, w), Put(gamma, c), sm, si, dx, dg, db, Eps, accumulate);
 
         double[] xd = Close.ToDouble(x), gd = Close.ToDouble(gamma), bd = Close.ToDouble(beta), rd = Close.ToDouble(r);
         var numX = Reference.NumericGradient(v => Reference.Dot(rd, Reference.BatchNormTrain(v, n, c, hw, gd, bd, Eps).Y), xd);

@@ -1,5 +1,5 @@
 using System.Reflection;
-using CudaSwa.Backends;
+using CudaSwa.Devices;
 using CudaSwa.Cpu;
 using CudaSwa.Cuda;
 using CudaSwa.Native;
@@ -137,5 +137,5 @@ public abstract class BackendTest
     protected float[] Get(Tensor t) => B.ToArray(t);
 
     /// <summary>Tolerance scale: the CPU reference is computed in float32 with double sums; GPUs reorder sums.</summary>
-    protected double Tol => B.IsCuda ? 4 : 1;
+    protected double Tol => B is CudaBackend ? 4 : 1;
 }

@@ -1,11 +1,11 @@
-using CudaSwa.Backends;
+using CudaSwa.Devices;
 using CudaSwa.Tensors;
 using CudaSwa.Training;
 
 namespace CudaSwa.Cli;
 
 /// <summary>Opens the backend a command's --device names; a malformed value is a --device option error.</summary>
-public static class Devices
+public static class DeviceOption
 {
     public static Backend Open(string device, bool tf32, out string note)
     {

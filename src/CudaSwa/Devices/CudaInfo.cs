@@ -1,14 +1,14 @@
 using CudaSwa.Cuda;
 using CudaSwa.Native;
 
-namespace CudaSwa.Backends;
+namespace CudaSwa.Devices;
 
 /// <summary>
 /// Lines for `cudaswa info` about CUDA: the driver, the devices, and for NVRTC, cuBLAS and cuDNN
 /// which file is used (path, version, CUDA major), every other file found, and mismatches — or,
 /// when CUDA is unavailable, one line saying why followed by what was looked for and where.
 /// </summary>
-public static class CudaInfo
+internal static class CudaInfo
 {
     public static IEnumerable<string> Describe()
     {
@@ -44,7 +44,7 @@ public static class CudaInfo
             var cuda = (CudaBackend)backend!;
             lines.Add($"device: {cuda.Device}");
             for (int i = 1; i < count; i++) lines.Add($"device: cuda:{i} (use --device cuda:{i})");
-            lines.AddRange(cuda.Libraries.Describe());
+            lines.AddRange(cuda.Libraries.Report);
             lines.Add($"kernels: {(cuda.KernelLibrary.Cubin ? "CUBIN" : "PTX")} for sm_{cuda.KernelLibrary.Architecture} from NVRTC {cuda.NvrtcVersion}; cache {cuda.KernelCacheFolder}");
             lines.Add($"cuDNN algorithms: deterministic only; chosen per shape and cached in {cuda.ConvolutionChoicesFile}");
         }

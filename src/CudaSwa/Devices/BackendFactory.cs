@@ -2,7 +2,7 @@ using CudaSwa.Cpu;
 using CudaSwa.Native;
 using CudaSwa.Tensors;
 
-namespace CudaSwa.Backends;
+namespace CudaSwa.Devices;
 
 /// <summary>
 /// Turns a device option ("auto", "cpu", "cuda", "cuda:N") into a backend. "auto" takes CUDA
@@ -57,7 +57,7 @@ public static class BackendFactory
             reason = "";
             return true;
         }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or Native.CudaException or BadImageFormatException)
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or Cuda.CudaException or BadImageFormatException)
         {
             reason = e.Message;
             return false;
