@@ -13,10 +13,10 @@ public static class DataSources
         "For real results, download the CIFAR-10 binary version (https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz), " +
         "unpack it and pass --data DIR (the folder with data_batch_1.bin ... test_batch.bin).";
 
-    public static bool IsSynthetic(TrainingOptions o) => o.DataDir is null;
+    public static bool IsSynthetic(RunSettings o) => o.DataDir is null;
 
     /// <param name="forTraining">Check that the training set splits into batches batch norm can train on (not needed to only evaluate).</param>
-    public static (ImageDataset Train, ImageDataset Test) Load(TrainingOptions o, bool forTraining = true)
+    public static (ImageDataset Train, ImageDataset Test) Load(RunSettings o, bool forTraining = true)
     {
         ImageDataset train, test;
         if (o.DataDir is null)
@@ -27,24 +27,31 @@ public static class DataSources
         }
         else
         {
-            (train, test) = CifarBinary.Load(o.DataDir, o.Dataset == DatasetKind.Cifar10 ? CifarKind.Cifar10 : CifarKind.Cifar100);
+            try
+            {
+                (train, test) = CifarBinary.Load(o.DataDir, o.Dataset == DatasetKind.Cifar10 ? CifarKind.Cifar10 : CifarKind.Cifar100);
+            }
+            catch (DataFormatException e) when (e.Message.StartsWith("Data folder", StringComparison.Ordinal))
+            {
+                throw new OptionException($"--data: {e.Message}");
+            }
         }
         if (o.TrainSubset is int ts)
         {
             if (ts > train.Count) throw new OptionException($"--train-subset: {ts} is more than the {train.Count} training images.");
-            train = train.Subset(ts, o.Seed);
+            train = train.Subset(ts, o.Training.Seed);
         }
         if (o.TestSubset is int vs)
         {
             if (vs > test.Count) throw new OptionException($"--test-subset: {vs} is more than the {test.Count} test images.");
-            test = test.Subset(vs, o.Seed ^ 0x7E57);
+            test = test.Subset(vs, o.Training.Seed ^ 0x7E57);
         }
-        if (forTraining && train.Count % o.BatchSize == 1)
-            throw new OptionException($"{train.Count} training images in batches of {o.BatchSize} leave a last batch of 1 image, which batch norm cannot train on; choose another --batch or --train-subset.");
+        if (forTraining && train.Count % o.Training.BatchSize == 1)
+            throw new OptionException($"{train.Count} training images in batches of {o.Training.BatchSize} leave a last batch of 1 image, which batch norm cannot train on; choose another --batch or --train-subset.");
         return (train, test);
     }
 
-    public static string Describe(TrainingOptions o, ImageDataset train, ImageDataset test) => o.DataDir is null
+    public static string Describe(RunSettings o, ImageDataset train, ImageDataset test) => o.DataDir is null
         ? $"embedded synthetic CIFAR-like data ({train.Count:N0} train / {test.Count:N0} test, 10 procedural classes)"
         : $"{o.Dataset} from {o.DataDir} ({train.Count:N0} train / {test.Count:N0} test)";
 }

@@ -1,6 +1,5 @@
 using CudaSwa.Devices;
 using CudaSwa.Tensors;
-using CudaSwa.Training;
 
 namespace CudaSwa.Cli;
 
@@ -16,6 +15,10 @@ public static class DeviceOption
         catch (ArgumentException e)
         {
             throw new OptionException($"--device: {e.Message}");
+        }
+        catch (DeviceUnavailableException e)
+        {
+            throw new OptionException($"--device {device} was asked for, but CUDA is unavailable: {e.Reason}");
         }
     }
 }

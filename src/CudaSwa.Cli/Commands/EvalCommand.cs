@@ -37,9 +37,13 @@ public static class EvalCommand
                 "cifar100" => DatasetKind.Cifar100,
                 var other => throw new OptionException($"--dataset: '{other}' is not valid; expected cifar10 or cifar100."),
             };
-            var options = new TrainingOptions { Model = p.GetValue(Model)!, Dataset = kind, DataDir = p.GetValue(Data), BatchSize = p.GetValue(Batch),
-                TestSubset = p.GetValue(TestSubset), Device = p.GetValue(Device)!, SgdOnly = true, SwaStart = null, SwaLr = null };
-            options.Validate();
+            var settings = new RunSettings
+            {
+                Dataset = kind, DataDir = p.GetValue(Data), TestSubset = p.GetValue(TestSubset), Device = p.GetValue(Device)!.Trim().ToLowerInvariant(),
+                Training = new TrainingOptions { Model = p.GetValue(Model)!, BatchSize = p.GetValue(Batch), SgdOnly = true, SwaStart = null, SwaLr = null },
+            };
+            settings.Validate();
+            var options = settings.Training;
             if (Directory.Exists(path)) throw new OptionException($"--weights: '{path}' is a folder; pass a weights file such as {Path.Combine(path, Checkpoint.SwaFile)}.");
             if (!File.Exists(path)) throw new OptionException($"--weights: '{path}' does not exist.");
             var contents = SafeTensors.Read(path);
@@ -52,13 +56,13 @@ public static class EvalCommand
                             "and cannot be evaluated meaningfully (pass --allow-nonfinite to evaluate them anyway).");
                 }
             bool recompute = p.GetValue(RecomputeBn);
-            var (train, test) = DataSources.Load(options, forTraining: false);
+            var (train, test) = DataSources.Load(settings, forTraining: false);
             if (recompute && train.Count % options.BatchSize == 1)
                 throw new OptionException($"--batch {options.BatchSize} leaves a last batch of 1 of the {train.Count} training images, which a BN recompute cannot use; choose another --batch.");
-            using var backend = DeviceOption.Open(options.Device, false, out string note);
-            using var net = ModelZoo.Create(options.Model, options.NumClasses, backend, options.BatchSize);
+            using var backend = DeviceOption.Open(settings.Device, false, out string note);
+            using var net = ModelZoo.Create(options.Model, settings.NumClasses, backend, options.BatchSize);
             ModelWeights.Load(contents, net.Parameters, net.Buffers, path, requireBuffers: !recompute);
-            env.Console.WriteLine($"cudaswa eval: {note}; {DataSources.Describe(options, train, test)}");
+            env.Console.WriteLine($"cudaswa eval: {note}; {DataSources.Describe(settings, train, test)}");
             if (recompute)
             {
                 using var trainData = new DeviceDataset(train, backend);

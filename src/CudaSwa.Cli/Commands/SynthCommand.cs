@@ -9,8 +9,8 @@ namespace CudaSwa.Cli.Commands;
 public static class SynthCommand
 {
     private static readonly Option<string> Out = new("--out") { Description = "Folder to write data_batch_1..5.bin, test_batch.bin and batches.meta.txt into.", Required = true };
-    private static readonly Option<int> Train = new("--train") { Description = "Training images.", DefaultValueFactory = _ => new TrainingOptions().SyntheticTrain };
-    private static readonly Option<int> Test = new("--test") { Description = "Test images.", DefaultValueFactory = _ => new TrainingOptions().SyntheticTest };
+    private static readonly Option<int> Train = new("--train") { Description = "Training images.", DefaultValueFactory = _ => new RunSettings().SyntheticTrain };
+    private static readonly Option<int> Test = new("--test") { Description = "Test images.", DefaultValueFactory = _ => new RunSettings().SyntheticTest };
     private static readonly Option<ulong> Seed = new("--seed") { Description = "Generator seed (train uses the same one by default).", DefaultValueFactory = _ => DataSources.SyntheticSeed };
 
     public static Command Create(CliEnvironment env)
@@ -26,8 +26,8 @@ public static class SynthCommand
             int train = p.GetValue(Train), test = p.GetValue(Test);
             if (train < SyntheticCifar.Classes || test < SyntheticCifar.Classes)
                 throw new OptionException($"--train and --test need at least {SyntheticCifar.Classes} images each; got {train} and {test}.");
-            if (train > TrainingOptions.MaxSynthetic || test > TrainingOptions.MaxSynthetic)
-                throw new OptionException($"--train and --test hold at most {TrainingOptions.MaxSynthetic:N0} images each; got {train:N0} and {test:N0}.");
+            if (train > RunSettings.MaxSynthetic || test > RunSettings.MaxSynthetic)
+                throw new OptionException($"--train and --test hold at most {RunSettings.MaxSynthetic:N0} images each; got {train:N0} and {test:N0}.");
             if (string.IsNullOrWhiteSpace(dir)) throw new OptionException("--out: the folder name is empty.");
             if (File.Exists(dir)) throw new OptionException($"--out {dir} is a file, not a folder.");
             Output.RunFolder.Create(dir, "--out");

@@ -69,7 +69,7 @@ public static class TrainCommand
     }
 
     /// <summary>Preset defaults, then every option the user gave.</summary>
-    internal static TrainingOptions BuildOptions(ParseResult p)
+    internal static RunSettings BuildOptions(ParseResult p)
     {
         bool sgdOnly = p.GetValue(SgdOnly);
         var dataset = ParseEnum(p.GetValue(Dataset), "--dataset", DatasetKind.Cifar10, ("cifar10", DatasetKind.Cifar10), ("cifar100", DatasetKind.Cifar100));
@@ -78,51 +78,54 @@ public static class TrainCommand
         if (preset.NeedsRealData && p.GetValue(Data) is null)
             throw new OptionException($"--preset {preset.Name} reproduces a paper experiment and needs real data: pass --data DIR. {DataSources.CifarHint}");
         o = ApplyGiven(o, p);
-        if (o.SgdOnly && p.GetValue(SwaStart) is null) o = o with { SwaStart = null };
+        if (o.Training.SgdOnly && p.GetValue(SwaStart) is null) o = o with { Training = o.Training with { SwaStart = null } };
         o.Validate();
         return o;
     }
 
-    /// <summary>The options the user gave on the command line, over <paramref name="o"/> (a preset's, or a saved run's).</summary>
-    private static TrainingOptions ApplyGiven(TrainingOptions o, ParseResult p)
+    /// <summary>The options the user gave on the command line, over <paramref name="s"/> (a preset's, or a saved run's).</summary>
+    private static RunSettings ApplyGiven(RunSettings s, ParseResult p)
     {
+        var o = s.Training;
         string? bn = p.GetValue(BnUpdate)?.Trim().ToLowerInvariant();
-        return o with
+        return s with
         {
-            Dataset = ParseEnum(p.GetValue(Dataset), "--dataset", o.Dataset, ("cifar10", DatasetKind.Cifar10), ("cifar100", DatasetKind.Cifar100)),
-            SgdOnly = p.GetValue(SgdOnly) || o.SgdOnly,
-            Model = p.GetValue(Model) ?? o.Model,
-            DataDir = p.GetValue(Data) ?? o.DataDir,
-            Epochs = p.GetValue(Epochs) ?? o.Epochs,
-            BatchSize = p.GetValue(Batch) ?? o.BatchSize,
-            Lr = p.GetValue(Lr) ?? o.Lr,
-            Momentum = p.GetValue(Momentum) ?? o.Momentum,
-            WeightDecay = p.GetValue(Wd) ?? o.WeightDecay,
-            Nesterov = p.GetValue(Nesterov) || o.Nesterov,
-            Schedule = ParseEnum(p.GetValue(Schedule), "--schedule", o.Schedule, ("swa", ScheduleKind.Swa), ("swalr", ScheduleKind.Swalr),
-                ("cyclic", ScheduleKind.Cyclic), ("cosine", ScheduleKind.Cosine), ("constant", ScheduleKind.Constant)),
-            SwaStart = p.GetValue(SwaStart) ?? o.SwaStart,
-            SwaLr = p.GetValue(SwaLr) ?? o.SwaLr,
-            SwaLrMin = p.GetValue(SwaLrMin) ?? o.SwaLrMin,
-            Cycle = p.GetValue(Cycle) ?? o.Cycle,
-            AnnealEpochs = p.GetValue(AnnealEpochs) ?? o.AnnealEpochs,
-            Anneal = ParseEnum(p.GetValue(Anneal), "--anneal", o.Anneal, ("cos", AnnealStrategy.Cos), ("linear", AnnealStrategy.Linear)),
-            Average = ParseEnum(p.GetValue(Average), "--average", o.Average, ("swa", AveragingKind.Swa), ("ema", AveragingKind.Ema)),
-            EmaDecay = p.GetValue(EmaDecay) ?? o.EmaDecay,
-            AverageEverySteps = p.GetValue(AverageEverySteps) ?? o.AverageEverySteps,
-            BnUpdate = bn is null or "none" ? o.BnUpdate : ParseEnum(bn, "--bn-update", o.BnUpdate, ("exact", BatchNormRecomputeMode.Exact),
-                ("sample-weighted", BatchNormRecomputeMode.SampleWeighted), ("equal-batches", BatchNormRecomputeMode.EqualBatches), ("none", BatchNormRecomputeMode.Exact)),
-            NoBnUpdate = bn is null ? o.NoBnUpdate : bn == "none",
-            EvalEvery = p.GetValue(EvalEvery) ?? o.EvalEvery,
-            Device = (p.GetValue(Device) ?? o.Device).Trim().ToLowerInvariant(),
-            Seed = p.GetValue(Seed) ?? o.Seed,
-            Tf32 = p.GetValue(Tf32) || o.Tf32,
-            Padding = ParseEnum(p.GetValue(Padding), "--padding", o.Padding, ("zero", PaddingMode.Zero), ("reflect", PaddingMode.Reflect)),
-            TrainSubset = p.GetValue(TrainSubset) ?? o.TrainSubset,
-            TestSubset = p.GetValue(TestSubset) ?? o.TestSubset,
-            SyntheticTrain = p.GetValue(SyntheticTrain) ?? o.SyntheticTrain,
-            SyntheticTest = p.GetValue(SyntheticTest) ?? o.SyntheticTest,
-            Ensemble = !p.GetValue(NoEnsemble) && o.Ensemble,
+            Dataset = ParseEnum(p.GetValue(Dataset), "--dataset", s.Dataset, ("cifar10", DatasetKind.Cifar10), ("cifar100", DatasetKind.Cifar100)),
+            DataDir = p.GetValue(Data) ?? s.DataDir,
+            Device = (p.GetValue(Device) ?? s.Device).Trim().ToLowerInvariant(),
+            Tf32 = p.GetValue(Tf32) || s.Tf32,
+            TrainSubset = p.GetValue(TrainSubset) ?? s.TrainSubset,
+            TestSubset = p.GetValue(TestSubset) ?? s.TestSubset,
+            SyntheticTrain = p.GetValue(SyntheticTrain) ?? s.SyntheticTrain,
+            SyntheticTest = p.GetValue(SyntheticTest) ?? s.SyntheticTest,
+            Training = o with
+            {
+                SgdOnly = p.GetValue(SgdOnly) || o.SgdOnly,
+                Model = p.GetValue(Model) ?? o.Model,
+                Epochs = p.GetValue(Epochs) ?? o.Epochs,
+                BatchSize = p.GetValue(Batch) ?? o.BatchSize,
+                Lr = p.GetValue(Lr) ?? o.Lr,
+                Momentum = p.GetValue(Momentum) ?? o.Momentum,
+                WeightDecay = p.GetValue(Wd) ?? o.WeightDecay,
+                Nesterov = p.GetValue(Nesterov) || o.Nesterov,
+                Schedule = ParseEnum(p.GetValue(Schedule), "--schedule", o.Schedule, ("swa", ScheduleKind.Swa), ("swalr", ScheduleKind.Swalr),
+                    ("cyclic", ScheduleKind.Cyclic), ("cosine", ScheduleKind.Cosine), ("constant", ScheduleKind.Constant)),
+                SwaStart = p.GetValue(SwaStart) ?? o.SwaStart,
+                SwaLr = p.GetValue(SwaLr) ?? o.SwaLr,
+                SwaLrMin = p.GetValue(SwaLrMin) ?? o.SwaLrMin,
+                Cycle = p.GetValue(Cycle) ?? o.Cycle,
+                AnnealEpochs = p.GetValue(AnnealEpochs) ?? o.AnnealEpochs,
+                Anneal = ParseEnum(p.GetValue(Anneal), "--anneal", o.Anneal, ("cos", AnnealStrategy.Cos), ("linear", AnnealStrategy.Linear)),
+                Average = ParseEnum(p.GetValue(Average), "--average", o.Average, ("swa", AveragingKind.Swa), ("ema", AveragingKind.Ema)),
+                EmaDecay = p.GetValue(EmaDecay) ?? o.EmaDecay,
+                AverageEverySteps = p.GetValue(AverageEverySteps) ?? o.AverageEverySteps,
+                BnUpdate = ParseEnum(bn, "--bn-update", o.BnUpdate, ("exact", BatchNormRecomputeMode.Exact), ("sample-weighted", BatchNormRecomputeMode.SampleWeighted),
+                    ("equal-batches", BatchNormRecomputeMode.EqualBatches), ("none", BatchNormRecomputeMode.None)),
+                EvalEvery = p.GetValue(EvalEvery) ?? o.EvalEvery,
+                Seed = p.GetValue(Seed) ?? o.Seed,
+                Padding = ParseEnum(p.GetValue(Padding), "--padding", o.Padding, ("zero", PaddingMode.Zero), ("reflect", PaddingMode.Reflect)),
+                Ensemble = !p.GetValue(NoEnsemble) && o.Ensemble,
+            },
         };
     }
 
@@ -134,7 +137,7 @@ public static class TrainCommand
         ["batch_size"] = "--batch", ["lr"] = "--lr", ["momentum"] = "--momentum", ["weight_decay"] = "--wd", ["nesterov"] = "--nesterov",
         ["schedule"] = "--schedule", ["swa_start"] = "--swa-start", ["swa_lr"] = "--swa-lr", ["swa_lr_min"] = "--swa-lr-min", ["cycle"] = "--cycle",
         ["anneal_epochs"] = "--anneal-epochs", ["anneal"] = "--anneal", ["sgd_only"] = "--sgd-only", ["average"] = "--average",
-        ["ema_decay"] = "--ema-decay", ["average_every_steps"] = "--average-every-steps", ["bn_update"] = "--bn-update", ["no_bn_update"] = "--bn-update",
+        ["ema_decay"] = "--ema-decay", ["average_every_steps"] = "--average-every-steps", ["bn_update"] = "--bn-update",
         ["ensemble"] = "--no-ensemble", ["seed"] = "--seed", ["preset"] = "--preset",
     };
 
@@ -142,28 +145,32 @@ public static class TrainCommand
     private static readonly HashSet<string> ResumeMayChange = ["epochs", "eval_every", "device", "tf32"];
 
     /// <summary>
-    /// The saved run's options with the allowed changes (--epochs, --eval-every, --device, --tf32).
+    /// The saved run's settings with the allowed changes (--epochs, --eval-every, --device, --tf32).
     /// Other options may be repeated with their saved values (so the original command line plus
     /// --resume works); a different value is an error naming the option, the saved and the given value.
     /// </summary>
-    private static TrainingOptions ResumeOptions(ParseResult p, TrainingState state, string resume)
+    private static RunSettings ResumeOptions(ParseResult p, RunSettings saved, string resume)
     {
-        if (p.GetValue(Preset) is string preset && !string.Equals(preset, state.Options.Preset, StringComparison.OrdinalIgnoreCase))
-            throw new OptionException($"--preset {preset}: the run in {resume} was started {(state.Options.Preset is null ? "without a preset" : $"with --preset {state.Options.Preset}")}; a resumed run keeps its options.");
-        var given = ApplyGiven(state.Options, p);
-        if (given.DataDir is not null && state.Options.DataDir is not null && Path.GetFullPath(given.DataDir) == Path.GetFullPath(state.Options.DataDir))
-            given = given with { DataDir = state.Options.DataDir };
-        using var saved = System.Text.Json.JsonDocument.Parse(System.Text.Json.JsonSerializer.Serialize(state.Options, TrainingJsonContext.Default.TrainingOptions));
-        using var asked = System.Text.Json.JsonDocument.Parse(System.Text.Json.JsonSerializer.Serialize(given, TrainingJsonContext.Default.TrainingOptions));
+        if (p.GetValue(Preset) is string preset && !string.Equals(preset, saved.Preset, StringComparison.OrdinalIgnoreCase))
+            throw new OptionException($"--preset {preset}: the run in {resume} was started {(saved.Preset is null ? "without a preset" : $"with --preset {saved.Preset}")}; a resumed run keeps its options.");
+        var given = ApplyGiven(saved, p);
+        if (given.DataDir is not null && saved.DataDir is not null && Path.GetFullPath(given.DataDir) == Path.GetFullPath(saved.DataDir))
+            given = given with { DataDir = saved.DataDir };
         var changed = new List<string>();
-        var names = saved.RootElement.EnumerateObject().Select(e => e.Name).Union(asked.RootElement.EnumerateObject().Select(e => e.Name));
-        foreach (var name in names)
+        void Compare(System.Text.Json.Nodes.JsonNode? was, System.Text.Json.Nodes.JsonNode? now)
         {
-            if (ResumeMayChange.Contains(name)) continue;
-            string was = saved.RootElement.TryGetProperty(name, out var a) ? a.GetRawText() : "null";
-            string now = asked.RootElement.TryGetProperty(name, out var b) ? b.GetRawText() : "null";
-            if (now != was) changed.Add($"{OptionOf.GetValueOrDefault(name, name)} (saved {was}, given {now})");
+            var a = was as System.Text.Json.Nodes.JsonObject ?? [];
+            var b = now as System.Text.Json.Nodes.JsonObject ?? [];
+            foreach (var name in a.Select(kv => kv.Key).Union(b.Select(kv => kv.Key)))
+            {
+                if (ResumeMayChange.Contains(name)) continue;
+                string before = a[name]?.ToJsonString() ?? "null", after = b[name]?.ToJsonString() ?? "null";
+                if (before != after) changed.Add($"{OptionOf.GetValueOrDefault(name, name)} (saved {before}, given {after})");
+            }
         }
+        Compare(System.Text.Json.JsonSerializer.SerializeToNode(saved.Training, TrainingJsonContext.Default.TrainingOptions),
+            System.Text.Json.JsonSerializer.SerializeToNode(given.Training, TrainingJsonContext.Default.TrainingOptions));
+        Compare(saved.ToJson(), given.ToJson());
         if (changed.Count > 0)
             throw new OptionException($"--resume continues the run in {resume} with the options saved in its {Checkpoint.StateFile}; " +
                 $"{string.Join(", ", changed.Distinct())} cannot be changed (only --epochs, --eval-every, --device and --tf32 can).");
@@ -174,25 +181,26 @@ public static class TrainCommand
     private static int Execute(ParseResult p, CliEnvironment env)
     {
         string? resume = p.GetValue(Resume);
-        TrainingOptions options;
+        RunSettings settings;
         TrainingState? state = null;
         string outDir;
         if (resume is not null)
         {
-            state = Checkpoint.ReadState(resume);
-            options = ResumeOptions(p, state, resume);
+            try { state = Checkpoint.ReadState(resume); }
+            catch (DataFormatException e) when (e.Message.StartsWith("Run folder", StringComparison.Ordinal)) { throw new OptionException($"--resume: {e.Message}"); }
+            settings = ResumeOptions(p, RunSettings.FromState(state, Path.Combine(resume, Checkpoint.StateFile)), resume);
             string? o = p.GetValue(Out);
             if (o is not null && Path.GetFullPath(o) != Path.GetFullPath(resume))
                 throw new OptionException($"--out {o} differs from --resume {resume}: a resumed run continues in its own folder.");
             outDir = resume;
-            if (state.NextEpoch > options.Epochs)
-                throw new OptionException($"--epochs {options.Epochs}: the run in {resume} has already trained {state.NextEpoch} epochs, and a run cannot be shortened; " +
+            if (state.NextEpoch > settings.Training.Epochs)
+                throw new OptionException($"--epochs {settings.Training.Epochs}: the run in {resume} has already trained {state.NextEpoch} epochs, and a run cannot be shortened; " +
                     $"resume with --epochs {state.NextEpoch} or more, or start a new run.");
         }
         else
         {
-            options = BuildOptions(p);
-            outDir = p.GetValue(Out) ?? Path.Combine("runs", $"{options.Preset ?? options.Model}-{DateTime.Now:yyyyMMdd-HHmmss}");
+            settings = BuildOptions(p);
+            outDir = p.GetValue(Out) ?? Path.Combine("runs", $"{settings.Preset ?? settings.Training.Model}-{DateTime.Now:yyyyMMdd-HHmmss}");
             if (string.IsNullOrWhiteSpace(outDir)) throw new OptionException("--out: the run folder name is empty.");
             if (File.Exists(outDir)) throw new OptionException($"--out {outDir} is a file, not a folder.");
             if (File.Exists(Path.Combine(outDir, Checkpoint.StateFile)))
@@ -200,11 +208,14 @@ public static class TrainCommand
         }
 
         // Everything up to creating the folder only reads: a bad data file or checkpoint writes nothing.
-        var (train, test) = DataSources.Load(options);
-        var backend = DeviceOption.Open(options.Device, options.Tf32, out string deviceNote);
+        var options = settings.Training;
+        var (train, test) = DataSources.Load(settings);
+        if (train.NumClasses != settings.NumClasses)
+            throw new OptionException($"--dataset: the data has {train.NumClasses} classes, {settings.Dataset} has {settings.NumClasses}.");
+        var backend = DeviceOption.Open(settings.Device, settings.Tf32, out string deviceNote);
         using var _ = backend;
         var events = new TrainerEvents();
-        using var trainer = Resources.OutOfMemoryAs(() => new Trainer(options, backend, train, test, outDir, events),
+        using var trainer = Resources.OutOfMemoryAs(() => new Trainer(options, backend, train, test, outDir, events) { HostSettings = settings.ToJson() },
             $"building {options.Model} for batch {options.BatchSize} on {backend.Name}", "--batch", options.BatchSize);
         RunFolder.Create(outDir, resume is not null ? "--resume" : "--out");
         using var runLock = RunLock.Acquire(outDir);
@@ -217,14 +228,14 @@ public static class TrainCommand
             Checkpoint.PublishOutputs(outDir, state);
         }
         using var run = new RunFiles(outDir, append: state is not null);
-        var reporter = new ConsoleReporter(env, run, options, events);
+        var reporter = new ConsoleReporter(env, run, settings, events);
         if (state is not null && trainer.IsComplete)
-            return Finish(reporter, run, trainer, options, train, test, backend, outDir, RunOutcome.Completed,
+            return Finish(reporter, run, trainer, settings, train, test, backend, outDir, RunOutcome.Completed,
                 $"The run in {outDir} is complete ({state.NextEpoch} of {options.Epochs} epochs): nothing left to train. Its outputs are checked and in place.");
 
         reporter.Line($"cudaswa train{(state is null ? "" : $" (resumed at epoch {state.NextEpoch + 1}, batch {state.NextBatch})")}: {deviceNote}");
-        reporter.Line($"data: {DataSources.Describe(options, train, test)}");
-        if (DataSources.IsSynthetic(options))
+        reporter.Line($"data: {DataSources.Describe(settings, train, test)}");
+        if (DataSources.IsSynthetic(settings))
             reporter.Note($"This run uses SYNTHETIC data generated in memory, not CIFAR: the numbers show that SWA works, not CIFAR accuracy. {DataSources.CifarHint}");
         foreach (var line in trainer.Describe()) reporter.Line(line);
         reporter.Line($"output: {Path.GetFullPath(outDir)}");
@@ -234,7 +245,7 @@ public static class TrainCommand
         if (p.GetValue(HaltAfterBatches) is int halt)
         {
             int done = 0;
-            reporter.Events.BatchCompleted += (_, _) => { if (++done >= halt) cancel.Cancel(); };
+            reporter.Events.BatchCompleted += _ => { if (++done >= halt) cancel.Cancel(); };
         }
         var outcome = RunOutcome.Completed;
         reporter.Header();
@@ -245,10 +256,10 @@ public static class TrainCommand
                 outcome = Resources.OutOfMemoryAs(() => reporter.RunEpoch(trainer, options.Epochs, cancel.Token),
                     $"training {options.Model} at batch {options.BatchSize} on {backend.Name}", "--batch", options.BatchSize);
                 run.WriteMetrics(trainer.State.History);
-                CurvesPlot.Write(Path.Combine(outDir, "curves.png"), trainer.State.History, options);
+                CurvesPlot.Write(Path.Combine(outDir, "curves.png"), trainer.State.History, settings);
                 if (outcome != RunOutcome.Completed) break;
             }
-            return Finish(reporter, run, trainer, options, train, test, backend, outDir, outcome, null);
+            return Finish(reporter, run, trainer, settings, train, test, backend, outDir, outcome, null);
         }
         catch (IOException e) when (Resources.IsDiskFull(e))
         {
@@ -257,20 +268,22 @@ public static class TrainCommand
     }
 
     /// <summary>metrics.csv, curves.png and summary.json for the run as it stands, then the closing lines and the exit code.</summary>
-    private static int Finish(ConsoleReporter reporter, RunFiles run, Trainer trainer, TrainingOptions options, Data.ImageDataset train, Data.ImageDataset test,
+    private static int Finish(ConsoleReporter reporter, RunFiles run, Trainer trainer, RunSettings settings, Data.ImageDataset train, Data.ImageDataset test,
         Backend backend, string outDir, RunOutcome outcome, string? note)
     {
+        var options = settings.Training;
         run.WriteMetrics(trainer.State.History);
-        CurvesPlot.Write(Path.Combine(outDir, "curves.png"), trainer.State.History, options);
+        CurvesPlot.Write(Path.Combine(outDir, "curves.png"), trainer.State.History, settings);
         var summary = new RunSummary
         {
             Outcome = outcome.ToString().ToLowerInvariant(),
             Model = options.Model,
-            Data = DataSources.Describe(options, train, test),
+            Data = DataSources.Describe(settings, train, test),
             Device = backend.Description,
             EpochsCompleted = trainer.State.NextEpoch,
             TotalSeconds = trainer.State.ElapsedSeconds,
             Options = options,
+            Settings = settings,
             Results = outcome == RunOutcome.Completed ? trainer.FinalResults() : [],
         };
         run.WriteSummary(summary);
@@ -279,13 +292,14 @@ public static class TrainCommand
             case RunOutcome.Completed:
                 reporter.Results(summary);
                 if (note is not null) reporter.Note(note);
-                if (DataSources.IsSynthetic(options))
+                if (DataSources.IsSynthetic(settings))
                     reporter.Note($"Synthetic data: to train on real CIFAR-10, run `cudaswa train --data DIR` (or a --preset paper-*). {DataSources.CifarHint}");
                 return ExitCodes.Ok;
             case RunOutcome.Interrupted:
                 reporter.Note($"Stopped. Continue exactly where it left off with: cudaswa train --resume {outDir}");
                 return ExitCodes.Interrupted;
             default:
+                reporter.Note($"Try a lower --lr (now {options.Lr:g4}){(options.Averaging ? " or --swa-lr" : "")}.");
                 return ExitCodes.Diverged;
         }
     }

@@ -13,18 +13,18 @@ public sealed class ConsoleReporter
 {
     private readonly CliEnvironment _env;
     private readonly RunFiles _files;
-    private readonly TrainingOptions _options;
+    private readonly RunSettings _settings;
     private ProgressTask? _task;
     private int _epochs;
     private int _lastPlainPercent;
     private string _status = "";
     private string _epochLabel = "";
 
-    public ConsoleReporter(CliEnvironment env, RunFiles files, TrainingOptions options, TrainerEvents events)
+    public ConsoleReporter(CliEnvironment env, RunFiles files, RunSettings settings, TrainerEvents events)
     {
         _env = env;
         _files = files;
-        _options = options;
+        _settings = settings;
         Events = events;
         events.Message = Note;
         events.Progress = OnProgress;
@@ -128,8 +128,9 @@ public sealed class ConsoleReporter
         }
     }
 
-    private void OnPhase(string phase, int done, int total)
+    private void OnPhase(PhaseProgress p)
     {
+        var (phase, done, total) = (p.Name, p.Done, p.Total);
         string what = phase switch
         {
             "bn-recompute" => $"recomputing BN statistics of the averaged model {done}/{total}",
@@ -154,7 +155,7 @@ public sealed class ConsoleReporter
         foreach (var r in summary.Results)
             _files.Log($"  {r.Method,-9} acc {Pct(r.TestAccuracy),8}  loss {Num(r.TestLoss),8}  {r.Note}");
         var t = TimeSpan.FromSeconds(summary.TotalSeconds);
-        string files = _options.Averaging ? "metrics.csv, summary.json, curves.png, model.safetensors and swa.safetensors" : "metrics.csv, summary.json, curves.png and model.safetensors";
+        string files = _settings.Training.Averaging ? "metrics.csv, summary.json, curves.png, model.safetensors and swa.safetensors" : "metrics.csv, summary.json, curves.png and model.safetensors";
         Line($"{summary.EpochsCompleted} epochs in {(int)t.TotalHours}:{t:mm\\:ss}; {files} are in {_files.OutDir}");
     }
 }

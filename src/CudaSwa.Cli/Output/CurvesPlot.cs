@@ -6,8 +6,9 @@ namespace CudaSwa.Cli.Output;
 /// <summary>curves.png: test error of the SGD model, the averaged model and the ensemble per evaluated epoch (ScottPlot).</summary>
 public static class CurvesPlot
 {
-    public static void Write(string path, IReadOnlyList<EpochRecord> history, TrainingOptions options)
+    public static void Write(string path, IReadOnlyList<EpochRecord> history, RunSettings settings)
     {
+        var options = settings.Training;
         var evaluated = history.Where(r => r.TestAccuracy is not null).ToList();
         if (evaluated.Count == 0) return;
         var plot = new ScottPlot.Plot();
@@ -22,7 +23,7 @@ public static class CurvesPlot
             return s;
         }
         Series(r => r.TestAccuracy, "SGD");
-        Series(r => r.SwaTestAccuracy, options.Average.ToString().ToUpperInvariant() + (options.NoBnUpdate ? " (BN statistics averaged)" : " (BN recomputed)"));
+        Series(r => r.SwaTestAccuracy, options.Average.ToString().ToUpperInvariant() + (options.BnUpdate == Averaging.BatchNormRecomputeMode.None ? " (BN statistics averaged)" : " (BN recomputed)"));
         if (Series(r => r.EnsembleTestAccuracy, "prediction ensemble") is { } ensemble)
         {
             ensemble.LinePattern = ScottPlot.LinePattern.Dashed;
@@ -35,7 +36,7 @@ public static class CurvesPlot
             line.LinePattern = ScottPlot.LinePattern.Dotted;
             line.Text = "averaging starts";
         }
-        string data = options.DataDir is null ? "synthetic data" : options.Dataset.ToString().ToUpperInvariant();
+        string data = settings.DataDir is null ? "synthetic data" : settings.Dataset.ToString().ToUpperInvariant();
         plot.Title($"{options.Model} on {data}: test error");
         plot.Axes.Bottom.Label.Text = "epoch";
         plot.Axes.Left.Label.Text = "test error (%)";

@@ -37,7 +37,7 @@ public sealed class RunFiles : IDisposable
     }
 
     public void WriteSummary(RunSummary summary) =>
-        AtomicFile.WriteAllText(Path.Combine(OutDir, "summary.json"), JsonSerializer.Serialize(summary, TrainingJsonContext.Default.RunSummary));
+        AtomicFile.WriteAllText(Path.Combine(OutDir, "summary.json"), JsonSerializer.Serialize(summary, CliJsonContext.Default.RunSummary));
 
     public void Dispose() => _log.Dispose();
 }

@@ -20,11 +20,11 @@ public sealed class RunLock : IDisposable
         }
         catch (IOException e) when (e.HResult == 11) // EWOULDBLOCK: another process holds the lock
         {
-            throw new Training.OptionException($"Another cudaswa process is using {outDir} (it holds {path}); wait for it or choose another --out.");
+            throw new OptionException($"Another cudaswa process is using {outDir} (it holds {path}); wait for it or choose another --out.");
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new Training.OptionException($"The run folder {outDir} cannot be written ({e.Message}); a run needs a folder it can write its checkpoints to.");
+            throw new OptionException($"The run folder {outDir} cannot be written ({e.Message}); a run needs a folder it can write its checkpoints to.");
         }
     }
 

@@ -20,6 +20,11 @@ public enum BatchNormRecomputeMode
     SampleWeighted,
     /// <summary>PyTorch's update_bn (momentum None): every batch weighs the same (factor 1/(k+1)).</summary>
     EqualBatches,
+    /// <summary>
+    /// No recompute: the averaged model keeps BN statistics averaged along with its weights (as a
+    /// trainer option; <see cref="BatchNormRecompute.Run"/> itself refuses it).
+    /// </summary>
+    None,
 }
 
 /// <summary>
@@ -45,6 +50,8 @@ public static class BatchNormRecompute
         ArgumentNullException.ThrowIfNull(loader);
         if (loader.BatchSize > network.MaxBatch)
             throw new ArgumentException($"Loader batches of {loader.BatchSize} exceed the network's batch size {network.MaxBatch}.");
+        if (mode == BatchNormRecomputeMode.None)
+            throw new ArgumentException("BatchNormRecomputeMode.None means no recompute; there is nothing to run.", nameof(mode));
         if (network.BatchNormLayers.Count == 0) return;
         var backend = network.Backend;
         network.ResetBuffers();

@@ -33,7 +33,7 @@ public static class CifarBinary
     public static string ResolveFolder(string dir, CifarKind kind)
     {
         if (!Directory.Exists(dir))
-            throw new DataFormatException($"--data folder '{dir}' does not exist.");
+            throw new DataFormatException($"Data folder '{dir}' does not exist.");
         string marker = kind == CifarKind.Cifar10 ? Cifar10TestFile : Cifar100TestFile;
         if (File.Exists(Path.Combine(dir, marker))) return dir;
         string nested = Path.Combine(dir, kind == CifarKind.Cifar10 ? "cifar-10-batches-bin" : "cifar-100-binary");
@@ -41,7 +41,7 @@ public static class CifarBinary
         string expected = kind == CifarKind.Cifar10
             ? string.Join(", ", Cifar10TrainFiles.Append(Cifar10TestFile))
             : $"{Cifar100TrainFile}, {Cifar100TestFile}";
-        throw new DataFormatException($"--data folder '{dir}' has no {(kind == CifarKind.Cifar10 ? "CIFAR-10" : "CIFAR-100")} binaries: expected {expected} (there or in '{Path.GetFileName(nested)}/').");
+        throw new DataFormatException($"Data folder '{dir}' has no {(kind == CifarKind.Cifar10 ? "CIFAR-10" : "CIFAR-100")} binaries: expected {expected} (there or in '{Path.GetFileName(nested)}/').");
     }
 
     public static (ImageDataset Train, ImageDataset Test) Load(string dir, CifarKind kind)

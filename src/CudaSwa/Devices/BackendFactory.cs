@@ -18,7 +18,7 @@ public static class BackendFactory
         string d = device.Trim().ToLowerInvariant();
         if (d == "cpu")
         {
-            note = "running on the CPU (--device cpu)";
+            note = "running on the CPU (device cpu)";
             return new CpuBackend();
         }
         if (d == "auto")
@@ -37,7 +37,7 @@ public static class BackendFactory
             if (d.Length > 4 && !int.TryParse(d.AsSpan(5), out ordinal))
                 throw new ArgumentException($"Device '{device}' is not valid: expected auto, cpu, cuda or cuda:N with N a device number.");
             if (!TryCreateCuda(ordinal, allowTf32, out var cuda, out string reason))
-                throw new DeviceUnavailableException($"--device {device} was asked for, but CUDA is unavailable: {reason}");
+                throw new DeviceUnavailableException($"Device '{device}' was asked for, but CUDA is unavailable: {reason}", reason);
             note = $"running on {cuda!.Description}";
             return cuda;
         }
@@ -73,4 +73,8 @@ public static class BackendFactory
 }
 
 /// <summary>The device asked for cannot be used here; the message says why.</summary>
-public sealed class DeviceUnavailableException(string message) : InvalidOperationException(message);
+public sealed class DeviceUnavailableException(string message, string reason) : InvalidOperationException(message)
+{
+    /// <summary>Why the device cannot be used (a missing driver or library, a failed initialisation).</summary>
+    public string Reason { get; } = reason;
+}

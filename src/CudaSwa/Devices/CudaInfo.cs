@@ -43,7 +43,7 @@ internal static class CudaInfo
         {
             var cuda = (CudaBackend)backend!;
             lines.Add($"device: {cuda.Device}");
-            for (int i = 1; i < count; i++) lines.Add($"device: cuda:{i} (use --device cuda:{i})");
+            for (int i = 1; i < count; i++) lines.Add($"device: cuda:{i}");
             lines.AddRange(cuda.Libraries.Report);
             lines.Add($"kernels: {(cuda.KernelLibrary.Cubin ? "CUBIN" : "PTX")} for sm_{cuda.KernelLibrary.Architecture} from NVRTC {cuda.NvrtcVersion}; cache {cuda.KernelCacheFolder}");
             lines.Add($"cuDNN algorithms: deterministic only; chosen per shape and cached in {cuda.ConvolutionChoicesFile}");

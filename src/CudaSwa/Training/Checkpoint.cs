@@ -128,8 +128,8 @@ public static class Checkpoint
     public static TrainingState ReadState(string runDir)
     {
         string path = Path.Combine(runDir, StateFile);
-        if (!Directory.Exists(runDir)) throw new DataFormatException($"--resume folder '{runDir}' does not exist.");
-        if (!File.Exists(path)) throw new DataFormatException($"--resume folder '{runDir}' has no {StateFile}: it is not a cudaswa run folder, or the run never finished an epoch.");
+        if (!Directory.Exists(runDir)) throw new DataFormatException($"Run folder '{runDir}' does not exist.");
+        if (!File.Exists(path)) throw new DataFormatException($"Run folder '{runDir}' has no {StateFile}: it is not a cudaswa run folder, or the run never finished an epoch.");
         var state = TrainingState.FromJson(File.ReadAllText(path), path);
         string folder = Path.Combine(runDir, state.CheckpointFolder);
         if (!File.Exists(Path.Combine(folder, ModelFile)) || !File.Exists(Path.Combine(folder, OptimizerFile)))

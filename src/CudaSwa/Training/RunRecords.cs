@@ -24,19 +24,6 @@ public sealed record EpochRecord
 /// <summary>A line of the final SGD vs SWA vs ensemble table.</summary>
 public sealed record ResultRow(string Method, double? TestLoss, double? TestAccuracy, string Note);
 
-/// <summary>summary.json: the outcome of a run, like the paper's result tables.</summary>
-public sealed record RunSummary
-{
-    public string Outcome { get; init; } = "";
-    public string Model { get; init; } = "";
-    public string Data { get; init; } = "";
-    public string Device { get; init; } = "";
-    public int EpochsCompleted { get; init; }
-    public double TotalSeconds { get; init; }
-    public List<ResultRow> Results { get; init; } = [];
-    public TrainingOptions Options { get; init; } = new();
-}
-
 public enum RunOutcome
 {
     Completed,
@@ -44,15 +31,54 @@ public enum RunOutcome
     Diverged,
 }
 
-/// <summary>What a <see cref="Trainer"/> reports while it runs.</summary>
+/// <summary>
+/// What a <see cref="Trainer"/> reports while it runs, as typed records. Handlers run on the
+/// training thread between steps: keep them short (a progress bar, a log line).
+/// </summary>
 public sealed class TrainerEvents
 {
+    /// <summary>A sentence for the user: an interruption, a divergence.</summary>
     public Action<string>? Message { get; set; }
-    public Action<int, int, int>? EpochStarted { get; set; }          // epoch, first batch, batches
+
+    /// <summary>An epoch begins (mid-epoch when resuming).</summary>
+    public Action<EpochStart>? EpochStarted { get; set; }
+
+    /// <summary>Running loss, accuracy and speed of the epoch, a few times a second.</summary>
     public Action<IterationProgress>? Progress { get; set; }
-    public Action<int, int>? BatchCompleted { get; set; }             // epoch, batch (after every step)
-    public Action<string, int, int>? Phase { get; set; }              // name, done, total
+
+    /// <summary>After every training step.</summary>
+    public Action<BatchDone>? BatchCompleted { get; set; }
+
+    /// <summary>Work between epochs: "test", "bn-recompute", "swa-test", "checkpoint".</summary>
+    public Action<PhaseProgress>? Phase { get; set; }
+
+    /// <summary>An epoch finished, with its metrics.</summary>
     public Action<EpochRecord>? EpochCompleted { get; set; }
 }
 
+/// <summary>An epoch begins at <paramref name="FirstBatch"/> of <paramref name="Batches"/> (0 unless resumed mid-epoch); epochs count from 0.</summary>
+/// <param name="Epoch">The epoch, from 0.</param>
+/// <param name="FirstBatch">The first batch to run.</param>
+/// <param name="Batches">Batches per epoch.</param>
+public sealed record EpochStart(int Epoch, int FirstBatch, int Batches);
+
+/// <summary>One training step done.</summary>
+/// <param name="Epoch">The epoch, from 0.</param>
+/// <param name="Batch">The batch just trained, from 0.</param>
+public sealed record BatchDone(int Epoch, int Batch);
+
+/// <summary>Progress of a phase between epochs.</summary>
+/// <param name="Name">"test", "bn-recompute", "swa-test" or "checkpoint".</param>
+/// <param name="Done">Units done.</param>
+/// <param name="Total">Units in all.</param>
+public sealed record PhaseProgress(string Name, int Done, int Total);
+
+/// <summary>Where an epoch stands.</summary>
+/// <param name="Epoch">The epoch, from 0.</param>
+/// <param name="Batch">Batches done in this epoch.</param>
+/// <param name="Batches">Batches per epoch.</param>
+/// <param name="Loss">Mean training loss of the epoch so far.</param>
+/// <param name="Accuracy">Training accuracy of the epoch so far.</param>
+/// <param name="ImagesPerSecond">Training throughput of the epoch so far.</param>
+/// <param name="LearningRate">The current learning rate.</param>
 public readonly record struct IterationProgress(int Epoch, int Batch, int Batches, double Loss, double Accuracy, double ImagesPerSecond, double LearningRate);

@@ -45,8 +45,8 @@ public sealed class Trainer : IDisposable
         _events = events ?? new TrainerEvents();
         _outDir = outDir;
         Backend = backend;
-        if (train.NumClasses != options.NumClasses)
-            throw new OptionException($"--dataset: the data has {train.NumClasses} classes, {options.Dataset} has {options.NumClasses}.");
+        if (test.NumClasses != train.NumClasses)
+            throw new ArgumentException($"The test set has {test.NumClasses} classes, the training set {train.NumClasses}.", nameof(test));
         var augment = new AugmentSpec { Padding = options.Padding };
         _train = new DeviceDataset(train, backend);
         _test = new DeviceDataset(test, backend);
@@ -54,7 +54,7 @@ public sealed class Trainer : IDisposable
         _testLoader = new BatchLoader(_test, options.BatchSize, shuffle: false, augment.ForEvaluation(), options.Seed);
         // BN recompute sees the training data as training does (augmented), like the SWA reference code.
         _bnLoader = new BatchLoader(_train, options.BatchSize, shuffle: true, augment, options.Seed ^ BatchNormRecompute.LoaderSeedSalt);
-        _net = ModelZoo.Create(options.Model, options.NumClasses, backend, options.BatchSize, options.Seed);
+        _net = ModelZoo.Create(options.Model, train.NumClasses, backend, options.BatchSize, options.Seed);
         _sgd = new Sgd(_net, (float)options.Momentum, (float)options.WeightDecay, options.Nesterov);
         _step = new TrainingStep(_net, _sgd);
         _evaluator = new Evaluator(_net);
@@ -62,7 +62,8 @@ public sealed class Trainer : IDisposable
         if (options.Averaging)
         {
             // Without a BN recompute the averaged model needs statistics from somewhere: average them too.
-            _averager = new WeightAverager(_net, new AveragingOptions { Kind = options.Average, EmaDecay = options.EmaDecay, AverageBatchNormStatistics = options.NoBnUpdate });
+            _averager = new WeightAverager(_net, new AveragingOptions { Kind = options.Average, EmaDecay = options.EmaDecay,
+                AverageBatchNormStatistics = options.BnUpdate == BatchNormRecomputeMode.None });
             _averaging = options.CreateAveragingSchedule(_trainLoader.BatchCount);
             _snapshots = AveragingSchedule.Epochs(options.SwaStart!.Value, options.Schedule == ScheduleKind.Cyclic ? options.Cycle : 1);
             if (options.Ensemble) _ensemble = new PredictionEnsemble(_net, _testLoader);
@@ -105,6 +106,12 @@ public sealed class Trainer : IDisposable
 
     public string DataFingerprint { get; }
 
+    /// <summary>
+    /// Settings of the application that runs the trainer (data source, device, ...), saved with
+    /// every checkpoint and restored by <see cref="Resume"/>; the trainer does not read them.
+    /// </summary>
+    public System.Text.Json.Nodes.JsonObject? HostSettings { get; set; }
+
     public Backend Backend { get; }
     public Network Network => _net;
     public WeightAverager? Averager => _averager;
@@ -119,9 +126,9 @@ public sealed class Trainer : IDisposable
         yield return $"optimizer: SGD lr {_o.Lr:g4}, momentum {_o.Momentum:g3}{(_o.Nesterov ? " (Nesterov)" : "")}, weight decay {_o.WeightDecay:g3}; schedule {_schedule.Describe()}";
         if (_averager is not null)
             yield return $"averaging: {_o.Average.ToString().ToUpperInvariant()}{(_o.Average == AveragingKind.Ema ? $" decay {_o.EmaDecay}" : "")}, {_averaging!.Describe()}; " +
-                         (_o.NoBnUpdate ? "no BN recompute" : $"BN recompute: {_o.BnUpdate}") + (_ensemble is not null ? "; prediction ensemble of the averaged snapshots" : "");
+                         (_o.BnUpdate == BatchNormRecomputeMode.None ? "no BN recompute" : $"BN recompute: {_o.BnUpdate}") + (_ensemble is not null ? "; prediction ensemble of the averaged snapshots" : "");
         else
-            yield return "averaging: none (--sgd-only)";
+            yield return "averaging: none (SGD only)";
     }
 
     /// <summary>Continues from a saved run folder (after construction, before <see cref="Run"/>).</summary>
@@ -130,11 +137,12 @@ public sealed class Trainer : IDisposable
         string current = state.DataFingerprint.StartsWith(FingerprintVersion, StringComparison.Ordinal) ? DataFingerprint : _legacyFingerprint();
         if (state.DataFingerprint.Length > 0 && state.DataFingerprint != current)
             throw new DataFormatException($"The run in {runDir} trained on other data ({state.DataFingerprint}) than this resume would use ({current}): " +
-                "the same --data files (every byte), dataset and subsets are needed.");
+                "the same data files (every byte), dataset and subsets are needed.");
         if (state.NextBatch >= _trainLoader.BatchCount && state.NextBatch > 0)
             throw new DataFormatException($"The run in {runDir} stopped at batch {state.NextBatch}, beyond this data's {_trainLoader.BatchCount} batches per epoch.");
         Checkpoint.Restore(runDir, state, _net, _sgd, _averager, _ensemble);
-        _state = state with { Options = _o, Device = Backend.Description };
+        _state = state with { Options = _o, Device = Backend.Description, HostSettings = HostSettings ?? state.HostSettings };
+        HostSettings = _state.HostSettings;
         _elapsedBefore = state.ElapsedSeconds;
     }
 
@@ -170,7 +178,7 @@ public sealed class Trainer : IDisposable
         _trainLoader.BeginEpoch(epoch);
         if (first > 0) Backend.Upload<float>([_state.PartialLossSum, _state.PartialCorrect], _step.Stats);
         else _step.ResetStats();
-        _events.EpochStarted?.Invoke(epoch, first, batches);
+        _events.EpochStarted?.Invoke(new EpochStart(epoch, first, batches));
         long seen = first == 0 ? 0 : Math.Min(_train.Count, (long)first * _o.BatchSize);
         long seenAtStart = seen;
         double lr = 0;
@@ -191,7 +199,7 @@ public sealed class Trainer : IDisposable
             globalStep++;
             seen += b;
             if (_averager is not null && _averaging!.AfterStep(globalStep)) _averager.Update();
-            _events.BatchCompleted?.Invoke(epoch, i);
+            _events.BatchCompleted?.Invoke(new BatchDone(epoch, i));
             if (lastReport.Elapsed.TotalSeconds >= 0.25 || i == batches - 1)
             {
                 lastReport.Restart();
@@ -231,13 +239,13 @@ public sealed class Trainer : IDisposable
     private RunOutcome Diverged(int epoch, int batch)
     {
         string keep = _state.CheckpointFolder.Length > 0 ? $"the last good checkpoint (epoch {_state.NextEpoch}, batch {_state.NextBatch}) is kept in {_outDir}" : "no checkpoint was written yet";
-        _events.Message?.Invoke($"The loss, weights or BN statistics became NaN/Inf by epoch {epoch + 1}, batch {batch + 1}: training diverged and stopped; {keep}. Try a lower --lr (now {_o.Lr:g4}) or --swa-lr.");
+        _events.Message?.Invoke($"The loss, weights or BN statistics became NaN/Inf by epoch {epoch + 1}, batch {batch + 1}: training diverged and stopped; {keep}.");
         return RunOutcome.Diverged;
     }
 
     private EpochRecord Evaluate(EpochRecord record, int epoch)
     {
-        _events.Phase?.Invoke("test", 0, 1);
+        _events.Phase?.Invoke(new PhaseProgress("test", 0, 1));
         var (testLoss, testAcc) = _evaluator.Evaluate(_testLoader);
         record = record with { TestLoss = testLoss, TestAccuracy = testAcc };
         if (_averager is not null && _averager.Count > 0)
@@ -260,13 +268,13 @@ public sealed class Trainer : IDisposable
         if (_averager is null || _averager.Count == 0) throw new InvalidOperationException("Nothing has been averaged yet.");
         using (_averager.Bind())
         {
-            if (!_o.NoBnUpdate)
+            if (_o.BnUpdate != BatchNormRecomputeMode.None)
             {
-                BatchNormRecompute.Run(_net, _bnLoader, epochKey, _o.BnUpdate, (done, all) => _events.Phase?.Invoke("bn-recompute", done, all));
+                BatchNormRecompute.Run(_net, _bnLoader, epochKey, _o.BnUpdate, (done, all) => _events.Phase?.Invoke(new PhaseProgress("bn-recompute", done, all)));
                 _swaStatistics = $"recomputed ({_o.BnUpdate}) for the average of {_averager.Count} models after epoch {epochKey + 1}";
             }
-            else _swaStatistics = "averaged with the weights (--bn-update none)";
-            _events.Phase?.Invoke("swa-test", 0, 1);
+            else _swaStatistics = "averaged with the weights (no BN recompute)";
+            _events.Phase?.Invoke(new PhaseProgress("swa-test", 0, 1));
             return _evaluator.Evaluate(_testLoader);
         }
     }
@@ -284,7 +292,8 @@ public sealed class Trainer : IDisposable
             {
                 var swa = last?.SwaTestLoss is not null ? (last.SwaTestLoss!.Value, last.SwaTestAccuracy!.Value) : EvaluateAverage(_o.Epochs);
                 rows.Add(new ResultRow(_o.Average.ToString().ToUpperInvariant(), swa.Item1, swa.Item2,
-                    $"average of {_averager.Count} {(_averager.Count == 1 ? "model" : "models")}" + (_o.NoBnUpdate ? ", BN not recomputed" : $", BN recomputed ({_o.BnUpdate})")));
+                    $"average of {_averager.Count} {(_averager.Count == 1 ? "model" : "models")}" +
+                    (_o.BnUpdate == BatchNormRecomputeMode.None ? ", BN not recomputed" : $", BN recomputed ({_o.BnUpdate})")));
             }
             else rows.Add(new ResultRow(_o.Average.ToString().ToUpperInvariant(), null, null, "no model averaged yet"));
         }
@@ -326,9 +335,10 @@ public sealed class Trainer : IDisposable
             EnsembleSnapshots = _ensemble?.Count ?? 0,
             History = [.. history],
             ElapsedSeconds = elapsed,
+            HostSettings = HostSettings,
         };
         if (_outDir is null) return true;
-        _events.Phase?.Invoke("checkpoint", 0, 1);
+        _events.Phase?.Invoke(new PhaseProgress("checkpoint", 0, 1));
         _state = Checkpoint.Save(_outDir, _state, _net, _sgd, _averager, _ensemble, _swaStatistics);
         return true;
     }

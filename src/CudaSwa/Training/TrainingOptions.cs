@@ -5,130 +5,151 @@ using CudaSwa.Tensors;
 
 namespace CudaSwa.Training;
 
-public enum ScheduleKind { Swa, Swalr, Cyclic, Cosine, Constant }
-
-public enum DatasetKind { Cifar10, Cifar100 }
+/// <summary>The learning-rate schedules a <see cref="Trainer"/> offers.</summary>
+public enum ScheduleKind
+{
+    /// <summary>The SWA paper's piecewise-linear schedule (<see cref="SwaPaperSchedule"/>).</summary>
+    Swa,
+    /// <summary>Cosine annealing, then PyTorch's SWALR anneal to the SWA learning rate (<see cref="SwalrSchedule"/>).</summary>
+    Swalr,
+    /// <summary>The paper's cyclic schedule (Eq. 2) from the averaging start (<see cref="CyclicSchedule"/>).</summary>
+    Cyclic,
+    /// <summary>Cosine annealing over the whole run (<see cref="CosineSchedule"/>).</summary>
+    Cosine,
+    /// <summary>A constant learning rate (<see cref="ConstantSchedule"/>).</summary>
+    Constant,
+}
 
 /// <summary>
-/// Everything that defines a training run. Saved in state.json so a resumed run continues with
-/// exactly the same settings. Defaults are the `quick` preset's.
+/// Everything that defines how a <see cref="Trainer"/> trains: model, optimiser, schedule,
+/// averaging, evaluation and seed. Where the data comes from and which device runs it are the
+/// caller's business (the trainer takes datasets and a backend). Saved in state.json, so a resumed
+/// run continues with exactly the same settings. Defaults are a short SWA run on a small ResNet.
 /// </summary>
 public sealed record TrainingOptions
 {
+    /// <summary>A model name known to <see cref="Models.ModelZoo"/> (e.g. resnet20, preresnet164, wrn28x10).</summary>
     public string Model { get; init; } = "resnet8";
-    public DatasetKind Dataset { get; init; } = DatasetKind.Cifar10;
 
-    /// <summary>Folder with CIFAR binaries; null means the embedded synthetic dataset.</summary>
-    public string? DataDir { get; init; }
-
-    public int SyntheticTrain { get; init; } = 8000;
-    public int SyntheticTest { get; init; } = 2000;
-    public int? TrainSubset { get; init; }
-    public int? TestSubset { get; init; }
+    /// <summary>Training-time augmentation padding: zero (the SWA paper's) or reflect.</summary>
     public PaddingMode Padding { get; init; } = PaddingMode.Zero;
 
+    /// <summary>Epochs to train.</summary>
     public int Epochs { get; init; } = 8;
+
+    /// <summary>Samples per training step (and per evaluation and BN-recompute batch).</summary>
     public int BatchSize { get; init; } = 128;
+
+    /// <summary>The initial learning rate.</summary>
     public double Lr { get; init; } = 0.05;
+
+    /// <summary>SGD momentum in [0, 1).</summary>
     public double Momentum { get; init; } = 0.9;
+
+    /// <summary>L2 weight decay added to the gradient (PyTorch semantics).</summary>
     public double WeightDecay { get; init; } = 5e-4;
+
+    /// <summary>Nesterov momentum.</summary>
     public bool Nesterov { get; init; }
 
+    /// <summary>The learning-rate schedule.</summary>
     [JsonConverter(typeof(JsonStringEnumConverter<ScheduleKind>))]
     public ScheduleKind Schedule { get; init; } = ScheduleKind.Swa;
 
     /// <summary>1-based epoch count after which averaging starts (the SWA reference code's swa_start).</summary>
     public int? SwaStart { get; init; } = 5;
 
+    /// <summary>The learning rate during averaging (the cyclic schedule's top).</summary>
     public double? SwaLr { get; init; } = 0.01;
 
-    /// <summary>The cyclic schedule's low end (alpha2); default swa-lr / 10. The cycle runs from swa-lr down to it.</summary>
+    /// <summary>The cyclic schedule's low end (alpha2); default <see cref="SwaLr"/> / 10. The cycle runs from SwaLr down to it.</summary>
     public double? SwaLrMin { get; init; }
 
     /// <summary>Cycle length in epochs (cyclic schedule; SWA then averages at each cycle end).</summary>
     public int Cycle { get; init; } = 1;
 
+    /// <summary>SWALR: epochs to anneal to <see cref="SwaLr"/>.</summary>
     public int AnnealEpochs { get; init; } = 3;
 
+    /// <summary>SWALR: the shape of the anneal.</summary>
     [JsonConverter(typeof(JsonStringEnumConverter<AnnealStrategy>))]
     public AnnealStrategy Anneal { get; init; } = AnnealStrategy.Cos;
 
     /// <summary>No averaging at all: the plain SGD baseline.</summary>
     public bool SgdOnly { get; init; }
 
+    /// <summary>SWA (equal-weight mean) or EMA.</summary>
     [JsonConverter(typeof(JsonStringEnumConverter<AveragingKind>))]
     public AveragingKind Average { get; init; } = AveragingKind.Swa;
 
+    /// <summary>EMA decay in (0, 1).</summary>
     public double EmaDecay { get; init; } = 0.999;
 
     /// <summary>Average every k steps instead of per epoch/cycle (0: per epoch; EMA defaults to 1).</summary>
     public int AverageEverySteps { get; init; }
 
+    /// <summary>
+    /// How the averaged model gets its BN statistics before it is evaluated: recomputed over the
+    /// training data (<see cref="BatchNormRecomputeMode.Exact"/>, the default, or the other
+    /// modes), or <see cref="BatchNormRecomputeMode.None"/>: averaged along with the weights.
+    /// </summary>
     [JsonConverter(typeof(JsonStringEnumConverter<BatchNormRecomputeMode>))]
     public BatchNormRecomputeMode BnUpdate { get; init; } = BatchNormRecomputeMode.Exact;
 
-    /// <summary>Skip the BN recompute of the averaged model (evaluate it with the statistics it has).</summary>
-    public bool NoBnUpdate { get; init; }
-
+    /// <summary>Evaluate every k epochs (always after the last).</summary>
     public int EvalEvery { get; init; } = 1;
+
+    /// <summary>Keep the prediction-ensemble baseline of the averaged snapshots.</summary>
     public bool Ensemble { get; init; } = true;
-    public string Device { get; init; } = "auto";
 
-    /// <summary>Let cuDNN/cuBLAS use TF32 tensor cores on Ampere+ GPUs (faster, ~10-bit mantissa products). Off: exact float32.</summary>
-    public bool Tf32 { get; init; }
+    /// <summary>Seed of initialisation, batch order, augmentation and dropout.</summary>
     public ulong Seed { get; init; } = 1;
-    public string? Preset { get; init; }
 
+    /// <summary>Whether the run averages (not <see cref="SgdOnly"/>).</summary>
+    [JsonIgnore]
     public bool Averaging => !SgdOnly;
-    public int NumClasses => Dataset == DatasetKind.Cifar10 ? 10 : 100;
 
-    /// <summary>Checks every value; the message names the option and what was expected.</summary>
+    /// <summary>
+    /// Checks every value; an <see cref="ArgumentException"/> whose ParamName is the offending
+    /// property, and whose message names the properties involved.
+    /// </summary>
     public void Validate()
     {
-        void Fail(string option, string problem) => throw new OptionException($"--{option}: {problem}");
-        _ = Models.ModelZoo.Models.FirstOrDefault(m => string.Equals(m.Name, Model, StringComparison.OrdinalIgnoreCase))
-            ?? throw new OptionException($"--model: unknown model '{Model}'; known models: {string.Join(", ", Models.ModelZoo.Models.Select(m => m.Name))}.");
-        if (Epochs < 1) Fail("epochs", $"must be >= 1; got {Epochs}.");
-        if (BatchSize < 2) Fail("batch", $"must be >= 2 (batch norm needs two samples); got {BatchSize}.");
-        if (!(Lr > 0) || double.IsInfinity(Lr)) Fail("lr", $"must be a number > 0; got {Lr}.");
-        if (!(Momentum >= 0 && (float)Momentum < 1)) Fail("momentum", $"must be in [0, 1) (as a float32); got {Momentum}.");
-        if (Nesterov && Momentum == 0) Fail("nesterov", "needs --momentum > 0.");
-        if (!(WeightDecay >= 0) || !double.IsFinite(WeightDecay)) Fail("wd", $"must be a finite number >= 0; got {WeightDecay}.");
-        if (EvalEvery < 1) Fail("eval-every", $"must be >= 1; got {EvalEvery}.");
-        if (Cycle < 1) Fail("cycle", $"must be >= 1 epoch; got {Cycle}.");
-        if (AnnealEpochs < 0) Fail("anneal-epochs", $"must be >= 0; got {AnnealEpochs}.");
-        if (AverageEverySteps < 0) Fail("average-every-steps", $"must be >= 0; got {AverageEverySteps}.");
-        if (Average == AveragingKind.Ema && !(EmaDecay > 0 && EmaDecay < 1)) Fail("ema-decay", $"must be in (0, 1); got {EmaDecay}.");
-        if (SwaLrMin is not null && !(SwaLrMin > 0 && SwaLrMin <= SwaLr)) Fail("swa-lr-min", $"must be in (0, --swa-lr]; got {SwaLrMin}.");
-        if (SwaLr is double swaLr && (!(swaLr > 0) || !double.IsFinite(swaLr))) Fail("swa-lr", $"must be a finite number > 0; got {swaLr}.");
-        if (SyntheticTrain > MaxSynthetic || SyntheticTest > MaxSynthetic) Fail("synthetic-train", $"the synthetic sets hold at most {MaxSynthetic:N0} images each; got {SyntheticTrain:N0} and {SyntheticTest:N0}.");
-        if (TrainSubset is < 2) Fail("train-subset", $"must be >= 2; got {TrainSubset}.");
-        if (TestSubset is < 1) Fail("test-subset", $"must be >= 1; got {TestSubset}.");
-        if (SyntheticTrain < 20 || SyntheticTest < 10) Fail("synthetic", "needs at least 20 train and 10 test images.");
+        static void Fail(string property, string problem) => throw new ArgumentException(problem, property);
+        if (!Models.ModelZoo.Models.Any(m => string.Equals(m.Name, Model, StringComparison.OrdinalIgnoreCase)))
+            Fail(nameof(Model), $"unknown model '{Model}'; known models: {string.Join(", ", Models.ModelZoo.Models.Select(m => m.Name))}.");
+        if (Epochs < 1) Fail(nameof(Epochs), $"Epochs must be >= 1; got {Epochs}.");
+        if (BatchSize < 2) Fail(nameof(BatchSize), $"BatchSize must be >= 2 (batch norm needs two samples); got {BatchSize}.");
+        if (!(Lr > 0) || double.IsInfinity(Lr)) Fail(nameof(Lr), $"Lr must be a number > 0; got {Lr}.");
+        if (!(Momentum >= 0 && (float)Momentum < 1)) Fail(nameof(Momentum), $"Momentum must be in [0, 1) (as a float32); got {Momentum}.");
+        if (Nesterov && Momentum == 0) Fail(nameof(Nesterov), "Nesterov needs Momentum > 0.");
+        if (!(WeightDecay >= 0) || !double.IsFinite(WeightDecay)) Fail(nameof(WeightDecay), $"WeightDecay must be a finite number >= 0; got {WeightDecay}.");
+        if (EvalEvery < 1) Fail(nameof(EvalEvery), $"EvalEvery must be >= 1; got {EvalEvery}.");
+        if (Cycle < 1) Fail(nameof(Cycle), $"Cycle must be >= 1 epoch; got {Cycle}.");
+        if (AnnealEpochs < 0) Fail(nameof(AnnealEpochs), $"AnnealEpochs must be >= 0; got {AnnealEpochs}.");
+        if (AverageEverySteps < 0) Fail(nameof(AverageEverySteps), $"AverageEverySteps must be >= 0; got {AverageEverySteps}.");
+        if (Average == AveragingKind.Ema && !(EmaDecay > 0 && EmaDecay < 1)) Fail(nameof(EmaDecay), $"EmaDecay must be in (0, 1); got {EmaDecay}.");
+        if (SwaLrMin is not null && !(SwaLrMin > 0 && SwaLrMin <= SwaLr)) Fail(nameof(SwaLrMin), $"SwaLrMin must be in (0, SwaLr]; got {SwaLrMin}.");
+        if (SwaLr is double swaLr && (!(swaLr > 0) || !double.IsFinite(swaLr))) Fail(nameof(SwaLr), $"SwaLr must be a finite number > 0; got {swaLr}.");
         bool needsSwaStart = Averaging || Schedule is ScheduleKind.Swalr or ScheduleKind.Cyclic;
         if (needsSwaStart)
         {
-            if (SwaStart is null) Fail("swa-start", "is required for averaging and for the swalr and cyclic schedules.");
-            if (SwaStart < 1 || SwaStart > Epochs) Fail("swa-start", $"must be in 1..{Epochs} (--epochs); got {SwaStart}.");
+            if (SwaStart is null) Fail(nameof(SwaStart), "SwaStart is required for averaging and for the swalr and cyclic schedules.");
+            if (SwaStart < 1 || SwaStart > Epochs) Fail(nameof(SwaStart), $"SwaStart must be in 1..{Epochs} (Epochs); got {SwaStart}.");
         }
         bool needsSwaLr = Schedule is ScheduleKind.Swalr or ScheduleKind.Cyclic || (Schedule == ScheduleKind.Swa && Averaging);
-        if (needsSwaLr && !(SwaLr > 0)) Fail("swa-lr", $"must be a number > 0 for the {Schedule.ToString().ToLowerInvariant()} schedule; got {SwaLr?.ToString() ?? "nothing"}.");
-        if (Device is not ("auto" or "cpu" or "cuda") &&
-            !(Device.StartsWith("cuda:", StringComparison.Ordinal) && int.TryParse(Device.AsSpan(5), System.Globalization.NumberStyles.None, null, out _)))
-            Fail("device", $"must be auto, cpu, cuda or cuda:N with N a device number (0, 1, ...); got '{Device}'.");
+        if (needsSwaLr && !(SwaLr > 0)) Fail(nameof(SwaLr), $"SwaLr must be a number > 0 for the {Schedule.ToString().ToLowerInvariant()} schedule; got {SwaLr?.ToString() ?? "nothing"}.");
         try
         {
             CreateSchedule(); // the schedules check their own arguments too
         }
         catch (ArgumentException e)
         {
-            throw new OptionException($"--schedule {Schedule.ToString().ToLowerInvariant()}: {e.Message}");
+            Fail(nameof(Schedule), $"The {Schedule.ToString().ToLowerInvariant()} schedule: {e.Message}");
         }
     }
 
-    /// <summary>The largest synthetic set (its bytes must fit one array).</summary>
-    public const int MaxSynthetic = 500_000;
-
+    /// <summary>The learning-rate schedule these options describe.</summary>
     public LearningRateSchedule CreateSchedule() => Schedule switch
     {
         ScheduleKind.Swa => Averaging ? new SwaPaperSchedule(Lr, Epochs, SwaStart, SwaLr) : new SwaPaperSchedule(Lr, Epochs),
@@ -146,6 +167,3 @@ public sealed record TrainingOptions
         return AveragingSchedule.Epochs(SwaStart!.Value, Schedule == ScheduleKind.Cyclic ? Cycle : 1);
     }
 }
-
-/// <summary>A bad command-line option or option combination; the message names the option.</summary>
-public sealed class OptionException(string message) : Exception(message);

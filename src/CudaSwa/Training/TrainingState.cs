@@ -31,6 +31,9 @@ public sealed record TrainingState
     public string SavedAt { get; init; } = "";
     public List<EpochRecord> History { get; init; } = [];
 
+    /// <summary>The settings of the application running the trainer (<see cref="Trainer.HostSettings"/>), kept as they were given.</summary>
+    public System.Text.Json.Nodes.JsonObject? HostSettings { get; init; }
+
     public string ToJson() => JsonSerializer.Serialize(this, TrainingJsonContext.Default.TrainingState);
 
     public static TrainingState FromJson(string json, string source)
@@ -38,9 +41,13 @@ public sealed record TrainingState
         TrainingState? state;
         try
         {
-            state = JsonSerializer.Deserialize(json, TrainingJsonContext.Default.TrainingState);
+            // Runs saved before BN-update "none" was a mode stored it as a separate flag.
+            var node = System.Text.Json.Nodes.JsonNode.Parse(json);
+            if (node?["options"] is System.Text.Json.Nodes.JsonObject o && o["no_bn_update"]?.GetValue<bool>() == true)
+                o["bn_update"] = "None";
+            state = node.Deserialize(TrainingJsonContext.Default.TrainingState);
         }
-        catch (JsonException e)
+        catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException)
         {
             throw new Data.DataFormatException($"'{source}' is not a valid state.json: {e.Message}");
         }
@@ -55,5 +62,4 @@ public sealed record TrainingState
     DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals)]
 [JsonSerializable(typeof(TrainingState))]
 [JsonSerializable(typeof(TrainingOptions))]
-[JsonSerializable(typeof(RunSummary))]
 internal sealed partial class TrainingJsonContext : JsonSerializerContext;

@@ -183,7 +183,7 @@ public class DataAndOptionErrorTests
         Directory.CreateDirectory(dir);
         using (CudaSwa.Cli.Output.RunLock.Acquire(dir))
         {
-            var ex = Assert.Throws<CudaSwa.Training.OptionException>(() => CudaSwa.Cli.Output.RunLock.Acquire(dir));
+            var ex = Assert.Throws<CudaSwa.Cli.OptionException>(() => CudaSwa.Cli.Output.RunLock.Acquire(dir));
             Assert.That(ex!.Message, Does.Contain("Another cudaswa process"));
         }
         using (CudaSwa.Cli.Output.RunLock.Acquire(dir)) { } // released on dispose

@@ -1,3 +1,4 @@
+using CudaSwa.Cli;
 using System.Text.Json;
 using CudaSwa.Training;
 using NUnit.Framework;
@@ -17,7 +18,8 @@ public class PresetTests
     [TestCase("paper-wrn28x10", DatasetKind.Cifar10, true, "wrn28x10", 0.1, 5e-4, 200, null, null)]
     public void PaperPresetsCarryThePapersSettings(string preset, DatasetKind dataset, bool sgdOnly, string model, double lr, double wd, int epochs, int? swaStart, double? swaLr)
     {
-        var o = Presets.Find(preset).Create(dataset, sgdOnly);
+        var settings = Presets.Find(preset).Create(dataset, sgdOnly);
+        var o = settings.Training;
         Assert.That(o.Model, Is.EqualTo(model));
         Assert.That(o.Lr, Is.EqualTo(lr));
         Assert.That(o.WeightDecay, Is.EqualTo(wd));
@@ -28,7 +30,8 @@ public class PresetTests
         Assert.That(o.Momentum, Is.EqualTo(0.9));
         Assert.That(o.Schedule, Is.EqualTo(ScheduleKind.Swa));
         Assert.That(o.SgdOnly, Is.EqualTo(sgdOnly));
-        Assert.DoesNotThrow(() => (o with { DataDir = "/somewhere" }).Validate());
+        Assert.That(settings.Preset, Is.EqualTo(preset));
+        Assert.DoesNotThrow(() => (settings with { DataDir = "/somewhere" }).Validate());
     }
 
     [Test]
@@ -43,8 +46,9 @@ public class PresetTests
             var r = CliRunner.Run("train", "--preset", "paper-preresnet164", "--data", data, "--model", "resnet8", "--epochs", "2", "--swa-start", "1",
                 "--train-subset", "200", "--test-subset", "50", "--batch", "50", "--device", "cpu", "--out", outDir);
             Assert.That(r.ExitCode, Is.Zero, r.All);
-            var options = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "summary.json"))).RootElement.GetProperty("options");
-            Assert.That(options.GetProperty("preset").GetString(), Is.EqualTo("paper-preresnet164"));
+            var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(outDir, "summary.json"))).RootElement;
+            var options = summary.GetProperty("options");
+            Assert.That(summary.GetProperty("settings").GetProperty("preset").GetString(), Is.EqualTo("paper-preresnet164"));
             Assert.That(options.GetProperty("weight_decay").GetDouble(), Is.EqualTo(3e-4), "the preset's value stays where no option overrides it");
             Assert.That(options.GetProperty("model").GetString(), Is.EqualTo("resnet8"), "an explicit option overrides the preset");
             Assert.That(r.Output, Does.Contain("Cifar10 from").And.Not.Contain("SYNTHETIC"));

@@ -43,7 +43,8 @@ public class CudaAvailabilityTests
     {
         if (BackendFactory.TryCreateCuda(0, out var b, out _)) { b!.Dispose(); Assert.Ignore("A GPU is present: this checks the no-GPU path."); }
         var ex = Assert.Throws<DeviceUnavailableException>(() => BackendFactory.Create("cuda", out _));
-        Assert.That(ex!.Message, Does.Contain("--device cuda was asked for, but CUDA is unavailable"));
+        Assert.That(ex!.Message, Does.Contain("Device 'cuda' was asked for, but CUDA is unavailable"));
+        Assert.That(ex.Reason, Does.Contain("libcuda.so.1"));
         Assert.That(NativeLibraries.Trace(NativeLibraries.Cuda), Does.Contain("libcuda.so.1"));
     }
 }

@@ -1,7 +1,9 @@
-namespace CudaSwa.Training;
+using CudaSwa.Training;
+
+namespace CudaSwa.Cli;
 
 /// <summary>A named set of defaults for `cudaswa train --preset NAME`.</summary>
-public sealed record PresetInfo(string Name, string Description, bool NeedsRealData, Func<DatasetKind, bool, TrainingOptions> Create);
+public sealed record PresetInfo(string Name, string Description, bool NeedsRealData, Func<DatasetKind, bool, RunSettings> Create);
 
 /// <summary>
 /// `quick` (the embedded default: synthetic data, about two minutes on 2 CPU cores) and the SWA
@@ -11,27 +13,34 @@ public sealed record PresetInfo(string Name, string Description, bool NeedsRealD
 /// </summary>
 public static class Presets
 {
-    private static TrainingOptions Paper(string model, double lr, double wd, int sgdEpochs, int swaEpochs, int swaStart, double swaLr, bool sgdOnly, DatasetKind dataset, string preset) => new()
+    private static RunSettings Paper(string model, double lr, double wd, int sgdEpochs, int swaEpochs, int swaStart, double swaLr, bool sgdOnly, DatasetKind dataset, string preset) => new()
     {
         Preset = preset,
-        Model = model,
         Dataset = dataset,
-        Lr = lr,
-        WeightDecay = wd,
-        Momentum = 0.9,
-        BatchSize = 128,
-        Schedule = ScheduleKind.Swa,
-        Epochs = sgdOnly ? sgdEpochs : swaEpochs,
-        SwaStart = sgdOnly ? null : swaStart,
-        SwaLr = sgdOnly ? null : swaLr,
-        SgdOnly = sgdOnly,
-        EvalEvery = 5,
+        Training = new TrainingOptions
+        {
+            Model = model,
+            Lr = lr,
+            WeightDecay = wd,
+            Momentum = 0.9,
+            BatchSize = 128,
+            Schedule = ScheduleKind.Swa,
+            Epochs = sgdOnly ? sgdEpochs : swaEpochs,
+            SwaStart = sgdOnly ? null : swaStart,
+            SwaLr = sgdOnly ? null : swaLr,
+            SgdOnly = sgdOnly,
+            EvalEvery = 5,
+        },
     };
 
     public static readonly IReadOnlyList<PresetInfo> All =
     [
         new("quick", "resnet8 on the embedded synthetic data, 8 epochs, SWA from epoch 5: SGD vs SWA in about two minutes on 2 CPU cores", false,
-            (d, sgdOnly) => new TrainingOptions { Preset = "quick", Dataset = d, SgdOnly = sgdOnly, SwaStart = sgdOnly ? null : 5, SwaLr = sgdOnly ? null : 0.01 }),
+            (d, sgdOnly) => new RunSettings
+            {
+                Preset = "quick", Dataset = d,
+                Training = new TrainingOptions { SgdOnly = sgdOnly, SwaStart = sgdOnly ? null : 5, SwaLr = sgdOnly ? null : 0.01 },
+            }),
         new("paper-vgg16", "VGG-16, lr 0.05, wd 5e-4; SGD 200 epochs, SWA 300 epochs from 161 with swa_lr 0.01", true,
             (d, s) => Paper("vgg16", 0.05, 5e-4, 200, 300, 161, 0.01, s, d, "paper-vgg16")),
         new("paper-preresnet110", "PreResNet-110, lr 0.1, wd 3e-4; SGD 150 epochs, SWA 225 from 126, swa_lr 0.05 (CIFAR-100) / 0.01 (CIFAR-10)", true,
