@@ -38,9 +38,31 @@ public sealed class Trainer : IDisposable
     private string _swaStatistics = "not recomputed yet";
     private readonly Func<string> _legacyFingerprint;
 
+    /// <summary>Trains the <see cref="ModelZoo"/> model that <see cref="TrainingOptions.Model"/> names.</summary>
     public Trainer(TrainingOptions options, Backend backend, ImageDataset train, ImageDataset test, string? outDir, TrainerEvents? events = null)
+        : this(options, null, backend, train, test, outDir, events, custom: false)
     {
-        options.Validate();
+    }
+
+    /// <summary>
+    /// A trainer for a network of the caller's own: <paramref name="describeModel"/> gets the
+    /// number of classes and describes the network; its <see cref="NetworkBuilder.ModelName"/>
+    /// must equal <see cref="TrainingOptions.Model"/>, the name checkpoints record and a resume checks.
+    /// </summary>
+    public static Trainer ForNetwork(TrainingOptions options, Func<int, NetworkBuilder> describeModel, Backend backend, ImageDataset train, ImageDataset test, string? outDir, TrainerEvents? events = null) =>
+        new(options, describeModel ?? throw new ArgumentNullException(nameof(describeModel)), backend, train, test, outDir, events, custom: true);
+
+    private Trainer(TrainingOptions options, Func<int, NetworkBuilder>? describeModel, Backend backend, ImageDataset train, ImageDataset test, string? outDir, TrainerEvents? events, bool custom)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(backend);
+        ArgumentNullException.ThrowIfNull(train);
+        ArgumentNullException.ThrowIfNull(test);
+        options.Validate(zooModel: !custom);
+        var builder = describeModel is null ? ModelZoo.Describe(options.Model, train.NumClasses) : describeModel(train.NumClasses);
+        if (custom && !string.Equals(builder.ModelName, options.Model, StringComparison.Ordinal))
+            throw new ArgumentException($"Model is '{options.Model}' but the network describes itself as '{builder.ModelName}'; " +
+                "give both the same name (checkpoints record it and a resume checks it).", nameof(TrainingOptions.Model));
         _o = options;
         _events = events ?? new TrainerEvents();
         _outDir = outDir;
@@ -54,7 +76,7 @@ public sealed class Trainer : IDisposable
         _testLoader = new BatchLoader(_test, options.BatchSize, shuffle: false, augment.ForEvaluation(), options.Seed);
         // BN recompute sees the training data as training does (augmented), like the SWA reference code.
         _bnLoader = new BatchLoader(_train, options.BatchSize, shuffle: true, augment, options.Seed ^ BatchNormRecompute.LoaderSeedSalt);
-        _net = ModelZoo.Create(options.Model, train.NumClasses, backend, options.BatchSize, options.Seed);
+        _net = builder.Build(backend, options.BatchSize, options.Seed);
         _sgd = new Sgd(_net, (float)options.Momentum, (float)options.WeightDecay, options.Nesterov);
         _step = new TrainingStep(_net, _sgd);
         _evaluator = new Evaluator(_net);
@@ -138,6 +160,8 @@ public sealed class Trainer : IDisposable
         if (state.DataFingerprint.Length > 0 && state.DataFingerprint != current)
             throw new DataFormatException($"The run in {runDir} trained on other data ({state.DataFingerprint}) than this resume would use ({current}): " +
                 "the same data files (every byte), dataset and subsets are needed.");
+        if (!string.Equals(state.Options.Model, _o.Model, StringComparison.OrdinalIgnoreCase))
+            throw new ArgumentException($"The run in {runDir} trains model '{state.Options.Model}'; this trainer trains '{_o.Model}'.", nameof(state));
         if (state.NextBatch >= _trainLoader.BatchCount && state.NextBatch > 0)
             throw new DataFormatException($"The run in {runDir} stopped at batch {state.NextBatch}, beyond this data's {_trainLoader.BatchCount} batches per epoch.");
         Checkpoint.Restore(runDir, state, _net, _sgd, _averager, _ensemble);

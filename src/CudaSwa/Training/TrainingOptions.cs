@@ -113,10 +113,16 @@ public sealed record TrainingOptions
     /// Checks every value; an <see cref="ArgumentException"/> whose ParamName is the offending
     /// property, and whose message names the properties involved.
     /// </summary>
-    public void Validate()
+    public void Validate() => Validate(zooModel: true);
+
+    /// <param name="zooModel">Whether <see cref="Model"/> must name a <see cref="Models.ModelZoo"/> model
+    /// (false when the caller supplies the network and <see cref="Model"/> only names it).</param>
+    internal void Validate(bool zooModel)
     {
         static void Fail(string property, string problem) => throw new ArgumentException(problem, property);
-        if (!Models.ModelZoo.Models.Any(m => string.Equals(m.Name, Model, StringComparison.OrdinalIgnoreCase)))
+        if (string.IsNullOrWhiteSpace(Model))
+            Fail(nameof(Model), "Model must name the network (checkpoints record it).");
+        if (zooModel && !Models.ModelZoo.Models.Any(m => string.Equals(m.Name, Model, StringComparison.OrdinalIgnoreCase)))
             Fail(nameof(Model), $"unknown model '{Model}'; known models: {string.Join(", ", Models.ModelZoo.Models.Select(m => m.Name))}.");
         if (Epochs < 1) Fail(nameof(Epochs), $"Epochs must be >= 1; got {Epochs}.");
         if (BatchSize < 2) Fail(nameof(BatchSize), $"BatchSize must be >= 2 (batch norm needs two samples); got {BatchSize}.");
