@@ -21,6 +21,7 @@ public enum AveragePlacement
 /// <summary>Options of a <see cref="WeightAverager"/>.</summary>
 public sealed record AveragingOptions
 {
+    /// <summary>SWA (equal-weight mean, the default) or EMA.</summary>
     public AveragingKind Kind { get; init; } = AveragingKind.Swa;
 
     /// <summary>EMA decay in (0, 1).</summary>
@@ -33,6 +34,7 @@ public sealed record AveragingOptions
     /// </summary>
     public bool AverageBatchNormStatistics { get; init; }
 
+    /// <summary>Where the averaged copy lives (on the device by default).</summary>
     public AveragePlacement Placement { get; init; } = AveragePlacement.Device;
 
     /// <summary>
@@ -45,6 +47,7 @@ public sealed record AveragingOptions
         return Kind == AveragingKind.Swa ? (float)(1.0 / (averaged + 1)) : (float)(1.0 - EmaDecay);
     }
 
+    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> when an EMA decay lies outside (0, 1).</summary>
     public void Validate()
     {
         if (Kind == AveragingKind.Ema && !(EmaDecay > 0 && EmaDecay < 1))

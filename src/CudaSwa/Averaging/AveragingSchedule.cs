@@ -9,6 +9,7 @@ public abstract class AveragingSchedule
     /// <summary>After 1-based global step <paramref name="step"/>?</summary>
     public virtual bool AfterStep(long step) => false;
 
+    /// <summary>One line for logs, e.g. "average after every epoch from epoch 161".</summary>
     public abstract string Describe();
 
     /// <summary>

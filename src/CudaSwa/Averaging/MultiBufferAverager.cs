@@ -14,6 +14,10 @@ public sealed class MultiBufferAverager : IDisposable
     private readonly AveragePair[] _pairs;
     private readonly AveragePlan _plan;
 
+    /// <summary>
+    /// Validates the <paramref name="pairs"/> (each average as long as its current, all on
+    /// <paramref name="backend"/>) and prepares the fused update. The averager does not own the buffers.
+    /// </summary>
     public MultiBufferAverager(Backend backend, IReadOnlyList<AveragePair> pairs, AveragingOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(backend);
@@ -28,13 +32,20 @@ public sealed class MultiBufferAverager : IDisposable
         _plan = backend.PrepareAverage(_pairs);
     }
 
+    /// <summary>The backend the pairs live on.</summary>
     public Backend Backend { get; }
+    /// <summary>Kind of average and EMA decay (placement does not apply here).</summary>
     public AveragingOptions Options { get; }
+    /// <summary>The (average, current) pairs, in the order given.</summary>
     public IReadOnlyList<AveragePair> Pairs => _pairs;
 
     /// <summary>Models averaged so far.</summary>
     public long Count { get; private set; }
 
+    /// <summary>
+    /// Folds every current buffer into its average in one fused pass, average += w * (current - average),
+    /// with w from <see cref="AveragingOptions.UpdateWeight"/> (the first update copies).
+    /// </summary>
     public void Update()
     {
         Backend.AverageUpdate(_plan, Options.UpdateWeight(Count));
@@ -48,5 +59,6 @@ public sealed class MultiBufferAverager : IDisposable
         Count = count;
     }
 
+    /// <summary>Releases the prepared update; the buffers are not freed.</summary>
     public void Dispose() => _plan.Dispose();
 }

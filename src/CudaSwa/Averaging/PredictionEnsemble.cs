@@ -18,6 +18,10 @@ public sealed class PredictionEnsemble : IDisposable
     private readonly Tensor _labels;
     private readonly AveragePlan _fold;
 
+    /// <summary>
+    /// Allocates the mean predictions for every sample of <paramref name="evaluation"/> on the network's
+    /// backend. The loader must not shuffle, and its batches must fit the network's batch size.
+    /// </summary>
     public PredictionEnsemble(Network network, BatchLoader evaluation)
     {
         if (evaluation.Shuffle) throw new ArgumentException("The evaluation loader of an ensemble must not shuffle: predictions are matched to labels by position.", nameof(evaluation));
@@ -32,7 +36,9 @@ public sealed class PredictionEnsemble : IDisposable
         _fold = network.Backend.PrepareAverage([new AveragePair(_mean, _probs)]);
     }
 
+    /// <summary>The network whose snapshots are ensembled.</summary>
     public Network Network { get; }
+    /// <summary>The fixed evaluation set, visited in order.</summary>
     public BatchLoader Evaluation { get; }
 
     /// <summary>Snapshots averaged so far.</summary>
@@ -85,6 +91,7 @@ public sealed class PredictionEnsemble : IDisposable
         Count = count;
     }
 
+    /// <summary>Frees the ensemble's device memory.</summary>
     public void Dispose()
     {
         _fold.Dispose();

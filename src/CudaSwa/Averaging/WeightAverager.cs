@@ -18,6 +18,11 @@ public sealed class WeightAverager : IDisposable
     private Arena? _deviceParameters;
     private readonly Arena _deviceBuffers;
 
+    /// <summary>
+    /// Allocates the average (on the device, or in host memory under <see cref="AveragePlacement.Host"/>)
+    /// and the averaged model's BN-statistics arena, and prepares the fused update over the network's
+    /// own parameter arena. Nothing is averaged until the first <see cref="Update"/>.
+    /// </summary>
     public WeightAverager(Network network, AveragingOptions? options = null)
     {
         ArgumentNullException.ThrowIfNull(network);
@@ -47,7 +52,9 @@ public sealed class WeightAverager : IDisposable
         }
     }
 
+    /// <summary>The network whose own weights are averaged.</summary>
     public Network Network { get; }
+    /// <summary>Kind, decay and placement of the average.</summary>
     public AveragingOptions Options { get; }
 
     /// <summary>Models averaged so far (counted on the host).</summary>
@@ -111,6 +118,7 @@ public sealed class WeightAverager : IDisposable
         _averager.Restore(count);
     }
 
+    /// <summary>Frees the averaged arenas and the prepared update.</summary>
     public void Dispose()
     {
         _averager.Dispose();

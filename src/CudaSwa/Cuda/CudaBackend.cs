@@ -104,13 +104,24 @@ public sealed unsafe class CudaBackend : Backend
     /// <summary>False for a kernels-only backend (no cuDNN, no cuBLAS).</summary>
     public bool HasVendorLibraries { get; }
 
+    /// <summary>Whether cuBLAS and cuDNN may use TF32 tensor cores (faster; inputs rounded to a 10-bit mantissa); off means exact float32.</summary>
     public bool AllowTf32 { get; }
+    /// <summary>cuDNN's version as cudnnGetVersion reports it (e.g. 90100 for 9.1.0); 0 without vendor libraries.</summary>
     public long CudnnVersion { get; }
+    /// <summary>cuBLAS's version as major*10000 + minor*100 + patch; 0 without vendor libraries.</summary>
     public int CublasVersion { get; }
+    /// <summary>Version of the NVRTC that compiles the kernels, "major.minor".</summary>
     public string NvrtcVersion => _kernels.NvrtcVersion;
+    /// <summary>
+    /// Folder where compiled kernels and cuDNN algorithm choices are cached: $CUDASWA_KERNEL_CACHE, or
+    /// cudaswa/kernels under $XDG_CACHE_HOME or ~/.cache, unless the backend was created with another.
+    /// </summary>
     public string KernelCacheFolder => _kernels.CacheFolder;
+    /// <summary>The GPU's name as the driver reports it.</summary>
     public string DeviceName => _device.Name;
+    /// <summary>Compute capability as major*10 + minor (e.g. 90 for sm_90).</summary>
     public int ComputeCapability => _device.ComputeCapability;
+    /// <summary>CUDA version the driver supports, as cuDriverGetVersion reports it: 1000*major + 10*minor (e.g. 12040).</summary>
     public int DriverVersion => _device.DriverVersion;
 
     /// <summary>The cuDNN algorithm file of this GPU and cuDNN (empty for a kernels-only backend).</summary>
@@ -129,14 +140,17 @@ public sealed unsafe class CudaBackend : Backend
     /// <summary>Compiles (or reads from the cache) and loads every kernel now, so later timings exclude compilation.</summary>
     public void LoadAllKernels() => _kernels.LoadAll();
 
+    /// <inheritdoc/>
     public override string Name => $"cuda:{_device.Ordinal}";
 
+    /// <inheritdoc/>
     public override string Description =>
         $"{_device}, " + (HasVendorLibraries
             ? $"cuDNN {ToolkitSelection.FormatCudnn(CudnnVersion)}, cuBLAS {CublasVersion / 10000}.{CublasVersion % 10000 / 100}.{CublasVersion % 100}, "
             : "kernels only (no cuDNN/cuBLAS), ") +
         $"NVRTC {_kernels.NvrtcVersion}{(AllowTf32 ? ", TF32 on" : "")}";
 
+    /// <inheritdoc/>
     public override bool MemoryIsHostVisible => false;
 
     private void Ctx() => _device.MakeCurrent();
@@ -175,12 +189,14 @@ public sealed unsafe class CudaBackend : Backend
 
     // ---------------------------------------------------------------- memory
 
+    /// <inheritdoc/>
     protected override DeviceBuffer AllocateCore(long length, DType dtype)
     {
         Ctx();
         return new CudaBuffer(this, _device, length, dtype);
     }
 
+    /// <inheritdoc/>
     protected override void UploadCore(ReadOnlySpan<byte> source, Tensor destination)
     {
         Ctx();
@@ -188,6 +204,7 @@ public sealed unsafe class CudaBackend : Backend
         fixed (byte* s = source) _driver.Check(_driver.cuMemcpyHtoD(P(destination).Address, s, (nuint)source.Length), $"cuMemcpyHtoD({source.Length} bytes)");
     }
 
+    /// <inheritdoc/>
     protected override void DownloadCore(Tensor source, Span<byte> destination)
     {
         Ctx();
@@ -195,6 +212,7 @@ public sealed unsafe class CudaBackend : Backend
         fixed (byte* d = destination) _driver.Check(_driver.cuMemcpyDtoH(d, P(source).Address, (nuint)destination.Length), $"cuMemcpyDtoH({destination.Length} bytes)");
     }
 
+    /// <inheritdoc/>
     protected override void FillCore(Tensor t, float value)
     {
         Ctx();
@@ -202,6 +220,7 @@ public sealed unsafe class CudaBackend : Backend
         _driver.Check(_driver.cuMemsetD32Async(P(t).Address, BitConverter.SingleToUInt32Bits(value), (nuint)t.Length, IntPtr.Zero), $"cuMemsetD32Async({t.Length} values)");
     }
 
+    /// <inheritdoc/>
     protected override void CopyCore(Tensor source, Tensor destination)
     {
         Ctx();
@@ -210,6 +229,7 @@ public sealed unsafe class CudaBackend : Backend
         _driver.Check(_driver.cuMemcpyDtoDAsync(P(destination).Address, P(source).Address, (nuint)bytes, IntPtr.Zero), $"cuMemcpyDtoDAsync({bytes} bytes)");
     }
 
+    /// <inheritdoc/>
     public override void Synchronize()
     {
         Ctx();
@@ -220,6 +240,7 @@ public sealed unsafe class CudaBackend : Backend
 
     private CudnnConvolutions Convolutions(string op) => _convolutions ?? throw NoVendor(op, "cuDNN");
 
+    /// <inheritdoc/>
     protected override void PrepareConvolutionCore(ConvGeometry geometry)
     {
         if (_convolutions is null) return; // kernels only: nothing to prepare; running a convolution says why it cannot
@@ -229,6 +250,7 @@ public sealed unsafe class CudaBackend : Backend
 
     private ulong WorkspacePointer => ((CudaBuffer)_convolutions!.Workspace!).Pointer;
 
+    /// <inheritdoc/>
     protected override void ConvolutionForwardCore(Tensor x, Tensor w, Tensor y, ConvGeometry g)
     {
         Ctx();
@@ -243,6 +265,7 @@ public sealed unsafe class CudaBackend : Backend
         }
     }
 
+    /// <inheritdoc/>
     protected override void ConvolutionBackwardDataCore(Tensor dy, Tensor w, Tensor dx, ConvGeometry g, bool accumulate)
     {
         Ctx();
@@ -257,6 +280,7 @@ public sealed unsafe class CudaBackend : Backend
         }
     }
 
+    /// <inheritdoc/>
     protected override void ConvolutionBackwardFilterCore(Tensor x, Tensor dy, Tensor dw, ConvGeometry g)
     {
         Ctx();
@@ -271,6 +295,7 @@ public sealed unsafe class CudaBackend : Backend
         }
     }
 
+    /// <inheritdoc/>
     protected override void AddChannelBiasCore(Tensor y, Tensor bias)
     {
         Ctx();
@@ -279,6 +304,7 @@ public sealed unsafe class CudaBackend : Backend
         Check.Cudnn(CudnnApi.cudnnAddTensor(cudnn, &alpha, Descriptor(1, y.Shape.C, 1, 1), P(bias).Address, &beta, Nchw(y), P(y).Address));
     }
 
+    /// <inheritdoc/>
     protected override void ChannelBiasBackwardCore(Tensor dy, Tensor dBias)
     {
         Ctx();
@@ -289,6 +315,7 @@ public sealed unsafe class CudaBackend : Backend
 
     // ---------------------------------------------------------------- batch norm (cuDNN)
 
+    /// <inheritdoc/>
     protected override void BatchNormForwardTrainingCore(Tensor x, Tensor y, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
         double factor, double epsilon, Tensor saveMean, Tensor saveInvStd)
     {
@@ -301,6 +328,7 @@ public sealed unsafe class CudaBackend : Backend
             P(saveMean).Address, P(saveInvStd).Address));
     }
 
+    /// <inheritdoc/>
     protected override void BatchNormForwardInferenceCore(Tensor x, Tensor y, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, double epsilon)
     {
         Ctx();
@@ -311,6 +339,7 @@ public sealed unsafe class CudaBackend : Backend
             Descriptor(1, x.Shape.C, 1, 1), P(gamma).Address, P(beta).Address, P(runningMean).Address, P(runningVar).Address, epsilon));
     }
 
+    /// <inheritdoc/>
     protected override void BatchNormBackwardCore(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd, Tensor dx,
         Tensor dGamma, Tensor dBeta, double epsilon, bool accumulate)
     {
@@ -323,6 +352,7 @@ public sealed unsafe class CudaBackend : Backend
             epsilon, P(saveMean).Address, P(saveInvStd).Address));
     }
 
+    /// <inheritdoc/>
     protected override void BatchNormMergeStatisticsCore(Tensor saveMean, Tensor saveInvStd, double epsilon, long batchCount, long previousCount,
         Tensor accMean, Tensor accM2)
     {
@@ -333,24 +363,28 @@ public sealed unsafe class CudaBackend : Backend
 
     // ---------------------------------------------------------------- elementwise, pooling, dropout (kernels)
 
+    /// <inheritdoc/>
     protected override void ReluForwardCore(Tensor x, Tensor y)
     {
         Ctx();
         Launch(Kernels.ReluForward, Grid(x.Length), new(P(x), P(y), x.Length));
     }
 
+    /// <inheritdoc/>
     protected override void ReluBackwardCore(Tensor y, Tensor dy, Tensor dx, bool accumulate)
     {
         Ctx();
         Launch(Kernels.ReluBackward, Grid(y.Length), new(P(y), P(dy), P(dx), y.Length, accumulate));
     }
 
+    /// <inheritdoc/>
     protected override void AddCore(Tensor a, Tensor b, Tensor y)
     {
         Ctx();
         Launch(Kernels.Add, Grid(a.Length), new(P(a), P(b), P(y), a.Length));
     }
 
+    /// <inheritdoc/>
     protected override void AccumulateGradientCore(Tensor source, Tensor destination, bool accumulate)
     {
         Ctx();
@@ -362,6 +396,7 @@ public sealed unsafe class CudaBackend : Backend
         Launch(Kernels.Accumulate, Grid(source.Length), new(P(source), P(destination), source.Length, true));
     }
 
+    /// <inheritdoc/>
     protected override void GlobalAveragePoolForwardCore(Tensor x, Tensor y)
     {
         Ctx();
@@ -369,6 +404,7 @@ public sealed unsafe class CudaBackend : Backend
         Launch(Kernels.GlobalAvgPoolForward, GridExact(planes * 32), new(P(x), P(y), planes, x.Shape.H * x.Shape.W));
     }
 
+    /// <inheritdoc/>
     protected override void GlobalAveragePoolBackwardCore(Tensor dy, Tensor dx, bool accumulate)
     {
         Ctx();
@@ -376,12 +412,14 @@ public sealed unsafe class CudaBackend : Backend
         Launch(Kernels.GlobalAvgPoolBackward, Grid(dx.Length), new(P(dy), P(dx), planes, dx.Shape.H * dx.Shape.W, accumulate));
     }
 
+    /// <inheritdoc/>
     protected override void MaxPoolForwardCore(Tensor x, Tensor y)
     {
         Ctx();
         Launch(Kernels.MaxPoolForward, Grid(y.Length), new(P(x), P(y), (long)x.Shape.N * x.Shape.C, x.Shape.H, x.Shape.W));
     }
 
+    /// <inheritdoc/>
     protected override void MaxPoolBackwardCore(Tensor x, Tensor dy, Tensor dx, bool accumulate)
     {
         Ctx();
@@ -394,6 +432,7 @@ public sealed unsafe class CudaBackend : Backend
         Launch(Kernels.MaxPoolBackward, Grid(dy.Length), new(P(x), P(dy), P(dx), (long)x.Shape.N * x.Shape.C, x.Shape.H, x.Shape.W, accumulate));
     }
 
+    /// <inheritdoc/>
     protected override void DropoutForwardCore(Tensor x, Tensor y, float pDrop, ulong seed, ulong stream)
     {
         Ctx();
@@ -401,6 +440,7 @@ public sealed unsafe class CudaBackend : Backend
             new(P(x), P(y), x.Length, pDrop, (uint)seed, (uint)(seed >> 32), (uint)stream, (uint)(stream >> 32)));
     }
 
+    /// <inheritdoc/>
     protected override void DropoutBackwardCore(Tensor dy, Tensor dx, float pDrop, ulong seed, ulong stream, bool accumulate)
     {
         Ctx();
@@ -410,6 +450,7 @@ public sealed unsafe class CudaBackend : Backend
 
     // ---------------------------------------------------------------- linear (cuBLAS, column-major views of row-major data)
 
+    /// <inheritdoc/>
     protected override void LinearForwardCore(Tensor x, Tensor w, Tensor b, Tensor y)
     {
         Ctx();
@@ -421,6 +462,7 @@ public sealed unsafe class CudaBackend : Backend
         Launch(Kernels.AddRowBias, Grid((long)n * outF), new(P(y), P(b), n, outF));
     }
 
+    /// <inheritdoc/>
     protected override void LinearBackwardDataCore(Tensor dy, Tensor w, Tensor dx, bool accumulate)
     {
         Ctx();
@@ -431,6 +473,7 @@ public sealed unsafe class CudaBackend : Backend
         Check.Cublas(CublasApi.cublasSgemm(cublas, CublasApi.OpN, CublasApi.OpN, inF, n, outF, &alpha, P(w).Address, inF, P(dy).Address, outF, &beta, P(dx).Address, inF));
     }
 
+    /// <inheritdoc/>
     protected override void LinearBackwardWeightsCore(Tensor x, Tensor dy, Tensor dw, Tensor db)
     {
         Ctx();
@@ -444,6 +487,7 @@ public sealed unsafe class CudaBackend : Backend
 
     // ---------------------------------------------------------------- loss
 
+    /// <inheritdoc/>
     protected override void SoftmaxCrossEntropyCore(Tensor logits, Tensor labels, Tensor dLogits, Tensor stats)
     {
         Ctx();
@@ -460,6 +504,7 @@ public sealed unsafe class CudaBackend : Backend
         Launch(Kernels.AddRowStats, 1, new(rowLoss, rowCorrect, n, P(stats)));
     }
 
+    /// <inheritdoc/>
     protected override void SoftmaxCore(Tensor logits, Tensor probabilities)
     {
         Ctx();
@@ -469,6 +514,7 @@ public sealed unsafe class CudaBackend : Backend
 
     // ---------------------------------------------------------------- optimisation and averaging
 
+    /// <inheritdoc/>
     protected override void SgdStepCore(Tensor weights, Tensor gradients, Tensor velocity, SgdHyper h)
     {
         Ctx();
@@ -479,12 +525,14 @@ public sealed unsafe class CudaBackend : Backend
     /// <summary>Elements per block of the multi-tensor average update.</summary>
     public const int AverageChunk = 16384;
 
+    /// <inheritdoc/>
     protected override AveragePlan PrepareAverageCore(AveragePair[] pairs)
     {
         Ctx();
         return new CudaAveragePlan(this, pairs, AverageChunk);
     }
 
+    /// <inheritdoc/>
     protected override void AverageUpdateCore(AveragePlan plan, float alpha)
     {
         Ctx();
@@ -497,6 +545,7 @@ public sealed unsafe class CudaBackend : Backend
 
     // ---------------------------------------------------------------- data
 
+    /// <inheritdoc/>
     protected override void AugmentBatchCore(Tensor images, Tensor sourceLabels, Tensor indices, AugmentSpec spec, int epoch, Tensor x, Tensor labels)
     {
         Ctx();
@@ -514,6 +563,7 @@ public sealed unsafe class CudaBackend : Backend
             (uint)spec.Seed, (uint)(spec.Seed >> 32), scale[0], scale[1], scale[2], scale[3], shift[0], shift[1], shift[2], shift[3]));
     }
 
+    /// <inheritdoc/>
     public override void Dispose()
     {
         if (_disposed) return;

@@ -15,6 +15,11 @@ public sealed class BatchLoader : IDisposable
     private readonly Tensor _order;
     private int _epoch = -1;
 
+    /// <summary>
+    /// Batches of <paramref name="batchSize"/> samples of <paramref name="data"/>, in a new seeded order each
+    /// epoch when <paramref name="shuffle"/>, augmented per <paramref name="augment"/> with its seed replaced by
+    /// <paramref name="seed"/>. Allocates the sample-order table on the data's backend.
+    /// </summary>
     public BatchLoader(DeviceDataset data, int batchSize, bool shuffle, AugmentSpec augment, ulong seed)
     {
         if (batchSize < 1) throw new ArgumentOutOfRangeException(nameof(batchSize), $"Batch size must be >= 1; got {batchSize}.");
@@ -26,15 +31,23 @@ public sealed class BatchLoader : IDisposable
         _order = data.Backend.AllocateTensor(new TensorShape(Math.Max(1, data.Count)), DType.Int32);
     }
 
+    /// <summary>The dataset the batches come from.</summary>
     public DeviceDataset Data { get; }
+    /// <summary>Samples per batch (the last batch may have fewer).</summary>
     public int BatchSize { get; }
+    /// <summary>Whether each epoch visits the samples in a seeded random order; otherwise in dataset order.</summary>
     public bool Shuffle { get; }
+    /// <summary>The augmentation applied, keyed by <see cref="Seed"/>.</summary>
     public AugmentSpec Augment { get; }
+    /// <summary>Keys the sample order and the augmentation.</summary>
     public ulong Seed { get; }
+    /// <summary>The epoch fixed by the last <see cref="BeginEpoch"/>; -1 before the first.</summary>
     public int Epoch => _epoch;
 
+    /// <summary>Batches per epoch: the sample count divided by the batch size, rounded up.</summary>
     public int BatchCount => (Data.Count + BatchSize - 1) / BatchSize;
 
+    /// <summary>Samples in batch <paramref name="batch"/>: the batch size, or fewer for the last batch.</summary>
     public int SizeOf(int batch) => Math.Min(BatchSize, Data.Count - batch * BatchSize);
 
     /// <summary>Fixes the sample order for an epoch (uploads it once).</summary>
@@ -59,5 +72,6 @@ public sealed class BatchLoader : IDisposable
         return b;
     }
 
+    /// <summary>Frees the order table.</summary>
     public void Dispose() => _order.Buffer.Dispose();
 }

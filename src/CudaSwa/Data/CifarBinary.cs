@@ -1,8 +1,11 @@
 namespace CudaSwa.Data;
 
+/// <summary>Which CIFAR dataset a folder holds.</summary>
 public enum CifarKind
 {
+    /// <summary>CIFAR-10: 10 classes; five training files and one test file.</summary>
     Cifar10,
+    /// <summary>CIFAR-100: 100 fine classes (20 coarse); one training file and one test file.</summary>
     Cifar100,
 }
 
@@ -16,14 +19,21 @@ public enum CifarKind
 /// </summary>
 public static class CifarBinary
 {
+    /// <summary>Pixel bytes per image: 3 planes of 32x32.</summary>
     public const int PixelBytes = 3 * 32 * 32;
 
+    /// <summary>The CIFAR-10 training files, data_batch_1.bin to data_batch_5.bin.</summary>
     public static readonly string[] Cifar10TrainFiles = ["data_batch_1.bin", "data_batch_2.bin", "data_batch_3.bin", "data_batch_4.bin", "data_batch_5.bin"];
+    /// <summary>The CIFAR-10 test file.</summary>
     public const string Cifar10TestFile = "test_batch.bin";
+    /// <summary>The CIFAR-100 training file.</summary>
     public const string Cifar100TrainFile = "train.bin";
+    /// <summary>The CIFAR-100 test file.</summary>
     public const string Cifar100TestFile = "test.bin";
 
+    /// <summary>Bytes per record: the label byte (CIFAR-10) or the coarse and fine label bytes (CIFAR-100), then the pixels.</summary>
     public static int RecordBytes(CifarKind kind) => kind == CifarKind.Cifar10 ? 1 + PixelBytes : 2 + PixelBytes;
+    /// <summary>Number of classes: 10 or 100.</summary>
     public static int Classes(CifarKind kind) => kind == CifarKind.Cifar10 ? 10 : 100;
 
     /// <summary>
@@ -44,6 +54,10 @@ public static class CifarBinary
         throw new DataFormatException($"Data folder '{dir}' has no {(kind == CifarKind.Cifar10 ? "CIFAR-10" : "CIFAR-100")} binaries: expected {expected} (there or in '{Path.GetFileName(nested)}/').");
     }
 
+    /// <summary>
+    /// Reads the training and test splits from <paramref name="dir"/> (or the archive's folder inside it);
+    /// throws <see cref="DataFormatException"/> naming the file when one is missing or malformed.
+    /// </summary>
     public static (ImageDataset Train, ImageDataset Test) Load(string dir, CifarKind kind)
     {
         string folder = ResolveFolder(dir, kind);
@@ -57,6 +71,10 @@ public static class CifarBinary
         return (train, test);
     }
 
+    /// <summary>
+    /// Reads and validates record files into one dataset called <paramref name="name"/>, in file order;
+    /// throws <see cref="DataFormatException"/> for an empty or truncated file or a label out of range.
+    /// </summary>
     public static ImageDataset ReadFiles(string[] paths, CifarKind kind, string name)
     {
         int record = RecordBytes(kind), classes = Classes(kind);

@@ -8,6 +8,7 @@ namespace CudaSwa.Data;
 /// </summary>
 public sealed class DeviceDataset : IDisposable
 {
+    /// <summary>Uploads the images and labels of <paramref name="source"/> to <paramref name="backend"/>; the dataset owns the device copies.</summary>
     public DeviceDataset(ImageDataset source, Backend backend)
     {
         Source = source;
@@ -18,12 +19,18 @@ public sealed class DeviceDataset : IDisposable
         backend.Upload<int>(source.Labels, Labels);
     }
 
+    /// <summary>The host dataset that was uploaded.</summary>
     public ImageDataset Source { get; }
+    /// <summary>The backend holding the images and labels.</summary>
     public Backend Backend { get; }
+    /// <summary>The images (count, C, H, W), uint8.</summary>
     public Tensor Images { get; }
+    /// <summary>The labels (count), int32.</summary>
     public Tensor Labels { get; }
+    /// <summary>Number of samples.</summary>
     public int Count => Source.Count;
 
+    /// <summary>Frees the device copies.</summary>
     public void Dispose()
     {
         Images.Buffer.Dispose();

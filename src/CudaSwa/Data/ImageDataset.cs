@@ -6,6 +6,12 @@ namespace CudaSwa.Data;
 /// </summary>
 public sealed class ImageDataset
 {
+    /// <summary>
+    /// A dataset over <paramref name="images"/> (image after image, each <paramref name="channels"/> planes of
+    /// <paramref name="height"/> x <paramref name="width"/> bytes) with one label per image in
+    /// 0..<paramref name="numClasses"/>-1; throws <see cref="ArgumentException"/> when sizes or labels do not
+    /// fit. The arrays are kept, not copied.
+    /// </summary>
     public ImageDataset(string name, byte[] images, int[] labels, int numClasses, int channels = 3, int height = 32, int width = 32)
     {
         ArgumentNullException.ThrowIfNull(images);
@@ -25,16 +31,26 @@ public sealed class ImageDataset
         Width = width;
     }
 
+    /// <summary>A name for logs, e.g. "cifar10-train".</summary>
     public string Name { get; }
+    /// <summary>Every pixel, image after image, each as planes of row-major bytes.</summary>
     public byte[] Images { get; }
+    /// <summary>One class per image, in 0..NumClasses-1.</summary>
     public int[] Labels { get; }
+    /// <summary>Number of classes.</summary>
     public int NumClasses { get; }
+    /// <summary>Colour planes per image.</summary>
     public int Channels { get; }
+    /// <summary>Image height in pixels.</summary>
     public int Height { get; }
+    /// <summary>Image width in pixels.</summary>
     public int Width { get; }
+    /// <summary>Number of images.</summary>
     public int Count => Labels.Length;
+    /// <summary>Bytes per image: Channels x Height x Width.</summary>
     public int ImageBytes => Channels * Height * Width;
 
+    /// <summary>The pixels of image <paramref name="index"/> (a view into <see cref="Images"/>).</summary>
     public ReadOnlySpan<byte> Image(int index) => Images.AsSpan(index * ImageBytes, ImageBytes);
 
     /// <summary>

@@ -14,12 +14,20 @@ namespace CudaSwa.Data;
 /// </summary>
 public static class SyntheticCifar
 {
+    /// <summary>Number of classes.</summary>
     public const int Classes = 10;
+    /// <summary>Image height and width, in pixels.</summary>
     public const int Size = 32;
 
+    /// <summary>The name of each class, by label.</summary>
     public static readonly string[] ClassNames =
         ["disc", "square", "triangle", "h-stripes", "v-stripes", "ring", "cross", "d-stripes", "two-dots", "checker"];
 
+    /// <summary>
+    /// Generates a training set of <paramref name="trainCount"/> and a test set of <paramref name="testCount"/>
+    /// images, classes balanced, deterministic in <paramref name="seed"/>; each split needs at least
+    /// <see cref="Classes"/> images.
+    /// </summary>
     public static (ImageDataset Train, ImageDataset Test) Generate(int trainCount, int testCount, ulong seed)
     {
         if (trainCount < Classes || testCount < Classes)

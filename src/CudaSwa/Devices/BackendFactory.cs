@@ -6,12 +6,22 @@ namespace CudaSwa.Devices;
 
 /// <summary>
 /// Turns a device option ("auto", "cpu", "cuda", "cuda:N") into a backend. "auto" takes CUDA
-/// when it works and otherwise the CPU, and says why in <paramref name="note"/>.
+/// when it works and otherwise the CPU, and says why in the <c>note</c> it returns.
 /// </summary>
 public static class BackendFactory
 {
+    /// <summary>
+    /// Creates the backend for <paramref name="device"/> ("auto", "cpu", "cuda" or "cuda:N") with TF32 off;
+    /// <paramref name="note"/> says what runs and, for "auto" on the CPU, why CUDA did not.
+    /// </summary>
     public static Backend Create(string device, out string note) => Create(device, allowTf32: false, out note);
 
+    /// <summary>
+    /// Creates the backend for <paramref name="device"/> ("auto", "cpu", "cuda" or "cuda:N"), TF32 as
+    /// <paramref name="allowTf32"/>; <paramref name="note"/> says what runs and, for "auto" on the CPU, why CUDA
+    /// did not. Throws <see cref="ArgumentException"/> for another name and <see cref="DeviceUnavailableException"/>
+    /// when CUDA is asked for by name and cannot be used.
+    /// </summary>
     public static Backend Create(string device, bool allowTf32, out string note)
     {
         ArgumentNullException.ThrowIfNull(device);
@@ -48,6 +58,10 @@ public static class BackendFactory
     public static bool TryCreateCuda(int ordinal, out Backend? backend, out string reason) =>
         TryCreateCuda(ordinal, allowTf32: false, out backend, out reason);
 
+    /// <summary>
+    /// Tries to bring up the CUDA backend on device <paramref name="ordinal"/>, TF32 as
+    /// <paramref name="allowTf32"/>; on failure returns false with the reason instead of throwing.
+    /// </summary>
     public static bool TryCreateCuda(int ordinal, bool allowTf32, out Backend? backend, out string reason)
     {
         backend = null;

@@ -11,6 +11,7 @@ namespace CudaSwa.IO;
 /// </summary>
 public static class ModelWeights
 {
+    /// <summary>The named tensors of a parameter arena and a BN-buffer arena, copied to the host.</summary>
     public static IEnumerable<SafeTensors.Entry> Entries(Arena parameters, Arena buffers) =>
         Entries(parameters.Layout, parameters.ToHost()).Concat(Entries(buffers.Layout, buffers.ToHost()));
 
@@ -18,9 +19,11 @@ public static class ModelWeights
     public static IEnumerable<SafeTensors.Entry> Entries(ArenaLayout layout, float[] values, string prefix = "") =>
         layout.Entries.Select(e => new SafeTensors.Entry(prefix + e.Name, e.Shape.ToArray(), values.AsSpan((int)e.Offset, (int)e.Length).ToArray()));
 
+    /// <summary>Writes parameters and BN statistics to a safetensors file at <paramref name="path"/> (atomically), with optional string <paramref name="metadata"/>.</summary>
     public static void Save(string path, Arena parameters, Arena buffers, IReadOnlyDictionary<string, string>? metadata = null) =>
         SafeTensors.Write(path, Entries(parameters, buffers), metadata);
 
+    /// <summary>Writes the arenas currently bound to <paramref name="network"/> (its own, or e.g. the SWA average) to <paramref name="path"/>.</summary>
     public static void Save(string path, Network network, IReadOnlyDictionary<string, string>? metadata = null) =>
         Save(path, network.Parameters, network.Buffers, metadata);
 
@@ -52,6 +55,10 @@ public static class ModelWeights
         parameters.FromHost(p);
     }
 
+    /// <summary>
+    /// Loads a safetensors file into the arenas currently bound to <paramref name="network"/>; with
+    /// <paramref name="requireBuffers"/>, BN statistics missing from the file are an error too.
+    /// </summary>
     public static void Load(string path, Network network, bool requireBuffers = false) =>
         Load(SafeTensors.Read(path), network.Parameters, network.Buffers, path, requireBuffers);
 

@@ -14,8 +14,18 @@ namespace CudaSwa.IO;
 /// </summary>
 public static class SafeTensors
 {
+    /// <summary>One named float32 tensor.</summary>
+    /// <param name="Name">The tensor's name, unique in a file.</param>
+    /// <param name="Shape">Its dimensions, outermost first.</param>
+    /// <param name="Data">Its values, row-major: as many as the shape holds.</param>
     public sealed record Entry(string Name, int[] Shape, float[] Data);
 
+    /// <summary>
+    /// Writes <paramref name="tensors"/> as F32, in the order given, with optional string
+    /// <paramref name="metadata"/>, to a temporary file then renamed to <paramref name="path"/>. Throws
+    /// <see cref="ArgumentException"/> for a repeated name, the reserved name "__metadata__", or data that does
+    /// not match its shape.
+    /// </summary>
     public static void Write(string path, IEnumerable<Entry> tensors, IReadOnlyDictionary<string, string>? metadata = null)
     {
         var list = tensors.ToList();
@@ -59,6 +69,9 @@ public static class SafeTensors
         });
     }
 
+    /// <summary>What a safetensors file holds.</summary>
+    /// <param name="Tensors">The tensors, by name.</param>
+    /// <param name="Metadata">The "__metadata__" map; empty when the file has none.</param>
     public sealed record Contents(IReadOnlyDictionary<string, Entry> Tensors, IReadOnlyDictionary<string, string> Metadata);
 
     /// <summary>The largest header accepted (the reference implementation's limit).</summary>

@@ -25,11 +25,17 @@ public sealed class BatchNorm2d : Layer
         RunningVarIndex = varIndex;
     }
 
+    /// <inheritdoc/>
     public override string Kind => "BatchNorm2d";
+    /// <summary>Index of the scale (gamma, "weight") in the parameter arena.</summary>
     public int ScaleIndex { get; }
+    /// <summary>Index of the shift (beta, "bias") in the parameter arena.</summary>
     public int ShiftIndex { get; }
+    /// <summary>Index of the running mean in the buffer arena.</summary>
     public int RunningMeanIndex { get; }
+    /// <summary>Index of the running variance in the buffer arena.</summary>
     public int RunningVarIndex { get; }
+    /// <summary>Channels normalised: those of the input.</summary>
     public int Channels => Inputs[0].Channels;
 
     /// <summary>Batch mean of the last training-mode forward (C values).</summary>
@@ -38,6 +44,7 @@ public sealed class BatchNorm2d : Layer
     /// <summary>1/sqrt(batch variance + eps) of the last training-mode forward (C values).</summary>
     public Tensor SavedInvStd { get; internal set; }
 
+    /// <inheritdoc/>
     protected internal override void Forward(RunContext ctx)
     {
         var p = ctx.Parameters;
@@ -52,6 +59,7 @@ public sealed class BatchNorm2d : Layer
             factor, Epsilon, SavedMean, SavedInvStd);
     }
 
+    /// <inheritdoc/>
     protected internal override void Backward(RunContext ctx)
     {
         if (!Inputs[0].RequiresGradient)

@@ -15,23 +15,31 @@ public sealed class Conv2d : Layer
         BiasIndex = biasIndex;
     }
 
+    /// <inheritdoc/>
     public override string Kind => "Conv2d";
+    /// <summary>Output channels K: the number of filters.</summary>
     public int OutChannels { get; }
+    /// <summary>Kernel height and width R, in pixels.</summary>
     public int Kernel { get; }
+    /// <summary>Stride and zero padding.</summary>
     public ConvSpec Spec { get; }
+    /// <summary>Index of the weight (K, C, R, R) in the parameter arena.</summary>
     public int WeightIndex { get; }
 
     /// <summary>-1 when the convolution has no bias.</summary>
     public int BiasIndex { get; }
 
+    /// <summary>The convolution's geometry for a batch of <paramref name="batch"/> samples.</summary>
     public ConvGeometry Geometry(int batch)
     {
         var x = Inputs[0];
         return new ConvGeometry(batch, x.Channels, x.Height, x.Width, OutChannels, Kernel, Kernel, Spec.Stride, Spec.Padding);
     }
 
+    /// <inheritdoc/>
     protected internal override void Prepare(Network network, int batch) => network.Backend.PrepareConvolution(Geometry(batch));
 
+    /// <inheritdoc/>
     protected internal override void Forward(RunContext ctx)
     {
         var y = Out(ctx);
@@ -39,6 +47,7 @@ public sealed class Conv2d : Layer
         if (BiasIndex >= 0) ctx.Backend.AddChannelBias(y, ctx.Parameters[BiasIndex]);
     }
 
+    /// <inheritdoc/>
     protected internal override void Backward(RunContext ctx)
     {
         var dy = OutGrad(ctx);

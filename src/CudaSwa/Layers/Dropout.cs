@@ -12,12 +12,16 @@ public sealed class Dropout : Layer
         Id = id;
     }
 
+    /// <inheritdoc/>
     public override string Kind => "Dropout";
+    /// <summary>Probability that an element is dropped, in [0, 1); with 0 the layer copies.</summary>
     public float Probability { get; }
+    /// <summary>The layer's number among the network's dropout layers, from 0; part of the mask key.</summary>
     public int Id { get; }
 
     private ulong Stream(RunContext ctx) => (ctx.Step << 8) | (uint)Id;
 
+    /// <inheritdoc/>
     protected internal override void Forward(RunContext ctx)
     {
         if (ctx.Mode != RunMode.Train || Probability == 0)
@@ -26,6 +30,7 @@ public sealed class Dropout : Layer
             ctx.Backend.DropoutForward(In(0, ctx), Out(ctx), Probability, ctx.Network.Seed, Stream(ctx));
     }
 
+    /// <inheritdoc/>
     protected internal override void Backward(RunContext ctx)
     {
         if (!Inputs[0].RequiresGradient) return;

@@ -5,11 +5,14 @@ public sealed class GlobalAvgPool : Layer
 {
     internal GlobalAvgPool(Node input) : base("", [input]) { }
 
+    /// <inheritdoc/>
     public override string Kind => "GlobalAvgPool";
 
+    /// <inheritdoc/>
     protected internal override void Forward(RunContext ctx) =>
         ctx.Backend.GlobalAveragePoolForward(In(0, ctx), Out(ctx).Reshape(new Tensors.TensorShape(ctx.Batch, Output.Channels)));
 
+    /// <inheritdoc/>
     protected internal override void Backward(RunContext ctx)
     {
         if (Inputs[0].RequiresGradient)

@@ -12,6 +12,7 @@ namespace CudaSwa.Layers;
 /// </summary>
 public abstract class Layer
 {
+    /// <summary>A layer named <paramref name="name"/> (empty for parameter-free layers) that reads <paramref name="inputs"/>.</summary>
     protected Layer(string name, Node[] inputs)
     {
         Name = name;
@@ -22,8 +23,10 @@ public abstract class Layer
     /// <summary>PyTorch-style module name, e.g. "layer1.0.conv1" (empty for parameter-free layers).</summary>
     public string Name { get; }
 
+    /// <summary>The nodes the layer reads, in order.</summary>
     public IReadOnlyList<Node> Inputs { get; }
 
+    /// <summary>The node the layer writes; set when the layer is added to a <see cref="NetworkBuilder"/>.</summary>
     public Node Output { get; internal set; } = null!;
 
     /// <summary>Per input: add into its gradient instead of overwriting it.</summary>
@@ -35,14 +38,27 @@ public abstract class Layer
     /// <summary>Allocates nothing by default; convolutions prepare their algorithm/scratch here.</summary>
     protected internal virtual void Prepare(Network network, int batch) { }
 
+    /// <summary>
+    /// Computes the output from the inputs for the first <c>ctx.Batch</c> samples in <c>ctx.Mode</c>, with the
+    /// arenas bound in <paramref name="ctx"/>.
+    /// </summary>
     protected internal abstract void Forward(RunContext ctx);
 
+    /// <summary>
+    /// Back-propagates the output gradient: adds into the parameter gradients, and writes the input
+    /// gradients (or adds into them, per <see cref="AccumulateInput"/>). Runs after a training-mode <see cref="Forward"/>.
+    /// </summary>
     protected internal abstract void Backward(RunContext ctx);
 
+    /// <summary>Value of input <paramref name="i"/> for the current batch (a prefix of the node's tensor).</summary>
     protected Tensors.Tensor In(int i, RunContext ctx) => Inputs[i].Value.WithBatch(ctx.Batch);
+    /// <summary>Gradient of input <paramref name="i"/> for the current batch.</summary>
     protected Tensors.Tensor InGrad(int i, RunContext ctx) => Inputs[i].Gradient.WithBatch(ctx.Batch);
+    /// <summary>Value of the output for the current batch.</summary>
     protected Tensors.Tensor Out(RunContext ctx) => Output.Value.WithBatch(ctx.Batch);
+    /// <summary>Gradient of the output for the current batch.</summary>
     protected Tensors.Tensor OutGrad(RunContext ctx) => Output.Gradient.WithBatch(ctx.Batch);
 
+    /// <inheritdoc/>
     public override string ToString() => string.IsNullOrEmpty(Name) ? Kind : $"{Kind} {Name}";
 }

@@ -12,16 +12,22 @@ public sealed class Linear : Layer
         BiasIndex = biasIndex;
     }
 
+    /// <inheritdoc/>
     public override string Kind => "Linear";
+    /// <summary>Output features: the rows of the weight.</summary>
     public int OutFeatures { get; }
+    /// <summary>Index of the weight (Out, In) in the parameter arena.</summary>
     public int WeightIndex { get; }
+    /// <summary>Index of the bias (Out) in the parameter arena.</summary>
     public int BiasIndex { get; }
 
     private Tensor Flat(Tensor t, RunContext ctx) => t.Reshape(new TensorShape(ctx.Batch, (int)(t.Length / ctx.Batch)));
 
+    /// <inheritdoc/>
     protected internal override void Forward(RunContext ctx) =>
         ctx.Backend.LinearForward(Flat(In(0, ctx), ctx), ctx.Parameters[WeightIndex], ctx.Parameters[BiasIndex], Flat(Out(ctx), ctx));
 
+    /// <inheritdoc/>
     protected internal override void Backward(RunContext ctx)
     {
         var dy = Flat(OutGrad(ctx), ctx);

@@ -104,39 +104,59 @@ public sealed class Network : IDisposable
 
     private static long Align(long n) => (n + ArenaLayout.Alignment - 1) / ArenaLayout.Alignment * ArenaLayout.Alignment;
 
+    /// <summary>The model's name, e.g. "resnet20".</summary>
     public string ModelName { get; }
+    /// <summary>The backend every tensor of the network lives on.</summary>
     public Backend Backend { get; }
+    /// <summary>The batch size the network was built for; passes run on 1 to MaxBatch samples, smaller batches on prefixes of the same buffers.</summary>
     public int MaxBatch { get; }
 
     /// <summary>Keys initialisation and dropout masks.</summary>
     public ulong Seed { get; }
 
+    /// <summary>Layout of the parameter arenas (and of the gradient and momentum arenas).</summary>
     public ArenaLayout ParameterLayout { get; }
+    /// <summary>Layout of the BN running-statistics arenas.</summary>
     public ArenaLayout BufferLayout { get; }
 
     /// <summary>The parameter arena currently bound (the network's own, or e.g. the SWA average).</summary>
     public Arena Parameters { get; private set; }
 
+    /// <summary>Parameter gradients, one arena with the parameter layout: <see cref="Backward"/> adds into it, <see cref="ZeroGradients"/> clears it.</summary>
     public Arena Gradients { get; }
 
     /// <summary>The BN running-statistics arena currently bound.</summary>
     public Arena Buffers { get; private set; }
 
+    /// <summary>The layers, in execution order.</summary>
     public IReadOnlyList<Layer> Layers => _layers;
+    /// <summary>The activations, network input first, indexed by <see cref="Node.Index"/>.</summary>
     public IReadOnlyList<Node> Nodes => _nodes;
+    /// <summary>The network input; a loader writes batches into <see cref="Input"/>.</summary>
     public Node InputNode { get; }
+    /// <summary>The last layer's output: the logits.</summary>
     public Node OutputNode { get; }
+    /// <summary>The batch-norm layers, in execution order.</summary>
     public IReadOnlyList<BatchNorm2d> BatchNormLayers { get; }
 
     /// <summary>Index in <see cref="Layers"/> of the last batch norm, where a BN recompute can stop; -1 if none.</summary>
     public int LastBatchNormLayer { get; }
 
+    /// <summary>Number of trainable values (arena padding excluded).</summary>
     public long ParameterCount => ParameterLayout.ValueCount;
+    /// <summary>Number of classes: the channels of the output.</summary>
     public int NumClasses => OutputNode.Channels;
+    /// <summary>Bytes held by activations and activation gradients for <see cref="MaxBatch"/> samples.</summary>
     public long ActivationBytes { get; }
 
+    /// <summary>
+    /// The input tensor (N, C, H, W) for the first <paramref name="batch"/> samples; throws
+    /// <see cref="ArgumentOutOfRangeException"/> when <paramref name="batch"/> is outside 1..<see cref="MaxBatch"/>.
+    /// </summary>
     public Tensor Input(int batch) => InputNode.Value.WithBatch(CheckBatch(batch));
+    /// <summary>The logits (batch, classes) of the last forward pass over <paramref name="batch"/> samples.</summary>
     public Tensor Logits(int batch) => OutputNode.Value.WithBatch(CheckBatch(batch)).Reshape(new TensorShape(batch, NumClasses));
+    /// <summary>The gradient of the loss with respect to the logits (batch, classes): the loss writes it, <see cref="Backward"/> reads it.</summary>
     public Tensor LogitsGradient(int batch) => OutputNode.Gradient.WithBatch(CheckBatch(batch)).Reshape(new TensorShape(batch, NumClasses));
 
     private int CheckBatch(int batch)
@@ -147,6 +167,8 @@ public sealed class Network : IDisposable
     }
 
     /// <summary>Runs the layers in order on the first <paramref name="batch"/> samples of <see cref="Input"/>.</summary>
+    /// <param name="batch">Samples to run, 1 to <see cref="MaxBatch"/>; training with batch norm needs at least 2.</param>
+    /// <param name="mode">Training, evaluation or BN recompute.</param>
     /// <param name="stopAfterLayer">Index of the last layer to run (-1: all). A BN recompute stops after the last BN.</param>
     /// <param name="batchNormFactor">Running-average factor for <see cref="RunMode.RecomputeBatchNorm"/>.</param>
     /// <param name="step">Keys dropout masks in training; pass the same value to <see cref="Backward"/>.</param>
@@ -176,6 +198,7 @@ public sealed class Network : IDisposable
         for (int i = _layers.Count - 1; i >= 0; i--) _layers[i].Backward(_context);
     }
 
+    /// <summary>Sets every parameter gradient to 0; needed once per step, since <see cref="Backward"/> accumulates.</summary>
     public void ZeroGradients() => Backend.Fill(Gradients.All, 0f);
 
     /// <summary>A fresh parameter arena with this network's layout (e.g. for the SWA average).</summary>
@@ -191,6 +214,7 @@ public sealed class Network : IDisposable
 
     /// <summary>The network's own arenas (as built).</summary>
     public Arena OwnParameters => _ownParameters;
+    /// <summary>The network's own BN running-statistics arena (as built).</summary>
     public Arena OwnBuffers => _ownBuffers;
 
     /// <summary>Binds other arenas; returns a scope that restores the previous binding when disposed.</summary>
@@ -207,6 +231,7 @@ public sealed class Network : IDisposable
         return scope;
     }
 
+    /// <summary>Restores a network's previous arena binding when disposed; returned by <see cref="Network.Bind"/>.</summary>
     public readonly struct BindingScope : IDisposable
     {
         private readonly Network _network;
@@ -219,6 +244,7 @@ public sealed class Network : IDisposable
             _buffers = buffers;
         }
 
+        /// <summary>Binds again the arenas that were bound before <see cref="Network.Bind"/>; does nothing for a default scope.</summary>
         public void Dispose()
         {
             if (_network is null) return;
@@ -275,6 +301,10 @@ public sealed class Network : IDisposable
         buffers.FromHost(host);
     }
 
+    /// <summary>
+    /// Frees the network's own arenas, its gradients, activations and scratch. Arenas made with
+    /// <see cref="CreateParameterArena"/> or <see cref="CreateBufferArena"/> belong to the caller.
+    /// </summary>
     public void Dispose()
     {
         _ownParameters.Dispose();

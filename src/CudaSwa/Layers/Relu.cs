@@ -5,10 +5,13 @@ public sealed class Relu : Layer
 {
     internal Relu(Node input) : base("", [input]) { }
 
+    /// <inheritdoc/>
     public override string Kind => "ReLU";
 
+    /// <inheritdoc/>
     protected internal override void Forward(RunContext ctx) => ctx.Backend.ReluForward(In(0, ctx), Out(ctx));
 
+    /// <inheritdoc/>
     protected internal override void Backward(RunContext ctx)
     {
         if (Inputs[0].RequiresGradient)

@@ -5,10 +5,13 @@ public sealed class ResidualAdd : Layer
 {
     internal ResidualAdd(Node a, Node b) : base("", [a, b]) { }
 
+    /// <inheritdoc/>
     public override string Kind => "Add";
 
+    /// <inheritdoc/>
     protected internal override void Forward(RunContext ctx) => ctx.Backend.Add(In(0, ctx), In(1, ctx), Out(ctx));
 
+    /// <inheritdoc/>
     protected internal override void Backward(RunContext ctx)
     {
         var dy = OutGrad(ctx);

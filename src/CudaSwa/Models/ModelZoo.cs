@@ -23,8 +23,10 @@ public static class ModelZoo
         new("wrn28x10", "Wide ResNet-28-10 (SWA paper)", "36.5M", c => WideResNet.Describe(28, 10, c)),
     ];
 
+    /// <summary>Every selectable model.</summary>
     public static IReadOnlyList<ModelInfo> Models => s_models;
 
+    /// <summary>The model named <paramref name="name"/> (case-insensitive); throws <see cref="ArgumentException"/> listing the known models otherwise.</summary>
     public static ModelInfo Find(string name)
     {
         ArgumentNullException.ThrowIfNull(name);
@@ -34,12 +36,17 @@ public static class ModelZoo
         throw new ArgumentException($"Unknown model '{name}'. Known models: {string.Join(", ", s_models.Select(m => m.Name))}.", nameof(name));
     }
 
+    /// <summary>Describes model <paramref name="name"/> with a classifier over <paramref name="numClasses"/> classes (at least 2), ready to build.</summary>
     public static NetworkBuilder Describe(string name, int numClasses)
     {
         if (numClasses < 2) throw new ArgumentOutOfRangeException(nameof(numClasses), $"A classifier needs at least 2 classes; got {numClasses}.");
         return Find(name).Describe(numClasses);
     }
 
+    /// <summary>
+    /// Describes and builds model <paramref name="name"/> on <paramref name="backend"/> for batches of up to
+    /// <paramref name="batchSize"/> samples, initialised from <paramref name="seed"/>. The caller disposes the network.
+    /// </summary>
     public static Network Create(string name, int numClasses, Tensors.Backend backend, int batchSize, ulong seed = 0) =>
         Describe(name, numClasses).Build(backend, batchSize, seed);
 }

@@ -12,6 +12,10 @@ namespace CudaSwa.Models;
 /// </summary>
 public static class PreResNet
 {
+    /// <summary>
+    /// Describes a pre-activation ResNet of <paramref name="depth"/> layers (6n+2 with basic blocks, 9n+2
+    /// with <paramref name="bottleneck"/> blocks) for <paramref name="numClasses"/> classes.
+    /// </summary>
     public static NetworkBuilder Describe(int depth, bool bottleneck, int numClasses)
     {
         int perBlock = bottleneck ? 9 : 6;

@@ -12,6 +12,7 @@ namespace CudaSwa.Models;
 /// </summary>
 public static class ResNetCifar
 {
+    /// <summary>Describes the CIFAR ResNet of <paramref name="depth"/> = 6n+2 layers (n at least 1) for <paramref name="numClasses"/> classes.</summary>
     public static NetworkBuilder Describe(int depth, int numClasses)
     {
         if (depth < 8 || (depth - 2) % 6 != 0)

@@ -12,6 +12,10 @@ public static class Vgg
 {
     private static readonly int[] Config16 = [64, 64, -1, 128, 128, -1, 256, 256, 256, -1, 512, 512, 512, -1, 512, 512, 512, -1];
 
+    /// <summary>
+    /// Describes VGG-16 (BN after each convolution when <paramref name="batchNorm"/>) for
+    /// <paramref name="numClasses"/> classes, with drop probability <paramref name="dropout"/> in the classifier.
+    /// </summary>
     public static NetworkBuilder Describe(bool batchNorm, int numClasses, float dropout = 0.5f)
     {
         var b = new NetworkBuilder(batchNorm ? "vgg16bn" : "vgg16");

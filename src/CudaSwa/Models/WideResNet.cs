@@ -11,6 +11,10 @@ namespace CudaSwa.Models;
 /// </summary>
 public static class WideResNet
 {
+    /// <summary>
+    /// Describes WRN-<paramref name="depth"/>-<paramref name="widen"/> (depth 6n+4) for <paramref name="numClasses"/>
+    /// classes, with drop probability <paramref name="dropout"/> between the two convolutions of each block (0: no dropout).
+    /// </summary>
     public static NetworkBuilder Describe(int depth, int widen, int numClasses, float dropout = 0f)
     {
         if ((depth - 4) % 6 != 0 || depth < 10)

@@ -11,6 +11,11 @@ public sealed class CyclicSchedule : LearningRateSchedule
 {
     private readonly SwaPaperSchedule _before;
 
+    /// <summary>
+    /// Decay from <paramref name="lrInit"/> to <paramref name="alpha1"/> until epoch <paramref name="swaStart"/>,
+    /// then cycles of <paramref name="cycleEpochs"/> epochs, each linear from near <paramref name="alpha1"/> to
+    /// <paramref name="alpha2"/>.
+    /// </summary>
     public CyclicSchedule(double lrInit, int swaStart, double alpha1, double alpha2, int cycleEpochs)
     {
         Positive(lrInit, "lrInit");
@@ -26,12 +31,18 @@ public sealed class CyclicSchedule : LearningRateSchedule
         CycleEpochs = cycleEpochs;
     }
 
+    /// <summary>Learning rate at the start of training.</summary>
     public double LrInit { get; }
+    /// <summary>Epochs of the initial decay; the cycles begin at this 0-based epoch.</summary>
     public int SwaStart { get; }
+    /// <summary>Learning rate at the start of each cycle and at the end of the initial decay.</summary>
     public double Alpha1 { get; }
+    /// <summary>Learning rate at the last iteration of each cycle.</summary>
     public double Alpha2 { get; }
+    /// <summary>Length of a cycle, in epochs.</summary>
     public int CycleEpochs { get; }
 
+    /// <inheritdoc/>
     public override double At(int epoch, int iteration, int iterationsPerEpoch)
     {
         CheckProgress(epoch, iteration, iterationsPerEpoch);
@@ -42,6 +53,7 @@ public sealed class CyclicSchedule : LearningRateSchedule
         return (1 - t) * Alpha1 + t * Alpha2;
     }
 
+    /// <inheritdoc/>
     public override string Describe() =>
         $"cyclic: decay from {LrInit:g4} to {Alpha1:g4} until epoch {SwaStart}, then cycles of {CycleEpochs} epoch(s) from {Alpha1:g4} to {Alpha2:g4}";
 }

@@ -11,6 +11,11 @@ namespace CudaSwa.Optim;
 /// </summary>
 public sealed class Sgd : IDisposable
 {
+    /// <summary>
+    /// SGD over the network's own parameters (<paramref name="network"/>), with <paramref name="momentum"/> in [0, 1),
+    /// L2 <paramref name="weightDecay"/> (at least 0) and Nesterov momentum when <paramref name="nesterov"/>
+    /// (which needs momentum above 0). Allocates the velocity arena, zeroed.
+    /// </summary>
     public Sgd(Network network, float momentum, float weightDecay, bool nesterov = false)
     {
         ArgumentNullException.ThrowIfNull(network);
@@ -24,14 +29,23 @@ public sealed class Sgd : IDisposable
         Velocity = network.CreateParameterArena();
     }
 
+    /// <summary>The network whose own parameters are stepped.</summary>
     public Network Network { get; }
+    /// <summary>Momentum factor, in [0, 1).</summary>
     public float Momentum { get; }
+    /// <summary>L2 weight decay, added to the gradient as wd*w.</summary>
     public float WeightDecay { get; }
+    /// <summary>Whether Nesterov momentum is used.</summary>
     public bool Nesterov { get; }
 
     /// <summary>The momentum buffers, one arena with the parameters' layout (checkpointed with them).</summary>
     public Arena Velocity { get; }
 
+    /// <summary>
+    /// One fused step over every parameter with <paramref name="learningRate"/> (finite, at least 0), from the
+    /// gradients in the network's gradient arena. Throws <see cref="InvalidOperationException"/> while the
+    /// network is bound to other parameters than its own.
+    /// </summary>
     public void Step(float learningRate)
     {
         if (!(learningRate >= 0) || float.IsInfinity(learningRate))
@@ -42,5 +56,6 @@ public sealed class Sgd : IDisposable
             new SgdHyper(learningRate, Momentum, WeightDecay, Nesterov));
     }
 
+    /// <summary>Frees the velocity arena.</summary>
     public void Dispose() => Velocity.Dispose();
 }

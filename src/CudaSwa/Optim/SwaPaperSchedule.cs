@@ -8,6 +8,11 @@ namespace CudaSwa.Optim;
 /// </summary>
 public sealed class SwaPaperSchedule : LearningRateSchedule
 {
+    /// <summary>
+    /// The schedule from <paramref name="lrInit"/>: the SGD baseline over <paramref name="epochs"/> epochs or,
+    /// given both <paramref name="swaStart"/> and <paramref name="swaLr"/>, the SWA variant, which reaches swaLr
+    /// at 0.9 x swaStart and keeps it.
+    /// </summary>
     public SwaPaperSchedule(double lrInit, int epochs, int? swaStart = null, double? swaLr = null)
     {
         Positive(lrInit, "lrInit");
@@ -22,11 +27,16 @@ public sealed class SwaPaperSchedule : LearningRateSchedule
         SwaLr = swaLr;
     }
 
+    /// <summary>Learning rate at the start.</summary>
     public double LrInit { get; }
+    /// <summary>Training budget in epochs: the length of the decay without SWA.</summary>
     public int Epochs { get; }
+    /// <summary>Epoch count the SWA variant decays over; null for the SGD baseline.</summary>
     public int? SwaStart { get; }
+    /// <summary>Constant learning rate of the SWA phase; null for the SGD baseline.</summary>
     public double? SwaLr { get; }
 
+    /// <inheritdoc/>
     public override double At(int epoch, int iteration, int iterationsPerEpoch)
     {
         CheckProgress(epoch, iteration, iterationsPerEpoch);
@@ -37,6 +47,7 @@ public sealed class SwaPaperSchedule : LearningRateSchedule
         return LrInit * factor;
     }
 
+    /// <inheritdoc/>
     public override string Describe() => SwaStart.HasValue
         ? $"swa paper: lr {LrInit:g4}, linear decay to {SwaLr:g4} between {0.5 * SwaStart:g4} and {0.9 * SwaStart:g4} epochs, then constant"
         : $"swa paper (SGD budget): lr {LrInit:g4}, linear decay to {LrInit * 0.01:g4} between {0.5 * Epochs:g4} and {0.9 * Epochs:g4} epochs";

@@ -1,8 +1,11 @@
 namespace CudaSwa.Optim;
 
+/// <summary>Shape of the SWALR anneal.</summary>
 public enum AnnealStrategy
 {
+    /// <summary>a(t) = (1 - cos(pi t))/2.</summary>
     Cos,
+    /// <summary>a(t) = t.</summary>
     Linear,
 }
 
@@ -17,6 +20,11 @@ public sealed class SwalrSchedule : LearningRateSchedule
 {
     private readonly CosineSchedule _before;
 
+    /// <summary>
+    /// Cosine from <paramref name="lrInit"/> over <paramref name="epochs"/> epochs until <paramref name="swaStart"/>,
+    /// then an anneal to <paramref name="swaLr"/> over <paramref name="annealEpochs"/> epochs, shaped by
+    /// <paramref name="strategy"/>.
+    /// </summary>
     public SwalrSchedule(double lrInit, int epochs, int swaStart, double swaLr, int annealEpochs, AnnealStrategy strategy)
     {
         Positive(lrInit, "lrInit");
@@ -32,16 +40,23 @@ public sealed class SwalrSchedule : LearningRateSchedule
         Strategy = strategy;
     }
 
+    /// <summary>Learning rate at the start of the cosine phase.</summary>
     public double LrInit { get; }
+    /// <summary>Length of the run in epochs: the period over which the cosine phase would reach 0.</summary>
     public int Epochs { get; }
+    /// <summary>Where the anneal begins, in epochs of progress from 0.</summary>
     public int SwaStart { get; }
+    /// <summary>Learning rate the anneal ends at, kept after.</summary>
     public double SwaLr { get; }
+    /// <summary>Length of the anneal in epochs (0: SwaLr at once).</summary>
     public int AnnealEpochs { get; }
+    /// <summary>Shape of the anneal.</summary>
     public AnnealStrategy Strategy { get; }
 
     /// <summary>The rate the cosine phase reaches at swaStart, where annealing begins.</summary>
     public double StartRate => SwaStart >= Epochs ? 0 : _before.At(SwaStart, 0, 1);
 
+    /// <inheritdoc/>
     public override double At(int epoch, int iteration, int iterationsPerEpoch)
     {
         CheckProgress(epoch, iteration, iterationsPerEpoch);
@@ -52,6 +67,7 @@ public sealed class SwalrSchedule : LearningRateSchedule
         return SwaLr * a + StartRate * (1 - a);
     }
 
+    /// <inheritdoc/>
     public override string Describe() =>
         $"swalr: cosine from {LrInit:g4} until epoch {SwaStart}, then {Strategy.ToString().ToLowerInvariant()} anneal to {SwaLr:g4} over {AnnealEpochs} epochs";
 }

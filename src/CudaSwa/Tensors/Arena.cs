@@ -6,6 +6,7 @@ namespace CudaSwa.Tensors;
 /// </summary>
 public sealed class Arena : IDisposable
 {
+    /// <summary>Allocates one zero-filled buffer for every entry of <paramref name="layout"/> on <paramref name="backend"/>; the arena owns it.</summary>
     public Arena(ArenaLayout layout, Backend backend)
     {
         Layout = layout;
@@ -14,13 +15,17 @@ public sealed class Arena : IDisposable
         backend.Fill(All, 0f);
     }
 
+    /// <summary>The table of entries: names, aligned offsets, shapes and roles.</summary>
     public ArenaLayout Layout { get; }
+    /// <summary>The backend the arena's buffer lives on.</summary>
     public Backend Backend { get; }
+    /// <summary>The single allocation behind every entry, owned by the arena.</summary>
     public DeviceBuffer Buffer { get; }
 
     /// <summary>The whole arena as one flat tensor (padding included), for fused passes.</summary>
     public Tensor All => new(Buffer, 0, new TensorShape(checked((int)Math.Max(1, Layout.Length))));
 
+    /// <summary>A view of entry <paramref name="index"/> of <see cref="Layout"/> (no copy).</summary>
     public Tensor this[int index]
     {
         get
@@ -30,11 +35,13 @@ public sealed class Arena : IDisposable
         }
     }
 
+    /// <summary>A view of the entry with PyTorch state_dict name <paramref name="name"/>; throws <see cref="KeyNotFoundException"/> when there is none.</summary>
     public Tensor this[string name] => this[Layout.IndexOf(name)];
 
     /// <summary>Copies the whole arena to the host (padding included).</summary>
     public float[] ToHost() => Backend.ToArray(All);
 
+    /// <summary>Uploads the whole arena (padding included) from host values laid out as <see cref="ToHost"/> returns them: exactly as many as <see cref="All"/> holds.</summary>
     public void FromHost(ReadOnlySpan<float> values)
     {
         if (values.Length != All.Length)
@@ -42,6 +49,7 @@ public sealed class Arena : IDisposable
         Backend.Upload(values, All);
     }
 
+    /// <summary>Copies every value of <paramref name="other"/>, an arena of the same layout on the same backend, into this one.</summary>
     public void CopyFrom(Arena other)
     {
         if (!ReferenceEquals(other.Layout, Layout) && other.Layout.Length != Layout.Length)
@@ -49,5 +57,6 @@ public sealed class Arena : IDisposable
         Backend.Copy(other.All, All);
     }
 
+    /// <summary>Frees the arena's buffer; views taken from it become invalid.</summary>
     public void Dispose() => Buffer.Dispose();
 }

@@ -9,6 +9,7 @@ namespace CudaSwa.Tensors;
 /// </summary>
 public abstract class AveragePlan : IDisposable
 {
+    /// <summary>Records the <paramref name="pairs"/> (already validated by <see cref="Backend.PrepareAverage"/>) of <paramref name="backend"/>.</summary>
     protected AveragePlan(Backend backend, AveragePair[] pairs)
     {
         Backend = backend;
@@ -16,18 +17,22 @@ public abstract class AveragePlan : IDisposable
         TotalLength = pairs.Sum(p => p.Average.Length);
     }
 
+    /// <summary>The backend that prepared the plan; only it can run the plan.</summary>
     public Backend Backend { get; }
 
     /// <summary>The pairs, in the order given.</summary>
     public IReadOnlyList<AveragePair> Pairs => PairArray;
 
+    /// <summary>The pairs as an array, for the backend's update.</summary>
     protected AveragePair[] PairArray { get; }
 
     /// <summary>Elements updated per call, over all pairs.</summary>
     public long TotalLength { get; }
 
+    /// <summary>Whether <see cref="Dispose"/> has run; a disposed plan can no longer be run.</summary>
     public bool IsDisposed { get; private set; }
 
+    /// <summary>Releases what the backend prepared (later calls do nothing); the pairs' buffers are not freed.</summary>
     public void Dispose()
     {
         if (IsDisposed) return;

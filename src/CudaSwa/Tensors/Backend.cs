@@ -48,14 +48,26 @@ public abstract class Backend : IDisposable
 
     // ---------------------------------------------------------------- memory
 
+    /// <summary>
+    /// Allocates a buffer of <paramref name="length"/> elements of <paramref name="dtype"/> on this backend.
+    /// The caller owns it and disposes it. Its contents are not initialised on every backend: write it before reading.
+    /// </summary>
     public DeviceBuffer Allocate(long length, DType dtype = DType.Float32)
     {
         if (length < 0) throw new ArgumentOutOfRangeException(nameof(length), $"Buffer length must be >= 0; got {length}.");
         return AllocateCore(length, dtype);
     }
 
+    /// <summary>
+    /// Allocates a buffer that fits <paramref name="shape"/> and returns a view of all of it. The caller owns
+    /// the buffer (<see cref="Tensor.Buffer"/>) and disposes it.
+    /// </summary>
     public Tensor AllocateTensor(TensorShape shape, DType dtype = DType.Float32) => new(Allocate(shape.Length, dtype), 0, shape);
 
+    /// <summary>
+    /// Copies host values into a tensor of this backend. <typeparamref name="T"/> must have the tensor's
+    /// element size and <paramref name="source"/> exactly as many elements as <paramref name="destination"/>.
+    /// </summary>
     public void Upload<T>(ReadOnlySpan<T> source, Tensor destination) where T : unmanaged
     {
         Own(destination, nameof(destination));
@@ -65,6 +77,10 @@ public abstract class Backend : IDisposable
         UploadCore(System.Runtime.InteropServices.MemoryMarshal.AsBytes(source), destination);
     }
 
+    /// <summary>
+    /// Copies a tensor's values into host memory, after the queued work that writes them.
+    /// <paramref name="destination"/> must hold exactly as many elements as <paramref name="source"/>, of its element size.
+    /// </summary>
     public void Download<T>(Tensor source, Span<T> destination) where T : unmanaged
     {
         Own(source, nameof(source));
@@ -74,6 +90,7 @@ public abstract class Backend : IDisposable
         DownloadCore(source, System.Runtime.InteropServices.MemoryMarshal.AsBytes(destination));
     }
 
+    /// <summary>Downloads a float32 tensor into a new array (waits for queued work).</summary>
     public float[] ToArray(Tensor source)
     {
         var result = new float[source.Length];
@@ -81,6 +98,7 @@ public abstract class Backend : IDisposable
         return result;
     }
 
+    /// <summary>Sets every element of a float32 tensor to <paramref name="value"/>.</summary>
     public void Fill(Tensor t, float value)
     {
         Own(t, nameof(t));
@@ -88,6 +106,7 @@ public abstract class Backend : IDisposable
         using (new OpTimer(this, "Fill")) FillCore(t, value);
     }
 
+    /// <summary>Copies <paramref name="source"/> into <paramref name="destination"/> element for element; both need the same dtype and length (shapes may differ).</summary>
     public void Copy(Tensor source, Tensor destination)
     {
         Own(source, nameof(source));
@@ -215,6 +234,7 @@ public abstract class Backend : IDisposable
 
     // ---------------------------------------------------------------- elementwise
 
+    /// <summary>y = max(x, 0), elementwise; y has the shape of x.</summary>
     public void ReluForward(Tensor x, Tensor y)
     {
         Own(x, nameof(x)); Own(y, nameof(y));
@@ -258,6 +278,7 @@ public abstract class Backend : IDisposable
         using (new OpTimer(this, "GlobalAveragePoolForward")) GlobalAveragePoolForwardCore(x, y);
     }
 
+    /// <summary>dx[n,c,h,w] = dy[n,c] / (H*W), overwriting dx unless <paramref name="accumulate"/>. dy is (N,C), dx (N,C,H,W).</summary>
     public void GlobalAveragePoolBackward(Tensor dy, Tensor dx, bool accumulate)
     {
         Own(dy, nameof(dy)); Own(dx, nameof(dx));
@@ -273,6 +294,10 @@ public abstract class Backend : IDisposable
         using (new OpTimer(this, "MaxPoolForward")) MaxPoolForwardCore(x, y);
     }
 
+    /// <summary>
+    /// Routes each dy value to the position of its window's maximum in x (the first in row-major order on
+    /// ties); other positions of dx get 0. Overwrites dx unless <paramref name="accumulate"/>.
+    /// </summary>
     public void MaxPoolBackward(Tensor x, Tensor dy, Tensor dx, bool accumulate)
     {
         Own(x, nameof(x)); Own(dy, nameof(dy)); Own(dx, nameof(dx));
@@ -294,6 +319,10 @@ public abstract class Backend : IDisposable
         using (new OpTimer(this, "DropoutForward")) DropoutForwardCore(x, y, p, seed, stream);
     }
 
+    /// <summary>
+    /// dx = dy / (1 - p) where the mask of <see cref="DropoutForward"/> with the same p, seed and stream kept
+    /// the element, 0 where it dropped it. Overwrites dx unless <paramref name="accumulate"/>.
+    /// </summary>
     public void DropoutBackward(Tensor dy, Tensor dx, float p, ulong seed, ulong stream, bool accumulate)
     {
         Own(dy, nameof(dy)); Own(dx, nameof(dx));
@@ -419,6 +448,7 @@ public abstract class Backend : IDisposable
         AverageUpdate(plan, alpha);
     }
 
+    /// <summary>One update of a single pair: average += alpha * (current - average).</summary>
     public void AverageUpdate(Tensor average, Tensor current, float alpha) =>
         AverageUpdate([new AveragePair(average, current)], alpha);
 
@@ -451,45 +481,83 @@ public abstract class Backend : IDisposable
 
     // ---------------------------------------------------------------- the Core methods a backend writes
 
+    /// <summary>The backend's implementation of <see cref="Allocate"/>; the arguments are already validated.</summary>
     protected abstract DeviceBuffer AllocateCore(long length, DType dtype);
+    /// <summary>The backend's implementation of <see cref="Upload{T}"/>; the arguments are already validated.</summary>
     protected abstract void UploadCore(ReadOnlySpan<byte> source, Tensor destination);
+    /// <summary>The backend's implementation of <see cref="Download{T}"/>; the arguments are already validated.</summary>
     protected abstract void DownloadCore(Tensor source, Span<byte> destination);
+    /// <summary>The backend's implementation of <see cref="Fill"/>; the arguments are already validated.</summary>
     protected abstract void FillCore(Tensor t, float value);
+    /// <summary>The backend's implementation of <see cref="Copy"/>; the arguments are already validated.</summary>
     protected abstract void CopyCore(Tensor source, Tensor destination);
+    /// <summary>The backend's implementation of <see cref="PrepareConvolution"/>.</summary>
     protected abstract void PrepareConvolutionCore(ConvGeometry geometry);
+    /// <summary>The backend's implementation of <see cref="ConvolutionForward"/>; the arguments are already validated.</summary>
     protected abstract void ConvolutionForwardCore(Tensor x, Tensor w, Tensor y, ConvGeometry g);
+    /// <summary>The backend's implementation of <see cref="ConvolutionBackwardData"/>; the arguments are already validated.</summary>
     protected abstract void ConvolutionBackwardDataCore(Tensor dy, Tensor w, Tensor dx, ConvGeometry g, bool accumulate);
+    /// <summary>The backend's implementation of <see cref="ConvolutionBackwardFilter"/>; the arguments are already validated.</summary>
     protected abstract void ConvolutionBackwardFilterCore(Tensor x, Tensor dy, Tensor dw, ConvGeometry g);
+    /// <summary>The backend's implementation of <see cref="AddChannelBias"/>; the arguments are already validated.</summary>
     protected abstract void AddChannelBiasCore(Tensor y, Tensor bias);
+    /// <summary>The backend's implementation of <see cref="ChannelBiasBackward"/>; the arguments are already validated.</summary>
     protected abstract void ChannelBiasBackwardCore(Tensor dy, Tensor dBias);
+    /// <summary>The backend's implementation of <see cref="BatchNormForwardTraining"/>; the arguments are already validated.</summary>
     protected abstract void BatchNormForwardTrainingCore(Tensor x, Tensor y, Tensor gamma, Tensor beta,
         Tensor runningMean, Tensor runningVar, double factor, double epsilon, Tensor saveMean, Tensor saveInvStd);
+    /// <summary>The backend's implementation of <see cref="BatchNormForwardInference"/>; the arguments are already validated.</summary>
     protected abstract void BatchNormForwardInferenceCore(Tensor x, Tensor y, Tensor gamma, Tensor beta,
         Tensor runningMean, Tensor runningVar, double epsilon);
+    /// <summary>The backend's implementation of <see cref="BatchNormBackward"/>; the arguments are already validated.</summary>
     protected abstract void BatchNormBackwardCore(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd,
         Tensor dx, Tensor dGamma, Tensor dBeta, double epsilon, bool accumulate);
+    /// <summary>The backend's implementation of <see cref="BatchNormMergeStatistics"/>; the arguments are already validated.</summary>
     protected abstract void BatchNormMergeStatisticsCore(Tensor saveMean, Tensor saveInvStd, double epsilon,
         long batchCount, long previousCount, Tensor accMean, Tensor accM2);
+    /// <summary>The backend's implementation of <see cref="ReluForward"/>; the arguments are already validated.</summary>
     protected abstract void ReluForwardCore(Tensor x, Tensor y);
+    /// <summary>The backend's implementation of <see cref="ReluBackward"/>; the arguments are already validated.</summary>
     protected abstract void ReluBackwardCore(Tensor y, Tensor dy, Tensor dx, bool accumulate);
+    /// <summary>The backend's implementation of <see cref="Add"/>; the arguments are already validated.</summary>
     protected abstract void AddCore(Tensor a, Tensor b, Tensor y);
+    /// <summary>The backend's implementation of <see cref="AccumulateGradient"/>; the arguments are already validated.</summary>
     protected abstract void AccumulateGradientCore(Tensor source, Tensor destination, bool accumulate);
+    /// <summary>The backend's implementation of <see cref="GlobalAveragePoolForward"/>; the arguments are already validated.</summary>
     protected abstract void GlobalAveragePoolForwardCore(Tensor x, Tensor y);
+    /// <summary>The backend's implementation of <see cref="GlobalAveragePoolBackward"/>; the arguments are already validated.</summary>
     protected abstract void GlobalAveragePoolBackwardCore(Tensor dy, Tensor dx, bool accumulate);
+    /// <summary>The backend's implementation of <see cref="MaxPoolForward"/>; the arguments are already validated.</summary>
     protected abstract void MaxPoolForwardCore(Tensor x, Tensor y);
+    /// <summary>The backend's implementation of <see cref="MaxPoolBackward"/>; the arguments are already validated.</summary>
     protected abstract void MaxPoolBackwardCore(Tensor x, Tensor dy, Tensor dx, bool accumulate);
+    /// <summary>The backend's implementation of <see cref="DropoutForward"/>; the arguments are already validated.</summary>
     protected abstract void DropoutForwardCore(Tensor x, Tensor y, float p, ulong seed, ulong stream);
+    /// <summary>The backend's implementation of <see cref="DropoutBackward"/>; the arguments are already validated.</summary>
     protected abstract void DropoutBackwardCore(Tensor dy, Tensor dx, float p, ulong seed, ulong stream, bool accumulate);
+    /// <summary>The backend's implementation of <see cref="LinearForward"/>; the arguments are already validated.</summary>
     protected abstract void LinearForwardCore(Tensor x, Tensor w, Tensor b, Tensor y);
+    /// <summary>The backend's implementation of <see cref="LinearBackwardData"/>; the arguments are already validated.</summary>
     protected abstract void LinearBackwardDataCore(Tensor dy, Tensor w, Tensor dx, bool accumulate);
+    /// <summary>The backend's implementation of <see cref="LinearBackwardWeights"/>; the arguments are already validated.</summary>
     protected abstract void LinearBackwardWeightsCore(Tensor x, Tensor dy, Tensor dw, Tensor db);
+    /// <summary>The backend's implementation of <see cref="SoftmaxCrossEntropy"/>; the arguments are already validated.</summary>
     protected abstract void SoftmaxCrossEntropyCore(Tensor logits, Tensor labels, Tensor dLogits, Tensor stats);
+    /// <summary>The backend's implementation of <see cref="Softmax"/>; the arguments are already validated.</summary>
     protected abstract void SoftmaxCore(Tensor logits, Tensor probabilities);
+    /// <summary>The backend's implementation of <see cref="SgdStep"/>; the arguments are already validated.</summary>
     protected abstract void SgdStepCore(Tensor weights, Tensor gradients, Tensor velocity, SgdHyper hyper);
+    /// <summary>The backend's implementation of <see cref="PrepareAverage"/>; the arguments are already validated.</summary>
     protected abstract AveragePlan PrepareAverageCore(AveragePair[] pairs);
+    /// <summary>The backend's implementation of <see cref="AverageUpdate(AveragePlan, float)"/>; the arguments are already validated.</summary>
     protected abstract void AverageUpdateCore(AveragePlan plan, float alpha);
+    /// <summary>The backend's implementation of <see cref="AugmentBatch"/>; the arguments are already validated.</summary>
     protected abstract void AugmentBatchCore(Tensor images, Tensor sourceLabels, Tensor indices, AugmentSpec spec, int epoch, Tensor x, Tensor labels);
 
+    /// <summary>
+    /// Releases what the backend holds (on CUDA: library handles, kernels and its hold on the device's
+    /// primary context). Buffers it allocated are no longer usable afterwards: dispose networks and buffers first.
+    /// </summary>
     public abstract void Dispose();
 
     // ---------------------------------------------------------------- validation helpers

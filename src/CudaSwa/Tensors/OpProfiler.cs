@@ -10,6 +10,7 @@ public sealed class OpProfiler
 {
     private readonly Dictionary<string, (double Seconds, long Calls)> _totals = new(StringComparer.Ordinal);
 
+    /// <summary>Accumulated wall time in seconds and number of calls, per op name.</summary>
     public IReadOnlyDictionary<string, (double Seconds, long Calls)> Totals => _totals;
 
     internal void Add(string op, double seconds)
@@ -18,8 +19,10 @@ public sealed class OpProfiler
         _totals[op] = (t.Seconds + seconds, t.Calls + 1);
     }
 
+    /// <summary>Forgets every total.</summary>
     public void Clear() => _totals.Clear();
 
+    /// <summary>A table of the ops, slowest first (milliseconds, share of the total, calls), then the total.</summary>
     public string Report()
     {
         double total = _totals.Values.Sum(v => v.Seconds);

@@ -6,6 +6,10 @@ namespace CudaSwa.Tensors;
 /// </summary>
 public readonly struct Tensor
 {
+    /// <summary>
+    /// A view of <paramref name="shape"/> from element <paramref name="offset"/> of <paramref name="buffer"/>;
+    /// throws <see cref="ArgumentOutOfRangeException"/> when it does not fit in the buffer. The view does not own the buffer.
+    /// </summary>
     public Tensor(DeviceBuffer buffer, long offset, TensorShape shape)
     {
         ArgumentNullException.ThrowIfNull(buffer);
@@ -17,12 +21,19 @@ public readonly struct Tensor
         Shape = shape;
     }
 
+    /// <summary>The buffer the view points into; the view does not own it.</summary>
     public DeviceBuffer Buffer { get; }
+    /// <summary>Position of the first element, in elements from the start of the buffer.</summary>
     public long Offset { get; }
+    /// <summary>Shape of the view.</summary>
     public TensorShape Shape { get; }
+    /// <summary>Number of elements.</summary>
     public long Length => Shape.Length;
+    /// <summary>Element type (the buffer's).</summary>
     public DType DType => Buffer.DType;
+    /// <summary>The backend that allocated the buffer.</summary>
     public Backend Backend => Buffer.Backend;
+    /// <summary>True for <c>default(Tensor)</c>, which ops read as "no tensor" (e.g. no logits gradient wanted).</summary>
     public bool IsNull => Buffer is null;
 
     /// <summary>The first <paramref name="n"/> samples (a prefix along the batch axis).</summary>
@@ -49,5 +60,6 @@ public readonly struct Tensor
         return new Tensor(Buffer, Offset + start, new TensorShape(length));
     }
 
+    /// <inheritdoc/>
     public override string ToString() => $"Tensor{Shape} {DType} @{Offset} on {Buffer?.Backend.Name}";
 }

@@ -15,10 +15,15 @@ namespace CudaSwa.Training;
 /// </summary>
 public static class Checkpoint
 {
+    /// <summary>The file at the top of a run folder that records where the run stands and names the current checkpoint folder.</summary>
     public const string StateFile = "state.json";
+    /// <summary>Weights and BN statistics of the SGD model, in each checkpoint folder and at the top of the run folder.</summary>
     public const string ModelFile = "model.safetensors";
+    /// <summary>Weights and BN statistics of the averaged model, once a model was averaged; also at the top of the run folder.</summary>
     public const string SwaFile = "swa.safetensors";
+    /// <summary>The SGD momentum buffers, named "momentum." + parameter name.</summary>
     public const string OptimizerFile = "optimizer.safetensors";
+    /// <summary>The ensemble's averaged test-set predictions (tensor mean_probabilities), once a snapshot was taken.</summary>
     public const string EnsembleFile = "ensemble.safetensors";
     private const string MomentumPrefix = "momentum.";
 
@@ -33,6 +38,12 @@ public static class Checkpoint
     };
 
     /// <summary>Writes a checkpoint and returns the committed state (pointing at its folder).</summary>
+    /// <param name="outDir">The run folder; checkpoints go to its checkpoints/ subfolder.</param>
+    /// <param name="state">The position and history to record.</param>
+    /// <param name="network">The network whose own parameters and BN statistics are saved.</param>
+    /// <param name="sgd">The optimizer whose momentum buffers are saved.</param>
+    /// <param name="averager">The weight averager; its average is saved once a model was averaged (null: none).</param>
+    /// <param name="ensemble">The prediction ensemble; its mean predictions are saved once a snapshot was taken (null: none).</param>
     /// <param name="swaStatistics">Where the SWA model's BN statistics come from, stored in swa.safetensors' metadata
     /// (between evaluations they belong to an earlier average).</param>
     public static TrainingState Save(string outDir, TrainingState state, Network network, Sgd sgd, WeightAverager? averager, PredictionEnsemble? ensemble,

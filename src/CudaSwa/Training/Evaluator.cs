@@ -10,6 +10,7 @@ public sealed class Evaluator : IDisposable
     private readonly Tensor _labels;
     private readonly Tensor _stats;
 
+    /// <summary>Allocates label and statistics buffers for batches of <paramref name="network"/>.</summary>
     public Evaluator(Network network)
     {
         Network = network;
@@ -17,8 +18,13 @@ public sealed class Evaluator : IDisposable
         _stats = network.Backend.AllocateTensor(new TensorShape(2));
     }
 
+    /// <summary>The network evaluated, with whatever arenas are bound to it.</summary>
     public Network Network { get; }
 
+    /// <summary>
+    /// Runs the data of <paramref name="loader"/> once through the network in evaluation mode; returns the mean
+    /// loss per sample and the top-1 accuracy as a fraction. The loader's batches must fit the network's batch size.
+    /// </summary>
     public (double Loss, double Accuracy) Evaluate(BatchLoader loader)
     {
         if (loader.BatchSize > Network.MaxBatch)
@@ -36,6 +42,7 @@ public sealed class Evaluator : IDisposable
         return (s[0] / loader.Data.Count, s[1] / loader.Data.Count);
     }
 
+    /// <summary>Frees the evaluator's buffers.</summary>
     public void Dispose()
     {
         _labels.Buffer.Dispose();

@@ -3,31 +3,51 @@ namespace CudaSwa.Training;
 /// <summary>One row of metrics.csv: what happened in one epoch.</summary>
 public sealed record EpochRecord
 {
+    /// <summary>The epoch, counted from 1.</summary>
     public int Epoch { get; init; }
+    /// <summary>Learning rate of the epoch's last iteration.</summary>
     public double LearningRate { get; init; }
+    /// <summary>Mean training loss per sample over the epoch.</summary>
     public double TrainLoss { get; init; }
+    /// <summary>Training top-1 accuracy over the epoch, a fraction in [0, 1].</summary>
     public double TrainAccuracy { get; init; }
+    /// <summary>Mean test loss of the SGD model; null when the epoch was not evaluated.</summary>
     public double? TestLoss { get; init; }
+    /// <summary>Test accuracy of the SGD model, a fraction; null when the epoch was not evaluated.</summary>
     public double? TestAccuracy { get; init; }
+    /// <summary>Models averaged so far.</summary>
     public long AveragedModels { get; init; }
+    /// <summary>Mean test loss of the averaged model (after its BN recompute); null when not evaluated or nothing was averaged yet.</summary>
     public double? SwaTestLoss { get; init; }
+    /// <summary>Test accuracy of the averaged model, a fraction; null when not evaluated or nothing was averaged yet.</summary>
     public double? SwaTestAccuracy { get; init; }
+    /// <summary>Snapshots in the prediction ensemble so far.</summary>
     public int EnsembleSnapshots { get; init; }
+    /// <summary>Mean negative log-likelihood of the ensemble's averaged predictions; null when not evaluated or no snapshot yet.</summary>
     public double? EnsembleTestLoss { get; init; }
+    /// <summary>Test accuracy of the ensemble's averaged predictions, a fraction; null when not evaluated or no snapshot yet.</summary>
     public double? EnsembleTestAccuracy { get; init; }
+    /// <summary>Wall time of the epoch's training steps, in seconds.</summary>
     public double TrainSeconds { get; init; }
+    /// <summary>Wall time of the averaged model's BN recompute and test, in seconds; 0 when not run.</summary>
     public double BnRecomputeSeconds { get; init; }
+    /// <summary>Wall time of the epoch, training and evaluation (not the checkpoint), in seconds.</summary>
     public double EpochSeconds { get; init; }
+    /// <summary>Training throughput of the epoch, in images per second.</summary>
     public double ImagesPerSecond { get; init; }
 }
 
 /// <summary>A line of the final SGD vs SWA vs ensemble table.</summary>
 public sealed record ResultRow(string Method, double? TestLoss, double? TestAccuracy, string Note);
 
+/// <summary>How <see cref="Trainer.Run"/> or <see cref="Trainer.RunEpoch"/> ended.</summary>
 public enum RunOutcome
 {
+    /// <summary>The epochs asked for ran to the end (and were checkpointed when the run has a folder).</summary>
     Completed,
+    /// <summary>Cancelled mid-epoch; the position reached was checkpointed (when the run has a folder), ready to resume.</summary>
     Interrupted,
+    /// <summary>The loss, weights or BN statistics became NaN or Inf; training stopped and the last good checkpoint is kept.</summary>
     Diverged,
 }
 

@@ -38,7 +38,12 @@ public sealed class Trainer : IDisposable
     private string _swaStatistics = "not recomputed yet";
     private readonly Func<string> _legacyFingerprint;
 
-    /// <summary>Trains the <see cref="ModelZoo"/> model that <see cref="TrainingOptions.Model"/> names.</summary>
+    /// <summary>
+    /// Sets up a run of the <see cref="ModelZoo"/> model that <see cref="TrainingOptions.Model"/>
+    /// names, with <paramref name="options"/> (validated here) on <paramref name="backend"/>: uploads
+    /// both datasets and builds the model, optimizer, averager and ensemble. Checkpoints go to
+    /// <paramref name="outDir"/> (none when null); <paramref name="events"/> receives progress.
+    /// </summary>
     public Trainer(TrainingOptions options, Backend backend, ImageDataset train, ImageDataset test, string? outDir, TrainerEvents? events = null)
         : this(options, null, backend, train, test, outDir, events, custom: false)
     {
@@ -126,6 +131,7 @@ public sealed class Trainer : IDisposable
         return $"{train.Count}+{test.Count}:{h:x16}";
     }
 
+    /// <summary>Sizes and a hash of every label and pixel of both splits, saved in the state so that a resume on other data is refused.</summary>
     public string DataFingerprint { get; }
 
     /// <summary>
@@ -134,10 +140,15 @@ public sealed class Trainer : IDisposable
     /// </summary>
     public System.Text.Json.Nodes.JsonObject? HostSettings { get; set; }
 
+    /// <summary>The backend the run trains on.</summary>
     public Backend Backend { get; }
+    /// <summary>The model being trained.</summary>
     public Network Network => _net;
+    /// <summary>The weight averager; null when averaging is off.</summary>
     public WeightAverager? Averager => _averager;
+    /// <summary>Where the run stands: position, counters and metrics as of the last epoch end or interruption.</summary>
     public TrainingState State => _state;
+    /// <summary>Training batches per epoch (the last may be smaller).</summary>
     public int BatchesPerEpoch => _trainLoader.BatchCount;
 
     /// <summary>Describes the setup in a few lines (for the console and train.log).</summary>
@@ -173,6 +184,7 @@ public sealed class Trainer : IDisposable
     /// <summary>The next epoch to run (0-based); equals Epochs when the run is complete.</summary>
     public int NextEpoch => _state.NextEpoch;
 
+    /// <summary>Whether every epoch of the options has run.</summary>
     public bool IsComplete => _state.NextEpoch >= _o.Epochs;
 
     /// <summary>Runs every remaining epoch.</summary>
@@ -367,6 +379,7 @@ public sealed class Trainer : IDisposable
         return true;
     }
 
+    /// <summary>Frees the model, optimizer, averager, ensemble, loaders and device datasets.</summary>
     public void Dispose()
     {
         _ensemble?.Dispose();

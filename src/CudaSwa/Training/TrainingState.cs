@@ -11,31 +11,51 @@ namespace CudaSwa.Training;
 /// </summary>
 public sealed record TrainingState
 {
+    /// <summary>The format version this build writes and reads.</summary>
     public const int CurrentVersion = 1;
 
+    /// <summary>Format version of the file.</summary>
     public int Version { get; init; } = CurrentVersion;
+    /// <summary>The run's training options.</summary>
     public TrainingOptions Options { get; init; } = new();
+    /// <summary>The next epoch to run, from 0.</summary>
     public int NextEpoch { get; init; }
+    /// <summary>The next batch to run in <see cref="NextEpoch"/> (0 at an epoch boundary).</summary>
     public int NextBatch { get; init; }
+    /// <summary>Training steps done so far; keys the dropout masks.</summary>
     public long GlobalStep { get; init; }
+    /// <summary>Sum of the training losses of the batches already done in <see cref="NextEpoch"/>.</summary>
     public float PartialLossSum { get; init; }
+    /// <summary>Correct training predictions of the batches already done in <see cref="NextEpoch"/>.</summary>
     public float PartialCorrect { get; init; }
+    /// <summary>Models averaged so far.</summary>
     public long AveragedModels { get; init; }
+    /// <summary>Snapshots in the prediction ensemble so far.</summary>
     public int EnsembleSnapshots { get; init; }
+    /// <summary>Wall time of the run so far in seconds, across resumes.</summary>
     public double ElapsedSeconds { get; init; }
+    /// <summary>The checkpoint folder with the matching weights, relative to the run folder.</summary>
     public string CheckpointFolder { get; init; } = "";
+    /// <summary>Description of the backend the run last used.</summary>
     public string Device { get; init; } = "";
 
     /// <summary>Sizes and a hash of the labels of the data the run trains on; a resume on other data is refused.</summary>
     public string DataFingerprint { get; init; } = "";
+    /// <summary>When the state was saved: UTC, ISO 8601.</summary>
     public string SavedAt { get; init; } = "";
+    /// <summary>One record per finished epoch.</summary>
     public List<EpochRecord> History { get; init; } = [];
 
     /// <summary>The settings of the application running the trainer (<see cref="Trainer.HostSettings"/>), kept as they were given.</summary>
     public System.Text.Json.Nodes.JsonObject? HostSettings { get; init; }
 
+    /// <summary>The state as indented snake_case JSON, the state.json format.</summary>
     public string ToJson() => JsonSerializer.Serialize(this, TrainingJsonContext.Default.TrainingState);
 
+    /// <summary>
+    /// Parses state.json text read from <paramref name="source"/> (named in errors); throws
+    /// <see cref="CudaSwa.Data.DataFormatException"/> for invalid JSON or another format version.
+    /// </summary>
     public static TrainingState FromJson(string json, string source)
     {
         TrainingState? state;

@@ -11,6 +11,7 @@ namespace CudaSwa.Training;
 /// </summary>
 public sealed class TrainingStep : IDisposable
 {
+    /// <summary>Allocates the label and statistics buffers for <paramref name="network"/>, stepped by <paramref name="optimizer"/>.</summary>
     public TrainingStep(Network network, Sgd optimizer)
     {
         Network = network;
@@ -20,7 +21,9 @@ public sealed class TrainingStep : IDisposable
         network.Backend.Fill(Stats, 0f);
     }
 
+    /// <summary>The network trained.</summary>
     public Network Network { get; }
+    /// <summary>The optimizer that steps the network's parameters.</summary>
     public Sgd Optimizer { get; }
 
     /// <summary>Labels of the current batch (int32, one per sample, up to the network's batch size).</summary>
@@ -29,6 +32,10 @@ public sealed class TrainingStep : IDisposable
     /// <summary>[sum of losses, number correct] accumulated since the last <see cref="ResetStats"/>.</summary>
     public Tensor Stats { get; }
 
+    /// <summary>
+    /// One iteration with <paramref name="learningRate"/> on the first <paramref name="batch"/> samples of the
+    /// network input and of <see cref="Labels"/>; <paramref name="step"/> keys the dropout masks.
+    /// </summary>
     public void Run(int batch, float learningRate, ulong step)
     {
         var backend = Network.Backend;
@@ -39,6 +46,7 @@ public sealed class TrainingStep : IDisposable
         Optimizer.Step(learningRate);
     }
 
+    /// <summary>Sets <see cref="Stats"/> to zero.</summary>
     public void ResetStats() => Network.Backend.Fill(Stats, 0f);
 
     /// <summary>Reads [loss sum, correct] back to the host (synchronises).</summary>
@@ -48,6 +56,7 @@ public sealed class TrainingStep : IDisposable
         return (s[0], s[1]);
     }
 
+    /// <summary>Frees the label and statistics buffers.</summary>
     public void Dispose()
     {
         Labels.Buffer.Dispose();
