@@ -11,6 +11,10 @@
   compare  one-command ratio table, ours vs PyTorch on this machine (bench/compare.sh)
   kernels  compile every kernels/*.cu to PTX with clang-14 (no CUDA SDK needed), to catch
            kernel compile errors without a GPU; skipped with a note when clang-14 is absent
+  pack     write the engine's NuGet package (CudaSwa.<version>.nupkg, XML docs, README, symbols)
+           into artifacts/packages; the version comes from Directory.Build.props
+  samples  pack the engine, then build every project under samples/ against that package and
+           run it (samples/run.sh; the same step .ci/run takes)
   bundle   write bundle/: the framework-dependent cudaswa, the test executable and the .NET
            runtime, packed for a GPU host without the SDK, plus run.sh (see bundle/README.txt)
   clean    remove build outputs
@@ -24,7 +28,7 @@ param(
 
 $ErrorActionPreference = 'Stop'
 $Rest = @($args)
-$tasks = 'build', 'test', 'bench', 'compare', 'kernels', 'bundle', 'clean'
+$tasks = 'build', 'test', 'bench', 'compare', 'kernels', 'pack', 'samples', 'bundle', 'clean'
 if ($tasks -notcontains $Task) {
     Write-Error "Unknown task '$Task'. Tasks: $($tasks -join ', '). See the header of build.ps1."
     exit 2
@@ -99,6 +103,8 @@ switch ($Task) {
     }
     'compare' { Invoke-Checked bash @('bench/compare.sh') }
     'kernels' { Invoke-Kernels }
+    'pack' { Invoke-Checked dotnet @('pack', 'src/CudaSwa', '-c', $Configuration, '-o', 'artifacts/packages') }
+    'samples' { Invoke-Checked bash (@('samples/run.sh') + $Rest) }
     'bundle' { Invoke-Bundle }
     'clean' {
         foreach ($d in Get-ChildItem -Recurse -Directory -Include bin, obj) { Remove-Item -Recurse -Force $d.FullName }

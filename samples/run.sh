@@ -24,6 +24,20 @@ fi
 package=$(ls "$feed"/CudaSwa.*-"$suffix".nupkg)
 version=${package##*/CudaSwa.}; version=${version%.nupkg}
 echo "   $package"
+# What the package must hold: the engine, its XML documentation, the README (symbols go to the .snupkg).
+listing=$( (unzip -Z1 "$package" 2>/dev/null || python3 -m zipfile -l "$package" 2>/dev/null) | awk '{print $1}')
+if [ -z "$listing" ]; then
+  echo "   (neither unzip nor python3 here: package contents not checked)"
+else
+  for want in lib/net10.0/CudaSwa.Engine.dll lib/net10.0/CudaSwa.Engine.xml README.md; do
+    if ! grep -qx "$want" <<< "$listing"; then
+      echo "samples: 0 passed, 1 failed (the package lacks $want)"
+      exit 1
+    fi
+  done
+  [ -f "${package%.nupkg}.snupkg" ] || { echo "samples: 0 passed, 1 failed (no symbol package next to $package)"; exit 1; }
+  echo "   holds CudaSwa.Engine.dll, CudaSwa.Engine.xml, README.md; symbols in $(basename "${package%.nupkg}.snupkg")"
+fi
 
 if [ $# -gt 0 ]; then samples=("$@"); else
   samples=(); for p in samples/*/*.csproj; do samples+=("$(basename "$(dirname "$p")")"); done

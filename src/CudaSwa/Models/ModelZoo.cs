@@ -3,6 +3,10 @@ using CudaSwa.Layers;
 namespace CudaSwa.Models;
 
 /// <summary>One selectable model: its name, what it is, and the parameter count its paper publishes.</summary>
+/// <param name="Name">The name <see cref="ModelZoo.Create"/> and TrainingOptions.Model take (e.g. resnet20).</param>
+/// <param name="Description">What the model is, in a few words.</param>
+/// <param name="PublishedParameters">The parameter count its paper gives (or a note where it gives none).</param>
+/// <param name="Describe">Describes the network for a number of classes.</param>
 public sealed record ModelInfo(string Name, string Description, string PublishedParameters, Func<int, NetworkBuilder> Describe);
 
 /// <summary>The models selectable by name (`--model`).</summary>

@@ -20,6 +20,10 @@ public enum ArenaRole
 }
 
 /// <summary>One named view of an arena: PyTorch state_dict name, element offset, shape.</summary>
+/// <param name="Name">The PyTorch state_dict name (e.g. layer1.0.conv1.weight).</param>
+/// <param name="Offset">Offset of the first element in the arena, in elements (aligned).</param>
+/// <param name="Shape">The tensor's shape.</param>
+/// <param name="Role">What the values are (conv weight, BN scale, running mean, ...).</param>
 public sealed record ArenaEntry(string Name, long Offset, TensorShape Shape, ArenaRole Role)
 {
     /// <summary>Number of values in the entry (its shape's length, without padding).</summary>

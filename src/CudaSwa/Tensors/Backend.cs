@@ -643,7 +643,13 @@ public abstract class Backend : IDisposable
 }
 
 /// <summary>One (average, current) pair of a running-average update (<see cref="Backend.PrepareAverage"/>).</summary>
+/// <param name="Average">The running average, updated in place.</param>
+/// <param name="Current">The current values, read only; same length as <paramref name="Average"/>.</param>
 public readonly record struct AveragePair(Tensor Average, Tensor Current);
 
 /// <summary>SGD hyper-parameters of one step (PyTorch semantics, dampening 0).</summary>
+/// <param name="LearningRate">Step size of this step.</param>
+/// <param name="Momentum">Momentum factor (0 for plain SGD).</param>
+/// <param name="WeightDecay">L2 penalty added to the gradient (decay * w).</param>
+/// <param name="Nesterov">Nesterov momentum.</param>
 public readonly record struct SgdHyper(float LearningRate, float Momentum, float WeightDecay, bool Nesterov);

@@ -1,6 +1,8 @@
 namespace CudaSwa.Tensors;
 
 /// <summary>Stride and zero padding of a 2-D convolution (square kernels, same in both axes).</summary>
+/// <param name="Stride">Stride in both axes.</param>
+/// <param name="Padding">Zero padding on every side.</param>
 public readonly record struct ConvSpec(int Stride, int Padding)
 {
     /// <summary>Output size along one axis for an input of <paramref name="input"/> pixels and a kernel of <paramref name="kernel"/> taps: (input + 2*Padding - kernel)/Stride + 1.</summary>
@@ -8,6 +10,15 @@ public readonly record struct ConvSpec(int Stride, int Padding)
 }
 
 /// <summary>Everything that fixes the work of one convolution: the key for caches and plans.</summary>
+/// <param name="N">Batch size.</param>
+/// <param name="C">Input channels.</param>
+/// <param name="H">Input height.</param>
+/// <param name="W">Input width.</param>
+/// <param name="K">Output channels.</param>
+/// <param name="R">Kernel height.</param>
+/// <param name="S">Kernel width.</param>
+/// <param name="Stride">Stride in both axes.</param>
+/// <param name="Padding">Zero padding on every side.</param>
 public readonly record struct ConvGeometry(int N, int C, int H, int W, int K, int R, int S, int Stride, int Padding)
 {
     /// <summary>Output height: (H + 2*Padding - R)/Stride + 1.</summary>

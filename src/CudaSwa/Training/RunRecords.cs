@@ -38,6 +38,10 @@ public sealed record EpochRecord
 }
 
 /// <summary>A line of the final SGD vs SWA vs ensemble table.</summary>
+/// <param name="Method">"SGD", "SWA" (or "EMA"), "Ensemble".</param>
+/// <param name="TestLoss">Test loss, or null where not evaluated.</param>
+/// <param name="TestAccuracy">Test accuracy as a fraction, or null where not evaluated.</param>
+/// <param name="Note">How the number came about (e.g. "average of 3 models, BN recomputed").</param>
 public sealed record ResultRow(string Method, double? TestLoss, double? TestAccuracy, string Note);
 
 /// <summary>How <see cref="Trainer.Run"/> or <see cref="Trainer.RunEpoch"/> ended.</summary>
