@@ -83,7 +83,10 @@ try
 }
 finally
 {
-    // Buffers outlive the averagers that read them (the using blocks above end first).
+    // <snippet:dispose-order>
+    // Buffers outlive the averagers that read them (the using blocks above end first), and the
+    // backend, declared first with `using var`, outlives everything allocated on it.
     foreach (var buffer in current.Concat(swaBuffers).Concat(emaBuffers)) buffer.Dispose();
+    // </snippet:dispose-order>
 }
 return ok ? 0 : 1;

@@ -46,8 +46,16 @@ var events = new TrainerEvents
 };
 using var trainer = Trainer.ForNetwork(options, TinyResNet, backend, train, test, outDir: runDir, events);
 foreach (string line in trainer.Describe()) Console.WriteLine(line);
-RunOutcome outcome = trainer.Run(CancellationToken.None); // checkpoints into runDir after every epoch
 // </snippet:trainer-events>
+
+// <snippet:cancel-from-another-thread>
+// Ctrl+C arrives on another thread: it only flips the token. The training thread notices between
+// steps, writes a mid-epoch checkpoint and returns Interrupted; Resume continues from it exactly.
+using var stop = new CancellationTokenSource();
+Console.CancelKeyPress += (_, e) => { e.Cancel = true; stop.Cancel(); };
+RunOutcome outcome = trainer.Run(stop.Token); // checkpoints into runDir after every epoch
+if (outcome == RunOutcome.Interrupted) Console.WriteLine($"interrupted; resume from {runDir}");
+// </snippet:cancel-from-another-thread>
 
 foreach (var row in trainer.FinalResults())
     Console.WriteLine($"{row.Method,-10} {(row.TestAccuracy is double a ? $"{100 * a:F2}%" : "-"),8}  {row.Note}");
