@@ -59,7 +59,9 @@ public sealed partial class BenchJsonContext : JsonSerializerContext;
 /// </summary>
 public static class BenchHarness
 {
-    public static BenchReport Run(Backend backend, IReadOnlyList<string> models, int batch, int steps, bool swaOnly, Action<string> log)
+    /// <param name="profile">After the timed repeats, run each measurement once more under an
+    /// <see cref="OpProfiler"/> and log the per-op table (not part of the timed figures).</param>
+    public static BenchReport Run(Backend backend, IReadOnlyList<string> models, int batch, int steps, bool swaOnly, Action<string> log, bool profile = false)
     {
         var results = new List<ModelBench>();
         if (backend is CudaBackend warm)
@@ -70,7 +72,7 @@ public static class BenchHarness
         foreach (var model in models)
         {
             log($"{model}: building for batch {batch} on {backend.Name}...");
-            results.Add(Measure(backend, model, batch, steps, swaOnly, log));
+            results.Add(Measure(backend, model, batch, steps, swaOnly, log, profile));
         }
         return Report(backend, results, $"best of 3 repeats after warm-up; {steps} steps per repeat; batch {batch}; random CIFAR-shaped data");
     }
@@ -159,7 +161,7 @@ public static class BenchHarness
         return best;
     }
 
-    private static ModelBench Measure(Backend backend, string model, int batch, int steps, bool swaOnly, Action<string> log)
+    private static ModelBench Measure(Backend backend, string model, int batch, int steps, bool swaOnly, Action<string> log, bool profile)
     {
         using var net = ModelZoo.Create(model, 10, backend, swaOnly ? 2 : batch, seed: 1);
         if (swaOnly) return SwaUpdate(backend, net, log) with { Model = model, Params = net.ParameterCount, Batch = batch };
@@ -192,6 +194,13 @@ public static class BenchHarness
         double bnRate = count / bn;
         log($"  BN recompute: {bnRate:F0} images/s ({trainRate / bnRate:P0} of an epoch's time)");
 
+        if (profile)
+        {
+            Profiled(backend, $"{model} training step x{steps}", () => { for (int i = 0; i < steps; i++) step.Run(batch, 0.01f, s++); }, log);
+            Profiled(backend, $"{model} eval forward x{steps}", () => { for (int i = 0; i < steps; i++) net.Forward(batch, RunMode.Eval); }, log);
+            Profiled(backend, $"{model} BN recompute over {count} images", () => BatchNormRecompute.Run(net, loader, 0), log);
+        }
+
         return SwaUpdate(backend, net, log) with
         {
             Model = model,
@@ -202,6 +211,19 @@ public static class BenchHarness
             BnRecomputeImagesPerS = bnRate,
             BnRecomputeEpochFraction = trainRate / bnRate,
         };
+    }
+
+    /// <summary>Runs <paramref name="body"/> once with every op timed and logs the per-op table.</summary>
+    private static void Profiled(Backend backend, string what, Action body, Action<string> log)
+    {
+        var profiler = new OpProfiler();
+        backend.Synchronize();
+        backend.Profiler = profiler;
+        var sw = Stopwatch.StartNew();
+        try { body(); backend.Synchronize(); }
+        finally { backend.Profiler = null; }
+        log($"  profile of {what} ({sw.Elapsed.TotalMilliseconds:F0} ms wall, ops synchronised one by one):");
+        foreach (string line in profiler.Report().Split(Environment.NewLine)) log("    " + line);
     }
 
     private static ModelBench SwaUpdate(Backend backend, Network net, Action<string> log)

@@ -20,6 +20,10 @@ public static class BenchCommand
     private static readonly Option<string?> Json = new("--json") { Description = "Also write the results (machine, device, library versions) to this JSON file." };
     private static readonly Option<bool> Tf32 = new("--tf32") { Description = "Allow TF32 on the GPU." };
     private static readonly Option<string> Only = new("--only") { Description = "all, or swa: only the SWA update vs copy (for models too big to train on this device).", DefaultValueFactory = _ => "all" };
+    private static readonly Option<bool> Profile = new("--profile")
+    {
+        Description = "After the timed runs, run each measurement once more with every op timed (device synchronised around each op) and print where the time goes, per op.",
+    };
     private static readonly Option<bool> PrepareOnly = new("--prepare-only")
     {
         Description = "Only get ready, untimed: compile (or read from the cache) every kernel, choose the cuDNN algorithms for every model's shapes, run one training step; print the choices.",
@@ -28,7 +32,7 @@ public static class BenchCommand
     public static Command Create(CliEnvironment env)
     {
         var cmd = new Command("bench", "Measure train-step, eval and BN-recompute throughput and the fused SWA update vs a plain copy.");
-        foreach (var o in new Option[] { Device, Models, Batch, Steps, Json, Tf32, Only, PrepareOnly }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { Device, Models, Batch, Steps, Json, Tf32, Only, Profile, PrepareOnly }) cmd.Options.Add(o);
         cmd.SetAction(p =>
         {
             var models = p.GetValue(Models)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
@@ -54,7 +58,7 @@ public static class BenchCommand
                 }
                 return ExitCodes.Ok;
             }
-            var report = BenchHarness.Run(backend, models, batch, steps, only == "swa", line => env.Console.WriteLine(line));
+            var report = BenchHarness.Run(backend, models, batch, steps, only == "swa", line => env.Console.WriteLine(line), p.GetValue(Profile));
             var table = new Table().AddColumn("model").AddColumn(new TableColumn("train img/s").RightAligned()).AddColumn(new TableColumn("eval img/s").RightAligned())
                 .AddColumn(new TableColumn("BN recompute img/s").RightAligned()).AddColumn(new TableColumn("BN pass / epoch").RightAligned())
                 .AddColumn(new TableColumn("SWA update").RightAligned()).AddColumn(new TableColumn("update GB/s").RightAligned()).AddColumn(new TableColumn("of copy GB/s").RightAligned());
