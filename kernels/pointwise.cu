@@ -1,9 +1,11 @@
 // Elementwise kernels. CPU twins: src/CudaSwa/Cpu/CpuPointwise.cs.
 #include "common.cuh"
 
+// max(x, 0) as IEEE 754-2019 maximum, like the CPU twin and PyTorch: NaN stays NaN (a diverged
+// activation must not turn into a harmless zero), -0 becomes +0.
 extern "C" __global__ void relu_forward(const float* __restrict__ x, float* __restrict__ y, i64 n)
 {
-    GRID_STRIDE(i, n) { float v = x[i]; y[i] = v > 0.0f ? v : 0.0f; }
+    GRID_STRIDE(i, n) { float v = x[i]; y[i] = (v > 0.0f || v != v) ? v : 0.0f; }
 }
 
 // dx = dy where y > 0 (the output decides, so the input need not be kept).

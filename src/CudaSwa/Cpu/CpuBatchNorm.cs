@@ -1,5 +1,6 @@
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 using System.Runtime.Intrinsics;
+using CudaSwa.Cpu.Simd;
 using CudaSwa.Tensors;
 
 namespace CudaSwa.Cpu;
@@ -31,7 +32,7 @@ internal static unsafe class CpuBatchNorm
             double s1 = 0, s2 = 0;
             for (int i = 0; i < n; i++)
             {
-                var (a, b) = ShiftedMoments(xs + ((long)i * c + ch) * hw, hw, shiftValue);
+                var (a, b) = Moments.Sum(xs + ((long)i * c + ch) * hw, hw, new ShiftedMoments(shiftValue));
                 s1 += a;
                 s2 += b;
             }
@@ -44,7 +45,7 @@ internal static unsafe class CpuBatchNorm
             for (int i = 0; i < n; i++)
             {
                 long off = ((long)i * c + ch) * hw;
-                CpuPointwise.ScaleShift(new ReadOnlySpan<float>(xs + off, hw), scale, shift, new Span<float>(ys + off, hw));
+                Elementwise.Map(xs + off, ys + off, hw, new CpuPointwise.ScaleShift(scale, shift));
             }
             double varUnbiased = m > 1 ? varBiased * m / (m - 1) : varBiased;
             float* rmean = (float*)prm, rvar = (float*)prv;
@@ -77,8 +78,7 @@ internal static unsafe class CpuBatchNorm
             for (long plane = start; plane < end; plane++)
             {
                 int ch = (int)(plane % c);
-                CpuPointwise.ScaleShift(new ReadOnlySpan<float>((float*)px + plane * hw, hw), scale[ch], shift[ch],
-                    new Span<float>((float*)py + plane * hw, hw));
+                Elementwise.Map((float*)px + plane * hw, (float*)py + plane * hw, hw, new CpuPointwise.ScaleShift(scale[ch], shift[ch]));
             }
         });
     }
@@ -100,7 +100,7 @@ internal static unsafe class CpuBatchNorm
             for (int i = 0; i < n; i++)
             {
                 long off = ((long)i * c + ch) * hw;
-                var (a, b) = SumAndDot(dys + off, xs + off, hw);
+                var (a, b) = Moments.Sum(dys + off, xs + off, hw, new SumAndDot());
                 sumDy += a;
                 sumDyX += b;
             }
@@ -116,86 +116,64 @@ internal static unsafe class CpuBatchNorm
             for (int i = 0; i < n; i++)
             {
                 long off = ((long)i * c + ch) * hw;
-                Affine2(dys + off, xs + off, dxs + off, hw, (float)k1, (float)k2, (float)k3, accumulate);
+                Elementwise.MapInto(dys + off, xs + off, dxs + off, hw, new InputGradient((float)k1, (float)k2, (float)k3), accumulate);
             }
         });
     }
 
-    /// <summary>(sum of (x - k), sum of (x - k)^2) over a row, in float vectors, returned in double.</summary>
-    private static (double Sum, double SumSquares) ShiftedMoments(float* x, int length, float k)
+    /// <summary>(sum of (x - k), sum of (x - k)^2): the moments shifted by one of the channel's own values k.</summary>
+    internal readonly struct ShiftedMoments(float k) : IUnaryMoments
     {
-        int i = 0;
-        double s1 = 0, s2 = 0;
-        if (Vector512.IsHardwareAccelerated && length >= 16)
+        public void Accumulate(ref Vector256<float> s, ref Vector256<float> t, Vector256<float> x)
         {
-            var vk = Vector512.Create(k);
-            var a = Vector512<float>.Zero;
-            var b = Vector512<float>.Zero;
-            for (; i + 16 <= length; i += 16)
-            {
-                var d = Vector512.Load(x + i) - vk;
-                a += d;
-                b = Vector512.FusedMultiplyAdd(d, d, b);
-            }
-            s1 = Vector512.Sum(a);
-            s2 = Vector512.Sum(b);
+            var d = x - Vector256.Create(k);
+            s += d;
+            t = Vector256.FusedMultiplyAdd(d, d, t);
         }
-        for (; i < length; i++)
+
+        public void Accumulate(ref Vector512<float> s, ref Vector512<float> t, Vector512<float> x)
         {
-            double d = x[i] - k;
-            s1 += d;
-            s2 += d * d;
+            var d = x - Vector512.Create(k);
+            s += d;
+            t = Vector512.FusedMultiplyAdd(d, d, t);
         }
-        return (s1, s2);
+
+        public void Accumulate(ref double s, ref double t, float x)
+        {
+            double d = x - k;
+            s += d;
+            t += d * d;
+        }
     }
 
-    /// <summary>(sum of dy, sum of dy * x) over a row in one read of each.</summary>
-    private static (double Sum, double Dot) SumAndDot(float* dy, float* x, int length)
+    /// <summary>(sum of dy, sum of dy * x) in one read of each.</summary>
+    internal readonly struct SumAndDot : IBinaryMoments
     {
-        int i = 0;
-        double s = 0, d = 0;
-        if (Vector512.IsHardwareAccelerated && length >= 16)
+        public void Accumulate(ref Vector256<float> s, ref Vector256<float> t, Vector256<float> dy, Vector256<float> x)
         {
-            var a = Vector512<float>.Zero;
-            var b = Vector512<float>.Zero;
-            for (; i + 16 <= length; i += 16)
-            {
-                var g = Vector512.Load(dy + i);
-                a += g;
-                b = Vector512.FusedMultiplyAdd(g, Vector512.Load(x + i), b);
-            }
-            s = Vector512.Sum(a);
-            d = Vector512.Sum(b);
+            s += dy;
+            t = Vector256.FusedMultiplyAdd(dy, x, t);
         }
-        for (; i < length; i++)
+
+        public void Accumulate(ref Vector512<float> s, ref Vector512<float> t, Vector512<float> dy, Vector512<float> x)
         {
-            s += dy[i];
-            d += (double)dy[i] * x[i];
+            s += dy;
+            t = Vector512.FusedMultiplyAdd(dy, x, t);
         }
-        return (s, d);
+
+        public void Accumulate(ref double s, ref double t, float dy, float x)
+        {
+            s += dy;
+            t += (double)dy * x;
+        }
     }
 
-    /// <summary>dx = k1*dy + k2*x + k3 (or dx += ...), vectorised.</summary>
-    private static void Affine2(float* dy, float* x, float* dx, int length, float k1, float k2, float k3, bool accumulate)
+    /// <summary>dx = k1*dy + k2*x + k3: BN's input gradient with the per-channel constants folded.</summary>
+    internal readonly struct InputGradient(float k1, float k2, float k3) : IBinaryOperator
     {
-        int i = 0;
-        if (Vector512.IsHardwareAccelerated)
-        {
-            var v1 = Vector512.Create(k1);
-            var v2 = Vector512.Create(k2);
-            var v3 = Vector512.Create(k3);
-            for (; i + 16 <= length; i += 16)
-            {
-                var r = v1 * Vector512.Load(dy + i) + v2 * Vector512.Load(x + i) + v3;
-                if (accumulate) r += Vector512.Load(dx + i);
-                r.Store(dx + i);
-            }
-        }
-        for (; i < length; i++)
-        {
-            float r = k1 * dy[i] + k2 * x[i] + k3;
-            dx[i] = accumulate ? dx[i] + r : r;
-        }
+        public float Invoke(float dy, float x) => k1 * dy + k2 * x + k3;
+        public Vector256<float> Invoke(Vector256<float> dy, Vector256<float> x) => Vector256.Create(k1) * dy + Vector256.Create(k2) * x + Vector256.Create(k3);
+        public Vector512<float> Invoke(Vector512<float> dy, Vector512<float> x) => Vector512.Create(k1) * dy + Vector512.Create(k2) * x + Vector512.Create(k3);
     }
 
     public static void MergeStatistics(Tensor saveMean, Tensor saveInvStd, double eps, long batchCount, long previousCount,

@@ -1,4 +1,5 @@
 using System.Runtime.Intrinsics;
+using CudaSwa.Cpu.Simd;
 using CudaSwa.Tensors;
 
 namespace CudaSwa.Cpu;
@@ -11,35 +12,41 @@ internal static unsafe class CpuOptim
 {
     private const long MinChunk = 1 << 16;
 
-    public static void SgdStep(Tensor weights, Tensor gradients, Tensor velocity, SgdHyper h)
+    public static void SgdStep(Tensor weights, Tensor gradients, Tensor velocity, SgdHyper h) =>
+        Elementwise.ParallelUpdate(CpuTensor.Ptr(weights), CpuTensor.Ptr(velocity), CpuTensor.Ptr(gradients), weights.Length, new Sgd(h));
+
+    /// <summary>
+    /// PyTorch's SGD for one weight w with velocity v and gradient g: g += wd*w; v = m*v + g;
+    /// w -= lr * (nesterov ? g + m*v : v). Separate multiplies and adds, as the sgd_step kernel
+    /// pins them (__fmul_rn/__fadd_rn), so both round alike.
+    /// </summary>
+    internal readonly struct Sgd(SgdHyper h) : IStateOperator
     {
-        nint pw = (nint)CpuTensor.Ptr(weights), pg = (nint)CpuTensor.Ptr(gradients), pv = (nint)CpuTensor.Ptr(velocity);
-        CpuParallel.ForRange(weights.Length, MinChunk, (s, e) =>
+        private readonly float _lr = h.LearningRate, _momentum = h.Momentum, _decay = h.WeightDecay;
+        private readonly bool _nesterov = h.Nesterov;
+
+        public (float S, float T) Invoke(float w, float v, float g)
         {
-            float* w = (float*)pw, g = (float*)pg, v = (float*)pv;
-            float lr = h.LearningRate, mom = h.Momentum, wd = h.WeightDecay;
-            long i = s;
-            if (Vector256.IsHardwareAccelerated)
-            {
-                var vlr = Vector256.Create(lr); var vm = Vector256.Create(mom); var vwd = Vector256.Create(wd);
-                for (; i + 8 <= e; i += 8)
-                {
-                    var wi = Vector256.Load(w + i);
-                    var gi = Vector256.Load(g + i) + vwd * wi;
-                    var vi = vm * Vector256.Load(v + i) + gi;
-                    vi.Store(v + i);
-                    var step = h.Nesterov ? gi + vm * vi : vi;
-                    (wi - vlr * step).Store(w + i);
-                }
-            }
-            for (; i < e; i++)
-            {
-                float gi = g[i] + wd * w[i];
-                float vi = mom * v[i] + gi;
-                v[i] = vi;
-                w[i] -= lr * (h.Nesterov ? gi + mom * vi : vi);
-            }
-        });
+            float gi = g + _decay * w;
+            float vi = _momentum * v + gi;
+            return (w - _lr * (_nesterov ? gi + _momentum * vi : vi), vi);
+        }
+
+        public (Vector256<float> S, Vector256<float> T) Invoke(Vector256<float> w, Vector256<float> v, Vector256<float> g)
+        {
+            var m = Vector256.Create(_momentum);
+            var gi = g + Vector256.Create(_decay) * w;
+            var vi = m * v + gi;
+            return (w - Vector256.Create(_lr) * (_nesterov ? gi + m * vi : vi), vi);
+        }
+
+        public (Vector512<float> S, Vector512<float> T) Invoke(Vector512<float> w, Vector512<float> v, Vector512<float> g)
+        {
+            var m = Vector512.Create(_momentum);
+            var gi = g + Vector512.Create(_decay) * w;
+            var vi = m * v + gi;
+            return (w - Vector512.Create(_lr) * (_nesterov ? gi + m * vi : vi), vi);
+        }
     }
 
     /// <summary>
@@ -69,31 +76,16 @@ internal static unsafe class CpuOptim
 
     private static void Update(float* a, float* c, long length, float alpha)
     {
-        if (alpha == 1f)
-        {
-            Buffer.MemoryCopy(c, a, length * sizeof(float), length * sizeof(float));
-            return;
-        }
-        long i = 0;
-        if (Vector512.IsHardwareAccelerated)
-        {
-            var va = Vector512.Create(alpha);
-            for (; i + 16 <= length; i += 16)
-            {
-                var ai = Vector512.Load(a + i);
-                Vector512.FusedMultiplyAdd(va, Vector512.Load(c + i) - ai, ai).Store(a + i);
-            }
-        }
-        else if (Vector256.IsHardwareAccelerated)
-        {
-            var va = Vector256.Create(alpha);
-            for (; i + 8 <= length; i += 8)
-            {
-                var ai = Vector256.Load(a + i);
-                Vector256.FusedMultiplyAdd(va, Vector256.Load(c + i) - ai, ai).Store(a + i);
-            }
-        }
-        for (; i < length; i++) a[i] = MathF.FusedMultiplyAdd(alpha, c[i] - a[i], a[i]);
+        if (alpha == 1f) Buffer.MemoryCopy(c, a, length * sizeof(float), length * sizeof(float)); // the first model: an exact copy
+        else Elementwise.Map(a, c, a, length, new Average(alpha));
+    }
+
+    /// <summary>a + alpha * (c - a) with one fused multiply-add, as the average_update kernel (fmaf) rounds it.</summary>
+    internal readonly struct Average(float alpha) : IBinaryOperator
+    {
+        public float Invoke(float a, float c) => MathF.FusedMultiplyAdd(alpha, c - a, a);
+        public Vector256<float> Invoke(Vector256<float> a, Vector256<float> c) => Vector256.FusedMultiplyAdd(Vector256.Create(alpha), c - a, a);
+        public Vector512<float> Invoke(Vector512<float> a, Vector512<float> c) => Vector512.FusedMultiplyAdd(Vector512.Create(alpha), c - a, a);
     }
 }
 

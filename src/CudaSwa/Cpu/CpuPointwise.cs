@@ -1,84 +1,66 @@
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 using System.Runtime.Intrinsics;
+using CudaSwa.Cpu.Simd;
 using CudaSwa.Tensors;
 using CudaSwa.Util;
 
 namespace CudaSwa.Cpu;
 
-/// <summary>Elementwise ops on the CPU (TensorPrimitives and Vector256 with scalar tails), split across workers for large tensors.</summary>
+/// <summary>
+/// Elementwise ops on the CPU: each op's arithmetic is an operator struct (scalar, Vector256 and
+/// Vector512 bodies of the same operations), run by the one driver (<see cref="Elementwise"/>),
+/// split across workers for large tensors. CUDA twins: kernels/pointwise.cu.
+/// </summary>
 internal static unsafe class CpuPointwise
 {
-    private const long MinChunk = 1 << 15;
+    public static void ReluForward(Tensor x, Tensor y) =>
+        Elementwise.ParallelMap(CpuTensor.Ptr(x), CpuTensor.Ptr(y), x.Length, new Relu());
 
-    public static void ReluForward(Tensor x, Tensor y)
+    public static void ReluBackward(Tensor y, Tensor dy, Tensor dx, bool accumulate) =>
+        Elementwise.ParallelMapInto(CpuTensor.Ptr(y), CpuTensor.Ptr(dy), CpuTensor.Ptr(dx), y.Length, new ReluGradient(), accumulate);
+
+    public static void Add(Tensor a, Tensor b, Tensor y) =>
+        Elementwise.ParallelMap(CpuTensor.Ptr(a), CpuTensor.Ptr(b), CpuTensor.Ptr(y), a.Length, new Sum());
+
+    public static void Accumulate(Tensor source, Tensor destination, bool accumulate) =>
+        Elementwise.ParallelMapInto(CpuTensor.Ptr(source), CpuTensor.Ptr(destination), source.Length, new Identity(), accumulate);
+
+    /// <summary>max(x, 0), NaN propagating (IEEE maximum; the relu_forward kernel does the same).</summary>
+    internal readonly struct Relu : IUnaryOperator
     {
-        nint px = (nint)CpuTensor.Ptr(x), py = (nint)CpuTensor.Ptr(y);
-        CpuParallel.ForRange(x.Length, MinChunk, (s, e) =>
-            TensorPrimitives.Max(new ReadOnlySpan<float>((float*)px + s, (int)(e - s)), 0f, new Span<float>((float*)py + s, (int)(e - s))));
+        public float Invoke(float x) => MathF.Max(x, 0f);
+        public Vector256<float> Invoke(Vector256<float> x) => Vector256.Max(x, Vector256<float>.Zero);
+        public Vector512<float> Invoke(Vector512<float> x) => Vector512.Max(x, Vector512<float>.Zero);
     }
 
-    public static void ReluBackward(Tensor y, Tensor dy, Tensor dx, bool accumulate)
+    /// <summary>dy where the ReLU's output y is positive, else 0 (the output decides: the input need not be kept).</summary>
+    internal readonly struct ReluGradient : IBinaryOperator
     {
-        nint py = (nint)CpuTensor.Ptr(y), pdy = (nint)CpuTensor.Ptr(dy), pdx = (nint)CpuTensor.Ptr(dx);
-        CpuParallel.ForRange(y.Length, MinChunk, (s, e) =>
-        {
-            float* ys = (float*)py, dys = (float*)pdy, dxs = (float*)pdx;
-            long i = s;
-            if (Vector512.IsHardwareAccelerated)
-            {
-                for (; i + 16 <= e; i += 16)
-                {
-                    var mask = Vector512.GreaterThan(Vector512.Load(ys + i), Vector512<float>.Zero);
-                    var g = Vector512.ConditionalSelect(mask, Vector512.Load(dys + i), Vector512<float>.Zero);
-                    if (accumulate) g += Vector512.Load(dxs + i);
-                    g.Store(dxs + i);
-                }
-            }
-            else if (Vector256.IsHardwareAccelerated)
-            {
-                for (; i + 8 <= e; i += 8)
-                {
-                    var mask = Vector256.GreaterThan(Vector256.Load(ys + i), Vector256<float>.Zero);
-                    var g = Vector256.ConditionalSelect(mask, Vector256.Load(dys + i), Vector256<float>.Zero);
-                    if (accumulate) g += Vector256.Load(dxs + i);
-                    g.Store(dxs + i);
-                }
-            }
-            for (; i < e; i++)
-            {
-                float g = ys[i] > 0 ? dys[i] : 0f;
-                dxs[i] = accumulate ? dxs[i] + g : g;
-            }
-        });
+        public float Invoke(float y, float dy) => y > 0f ? dy : 0f;
+        public Vector256<float> Invoke(Vector256<float> y, Vector256<float> dy) => Vector256.ConditionalSelect(Vector256.GreaterThan(y, Vector256<float>.Zero), dy, Vector256<float>.Zero);
+        public Vector512<float> Invoke(Vector512<float> y, Vector512<float> dy) => Vector512.ConditionalSelect(Vector512.GreaterThan(y, Vector512<float>.Zero), dy, Vector512<float>.Zero);
     }
 
-    public static void Add(Tensor a, Tensor b, Tensor y)
+    /// <summary>a + b.</summary>
+    internal readonly struct Sum : IBinaryOperator
     {
-        nint pa = (nint)CpuTensor.Ptr(a), pb = (nint)CpuTensor.Ptr(b), py = (nint)CpuTensor.Ptr(y);
-        CpuParallel.ForRange(a.Length, MinChunk, (s, e) =>
-        {
-            int len = (int)(e - s);
-            TensorPrimitives.Add(new ReadOnlySpan<float>((float*)pa + s, len), new ReadOnlySpan<float>((float*)pb + s, len), new Span<float>((float*)py + s, len));
-        });
+        public float Invoke(float a, float b) => a + b;
+        public Vector256<float> Invoke(Vector256<float> a, Vector256<float> b) => a + b;
+        public Vector512<float> Invoke(Vector512<float> a, Vector512<float> b) => a + b;
     }
 
-    public static void Accumulate(Tensor source, Tensor destination, bool accumulate)
+    /// <summary>x (a copy; with accumulation, dst += x).</summary>
+    internal readonly struct Identity : IUnaryOperator
     {
-        nint ps = (nint)CpuTensor.Ptr(source), pd = (nint)CpuTensor.Ptr(destination);
-        CpuParallel.ForRange(source.Length, MinChunk, (s, e) =>
-        {
-            int len = (int)(e - s);
-            var src = new ReadOnlySpan<float>((float*)ps + s, len);
-            var dst = new Span<float>((float*)pd + s, len);
-            if (accumulate) TensorPrimitives.Add(dst, src, dst);
-            else src.CopyTo(dst);
-        });
+        public float Invoke(float x) => x;
+        public Vector256<float> Invoke(Vector256<float> x) => x;
+        public Vector512<float> Invoke(Vector512<float> x) => x;
     }
 
     public static void Fill(Tensor t, float value)
     {
         nint p = (nint)CpuTensor.Ptr(t);
-        CpuParallel.ForRange(t.Length, MinChunk, (s, e) => new Span<float>((float*)p + s, (int)(e - s)).Fill(value));
+        CpuParallel.ForRange(t.Length, Elementwise.MinChunk, (s, e) => new Span<float>((float*)p + s, (int)(e - s)).Fill(value));
     }
 
     public static void CopyBytes(Tensor source, Tensor destination)
@@ -112,27 +94,12 @@ internal static unsafe class CpuPointwise
         }
     }
 
-    /// <summary>y = x * scale + shift (not fused, matching the CUDA twin's separate multiply and add).</summary>
-    public static void ScaleShift(ReadOnlySpan<float> x, float scale, float shift, Span<float> y)
+    /// <summary>x * scale + shift, a multiply then an add (not fused), like cuDNN's BN apply it twins.</summary>
+    internal readonly struct ScaleShift(float scale, float shift) : IUnaryOperator
     {
-        int i = 0;
-        ref float xr = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(x);
-        ref float yr = ref System.Runtime.InteropServices.MemoryMarshal.GetReference(y);
-        if (Vector512.IsHardwareAccelerated)
-        {
-            var vs = Vector512.Create(scale);
-            var vb = Vector512.Create(shift);
-            for (; i + 16 <= x.Length; i += 16)
-                (Vector512.LoadUnsafe(ref xr, (nuint)i) * vs + vb).StoreUnsafe(ref yr, (nuint)i);
-        }
-        else if (Vector256.IsHardwareAccelerated)
-        {
-            var vs = Vector256.Create(scale);
-            var vb = Vector256.Create(shift);
-            for (; i + 8 <= x.Length; i += 8)
-                (Vector256.LoadUnsafe(ref xr, (nuint)i) * vs + vb).StoreUnsafe(ref yr, (nuint)i);
-        }
-        for (; i < x.Length; i++) y[i] = x[i] * scale + shift;
+        public float Invoke(float x) => x * scale + shift;
+        public Vector256<float> Invoke(Vector256<float> x) => x * Vector256.Create(scale) + Vector256.Create(shift);
+        public Vector512<float> Invoke(Vector512<float> x) => x * Vector512.Create(scale) + Vector512.Create(shift);
     }
 
     /// <summary>y[r, j] += b[j] for a (rows, cols) matrix: the bias of a linear layer (twin of the add_row_bias kernel).</summary>

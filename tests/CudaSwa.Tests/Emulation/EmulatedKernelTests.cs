@@ -173,6 +173,8 @@ public class EmulatedKernelTests
     {
         var lib = EmulationLibrary.Require(rounding);
         var x = _rng.Floats(n, -2, 2);
+        float[] special = [float.NaN, -0f, 0f, float.PositiveInfinity, float.NegativeInfinity, float.Epsilon, -float.Epsilon];
+        for (int i = 0; i < Math.Min(n, special.Length); i++) x[i] = special[i]; // NaN must stay NaN, -0 become +0 in both
         var dy = _rng.Floats(n);
         var prior = _rng.Floats(n);
         using var hx = HostArray<float>.Of(x);
