@@ -47,6 +47,10 @@ public static class TrainCommand
     private static readonly Option<int?> SyntheticTrain = new("--synthetic-train") { Description = "Size of the synthetic training set (without --data)." };
     private static readonly Option<int?> SyntheticTest = new("--synthetic-test") { Description = "Size of the synthetic test set (without --data)." };
     private static readonly Option<bool> NoEnsemble = new("--no-ensemble") { Description = "Skip the prediction-ensemble baseline." };
+    private static readonly Option<bool> Profile = new("--profile")
+    {
+        Description = "Time every backend op (synchronising the device around each: slower, for diagnosis); the per-op table goes to profile.txt after each epoch and to the console at the end.",
+    };
     private static readonly Option<int?> HaltAfterBatches = new("--halt-after-batches") { Description = "Testing aid: behave as if Ctrl-C came after N batches.", Hidden = true };
 
     public static Command Create(CliEnvironment env)
@@ -54,7 +58,7 @@ public static class TrainCommand
         var cmd = new Command("train", "Train a CIFAR model with SGD and Stochastic Weight Averaging; prints SGD vs SWA vs ensemble.");
         foreach (var o in new Option[] { Preset, SgdOnly, Model, Dataset, Data, Epochs, Batch, Lr, Momentum, Wd, Nesterov, Schedule, SwaStart, SwaLr, SwaLrMin,
                      Cycle, AnnealEpochs, Anneal, Average, EmaDecay, AverageEverySteps, BnUpdate, EvalEvery, Device, Tf32, Seed, Out, Resume, Padding,
-                     TrainSubset, TestSubset, SyntheticTrain, SyntheticTest, NoEnsemble, HaltAfterBatches })
+                     TrainSubset, TestSubset, SyntheticTrain, SyntheticTest, NoEnsemble, Profile, HaltAfterBatches })
             cmd.Options.Add(o);
         cmd.SetAction(parse => Execute(parse, env));
         return cmd;
@@ -248,6 +252,8 @@ public static class TrainCommand
             reporter.Events.BatchCompleted += _ => { if (++done >= halt) cancel.Cancel(); };
         }
         var outcome = RunOutcome.Completed;
+        var profiler = p.GetValue(Profile) ? new OpProfiler() : null;
+        backend.Profiler = profiler;
         reporter.Header();
         try
         {
@@ -257,7 +263,15 @@ public static class TrainCommand
                     $"training {options.Model} at batch {options.BatchSize} on {backend.Name}", "--batch", options.BatchSize);
                 run.WriteMetrics(trainer.State.History);
                 CurvesPlot.Write(Path.Combine(outDir, "curves.png"), trainer.State.History, settings);
+                if (profiler is not null)
+                    AtomicFile.WriteAllText(Path.Combine(outDir, "profile.txt"),
+                        $"per-op wall time (device synchronised around each op) on {backend.Description}, this process's epochs so far:{Environment.NewLine}{profiler.Report()}{Environment.NewLine}");
                 if (outcome != RunOutcome.Completed) break;
+            }
+            if (profiler is not null)
+            {
+                reporter.Line("where the time went (--profile; ops synchronised one by one, also in profile.txt):");
+                foreach (string line in profiler.Report().Split(Environment.NewLine)) reporter.Line("  " + line);
             }
             return Finish(reporter, run, trainer, settings, train, test, backend, outDir, outcome, null);
         }

@@ -20,6 +20,21 @@ public class TrainVariantsTests
     private static readonly string[] Tiny =
         ["train", "--device", "cpu", "--model", "resnet8", "--synthetic-train", "200", "--synthetic-test", "50", "--batch", "50", "--epochs", "3", "--swa-start", "2"];
 
+    [Test]
+    public void ProfileWritesTheTimeOfEveryOpAndPrintsIt()
+    {
+        string outDir = Path.Combine(_root, "profiled");
+        var r = CliRunner.Run([.. Tiny, "--profile", "--out", outDir]);
+        Assert.That(r.ExitCode, Is.Zero, r.All);
+        string profile = File.ReadAllText(Path.Combine(outDir, "profile.txt"));
+        // Every op a training epoch, an evaluation and a BN recompute use, with a share and a call count.
+        foreach (string op in new[] { "ConvolutionForward", "ConvolutionBackwardFilter", "BatchNormForwardTraining", "BatchNormForwardInference", "SgdStep", "AverageUpdate", "total" })
+            Assert.That(profile, Does.Contain(op), profile);
+        var conv = profile.Split('\n').First(l => l.StartsWith("ConvolutionForward", StringComparison.Ordinal));
+        Assert.That(conv, Does.Match(@"ConvolutionForward\s+[0-9.]+ ms\s+[0-9.]+%\s+[1-9][0-9]* calls"));
+        Assert.That(r.All, Does.Contain("where the time went").And.Contain("ConvolutionBackwardData"));
+    }
+
     [TestCase("--schedule", "cyclic", "--cycle", "1", "--swa-lr", "0.05")]
     [TestCase("--schedule", "swalr", "--anneal-epochs", "1", "--anneal", "linear")]
     [TestCase("--schedule", "cosine")]
