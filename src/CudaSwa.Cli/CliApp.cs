@@ -2,7 +2,6 @@ using Spectre.Console;
 using System.CommandLine;
 using CudaSwa.Cli.Commands;
 using CudaSwa.Data;
-using CudaSwa.Training;
 
 namespace CudaSwa.Cli;
 

@@ -1,5 +1,4 @@
 using CudaSwa.Data;
-using CudaSwa.Training;
 
 namespace CudaSwa.Cli;
 

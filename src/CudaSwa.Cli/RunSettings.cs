@@ -45,7 +45,8 @@ public sealed partial record RunSettings
         void Fail(string option, string problem) => throw new OptionException($"--{option}: {problem}");
         if (SyntheticTrain > MaxSynthetic || SyntheticTest > MaxSynthetic)
             Fail("synthetic-train", $"the synthetic sets hold at most {MaxSynthetic:N0} images each; got {SyntheticTrain:N0} and {SyntheticTest:N0}.");
-        if (SyntheticTrain < 20 || SyntheticTest < 10) Fail("synthetic", "needs at least 20 train and 10 test images.");
+        if (SyntheticTrain < 20) Fail("synthetic-train", $"needs at least 20 images; got {SyntheticTrain}.");
+        if (SyntheticTest < 10) Fail("synthetic-test", $"needs at least 10 images; got {SyntheticTest}.");
         if (TrainSubset is < 2) Fail("train-subset", $"must be >= 2; got {TrainSubset}.");
         if (TestSubset is < 1) Fail("test-subset", $"must be >= 1; got {TestSubset}.");
         if (Device is not ("auto" or "cpu" or "cuda") &&
@@ -61,30 +62,31 @@ public sealed partial record RunSettings
         }
     }
 
-    /// <summary>The command-line option behind each engine option.</summary>
+    /// <summary>
+    /// The command-line option behind each engine option that <see cref="TrainingOptions.Validate"/>
+    /// can name (the only source of the messages <see cref="ToOption"/> translates).
+    /// </summary>
     public static readonly IReadOnlyDictionary<string, string> FlagOf = new Dictionary<string, string>(StringComparer.Ordinal)
     {
-        [nameof(TrainingOptions.Model)] = "--model", [nameof(TrainingOptions.Padding)] = "--padding", [nameof(TrainingOptions.Epochs)] = "--epochs",
-        [nameof(TrainingOptions.BatchSize)] = "--batch", [nameof(TrainingOptions.Lr)] = "--lr", [nameof(TrainingOptions.Momentum)] = "--momentum",
-        [nameof(TrainingOptions.WeightDecay)] = "--wd", [nameof(TrainingOptions.Nesterov)] = "--nesterov", [nameof(TrainingOptions.Schedule)] = "--schedule",
-        [nameof(TrainingOptions.SwaStart)] = "--swa-start", [nameof(TrainingOptions.SwaLrMin)] = "--swa-lr-min", [nameof(TrainingOptions.SwaLr)] = "--swa-lr",
-        [nameof(TrainingOptions.Cycle)] = "--cycle", [nameof(TrainingOptions.AnnealEpochs)] = "--anneal-epochs", [nameof(TrainingOptions.Anneal)] = "--anneal",
-        [nameof(TrainingOptions.SgdOnly)] = "--sgd-only", [nameof(TrainingOptions.Average)] = "--average", [nameof(TrainingOptions.EmaDecay)] = "--ema-decay",
-        [nameof(TrainingOptions.AverageEverySteps)] = "--average-every-steps", [nameof(TrainingOptions.BnUpdate)] = "--bn-update",
-        [nameof(TrainingOptions.EvalEvery)] = "--eval-every", [nameof(TrainingOptions.Ensemble)] = "--no-ensemble", [nameof(TrainingOptions.Seed)] = "--seed",
+        [nameof(TrainingOptions.Model)] = "--model", [nameof(TrainingOptions.Epochs)] = "--epochs", [nameof(TrainingOptions.BatchSize)] = "--batch",
+        [nameof(TrainingOptions.Lr)] = "--lr", [nameof(TrainingOptions.Momentum)] = "--momentum", [nameof(TrainingOptions.WeightDecay)] = "--wd",
+        [nameof(TrainingOptions.Nesterov)] = "--nesterov", [nameof(TrainingOptions.Schedule)] = "--schedule", [nameof(TrainingOptions.SwaStart)] = "--swa-start",
+        [nameof(TrainingOptions.SwaLrMin)] = "--swa-lr-min", [nameof(TrainingOptions.SwaLr)] = "--swa-lr", [nameof(TrainingOptions.Cycle)] = "--cycle",
+        [nameof(TrainingOptions.AnnealEpochs)] = "--anneal-epochs", [nameof(TrainingOptions.EmaDecay)] = "--ema-decay",
+        [nameof(TrainingOptions.AverageEverySteps)] = "--average-every-steps", [nameof(TrainingOptions.EvalEvery)] = "--eval-every",
     };
 
     [GeneratedRegex(@"\s*\(Parameter '[^']*'\)$")]
     private static partial Regex ParameterSuffix();
 
-    [GeneratedRegex(@"\b(SwaLrMin|SwaLr|SwaStart|BatchSize|WeightDecay|EvalEvery|AnnealEpochs|AverageEverySteps|EmaDecay|BnUpdate|SgdOnly|Epochs|Lr|Momentum|Nesterov|Cycle|Model|Schedule|Padding|Seed|Anneal|Average|Ensemble)\b")]
-    private static partial Regex PropertyName();
+    /// <summary>Any property name of <see cref="FlagOf"/> as a whole word, longest first (SwaLrMin before SwaLr).</summary>
+    private static readonly Regex PropertyName = new(@"\b(" + string.Join("|", FlagOf.Keys.OrderByDescending(k => k.Length)) + @")\b", RegexOptions.Compiled);
 
     /// <summary>An engine validation error in the program's language: "--flag: message", property names turned into flags.</summary>
     public static OptionException ToOption(ArgumentException e)
     {
         string message = ParameterSuffix().Replace(e.Message, "");
-        message = PropertyName().Replace(message, m => FlagOf.TryGetValue(m.Value, out var f) ? f : m.Value);
+        message = PropertyName.Replace(message, m => FlagOf.TryGetValue(m.Value, out var f) ? f : m.Value);
         string flag = e.ParamName is not null && FlagOf.TryGetValue(e.ParamName, out var f) ? f : "options";
         return new OptionException($"{flag}: {message}");
     }

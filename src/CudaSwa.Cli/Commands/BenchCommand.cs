@@ -1,11 +1,9 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
-using CudaSwa.Devices;
 using CudaSwa.Cli.Bench;
 using CudaSwa.IO;
 using CudaSwa.Models;
-using CudaSwa.Training;
 using Spectre.Console;
 
 namespace CudaSwa.Cli.Commands;

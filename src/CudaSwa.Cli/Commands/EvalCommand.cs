@@ -2,7 +2,6 @@ using Spectre.Console;
 using System.CommandLine;
 using System.Globalization;
 using CudaSwa.Averaging;
-using CudaSwa.Devices;
 using CudaSwa.Data;
 using CudaSwa.IO;
 using CudaSwa.Models;

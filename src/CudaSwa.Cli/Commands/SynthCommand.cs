@@ -1,7 +1,6 @@
 using Spectre.Console;
 using System.CommandLine;
 using CudaSwa.Data;
-using CudaSwa.Training;
 
 namespace CudaSwa.Cli.Commands;
 

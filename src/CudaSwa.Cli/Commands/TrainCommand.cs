@@ -1,6 +1,5 @@
 using System.CommandLine;
 using CudaSwa.Averaging;
-using CudaSwa.Devices;
 using CudaSwa.Cli.Output;
 using CudaSwa.Data;
 using CudaSwa.Optim;
@@ -13,7 +12,10 @@ namespace CudaSwa.Cli.Commands;
 /// <summary>`cudaswa train`: options, presets, validation before any file is written, then the run.</summary>
 public static class TrainCommand
 {
-    private static readonly Option<string?> Preset = new("--preset") { Description = "Start from a named configuration: quick (the default), paper-vgg16, paper-preresnet110, paper-preresnet164, paper-wrn28x10. Other options override it." };
+    private static readonly Option<string?> Preset = new("--preset")
+    {
+        Description = "Start from a named configuration (other options override it): " + string.Join("; ", Presets.All.Select(p => $"{p.Name} - {p.Description}")) + ".",
+    };
     private static readonly Option<bool> SgdOnly = new("--sgd-only") { Description = "Plain SGD, no averaging (the paper presets then use the SGD budget and schedule)." };
     private static readonly Option<string?> Model = new("--model") { Description = "resnet8/20/32/44/56/110, preresnet110, preresnet164, vgg16, vgg16bn, wrn28x10." };
     private static readonly Option<string?> Dataset = new("--dataset") { Description = "cifar10 or cifar100." };
@@ -142,7 +144,7 @@ public static class TrainCommand
         ["schedule"] = "--schedule", ["swa_start"] = "--swa-start", ["swa_lr"] = "--swa-lr", ["swa_lr_min"] = "--swa-lr-min", ["cycle"] = "--cycle",
         ["anneal_epochs"] = "--anneal-epochs", ["anneal"] = "--anneal", ["sgd_only"] = "--sgd-only", ["average"] = "--average",
         ["ema_decay"] = "--ema-decay", ["average_every_steps"] = "--average-every-steps", ["bn_update"] = "--bn-update",
-        ["ensemble"] = "--no-ensemble", ["seed"] = "--seed", ["preset"] = "--preset",
+        ["ensemble"] = "--no-ensemble", ["seed"] = "--seed",
     };
 
     /// <summary>Settings a resume may change; anything else given must equal what the run was started with.</summary>

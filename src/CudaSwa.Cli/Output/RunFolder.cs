@@ -1,4 +1,3 @@
-using CudaSwa.Training;
 
 namespace CudaSwa.Cli.Output;
 

@@ -1,4 +1,3 @@
-using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 using System.Runtime.Intrinsics;
 using CudaSwa.Cpu.Simd;
 using CudaSwa.Tensors;

@@ -38,6 +38,4 @@ internal static unsafe class CpuTensor
     public static byte* BytePtr(Tensor t) => (byte*)((CpuBuffer)t.Buffer).Pointer + t.Offset;
 
     public static Span<float> Span(Tensor t) => new(Ptr(t), checked((int)t.Length));
-
-    public static Span<float> Span(Tensor t, long start, int length) => new(Ptr(t) + start, length);
 }

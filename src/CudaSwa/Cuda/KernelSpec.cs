@@ -37,19 +37,17 @@ internal abstract class KernelSpec
 {
     private static int s_next;
 
-    protected KernelSpec(string file, string name, KernelParameter[] parameters, int argumentBytes)
+    protected KernelSpec(string file, string name, KernelParameter[] parameters)
     {
         File = file;
         Name = name;
         Parameters = parameters;
-        ArgumentBytes = argumentBytes;
         Id = Interlocked.Increment(ref s_next) - 1;
     }
 
     public string File { get; }
     public string Name { get; }
     public IReadOnlyList<KernelParameter> Parameters { get; }
-    public int ArgumentBytes { get; }
 
     /// <summary>Index into a kernel library's function table (no lookup by name per launch).</summary>
     public int Id { get; }
@@ -61,7 +59,7 @@ internal abstract class KernelSpec
 internal sealed class KernelSpec<[DynamicallyAccessedMembers(DynamicallyAccessedMemberTypes.PublicFields | DynamicallyAccessedMemberTypes.NonPublicFields)] TArgs>
     : KernelSpec where TArgs : unmanaged
 {
-    public KernelSpec(string file, string name) : base(file, name, Layout(), Marshal.SizeOf<TArgs>()) { }
+    public KernelSpec(string file, string name) : base(file, name, Layout()) { }
 
     private static KernelParameter[] Layout()
     {

@@ -1,5 +1,4 @@
 using CudaSwa.Cpu;
-using CudaSwa.Native;
 using CudaSwa.Tensors;
 
 namespace CudaSwa.Devices;

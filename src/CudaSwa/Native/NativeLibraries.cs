@@ -169,11 +169,6 @@ internal static class NativeLibraries
         return trace;
     }
 
-    internal static void Remember(string logical, IntPtr handle, string path)
-    {
-        lock (s_gate) s_loaded[logical] = (handle, path);
-    }
-
     internal static object Gate => s_gate;
 
     /// <summary>The recorded attempts for a logical library (for error messages and `cudaswa info`).</summary>
@@ -181,13 +176,6 @@ internal static class NativeLibraries
     {
         lock (s_gate)
             return s_trace.TryGetValue(logical, out var t) ? string.Join("; ", t) : "not tried";
-    }
-
-    /// <summary>The file a logical library was loaded from, or null.</summary>
-    public static string? LoadedFrom(string logical)
-    {
-        lock (s_gate)
-            return s_loaded.TryGetValue(logical, out var hit) ? hit.Path : null;
     }
 
     private static IEnumerable<string> SafeGlob(string dir, string pattern)

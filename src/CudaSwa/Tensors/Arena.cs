@@ -49,14 +49,6 @@ public sealed class Arena : IDisposable
         Backend.Upload(values, All);
     }
 
-    /// <summary>Copies every value of <paramref name="other"/>, an arena of the same layout on the same backend, into this one.</summary>
-    public void CopyFrom(Arena other)
-    {
-        if (!ReferenceEquals(other.Layout, Layout) && other.Layout.Length != Layout.Length)
-            throw new ArgumentException("Arenas have different layouts.", nameof(other));
-        Backend.Copy(other.All, All);
-    }
-
     /// <summary>Frees the arena's buffer; views taken from it become invalid.</summary>
     public void Dispose() => Buffer.Dispose();
 }

@@ -35,11 +35,6 @@ internal static class Philox
         return new Block(c0, c1, c2, c3);
     }
 
-    /// <summary>Draw for a 64-bit seed (the key) and a counter made of two 64-bit words.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Block Generate(ulong seed, ulong counterLo, ulong counterHi) =>
-        Generate((uint)counterLo, (uint)(counterLo >> 32), (uint)counterHi, (uint)(counterHi >> 32), (uint)seed, (uint)(seed >> 32));
-
     /// <summary>A float in [0, 1) from the top 24 bits of a word (exact in float32 on every backend).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static float ToUniform(uint word) => (word >> 8) * (1.0f / 16777216.0f);

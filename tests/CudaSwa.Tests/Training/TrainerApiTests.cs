@@ -53,6 +53,23 @@ public class TrainerApiTests
         yield return new TestCaseData(ok with { WeightDecay = -1 }, nameof(TrainingOptions.WeightDecay));
         yield return new TestCaseData(ok with { EvalEvery = 0 }, nameof(TrainingOptions.EvalEvery));
         yield return new TestCaseData(ok with { Momentum = 0, Nesterov = true }, nameof(TrainingOptions.Nesterov));
+        yield return new TestCaseData(ok with { Cycle = 0 }, nameof(TrainingOptions.Cycle));
+        yield return new TestCaseData(ok with { AnnealEpochs = -1 }, nameof(TrainingOptions.AnnealEpochs));
+        yield return new TestCaseData(ok with { AverageEverySteps = -2 }, nameof(TrainingOptions.AverageEverySteps));
+        yield return new TestCaseData(ok with { Average = CudaSwa.Averaging.AveragingKind.Ema, EmaDecay = 1 }, nameof(TrainingOptions.EmaDecay));
+        yield return new TestCaseData(ok with { SwaLrMin = 0.5 }, nameof(TrainingOptions.SwaLrMin));
+        yield return new TestCaseData(ok with { SwaLr = double.PositiveInfinity }, nameof(TrainingOptions.SwaLr));
+        yield return new TestCaseData(ok with { SwaStart = 9 }, nameof(TrainingOptions.SwaStart));
+        yield return new TestCaseData(ok with { Schedule = ScheduleKind.Cyclic, SwaLr = 1e-323, SwaLrMin = null }, nameof(TrainingOptions.Schedule));
+    }
+
+    [TestCaseSource(nameof(BadOptions))]
+    public void TheProgramTranslatesEveryPropertyValidationCanNameIntoItsFlag(TrainingOptions options, string property)
+    {
+        var e = Assert.Throws<ArgumentException>(options.Validate)!;
+        string message = CudaSwa.Cli.RunSettings.ToOption(e).Message;
+        Assert.That(message, Does.StartWith(CudaSwa.Cli.RunSettings.FlagOf[property] + ": "), message);
+        Assert.That(message, Does.Not.Contain(property + " "), $"the property name is translated too: {message}");
     }
 
     [TestCaseSource(nameof(BadOptions))]
