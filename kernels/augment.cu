@@ -1,5 +1,7 @@
 // Batch assembly from a uint8 image set on the device: pad, random crop, random horizontal flip,
-// per-channel normalisation, with the same Philox draws as the CPU twin (src/CudaSwa/Cpu/CpuAugment.cs).
+// per-channel normalisation, with the same Philox draws as the CPU twin.
+// CPU twin: CpuAugment.Batch, and CpuAugment.Reflect for reflect_index (src/CudaSwa/Cpu/CpuAugment.cs).
+// Tests: EmulatedKernelTests (this source run on the CPU), StandInDriverTests, LargeCountTests, CpuVsCudaTests.
 #include "common.cuh"
 
 __device__ __forceinline__ int reflect_index(int i, int n) { return i < 0 ? -i : (i >= n ? 2 * n - 2 - i : i); }

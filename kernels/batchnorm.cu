@@ -1,5 +1,8 @@
 // BN recompute support: Chan's parallel merge of one batch's per-channel statistics into the
-// running (mean, M2) pair. CPU twin: CpuBatchNorm.MergeStatistics.
+// running (mean, M2) pair.
+// CPU twin: CpuBatchNorm.MergeStatistics (src/CudaSwa/Cpu/CpuBatchNorm.cs).
+// Tests: EmulatedKernelTests (this source run on the CPU), StandInDriverTests, BatchNormTests,
+// BatchNormRecomputeTests, CpuVsCudaTests.
 #include "common.cuh"
 
 // The batch's biased variance is read back from cuDNN's saved inverse std: var = 1/inv^2 - eps.

@@ -1,4 +1,7 @@
-// Softmax cross-entropy with top-1 accuracy, and softmax. CPU twin: src/CudaSwa/Cpu/CpuLoss.cs.
+// Softmax cross-entropy with top-1 accuracy, and softmax.
+// CPU twins: CpuLoss.SoftmaxCrossEntropy (softmax_cross_entropy then add_row_stats) and CpuLoss.Softmax
+// (src/CudaSwa/Cpu/CpuLoss.cs).
+// Tests: EmulatedKernelTests (this source run on the CPU), StandInDriverTests, LinearAndLossTests, CpuVsCudaTests.
 #include "common.cuh"
 
 // One warp per row of logits (k classes). Writes the row's loss to row_loss[row] and 1 or 0 to

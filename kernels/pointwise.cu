@@ -1,4 +1,9 @@
-// Elementwise kernels. CPU twins: src/CudaSwa/Cpu/CpuPointwise.cs.
+// Elementwise kernels.
+// CPU twins (src/CudaSwa/Cpu/CpuPointwise.cs), kernel by kernel: CpuPointwise.ReluForward, ReluBackward,
+// Add, Accumulate, AddRowBias and ColumnSumAccumulate (the linear layer's bias passes around cuBLAS),
+// DropoutForward, DropoutBackward.
+// Tests: EmulatedKernelTests (this source run on the CPU), StandInDriverTests, PointwiseTests, LargeCountTests,
+// LengthSweepTests, LinearAndLossTests (add_row_bias, column_sum_accumulate).
 #include "common.cuh"
 
 // max(x, 0) as IEEE 754-2019 maximum, like the CPU twin and PyTorch: NaN stays NaN (a diverged

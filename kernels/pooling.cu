@@ -1,4 +1,7 @@
-// Global average pooling and 2x2/stride-2 max pooling. CPU twins: src/CudaSwa/Cpu/CpuPooling.cs.
+// Global average pooling and 2x2/stride-2 max pooling.
+// CPU twins (src/CudaSwa/Cpu/CpuPooling.cs), kernel by kernel: CpuPooling.GlobalAverageForward,
+// GlobalAverageBackward, MaxForward, MaxBackward.
+// Tests: EmulatedKernelTests (this source run on the CPU), StandInDriverTests, PointwiseTests, LargeCountTests.
 #include "common.cuh"
 
 // One warp per (n, c) plane.

@@ -1,0 +1,24 @@
+using CudaSwa.Tensors;
+
+namespace CudaSwa.Cpu;
+
+public sealed unsafe partial class CpuBackend
+{
+    /// <inheritdoc/>
+    protected override void BatchNormForwardTrainingCore(Tensor x, Tensor y, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+        double factor, double epsilon, Tensor saveMean, Tensor saveInvStd) =>
+        CpuBatchNorm.ForwardTraining(x, y, gamma, beta, runningMean, runningVar, factor, epsilon, saveMean, saveInvStd);
+
+    /// <inheritdoc/>
+    protected override void BatchNormForwardInferenceCore(Tensor x, Tensor y, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, double epsilon) =>
+        CpuBatchNorm.ForwardInference(x, y, gamma, beta, runningMean, runningVar, epsilon);
+
+    /// <inheritdoc/>
+    protected override void BatchNormBackwardCore(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd, Tensor dx, Tensor dGamma, Tensor dBeta,
+        double epsilon, bool accumulate) =>
+        CpuBatchNorm.Backward(x, dy, gamma, saveMean, saveInvStd, dx, dGamma, dBeta, accumulate);
+
+    /// <inheritdoc/>
+    protected override void BatchNormMergeStatisticsCore(Tensor saveMean, Tensor saveInvStd, double epsilon, long batchCount, long previousCount, Tensor accMean, Tensor accM2) =>
+        CpuBatchNorm.MergeStatistics(saveMean, saveInvStd, epsilon, batchCount, previousCount, accMean, accM2);
+}

@@ -1,0 +1,19 @@
+using CudaSwa.Tensors;
+
+namespace CudaSwa.Cpu;
+
+public sealed unsafe partial class CpuBackend
+{
+    /// <inheritdoc/>
+    protected override void PrepareConvolutionCore(ConvGeometry geometry) => _convolution.Prepare(geometry);
+    /// <inheritdoc/>
+    protected override void ConvolutionForwardCore(Tensor x, Tensor w, Tensor y, ConvGeometry g) => _convolution.Forward(x, w, y, g);
+    /// <inheritdoc/>
+    protected override void ConvolutionBackwardDataCore(Tensor dy, Tensor w, Tensor dx, ConvGeometry g, bool accumulate) => _convolution.BackwardData(dy, w, dx, g, accumulate);
+    /// <inheritdoc/>
+    protected override void ConvolutionBackwardFilterCore(Tensor x, Tensor dy, Tensor dw, ConvGeometry g) => _convolution.BackwardFilter(x, dy, dw, g);
+    /// <inheritdoc/>
+    protected override void AddChannelBiasCore(Tensor y, Tensor bias) => CpuPointwise.AddChannelBias(y, bias);
+    /// <inheritdoc/>
+    protected override void ChannelBiasBackwardCore(Tensor dy, Tensor dBias) => CpuPointwise.ChannelBiasBackward(dy, dBias);
+}

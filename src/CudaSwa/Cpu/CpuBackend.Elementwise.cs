@@ -1,0 +1,20 @@
+using CudaSwa.Tensors;
+
+namespace CudaSwa.Cpu;
+
+public sealed unsafe partial class CpuBackend
+{
+    /// <inheritdoc/>
+    protected override void ReluForwardCore(Tensor x, Tensor y) => CpuPointwise.ReluForward(x, y);
+    /// <inheritdoc/>
+    protected override void ReluBackwardCore(Tensor y, Tensor dy, Tensor dx, bool accumulate) => CpuPointwise.ReluBackward(y, dy, dx, accumulate);
+    /// <inheritdoc/>
+    protected override void AddCore(Tensor a, Tensor b, Tensor y) => CpuPointwise.Add(a, b, y);
+    /// <inheritdoc/>
+    protected override void AccumulateGradientCore(Tensor source, Tensor destination, bool accumulate) => CpuPointwise.Accumulate(source, destination, accumulate);
+
+    /// <inheritdoc/>
+    protected override void DropoutForwardCore(Tensor x, Tensor y, float p, ulong seed, ulong stream) => CpuPointwise.DropoutForward(x, y, p, seed, stream);
+    /// <inheritdoc/>
+    protected override void DropoutBackwardCore(Tensor dy, Tensor dx, float p, ulong seed, ulong stream, bool accumulate) => CpuPointwise.DropoutBackward(dy, dx, p, seed, stream, accumulate);
+}

@@ -1,0 +1,13 @@
+using CudaSwa.Tensors;
+
+namespace CudaSwa.Cpu;
+
+public sealed unsafe partial class CpuBackend
+{
+    /// <inheritdoc/>
+    protected override void SgdStepCore(Tensor weights, Tensor gradients, Tensor velocity, SgdHyper hyper) => CpuOptim.SgdStep(weights, gradients, velocity, hyper);
+    /// <inheritdoc/>
+    protected override AveragePlan PrepareAverageCore(AveragePair[] pairs) => new CpuAveragePlan(this, pairs);
+    /// <inheritdoc/>
+    protected override void AverageUpdateCore(AveragePlan plan, float alpha) => CpuOptim.AverageUpdate((CpuAveragePlan)plan, alpha);
+}

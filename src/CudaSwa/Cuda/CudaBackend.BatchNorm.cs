@@ -1,0 +1,55 @@
+using CudaSwa.Native;
+using CudaSwa.Tensors;
+
+namespace CudaSwa.Cuda;
+
+public sealed unsafe partial class CudaBackend
+{
+    // ---------------------------------------------------------------- batch norm (cuDNN)
+
+    /// <inheritdoc/>
+    protected override void BatchNormForwardTrainingCore(Tensor x, Tensor y, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+        double factor, double epsilon, Tensor saveMean, Tensor saveInvStd)
+    {
+        Ctx();
+        var cudnn = Cudnn("BatchNormForwardTraining");
+        float one = 1, zero = 0;
+        var d = Nchw(x);
+        Check.Cudnn(CudnnApi.cudnnBatchNormalizationForwardTraining(cudnn, CudnnApi.BatchNormSpatial, &one, &zero, d, P(x).Address, d, P(y).Address,
+            Descriptor(1, x.Shape.C, 1, 1), P(gamma).Address, P(beta).Address, factor, P(runningMean).Address, P(runningVar).Address, epsilon,
+            P(saveMean).Address, P(saveInvStd).Address));
+    }
+
+    /// <inheritdoc/>
+    protected override void BatchNormForwardInferenceCore(Tensor x, Tensor y, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, double epsilon)
+    {
+        Ctx();
+        var cudnn = Cudnn("BatchNormForwardInference");
+        float one = 1, zero = 0;
+        var d = Nchw(x);
+        Check.Cudnn(CudnnApi.cudnnBatchNormalizationForwardInference(cudnn, CudnnApi.BatchNormSpatial, &one, &zero, d, P(x).Address, d, P(y).Address,
+            Descriptor(1, x.Shape.C, 1, 1), P(gamma).Address, P(beta).Address, P(runningMean).Address, P(runningVar).Address, epsilon));
+    }
+
+    /// <inheritdoc/>
+    protected override void BatchNormBackwardCore(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd, Tensor dx,
+        Tensor dGamma, Tensor dBeta, double epsilon, bool accumulate)
+    {
+        Ctx();
+        var cudnn = Cudnn("BatchNormBackward");
+        float one = 1, dataBeta = accumulate ? 1 : 0, paramBeta = 1;
+        var d = Nchw(x);
+        Check.Cudnn(CudnnApi.cudnnBatchNormalizationBackward(cudnn, CudnnApi.BatchNormSpatial, &one, &dataBeta, &one, &paramBeta,
+            d, P(x).Address, d, P(dy).Address, d, P(dx).Address, Descriptor(1, x.Shape.C, 1, 1), P(gamma).Address, P(dGamma).Address, P(dBeta).Address,
+            epsilon, P(saveMean).Address, P(saveInvStd).Address));
+    }
+
+    /// <inheritdoc/>
+    protected override void BatchNormMergeStatisticsCore(Tensor saveMean, Tensor saveInvStd, double epsilon, long batchCount, long previousCount,
+        Tensor accMean, Tensor accM2)
+    {
+        Ctx();
+        int c = (int)saveMean.Length;
+        Launch(Kernels.BnMergeStatistics, GridExact(c), new(P(saveMean), P(saveInvStd), P(accMean), P(accM2), c, epsilon, batchCount, previousCount));
+    }
+}

@@ -1,0 +1,84 @@
+using CudaSwa.Native;
+using CudaSwa.Tensors;
+
+namespace CudaSwa.Cuda;
+
+public sealed unsafe partial class CudaBackend
+{
+    // ---------------------------------------------------------------- convolution (cuDNN)
+
+    private CudnnConvolutions Convolutions(string op) => _convolutions ?? throw NoVendor(op, "cuDNN");
+
+    /// <inheritdoc/>
+    protected override void PrepareConvolutionCore(ConvGeometry geometry)
+    {
+        if (_convolutions is null) return; // kernels only: nothing to prepare; running a convolution says why it cannot
+        Ctx();
+        _convolutions.Get(geometry);
+    }
+
+    private ulong WorkspacePointer => ((CudaBuffer)_convolutions!.Workspace!).Pointer;
+
+    /// <inheritdoc/>
+    protected override void ConvolutionForwardCore(Tensor x, Tensor w, Tensor y, ConvGeometry g)
+    {
+        Ctx();
+        var convolutions = Convolutions("ConvolutionForward");
+        float alpha = 1, beta = 0;
+        for (int attempt = 0; ; attempt++)
+        {
+            var plan = convolutions.Get(g);
+            var status = CudnnApi.cudnnConvolutionForward(_cudnn, &alpha, plan.X, P(x).Address, plan.W, P(w).Address, plan.Conv, plan.Fwd,
+                WorkspacePointer, plan.WorkspaceBytes, &beta, plan.Y, P(y).Address);
+            if (convolutions.Completed(plan, status, attempt, "cudnnConvolutionForward")) break;
+        }
+    }
+
+    /// <inheritdoc/>
+    protected override void ConvolutionBackwardDataCore(Tensor dy, Tensor w, Tensor dx, ConvGeometry g, bool accumulate)
+    {
+        Ctx();
+        var convolutions = Convolutions("ConvolutionBackwardData");
+        float alpha = 1, beta = accumulate ? 1 : 0;
+        for (int attempt = 0; ; attempt++)
+        {
+            var plan = convolutions.Get(g);
+            var status = CudnnApi.cudnnConvolutionBackwardData(_cudnn, &alpha, plan.W, P(w).Address, plan.Y, P(dy).Address, plan.Conv,
+                plan.BwdData, WorkspacePointer, plan.WorkspaceBytes, &beta, plan.X, P(dx).Address);
+            if (convolutions.Completed(plan, status, attempt, "cudnnConvolutionBackwardData")) break;
+        }
+    }
+
+    /// <inheritdoc/>
+    protected override void ConvolutionBackwardFilterCore(Tensor x, Tensor dy, Tensor dw, ConvGeometry g)
+    {
+        Ctx();
+        var convolutions = Convolutions("ConvolutionBackwardFilter");
+        float alpha = 1, beta = 1; // parameter gradients accumulate
+        for (int attempt = 0; ; attempt++)
+        {
+            var plan = convolutions.Get(g);
+            var status = CudnnApi.cudnnConvolutionBackwardFilter(_cudnn, &alpha, plan.X, P(x).Address, plan.Y, P(dy).Address, plan.Conv,
+                plan.BwdFilter, WorkspacePointer, plan.WorkspaceBytes, &beta, plan.W, P(dw).Address);
+            if (convolutions.Completed(plan, status, attempt, "cudnnConvolutionBackwardFilter")) break;
+        }
+    }
+
+    /// <inheritdoc/>
+    protected override void AddChannelBiasCore(Tensor y, Tensor bias)
+    {
+        Ctx();
+        var cudnn = Cudnn("AddChannelBias");
+        float alpha = 1, beta = 1;
+        Check.Cudnn(CudnnApi.cudnnAddTensor(cudnn, &alpha, Descriptor(1, y.Shape.C, 1, 1), P(bias).Address, &beta, Nchw(y), P(y).Address));
+    }
+
+    /// <inheritdoc/>
+    protected override void ChannelBiasBackwardCore(Tensor dy, Tensor dBias)
+    {
+        Ctx();
+        var cudnn = Cudnn("ChannelBiasBackward");
+        float alpha = 1, beta = 1;
+        Check.Cudnn(CudnnApi.cudnnConvolutionBackwardBias(cudnn, &alpha, Nchw(dy), P(dy).Address, &beta, Descriptor(1, dy.Shape.C, 1, 1), P(dBias).Address));
+    }
+}

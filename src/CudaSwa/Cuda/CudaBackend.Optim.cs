@@ -1,0 +1,37 @@
+using CudaSwa.Tensors;
+
+namespace CudaSwa.Cuda;
+
+public sealed unsafe partial class CudaBackend
+{
+    // ---------------------------------------------------------------- optimisation and averaging
+
+    /// <inheritdoc/>
+    protected override void SgdStepCore(Tensor weights, Tensor gradients, Tensor velocity, SgdHyper h)
+    {
+        Ctx();
+        Launch(Kernels.SgdStep, Grid(weights.Length),
+            new(P(weights), P(gradients), P(velocity), weights.Length, h.LearningRate, h.Momentum, h.WeightDecay, h.Nesterov));
+    }
+
+    /// <summary>Elements per block of the multi-tensor average update.</summary>
+    public const int AverageChunk = 16384;
+
+    /// <inheritdoc/>
+    protected override AveragePlan PrepareAverageCore(AveragePair[] pairs)
+    {
+        Ctx();
+        return new CudaAveragePlan(this, pairs, AverageChunk);
+    }
+
+    /// <inheritdoc/>
+    protected override void AverageUpdateCore(AveragePlan plan, float alpha)
+    {
+        Ctx();
+        var p = (CudaAveragePlan)plan;
+        if (p.Chunks == 0) return;
+        Launch(Kernels.AverageUpdate, (uint)p.Chunks, new(p.Averages, p.Currents, p.Lengths, p.ChunkPair, p.ChunkStart, AverageChunk, alpha));
+    }
+
+    internal static DevicePtr AddressOf(Tensor t) => P(t);
+}

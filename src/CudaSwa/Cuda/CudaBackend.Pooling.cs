@@ -1,0 +1,44 @@
+using CudaSwa.Tensors;
+
+namespace CudaSwa.Cuda;
+
+public sealed unsafe partial class CudaBackend
+{
+    // ---------------------------------------------------------------- pooling (kernels)
+
+    /// <inheritdoc/>
+    protected override void GlobalAveragePoolForwardCore(Tensor x, Tensor y)
+    {
+        Ctx();
+        long planes = (long)x.Shape.N * x.Shape.C;
+        Launch(Kernels.GlobalAvgPoolForward, GridExact(planes * 32), new(P(x), P(y), planes, x.Shape.H * x.Shape.W));
+    }
+
+    /// <inheritdoc/>
+    protected override void GlobalAveragePoolBackwardCore(Tensor dy, Tensor dx, bool accumulate)
+    {
+        Ctx();
+        long planes = (long)dx.Shape.N * dx.Shape.C;
+        Launch(Kernels.GlobalAvgPoolBackward, Grid(dx.Length), new(P(dy), P(dx), planes, dx.Shape.H * dx.Shape.W, accumulate));
+    }
+
+    /// <inheritdoc/>
+    protected override void MaxPoolForwardCore(Tensor x, Tensor y)
+    {
+        Ctx();
+        Launch(Kernels.MaxPoolForward, Grid(y.Length), new(P(x), P(y), (long)x.Shape.N * x.Shape.C, x.Shape.H, x.Shape.W));
+    }
+
+    /// <inheritdoc/>
+    protected override void MaxPoolBackwardCore(Tensor x, Tensor dy, Tensor dx, bool accumulate)
+    {
+        Ctx();
+        // Odd sizes leave a last row/column that no window covers: clear dx first so it gets 0.
+        if (!accumulate && ((x.Shape.H | x.Shape.W) & 1) != 0)
+        {
+            FillCore(dx, 0f);
+            accumulate = true;
+        }
+        Launch(Kernels.MaxPoolBackward, Grid(dy.Length), new(P(x), P(dy), P(dx), (long)x.Shape.N * x.Shape.C, x.Shape.H, x.Shape.W, accumulate));
+    }
+}

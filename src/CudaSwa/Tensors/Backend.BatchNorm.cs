@@ -1,0 +1,99 @@
+namespace CudaSwa.Tensors;
+
+public abstract partial class Backend
+{
+    // ---------------------------------------------------------------- batch normalisation
+
+    /// <summary>
+    /// Training-mode batch norm, exactly as cuDNN's cudnnBatchNormalizationForwardTraining:
+    /// normalises with the batch mean and the biased batch variance, then updates
+    /// running = (1 - factor) * running + factor * batch, storing the unbiased variance
+    /// (times M/(M-1), M = N*H*W). factor = 1/(1+n) on the n-th call (0-based) gives the
+    /// cumulative average. saveMean and saveInvStd (1/sqrt(var + eps)) feed the backward pass.
+    /// </summary>
+    public void BatchNormForwardTraining(Tensor x, Tensor y, Tensor gamma, Tensor beta,
+        Tensor runningMean, Tensor runningVar, double factor, double epsilon, Tensor saveMean, Tensor saveInvStd)
+    {
+        CheckBatchNorm(x, y, gamma, beta, runningMean, runningVar, epsilon);
+        RequireLength(saveMean, x.Shape.C, nameof(saveMean), "one value per channel");
+        RequireLength(saveInvStd, x.Shape.C, nameof(saveInvStd), "one value per channel");
+        if (!(factor >= 0 && factor <= 1))
+            throw new ArgumentOutOfRangeException(nameof(factor), $"The running-average factor must be in [0, 1]; got {factor}.");
+        if ((long)x.Shape.N * x.Shape.H * x.Shape.W < 2)
+            throw new ArgumentException($"Training-mode batch norm needs at least 2 values per channel; got {x.Shape}.", nameof(x));
+        using (new OpTimer(this, "BatchNormForwardTraining")) BatchNormForwardTrainingCore(x, y, gamma, beta, runningMean, runningVar, factor, epsilon, saveMean, saveInvStd);
+    }
+
+    /// <summary>Inference-mode batch norm with the running statistics.</summary>
+    public void BatchNormForwardInference(Tensor x, Tensor y, Tensor gamma, Tensor beta,
+        Tensor runningMean, Tensor runningVar, double epsilon)
+    {
+        CheckBatchNorm(x, y, gamma, beta, runningMean, runningVar, epsilon);
+        using (new OpTimer(this, "BatchNormForwardInference")) BatchNormForwardInferenceCore(x, y, gamma, beta, runningMean, runningVar, epsilon);
+    }
+
+    /// <summary>Batch norm backward from the saved batch statistics: dx (overwrite unless accumulate), dGamma += , dBeta += .</summary>
+    public void BatchNormBackward(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd,
+        Tensor dx, Tensor dGamma, Tensor dBeta, double epsilon, bool accumulate)
+    {
+        if (!(epsilon > 0)) throw new ArgumentOutOfRangeException(nameof(epsilon), $"Epsilon must be > 0; got {epsilon}.");
+        Own(x, nameof(x)); Own(dy, nameof(dy)); Own(dx, nameof(dx));
+        RequireShape(dy, x.Shape, nameof(dy));
+        RequireShape(dx, x.Shape, nameof(dx));
+        int c = x.Shape.C;
+        RequireLength(gamma, c, nameof(gamma), "one value per channel");
+        RequireLength(saveMean, c, nameof(saveMean), "one value per channel");
+        RequireLength(saveInvStd, c, nameof(saveInvStd), "one value per channel");
+        RequireLength(dGamma, c, nameof(dGamma), "one value per channel");
+        RequireLength(dBeta, c, nameof(dBeta), "one value per channel");
+        using (new OpTimer(this, "BatchNormBackward")) BatchNormBackwardCore(x, dy, gamma, saveMean, saveInvStd, dx, dGamma, dBeta, epsilon, accumulate);
+    }
+
+    /// <summary>
+    /// Merges one batch's per-channel statistics into a running (mean, M2) pair with Chan's
+    /// parallel formula, so that after the last batch accMean is the population mean and
+    /// accM2/(count-1) the unbiased population variance over every value seen. The batch variance
+    /// is read back from saveInvStd (biased, 1/invStd^2 - eps). <paramref name="batchCount"/> is
+    /// values per channel in this batch (N*H*W); <paramref name="previousCount"/> those merged before.
+    /// </summary>
+    public void BatchNormMergeStatistics(Tensor saveMean, Tensor saveInvStd, double epsilon,
+        long batchCount, long previousCount, Tensor accMean, Tensor accM2)
+    {
+        int c = checked((int)saveMean.Length);
+        RequireLength(saveInvStd, c, nameof(saveInvStd), "as many channels as saveMean");
+        RequireLength(accMean, c, nameof(accMean), "as many channels as saveMean");
+        RequireLength(accM2, c, nameof(accM2), "as many channels as saveMean");
+        if (batchCount <= 0 || previousCount < 0)
+            throw new ArgumentOutOfRangeException(nameof(batchCount), $"Counts must be positive; got batch {batchCount}, previous {previousCount}.");
+        using (new OpTimer(this, "BatchNormMergeStatistics")) BatchNormMergeStatisticsCore(saveMean, saveInvStd, epsilon, batchCount, previousCount, accMean, accM2);
+    }
+
+    // ---------------------------------------------------------------- the Core methods a backend writes
+
+    /// <summary>The backend's implementation of <see cref="BatchNormForwardTraining"/>; the arguments are already validated.</summary>
+    protected abstract void BatchNormForwardTrainingCore(Tensor x, Tensor y, Tensor gamma, Tensor beta,
+        Tensor runningMean, Tensor runningVar, double factor, double epsilon, Tensor saveMean, Tensor saveInvStd);
+    /// <summary>The backend's implementation of <see cref="BatchNormForwardInference"/>; the arguments are already validated.</summary>
+    protected abstract void BatchNormForwardInferenceCore(Tensor x, Tensor y, Tensor gamma, Tensor beta,
+        Tensor runningMean, Tensor runningVar, double epsilon);
+    /// <summary>The backend's implementation of <see cref="BatchNormBackward"/>; the arguments are already validated.</summary>
+    protected abstract void BatchNormBackwardCore(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd,
+        Tensor dx, Tensor dGamma, Tensor dBeta, double epsilon, bool accumulate);
+    /// <summary>The backend's implementation of <see cref="BatchNormMergeStatistics"/>; the arguments are already validated.</summary>
+    protected abstract void BatchNormMergeStatisticsCore(Tensor saveMean, Tensor saveInvStd, double epsilon,
+        long batchCount, long previousCount, Tensor accMean, Tensor accM2);
+
+    // ---------------------------------------------------------------- validation helpers
+
+    private void CheckBatchNorm(Tensor x, Tensor y, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, double epsilon)
+    {
+        Own(x, nameof(x)); Own(y, nameof(y));
+        RequireShape(y, x.Shape, nameof(y));
+        int c = x.Shape.C;
+        RequireLength(gamma, c, nameof(gamma), "one value per channel");
+        RequireLength(beta, c, nameof(beta), "one value per channel");
+        RequireLength(runningMean, c, nameof(runningMean), "one value per channel");
+        RequireLength(runningVar, c, nameof(runningVar), "one value per channel");
+        if (!(epsilon > 0)) throw new ArgumentOutOfRangeException(nameof(epsilon), $"Epsilon must be > 0; got {epsilon}.");
+    }
+}

@@ -1,0 +1,88 @@
+namespace CudaSwa.Tensors;
+
+public abstract partial class Backend
+{
+    // ---------------------------------------------------------------- elementwise
+
+    /// <summary>y = max(x, 0), elementwise; y has the shape of x.</summary>
+    public void ReluForward(Tensor x, Tensor y)
+    {
+        Own(x, nameof(x)); Own(y, nameof(y));
+        RequireShape(y, x.Shape, nameof(y));
+        using (new OpTimer(this, "ReluForward")) ReluForwardCore(x, y);
+    }
+
+    /// <summary>dx = dy where y &gt; 0, else 0 (from the output, so x need not be kept).</summary>
+    public void ReluBackward(Tensor y, Tensor dy, Tensor dx, bool accumulate)
+    {
+        Own(y, nameof(y)); Own(dy, nameof(dy)); Own(dx, nameof(dx));
+        RequireShape(dy, y.Shape, nameof(dy));
+        RequireShape(dx, y.Shape, nameof(dx));
+        using (new OpTimer(this, "ReluBackward")) ReluBackwardCore(y, dy, dx, accumulate);
+    }
+
+    /// <summary>y = a + b (the residual join).</summary>
+    public void Add(Tensor a, Tensor b, Tensor y)
+    {
+        Own(a, nameof(a)); Own(b, nameof(b)); Own(y, nameof(y));
+        RequireShape(b, a.Shape, nameof(b));
+        RequireShape(y, a.Shape, nameof(y));
+        using (new OpTimer(this, "Add")) AddCore(a, b, y);
+    }
+
+    /// <summary>dst = src, or dst += src when accumulate.</summary>
+    public void AccumulateGradient(Tensor source, Tensor destination, bool accumulate)
+    {
+        Own(source, nameof(source)); Own(destination, nameof(destination));
+        RequireShape(destination, source.Shape, nameof(destination));
+        using (new OpTimer(this, "AccumulateGradient")) AccumulateGradientCore(source, destination, accumulate);
+    }
+
+    /// <summary>
+    /// Inverted dropout: y = x / (1 - p) where kept, 0 where dropped. Element i is dropped when
+    /// a Philox uniform keyed by (seed, stream) at counter i is below p, so the backward pass and
+    /// every backend draw the same mask.
+    /// </summary>
+    public void DropoutForward(Tensor x, Tensor y, float p, ulong seed, ulong stream)
+    {
+        Own(x, nameof(x)); Own(y, nameof(y));
+        RequireShape(y, x.Shape, nameof(y));
+        CheckProbability(p);
+        using (new OpTimer(this, "DropoutForward")) DropoutForwardCore(x, y, p, seed, stream);
+    }
+
+    /// <summary>
+    /// dx = dy / (1 - p) where the mask of <see cref="DropoutForward"/> with the same p, seed and stream kept
+    /// the element, 0 where it dropped it. Overwrites dx unless <paramref name="accumulate"/>.
+    /// </summary>
+    public void DropoutBackward(Tensor dy, Tensor dx, float p, ulong seed, ulong stream, bool accumulate)
+    {
+        Own(dy, nameof(dy)); Own(dx, nameof(dx));
+        RequireShape(dx, dy.Shape, nameof(dx));
+        CheckProbability(p);
+        using (new OpTimer(this, "DropoutBackward")) DropoutBackwardCore(dy, dx, p, seed, stream, accumulate);
+    }
+
+    // ---------------------------------------------------------------- the Core methods a backend writes
+
+    /// <summary>The backend's implementation of <see cref="ReluForward"/>; the arguments are already validated.</summary>
+    protected abstract void ReluForwardCore(Tensor x, Tensor y);
+    /// <summary>The backend's implementation of <see cref="ReluBackward"/>; the arguments are already validated.</summary>
+    protected abstract void ReluBackwardCore(Tensor y, Tensor dy, Tensor dx, bool accumulate);
+    /// <summary>The backend's implementation of <see cref="Add"/>; the arguments are already validated.</summary>
+    protected abstract void AddCore(Tensor a, Tensor b, Tensor y);
+    /// <summary>The backend's implementation of <see cref="AccumulateGradient"/>; the arguments are already validated.</summary>
+    protected abstract void AccumulateGradientCore(Tensor source, Tensor destination, bool accumulate);
+
+    /// <summary>The backend's implementation of <see cref="DropoutForward"/>; the arguments are already validated.</summary>
+    protected abstract void DropoutForwardCore(Tensor x, Tensor y, float p, ulong seed, ulong stream);
+    /// <summary>The backend's implementation of <see cref="DropoutBackward"/>; the arguments are already validated.</summary>
+    protected abstract void DropoutBackwardCore(Tensor dy, Tensor dx, float p, ulong seed, ulong stream, bool accumulate);
+
+    // ---------------------------------------------------------------- validation helpers
+
+    private static void CheckProbability(float p)
+    {
+        if (!(p >= 0 && p < 1)) throw new ArgumentOutOfRangeException(nameof(p), $"Dropout probability must be in [0, 1); got {p}.");
+    }
+}
