@@ -1,16 +1,18 @@
 // Elementwise kernels.
 // CPU twins (src/CudaSwa/Cpu/CpuPointwise.cs), kernel by kernel: CpuPointwise.ReluForward, ReluBackward,
-// Add, Accumulate, AddRowBias and ColumnSumAccumulate (the linear layer's bias passes around cuBLAS),
+// Add, AddRelu, AddChannelBiasRelu, Accumulate, AddRowBias and ColumnSumAccumulate (the linear layer's bias passes around cuBLAS),
 // DropoutForward, DropoutBackward.
 // Tests: EmulatedKernelTests (this source run on the CPU), StandInDriverTests, PointwiseTests, LargeCountTests,
-// LengthSweepTests, LinearAndLossTests (add_row_bias, column_sum_accumulate).
+// LengthSweepTests, SimdWidthTests (the CPU twins at every vector width), FusionTests, LinearAndLossTests (add_row_bias, column_sum_accumulate).
 #include "common.cuh"
 
-// max(x, 0) as IEEE 754-2019 maximum, like the CPU twin and PyTorch: NaN stays NaN (a diverged
+// max(v, 0) as IEEE 754-2019 maximum, like the CPU twin and PyTorch: NaN stays NaN (a diverged
 // activation must not turn into a harmless zero), -0 becomes +0.
+__device__ __forceinline__ float relu_value(float v) { return (v > 0.0f || v != v) ? v : 0.0f; }
+
 extern "C" __global__ void relu_forward(const float* __restrict__ x, float* __restrict__ y, i64 n)
 {
-    GRID_STRIDE(i, n) { float v = x[i]; y[i] = (v > 0.0f || v != v) ? v : 0.0f; }
+    GRID_STRIDE(i, n) y[i] = relu_value(x[i]);
 }
 
 // dx = dy where y > 0 (the output decides, so the input need not be kept).
@@ -26,6 +28,19 @@ extern "C" __global__ void relu_backward(const float* __restrict__ y, const floa
 extern "C" __global__ void add(const float* __restrict__ a, const float* __restrict__ b, float* __restrict__ y, i64 n)
 {
     GRID_STRIDE(i, n) y[i] = a[i] + b[i];
+}
+
+// y = max(a + b, 0): the residual join fused with its ReLU (CPU twin: CpuPointwise.AddRelu).
+extern "C" __global__ void add_relu(const float* __restrict__ a, const float* __restrict__ b, float* __restrict__ y, i64 n)
+{
+    GRID_STRIDE(i, n) y[i] = relu_value(a[i] + b[i]);
+}
+
+// y = max(y + bias[c], 0) in place over NCHW, c = (i / hw) % channels: a folded convolution's bias
+// and its ReLU (CPU twin: CpuPointwise.AddChannelBiasRelu).
+extern "C" __global__ void add_channel_bias_relu(float* __restrict__ y, const float* __restrict__ bias, i64 n, int channels, int hw)
+{
+    GRID_STRIDE(i, n) y[i] = relu_value(y[i] + bias[(i / hw) % channels]);
 }
 
 // dst = src, or dst += src.

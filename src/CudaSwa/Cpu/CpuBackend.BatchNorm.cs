@@ -19,6 +19,25 @@ public sealed unsafe partial class CpuBackend
         CpuBatchNorm.Backward(x, dy, gamma, saveMean, saveInvStd, dx, dGamma, dBeta, accumulate);
 
     /// <inheritdoc/>
+    protected override void BatchNormReluForwardTrainingCore(Tensor x, Tensor y, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+        double factor, double epsilon, Tensor saveMean, Tensor saveInvStd) =>
+        CpuBatchNorm.ForwardTraining(x, y, gamma, beta, runningMean, runningVar, factor, epsilon, saveMean, saveInvStd, relu: true);
+
+    /// <inheritdoc/>
+    protected override void BatchNormReluForwardInferenceCore(Tensor x, Tensor y, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, double epsilon) =>
+        CpuBatchNorm.ForwardInference(x, y, gamma, beta, runningMean, runningVar, epsilon, relu: true);
+
+    /// <inheritdoc/>
+    protected override void BatchNormReluBackwardCore(Tensor x, Tensor y, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd,
+        Tensor dx, Tensor dGamma, Tensor dBeta, double epsilon, bool accumulate) =>
+        CpuBatchNorm.Backward(x, dy, gamma, saveMean, saveInvStd, dx, dGamma, dBeta, accumulate, relu: true, y);
+
+    /// <inheritdoc/>
+    protected override void FoldBatchNormCore(Tensor weight, Tensor bias, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, double epsilon,
+        Tensor foldedWeight, Tensor foldedBias) =>
+        CpuBatchNorm.Fold(weight, bias, gamma, beta, runningMean, runningVar, epsilon, foldedWeight, foldedBias);
+
+    /// <inheritdoc/>
     protected override void BatchNormMergeStatisticsCore(Tensor saveMean, Tensor saveInvStd, double epsilon, long batchCount, long previousCount, Tensor accMean, Tensor accM2) =>
         CpuBatchNorm.MergeStatistics(saveMean, saveInvStd, epsilon, batchCount, previousCount, accMean, accM2);
 }

@@ -15,5 +15,7 @@ public sealed unsafe partial class CpuBackend
     /// <inheritdoc/>
     protected override void AddChannelBiasCore(Tensor y, Tensor bias) => CpuPointwise.AddChannelBias(y, bias);
     /// <inheritdoc/>
+    protected override void AddChannelBiasReluCore(Tensor y, Tensor bias) => CpuPointwise.AddChannelBiasRelu(y, bias);
+    /// <inheritdoc/>
     protected override void ChannelBiasBackwardCore(Tensor dy, Tensor dBias) => CpuPointwise.ChannelBiasBackward(dy, dBias);
 }

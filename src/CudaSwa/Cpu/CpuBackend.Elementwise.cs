@@ -11,6 +11,11 @@ public sealed unsafe partial class CpuBackend
     /// <inheritdoc/>
     protected override void AddCore(Tensor a, Tensor b, Tensor y) => CpuPointwise.Add(a, b, y);
     /// <inheritdoc/>
+    protected override void AddReluCore(Tensor a, Tensor b, Tensor y) => CpuPointwise.AddRelu(a, b, y);
+    /// <inheritdoc/>
+    protected override void AddReluBackwardCore(Tensor y, Tensor dy, Tensor da, bool accumulateA, Tensor db, bool accumulateB) =>
+        CpuPointwise.AddReluBackward(y, dy, da, accumulateA, db, accumulateB);
+    /// <inheritdoc/>
     protected override void AccumulateGradientCore(Tensor source, Tensor destination, bool accumulate) => CpuPointwise.Accumulate(source, destination, accumulate);
 
     /// <inheritdoc/>

@@ -11,8 +11,9 @@ namespace CudaSwa.Cpu;
 /// </summary>
 internal static unsafe class CpuBatchNorm
 {
+    // relu: apply max(., 0) to the normalised output in the same pass (BN fused with the ReLU after it).
     public static void ForwardTraining(Tensor x, Tensor y, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
-        double factor, double eps, Tensor saveMean, Tensor saveInvStd)
+        double factor, double eps, Tensor saveMean, Tensor saveInvStd, bool relu = false)
     {
         var s = x.Shape;
         int n = s.N, c = s.C, hw = s.H * s.W;
@@ -44,7 +45,8 @@ internal static unsafe class CpuBatchNorm
             for (int i = 0; i < n; i++)
             {
                 long off = ((long)i * c + ch) * hw;
-                Elementwise.Map(xs + off, ys + off, hw, new CpuPointwise.ScaleShift(scale, shift));
+                if (relu) Elementwise.Map(xs + off, ys + off, hw, new CpuPointwise.ScaleShiftRelu(scale, shift));
+                else Elementwise.Map(xs + off, ys + off, hw, new CpuPointwise.ScaleShift(scale, shift));
             }
             double varUnbiased = m > 1 ? varBiased * m / (m - 1) : varBiased;
             float* rmean = (float*)prm, rvar = (float*)prv;
@@ -55,7 +57,7 @@ internal static unsafe class CpuBatchNorm
         });
     }
 
-    public static void ForwardInference(Tensor x, Tensor y, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, double eps)
+    public static void ForwardInference(Tensor x, Tensor y, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, double eps, bool relu = false)
     {
         var s = x.Shape;
         int n = s.N, c = s.C, hw = s.H * s.W;
@@ -63,12 +65,7 @@ internal static unsafe class CpuBatchNorm
         float* g = CpuTensor.Ptr(gamma), b = CpuTensor.Ptr(beta), rm = CpuTensor.Ptr(runningMean), rv = CpuTensor.Ptr(runningVar);
         var scale = new float[c];
         var shift = new float[c];
-        for (int ch = 0; ch < c; ch++)
-        {
-            double invStd = 1.0 / Math.Sqrt(rv[ch] + eps);
-            scale[ch] = (float)(g[ch] * invStd);
-            shift[ch] = (float)(b[ch] - rm[ch] * g[ch] * invStd);
-        }
+        for (int ch = 0; ch < c; ch++) (scale[ch], shift[ch]) = InferenceScaleShift(g[ch], b[ch], rm[ch], rv[ch], eps);
         nint px = (nint)xs, py = (nint)ys;
         CpuParallel.For(Math.Min(n * c, CpuParallel.Workers * 4), part =>
         {
@@ -77,14 +74,50 @@ internal static unsafe class CpuBatchNorm
             for (long plane = start; plane < end; plane++)
             {
                 int ch = (int)(plane % c);
-                Elementwise.Map((float*)px + plane * hw, (float*)py + plane * hw, hw, new CpuPointwise.ScaleShift(scale[ch], shift[ch]));
+                float* from = (float*)px + plane * hw, to = (float*)py + plane * hw;
+                if (relu) Elementwise.Map(from, to, hw, new CpuPointwise.ScaleShiftRelu(scale[ch], shift[ch]));
+                else Elementwise.Map(from, to, hw, new CpuPointwise.ScaleShift(scale[ch], shift[ch]));
             }
         });
     }
 
-    public static void Backward(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd, Tensor dx,
-        Tensor dGamma, Tensor dBeta, bool accumulate)
+    /// <summary>
+    /// Inference-mode BN as one multiply and one add per value: scale = gamma/sqrt(var + eps),
+    /// shift = beta - mean*scale, each computed in double and rounded once. The CUDA twin
+    /// (batchnorm_fold) computes the same.
+    /// </summary>
+    public static (float Scale, float Shift) InferenceScaleShift(float gamma, float beta, float mean, float variance, double eps)
     {
+        double invStd = 1.0 / Math.Sqrt(variance + eps);
+        return ((float)(gamma * invStd), (float)(beta - mean * gamma * invStd));
+    }
+
+    /// <summary>
+    /// foldedWeight[k] = weight[k] * scale[k], foldedBias[k] = shift[k] + bias[k] * scale[k] (float
+    /// multiply, then add; shift alone without a bias) with <see cref="InferenceScaleShift"/>:
+    /// the convolution before an inference-mode BN absorbs it.
+    /// </summary>
+    public static void Fold(Tensor weight, Tensor bias, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, double eps, Tensor foldedWeight, Tensor foldedBias)
+    {
+        int k = weight.Shape.N;
+        long perFilter = weight.Length / k;
+        float* w = CpuTensor.Ptr(weight), fw = CpuTensor.Ptr(foldedWeight), fb = CpuTensor.Ptr(foldedBias);
+        float* g = CpuTensor.Ptr(gamma), b = CpuTensor.Ptr(beta), rm = CpuTensor.Ptr(runningMean), rv = CpuTensor.Ptr(runningVar);
+        float* cb = bias.IsNull ? null : CpuTensor.Ptr(bias);
+        for (int o = 0; o < k; o++)
+        {
+            var (scale, shift) = InferenceScaleShift(g[o], b[o], rm[o], rv[o], eps);
+            Elementwise.Map(w + o * perFilter, fw + o * perFilter, perFilter, new CpuPointwise.Scale(scale));
+            fb[o] = cb is null ? shift : shift + cb[o] * scale;
+        }
+    }
+
+    // With relu, y is the output of the ReLU after the BN and dy that output's gradient, masked by
+    // y > 0 on the fly (BN fused with the ReLU after it).
+    public static void Backward(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd, Tensor dx,
+        Tensor dGamma, Tensor dBeta, bool accumulate, bool relu = false, Tensor y = default)
+    {
+        nint pyOut = relu ? (nint)CpuTensor.Ptr(y) : 0;
         var s = x.Shape;
         int n = s.N, c = s.C, hw = s.H * s.W;
         long m = (long)n * hw;
@@ -99,7 +132,9 @@ internal static unsafe class CpuBatchNorm
             for (int i = 0; i < n; i++)
             {
                 long off = ((long)i * c + ch) * hw;
-                var (a, b) = Moments.Sum(dys + off, xs + off, hw, new SumAndDot());
+                var (a, b) = relu
+                    ? Moments.Sum((float*)pyOut + off, dys + off, xs + off, hw, new MaskedSumAndDot())
+                    : Moments.Sum(dys + off, xs + off, hw, new SumAndDot());
                 sumDy += a;
                 sumDyX += b;
             }
@@ -115,7 +150,8 @@ internal static unsafe class CpuBatchNorm
             for (int i = 0; i < n; i++)
             {
                 long off = ((long)i * c + ch) * hw;
-                Elementwise.MapInto(dys + off, xs + off, dxs + off, hw, new InputGradient((float)k1, (float)k2, (float)k3), accumulate);
+                if (relu) Elementwise.MapInto((float*)pyOut + off, dys + off, xs + off, dxs + off, hw, new MaskedInputGradient((float)k1, (float)k2, (float)k3), accumulate);
+                else Elementwise.MapInto(dys + off, xs + off, dxs + off, hw, new InputGradient((float)k1, (float)k2, (float)k3), accumulate);
             }
         });
     }
@@ -165,6 +201,40 @@ internal static unsafe class CpuBatchNorm
             s += dy;
             t += (double)dy * x;
         }
+    }
+
+    /// <summary>(sum of g, sum of g * x) with g = dy where the ReLU output y &gt; 0, else 0: <see cref="SumAndDot"/> of the ReLU's gradient.</summary>
+    internal readonly struct MaskedSumAndDot : ITernaryMoments
+    {
+        public void Accumulate(ref Vector256<float> s, ref Vector256<float> t, Vector256<float> y, Vector256<float> dy, Vector256<float> x)
+        {
+            var g = new CpuPointwise.ReluGradient().Invoke(y, dy);
+            s += g;
+            t = Vector256.FusedMultiplyAdd(g, x, t);
+        }
+
+        public void Accumulate(ref Vector512<float> s, ref Vector512<float> t, Vector512<float> y, Vector512<float> dy, Vector512<float> x)
+        {
+            var g = new CpuPointwise.ReluGradient().Invoke(y, dy);
+            s += g;
+            t = Vector512.FusedMultiplyAdd(g, x, t);
+        }
+
+        public void Accumulate(ref double s, ref double t, float y, float dy, float x)
+        {
+            float g = new CpuPointwise.ReluGradient().Invoke(y, dy);
+            s += g;
+            t += (double)g * x;
+        }
+    }
+
+    /// <summary><see cref="InputGradient"/> of the ReLU's gradient: k1*g + k2*x + k3 with g = dy where y &gt; 0, else 0.</summary>
+    internal readonly struct MaskedInputGradient(float k1, float k2, float k3) : ITernaryOperator
+    {
+        private readonly InputGradient _inner = new(k1, k2, k3);
+        public float Invoke(float y, float dy, float x) => _inner.Invoke(new CpuPointwise.ReluGradient().Invoke(y, dy), x);
+        public Vector256<float> Invoke(Vector256<float> y, Vector256<float> dy, Vector256<float> x) => _inner.Invoke(new CpuPointwise.ReluGradient().Invoke(y, dy), x);
+        public Vector512<float> Invoke(Vector512<float> y, Vector512<float> dy, Vector512<float> x) => _inner.Invoke(new CpuPointwise.ReluGradient().Invoke(y, dy), x);
     }
 
     /// <summary>dx = k1*dy + k2*x + k3: BN's input gradient with the per-channel constants folded.</summary>

@@ -25,6 +25,47 @@ internal static unsafe class CpuPointwise
     public static void Accumulate(Tensor source, Tensor destination, bool accumulate) =>
         Elementwise.ParallelMapInto(CpuTensor.Ptr(source), CpuTensor.Ptr(destination), source.Length, new Identity(), accumulate);
 
+    /// <summary>y = max(a + b, 0): the residual join fused with its ReLU.</summary>
+    public static void AddRelu(Tensor a, Tensor b, Tensor y) =>
+        Elementwise.ParallelMap(CpuTensor.Ptr(a), CpuTensor.Ptr(b), CpuTensor.Ptr(y), a.Length, new SumRelu());
+
+    /// <summary>
+    /// The backward pass of y = max(a + b, 0): g = dy where y &gt; 0 into both inputs. The input that
+    /// is overwritten gets g first, the other adds it from there (two passes instead of three);
+    /// when both accumulate, each adds g computed on the fly. dy is only read.
+    /// </summary>
+    public static void AddReluBackward(Tensor y, Tensor dy, Tensor da, bool accumulateA, Tensor db, bool accumulateB)
+    {
+        float* py = CpuTensor.Ptr(y), pdy = CpuTensor.Ptr(dy), pa = CpuTensor.Ptr(da), pb = CpuTensor.Ptr(db);
+        long n = y.Length;
+        if (!accumulateB || !accumulateA)
+        {
+            float* first = !accumulateB ? pb : pa, second = !accumulateB ? pa : pb;
+            bool accumulateSecond = !accumulateB ? accumulateA : accumulateB;
+            Elementwise.ParallelMapInto(py, pdy, first, n, new ReluGradient(), accumulate: false);
+            Elementwise.ParallelMapInto(first, second, n, new Identity(), accumulateSecond);
+            return;
+        }
+        Elementwise.ParallelMapInto(py, pdy, pa, n, new ReluGradient(), accumulate: true);
+        Elementwise.ParallelMapInto(py, pdy, pb, n, new ReluGradient(), accumulate: true);
+    }
+
+    /// <summary>y = max(y + bias[c], 0) in place, plane by plane: a folded convolution's bias and its ReLU.</summary>
+    public static void AddChannelBiasRelu(Tensor y, Tensor bias)
+    {
+        int c = y.Shape.C, hw = y.Shape.H * y.Shape.W;
+        long planes = (long)y.Shape.N * c;
+        nint py = (nint)CpuTensor.Ptr(y), pb = (nint)CpuTensor.Ptr(bias);
+        CpuParallel.ForRange(planes, Math.Max(1, Elementwise.MinChunk / Math.Max(hw, 1)), (s, e) =>
+        {
+            for (long plane = s; plane < e; plane++)
+            {
+                float* row = (float*)py + plane * hw;
+                Elementwise.Map(row, row, hw, new ScaleShiftRelu(1f, ((float*)pb)[plane % c]));
+            }
+        });
+    }
+
     /// <summary>max(x, 0), NaN propagating (IEEE maximum; the relu_forward kernel does the same).</summary>
     internal readonly struct Relu : IUnaryOperator
     {
@@ -47,6 +88,14 @@ internal static unsafe class CpuPointwise
         public float Invoke(float a, float b) => a + b;
         public Vector256<float> Invoke(Vector256<float> a, Vector256<float> b) => a + b;
         public Vector512<float> Invoke(Vector512<float> a, Vector512<float> b) => a + b;
+    }
+
+    /// <summary>max(a + b, 0).</summary>
+    internal readonly struct SumRelu : IBinaryOperator
+    {
+        public float Invoke(float a, float b) => new Relu().Invoke(a + b);
+        public Vector256<float> Invoke(Vector256<float> a, Vector256<float> b) => new Relu().Invoke(a + b);
+        public Vector512<float> Invoke(Vector512<float> a, Vector512<float> b) => new Relu().Invoke(a + b);
     }
 
     /// <summary>x (a copy; with accumulation, dst += x).</summary>
@@ -92,6 +141,23 @@ internal static unsafe class CpuPointwise
             for (int i = 0; i < n; i++) sum += TensorPrimitives.Sum(new ReadOnlySpan<float>(dys + ((long)i * c + ch) * hw, hw));
             db[ch] += (float)sum;
         }
+    }
+
+    /// <summary>x * s.</summary>
+    internal readonly struct Scale(float s) : IUnaryOperator
+    {
+        public float Invoke(float x) => x * s;
+        public Vector256<float> Invoke(Vector256<float> x) => x * Vector256.Create(s);
+        public Vector512<float> Invoke(Vector512<float> x) => x * Vector512.Create(s);
+    }
+
+    /// <summary>max(x * scale + shift, 0): BN's apply fused with the ReLU after it.</summary>
+    internal readonly struct ScaleShiftRelu(float scale, float shift) : IUnaryOperator
+    {
+        private readonly ScaleShift _inner = new(scale, shift);
+        public float Invoke(float x) => new Relu().Invoke(_inner.Invoke(x));
+        public Vector256<float> Invoke(Vector256<float> x) => new Relu().Invoke(_inner.Invoke(x));
+        public Vector512<float> Invoke(Vector512<float> x) => new Relu().Invoke(_inner.Invoke(x));
     }
 
     /// <summary>x * scale + shift, a multiply then an add (not fused), like cuDNN's BN apply it twins.</summary>

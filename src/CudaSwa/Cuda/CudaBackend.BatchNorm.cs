@@ -45,6 +45,15 @@ public sealed unsafe partial class CudaBackend
     }
 
     /// <inheritdoc/>
+    protected override void FoldBatchNormCore(Tensor weight, Tensor bias, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, double epsilon,
+        Tensor foldedWeight, Tensor foldedBias)
+    {
+        Ctx();
+        Launch(Kernels.BatchNormFold, Grid(weight.Length), new(P(weight), bias.IsNull ? default : P(bias), P(gamma), P(beta), P(runningMean), P(runningVar),
+            P(foldedWeight), P(foldedBias), weight.Length, weight.Length / weight.Shape.N, epsilon));
+    }
+
+    /// <inheritdoc/>
     protected override void BatchNormMergeStatisticsCore(Tensor saveMean, Tensor saveInvStd, double epsilon, long batchCount, long previousCount,
         Tensor accMean, Tensor accM2)
     {

@@ -65,6 +65,13 @@ public sealed unsafe partial class CudaBackend
     }
 
     /// <inheritdoc/>
+    protected override void AddChannelBiasReluCore(Tensor y, Tensor bias)
+    {
+        Ctx();
+        Launch(Kernels.AddChannelBiasRelu, Grid(y.Length), new(P(y), P(bias), y.Length, y.Shape.C, y.Shape.H * y.Shape.W));
+    }
+
+    /// <inheritdoc/>
     protected override void AddChannelBiasCore(Tensor y, Tensor bias)
     {
         Ctx();

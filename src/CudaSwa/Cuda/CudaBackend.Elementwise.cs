@@ -28,6 +28,13 @@ public sealed unsafe partial class CudaBackend
     }
 
     /// <inheritdoc/>
+    protected override void AddReluCore(Tensor a, Tensor b, Tensor y)
+    {
+        Ctx();
+        Launch(Kernels.AddRelu, Grid(a.Length), new(P(a), P(b), P(y), a.Length));
+    }
+
+    /// <inheritdoc/>
     protected override void AccumulateGradientCore(Tensor source, Tensor destination, bool accumulate)
     {
         Ctx();

@@ -14,6 +14,8 @@ internal static class Kernels
     public static readonly KernelSpec<ReluForwardArgs> ReluForward = new("pointwise.cu", "relu_forward");
     public static readonly KernelSpec<ReluBackwardArgs> ReluBackward = new("pointwise.cu", "relu_backward");
     public static readonly KernelSpec<AddArgs> Add = new("pointwise.cu", "add");
+    public static readonly KernelSpec<AddArgs> AddRelu = new("pointwise.cu", "add_relu");
+    public static readonly KernelSpec<AddChannelBiasReluArgs> AddChannelBiasRelu = new("pointwise.cu", "add_channel_bias_relu");
     public static readonly KernelSpec<AccumulateArgs> Accumulate = new("pointwise.cu", "accumulate");
     public static readonly KernelSpec<AddRowBiasArgs> AddRowBias = new("pointwise.cu", "add_row_bias");
     public static readonly KernelSpec<ColumnSumAccumulateArgs> ColumnSumAccumulate = new("pointwise.cu", "column_sum_accumulate");
@@ -38,9 +40,10 @@ internal static class Kernels
     public static readonly KernelSpec<AverageUpdateArgs> AverageUpdate = new("optim.cu", "average_update");
     public static readonly KernelSpec<SgdStepArgs> SgdStep = new("optim.cu", "sgd_step");
 
-    // ---------------------------------------------------------------- batchnorm.cu (twin: CpuBatchNorm.MergeStatistics)
+    // ---------------------------------------------------------------- batchnorm.cu (twins: CpuBatchNorm.MergeStatistics, CpuBatchNorm.Fold)
 
     public static readonly KernelSpec<BnMergeStatisticsArgs> BnMergeStatistics = new("batchnorm.cu", "bn_merge_statistics");
+    public static readonly KernelSpec<BatchNormFoldArgs> BatchNormFold = new("batchnorm.cu", "batchnorm_fold");
 
     // ---------------------------------------------------------------- augment.cu (twin: Cpu/CpuAugment.cs)
 
@@ -49,11 +52,11 @@ internal static class Kernels
     /// <summary>The whole table, in declaration order.</summary>
     public static IReadOnlyList<KernelSpec> All { get; } =
     [
-        ReluForward, ReluBackward, Add, Accumulate, AddRowBias, ColumnSumAccumulate, DropoutForward, DropoutBackward,
+        ReluForward, ReluBackward, Add, AddRelu, AddChannelBiasRelu, Accumulate, AddRowBias, ColumnSumAccumulate, DropoutForward, DropoutBackward,
         GlobalAvgPoolForward, GlobalAvgPoolBackward, MaxPoolForward, MaxPoolBackward,
         SoftmaxCrossEntropy, AddRowStats, Softmax,
         AverageUpdate, SgdStep,
-        BnMergeStatistics,
+        BnMergeStatistics, BatchNormFold,
         AugmentBatch,
     ];
 }
@@ -61,6 +64,7 @@ internal static class Kernels
 internal readonly record struct ReluForwardArgs(DevicePtr x, DevicePtr y, long n);
 internal readonly record struct ReluBackwardArgs(DevicePtr y, DevicePtr dy, DevicePtr dx, long n, Flag accumulate);
 internal readonly record struct AddArgs(DevicePtr a, DevicePtr b, DevicePtr y, long n);
+internal readonly record struct AddChannelBiasReluArgs(DevicePtr y, DevicePtr bias, long n, int channels, int hw);
 internal readonly record struct AccumulateArgs(DevicePtr src, DevicePtr dst, long n, Flag accumulate);
 internal readonly record struct AddRowBiasArgs(DevicePtr y, DevicePtr b, long rows, int cols);
 internal readonly record struct ColumnSumAccumulateArgs(DevicePtr dy, DevicePtr db, int rows, int cols);
@@ -83,6 +87,9 @@ internal readonly record struct SgdStepArgs(DevicePtr w, DevicePtr g, DevicePtr 
 
 internal readonly record struct BnMergeStatisticsArgs(DevicePtr batch_mean, DevicePtr batch_inv_std, DevicePtr acc_mean, DevicePtr acc_m2, int channels,
     double eps, double batch_count, double previous_count);
+
+internal readonly record struct BatchNormFoldArgs(DevicePtr weight, DevicePtr bias, DevicePtr gamma, DevicePtr beta, DevicePtr mean, DevicePtr var,
+    DevicePtr folded_weight, DevicePtr folded_bias, long n, long per_filter, double eps);
 
 internal readonly record struct AugmentBatchArgs(DevicePtr images, DevicePtr source_labels, DevicePtr indices, DevicePtr x, DevicePtr labels,
     int batch, int channels, int h, int w, int pad, Flag crop, Flag flip, Flag reflect, int epoch, uint seed_lo, uint seed_hi,

@@ -44,19 +44,37 @@ public sealed class BatchNorm2d : Layer
     /// <summary>1/sqrt(batch variance + eps) of the last training-mode forward (C values).</summary>
     public Tensor SavedInvStd { get; internal set; }
 
+    /// <summary>The ReLU right after this batch norm, computed in the same pass (into the ReLU's output); null when not fused.</summary>
+    internal Relu? FusedRelu { get; set; }
+
+    /// <summary>In evaluation the convolution before this batch norm absorbs it (folded weights and bias), and this layer does nothing.</summary>
+    internal bool FoldedIntoConvolution { get; set; }
+
+    /// <summary>The node this layer's result goes to: the fused ReLU's output, or its own.</summary>
+    internal Node Result => FusedRelu?.Output ?? Output;
+
     /// <inheritdoc/>
     protected internal override void Forward(RunContext ctx)
     {
         var p = ctx.Parameters;
         var b = ctx.Buffers;
+        var y = Result.Value.WithBatch(ctx.Batch);
         if (ctx.Mode == RunMode.Eval)
         {
-            ctx.Backend.BatchNormForwardInference(In(0, ctx), Out(ctx), p[ScaleIndex], p[ShiftIndex], b[RunningMeanIndex], b[RunningVarIndex], Epsilon);
+            if (FoldedIntoConvolution) return;
+            if (FusedRelu is not null)
+                ctx.Backend.BatchNormReluForwardInference(In(0, ctx), y, p[ScaleIndex], p[ShiftIndex], b[RunningMeanIndex], b[RunningVarIndex], Epsilon);
+            else
+                ctx.Backend.BatchNormForwardInference(In(0, ctx), y, p[ScaleIndex], p[ShiftIndex], b[RunningMeanIndex], b[RunningVarIndex], Epsilon);
             return;
         }
         double factor = ctx.Mode == RunMode.Train ? DefaultMomentum : ctx.BatchNormFactor;
-        ctx.Backend.BatchNormForwardTraining(In(0, ctx), Out(ctx), p[ScaleIndex], p[ShiftIndex], b[RunningMeanIndex], b[RunningVarIndex],
-            factor, Epsilon, SavedMean, SavedInvStd);
+        if (FusedRelu is not null)
+            ctx.Backend.BatchNormReluForwardTraining(In(0, ctx), y, p[ScaleIndex], p[ShiftIndex], b[RunningMeanIndex], b[RunningVarIndex],
+                factor, Epsilon, SavedMean, SavedInvStd);
+        else
+            ctx.Backend.BatchNormForwardTraining(In(0, ctx), y, p[ScaleIndex], p[ShiftIndex], b[RunningMeanIndex], b[RunningVarIndex],
+                factor, Epsilon, SavedMean, SavedInvStd);
     }
 
     /// <inheritdoc/>
@@ -64,7 +82,11 @@ public sealed class BatchNorm2d : Layer
     {
         if (!Inputs[0].RequiresGradient)
             throw new InvalidOperationException("Batch norm directly on the network input is not supported in backward.");
-        ctx.Backend.BatchNormBackward(In(0, ctx), OutGrad(ctx), ctx.Parameters[ScaleIndex], SavedMean, SavedInvStd,
-            InGrad(0, ctx), ctx.Gradients[ScaleIndex], ctx.Gradients[ShiftIndex], Epsilon, AccumulateInput[0]);
+        if (FusedRelu is { } relu)
+            ctx.Backend.BatchNormReluBackward(In(0, ctx), relu.Output.Value.WithBatch(ctx.Batch), relu.Output.Gradient.WithBatch(ctx.Batch),
+                ctx.Parameters[ScaleIndex], SavedMean, SavedInvStd, InGrad(0, ctx), ctx.Gradients[ScaleIndex], ctx.Gradients[ShiftIndex], Epsilon, AccumulateInput[0]);
+        else
+            ctx.Backend.BatchNormBackward(In(0, ctx), OutGrad(ctx), ctx.Parameters[ScaleIndex], SavedMean, SavedInvStd,
+                InGrad(0, ctx), ctx.Gradients[ScaleIndex], ctx.Gradients[ShiftIndex], Epsilon, AccumulateInput[0]);
     }
 }

@@ -39,9 +39,24 @@ public sealed class Conv2d : Layer
     /// <inheritdoc/>
     protected internal override void Prepare(Network network, int batch) => network.Backend.PrepareConvolution(Geometry(batch));
 
+    /// <summary>The batch norm right after this convolution, absorbed into it in evaluation (see <see cref="Network"/>); null when none.</summary>
+    internal BatchNorm2d? FoldedBatchNorm { get; set; }
+
+    /// <summary>The folded weight and bias (with <see cref="FoldedBatchNorm"/>), kept current by the network.</summary>
+    internal Tensor FoldedWeight, FoldedBias;
+
     /// <inheritdoc/>
     protected internal override void Forward(RunContext ctx)
     {
+        if (ctx.Mode == RunMode.Eval && FoldedBatchNorm is { } bn)
+        {
+            // conv(x, w * s) + (beta - mean * s): the batch norm's output (and its ReLU's, when fused) in one pass over y.
+            var target = bn.Result.Value.WithBatch(ctx.Batch);
+            ctx.Backend.ConvolutionForward(In(0, ctx), FoldedWeight, target, Spec);
+            if (bn.FusedRelu is not null) ctx.Backend.AddChannelBiasRelu(target, FoldedBias);
+            else ctx.Backend.AddChannelBias(target, FoldedBias);
+            return;
+        }
         var y = Out(ctx);
         ctx.Backend.ConvolutionForward(In(0, ctx), ctx.Parameters[WeightIndex], y, Spec);
         if (BiasIndex >= 0) ctx.Backend.AddChannelBias(y, ctx.Parameters[BiasIndex]);

@@ -23,9 +23,12 @@ public sealed class Network : IDisposable
     private readonly RunContext _context;
     private readonly Arena _ownParameters;
     private readonly Arena _ownBuffers;
+    private readonly DeviceBuffer? _folded;
+    private readonly List<Conv2d> _foldedConvolutions = [];
+    private (Arena? Parameters, long ParameterVersion, Arena? Buffers, long BufferVersion) _foldedFrom;
     private int _lastTrainBatch = -1;
 
-    internal Network(NetworkBuilder builder, Backend backend, int batchSize, ulong seed)
+    internal Network(NetworkBuilder builder, Backend backend, int batchSize, ulong seed, bool fuse = true)
     {
         ModelName = builder.ModelName;
         Backend = backend;
@@ -96,11 +99,96 @@ public sealed class Network : IDisposable
             }
         }
 
+        if (fuse) _folded = PlanFusions(backend);
+        Fused = fuse;
+
         foreach (var layer in _layers) layer.Prepare(this, batchSize);
         _context = new RunContext(this);
         InitializeParameters(seed);
         ResetBuffers();
     }
+
+    /// <summary>
+    /// Pairs layers that run as one pass (same values as apart, fewer passes over memory):
+    /// a batch norm or residual add whose only consumer is a ReLU computes the ReLU too, and in
+    /// evaluation a convolution whose only consumer is a batch norm absorbs it
+    /// (weights and bias folded once per change of the parameters or statistics, see
+    /// <see cref="RefreshFoldedWeights"/>). Returns the buffer of the folded weights, or null.
+    /// </summary>
+    private DeviceBuffer? PlanFusions(Backend backend)
+    {
+        var consumers = new Dictionary<Node, List<Layer>>();
+        foreach (var layer in _layers)
+            foreach (var input in layer.Inputs)
+                (consumers.TryGetValue(input, out var list) ? list : consumers[input] = []).Add(layer);
+        Layer? OnlyConsumer(Node node) =>
+            node != OutputNode && consumers.TryGetValue(node, out var list) && list.Count == 1 ? list[0] : null;
+
+        foreach (var layer in _layers)
+        {
+            if (OnlyConsumer(layer.Output) is not Relu relu) continue;
+            if (layer is BatchNorm2d bn && bn.Inputs[0].RequiresGradient)
+            {
+                bn.FusedRelu = relu;
+                relu.Fused = true;
+            }
+            else if (layer is ResidualAdd add && add.Inputs.All(i => i.RequiresGradient))
+            {
+                add.FusedRelu = relu;
+                relu.Fused = true;
+            }
+        }
+
+        long length = 0;
+        foreach (var conv in _layers.OfType<Conv2d>())
+        {
+            if (OnlyConsumer(conv.Output) is not BatchNorm2d bn) continue;
+            conv.FoldedBatchNorm = bn;
+            bn.FoldedIntoConvolution = true;
+            _foldedConvolutions.Add(conv);
+            length = Align(Align(length + ParameterLayout.Entries[conv.WeightIndex].Length) + conv.OutChannels);
+        }
+        if (_foldedConvolutions.Count == 0) return null;
+        var folded = backend.Allocate(length);
+        long at = 0;
+        foreach (var conv in _foldedConvolutions)
+        {
+            var shape = ParameterLayout.Entries[conv.WeightIndex].Shape;
+            conv.FoldedWeight = new Tensor(folded, at, shape);
+            at = Align(at + shape.Length);
+            conv.FoldedBias = new Tensor(folded, at, new TensorShape(conv.OutChannels));
+            at = Align(at + conv.OutChannels);
+        }
+        return folded;
+    }
+
+    /// <summary>
+    /// Folds every absorbed batch norm into its convolution again when the bound parameters or
+    /// statistics were written since the last fold (or other arenas were bound): the buffers'
+    /// write versions (<see cref="DeviceBuffer.Version"/>) say so, whoever wrote them.
+    /// </summary>
+    private void RefreshFoldedWeights()
+    {
+        if (_folded is null) return;
+        var now = (Parameters, Parameters.Buffer.Version, Buffers, Buffers.Buffer.Version);
+        if (ReferenceEquals(_foldedFrom.Parameters, now.Parameters) && _foldedFrom.ParameterVersion == now.Item2 &&
+            ReferenceEquals(_foldedFrom.Buffers, now.Buffers) && _foldedFrom.BufferVersion == now.Item4)
+            return;
+        foreach (var conv in _foldedConvolutions)
+        {
+            var bn = conv.FoldedBatchNorm!;
+            Backend.FoldBatchNorm(Parameters[conv.WeightIndex], conv.BiasIndex >= 0 ? Parameters[conv.BiasIndex] : default, Parameters[bn.ScaleIndex], Parameters[bn.ShiftIndex],
+                Buffers[bn.RunningMeanIndex], Buffers[bn.RunningVarIndex], BatchNorm2d.Epsilon, conv.FoldedWeight, conv.FoldedBias);
+        }
+        FoldCount++;
+        _foldedFrom = now;
+    }
+
+    /// <summary>Whether layers run fused (see <see cref="PlanFusions"/>); networks built for comparison may run every layer apart.</summary>
+    internal bool Fused { get; }
+
+    /// <summary>How often the folded weights were recomputed (tests check the cache).</summary>
+    internal int FoldCount { get; private set; }
 
     private static long Align(long n) => (n + ArenaLayout.Alignment - 1) / ArenaLayout.Alignment * ArenaLayout.Alignment;
 
@@ -182,6 +270,7 @@ public sealed class Network : IDisposable
         _context.BatchNormFactor = batchNormFactor;
         _context.Step = step;
         int last = stopAfterLayer < 0 ? _layers.Count - 1 : Math.Min(stopAfterLayer, _layers.Count - 1);
+        if (mode == RunMode.Eval) RefreshFoldedWeights();
         for (int i = 0; i <= last; i++) _layers[i].Forward(_context);
         _lastTrainBatch = mode == RunMode.Train && last == _layers.Count - 1 ? batch : -1;
     }
@@ -313,5 +402,6 @@ public sealed class Network : IDisposable
         _activations.Dispose();
         _activationGradients?.Dispose();
         _batchNormScratch.Dispose();
+        _folded?.Dispose();
     }
 }

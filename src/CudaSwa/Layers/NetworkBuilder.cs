@@ -5,7 +5,7 @@ namespace CudaSwa.Layers;
 /// <summary>
 /// Describes a network as a graph of layers in execution order, registering each parameter in
 /// the parameter layout (and BN running statistics in the buffer layout) under its PyTorch
-/// state_dict name. <see cref="Build"/> then allocates everything for one batch size.
+/// state_dict name. <see cref="Build(Backend, int, ulong)"/> then allocates everything for one batch size.
 /// </summary>
 public sealed class NetworkBuilder
 {
@@ -118,13 +118,16 @@ public sealed class NetworkBuilder
     }
 
     /// <summary>Allocates parameters, gradients, BN buffers, activations and scratch for batches of up to <paramref name="batchSize"/>.</summary>
-    public Network Build(Backend backend, int batchSize, ulong seed = 0)
+    public Network Build(Backend backend, int batchSize, ulong seed = 0) => Build(backend, batchSize, seed, fuse: true);
+
+    /// <summary>Builds with layer fusion on or off (off: every layer runs its own ops, the reference for fusion tests).</summary>
+    internal Network Build(Backend backend, int batchSize, ulong seed, bool fuse)
     {
         ArgumentNullException.ThrowIfNull(backend);
         if (batchSize < 1) throw new ArgumentOutOfRangeException(nameof(batchSize), $"Batch size must be >= 1; got {batchSize}.");
         if (_layers.Count == 0) throw new InvalidOperationException($"Model '{ModelName}' has no layers.");
         if (_built) throw new InvalidOperationException("A NetworkBuilder builds one network; describe the model again for another.");
         _built = true;
-        return new Network(this, backend, batchSize, seed);
+        return new Network(this, backend, batchSize, seed, fuse);
     }
 }

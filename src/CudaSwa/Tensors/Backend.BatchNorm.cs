@@ -21,6 +21,7 @@ public abstract partial class Backend
             throw new ArgumentOutOfRangeException(nameof(factor), $"The running-average factor must be in [0, 1]; got {factor}.");
         if ((long)x.Shape.N * x.Shape.H * x.Shape.W < 2)
             throw new ArgumentException($"Training-mode batch norm needs at least 2 values per channel; got {x.Shape}.", nameof(x));
+        Wrote(y); Wrote(runningMean); Wrote(runningVar); Wrote(saveMean); Wrote(saveInvStd);
         using (new OpTimer(this, "BatchNormForwardTraining")) BatchNormForwardTrainingCore(x, y, gamma, beta, runningMean, runningVar, factor, epsilon, saveMean, saveInvStd);
     }
 
@@ -29,6 +30,7 @@ public abstract partial class Backend
         Tensor runningMean, Tensor runningVar, double epsilon)
     {
         CheckBatchNorm(x, y, gamma, beta, runningMean, runningVar, epsilon);
+        Wrote(y);
         using (new OpTimer(this, "BatchNormForwardInference")) BatchNormForwardInferenceCore(x, y, gamma, beta, runningMean, runningVar, epsilon);
     }
 
@@ -46,6 +48,7 @@ public abstract partial class Backend
         RequireLength(saveInvStd, c, nameof(saveInvStd), "one value per channel");
         RequireLength(dGamma, c, nameof(dGamma), "one value per channel");
         RequireLength(dBeta, c, nameof(dBeta), "one value per channel");
+        Wrote(dx); Wrote(dGamma); Wrote(dBeta);
         using (new OpTimer(this, "BatchNormBackward")) BatchNormBackwardCore(x, dy, gamma, saveMean, saveInvStd, dx, dGamma, dBeta, epsilon, accumulate);
     }
 
@@ -65,7 +68,93 @@ public abstract partial class Backend
         RequireLength(accM2, c, nameof(accM2), "as many channels as saveMean");
         if (batchCount <= 0 || previousCount < 0)
             throw new ArgumentOutOfRangeException(nameof(batchCount), $"Counts must be positive; got batch {batchCount}, previous {previousCount}.");
+        Wrote(accMean); Wrote(accM2);
         using (new OpTimer(this, "BatchNormMergeStatistics")) BatchNormMergeStatisticsCore(saveMean, saveInvStd, epsilon, batchCount, previousCount, accMean, accM2);
+    }
+
+    // ---------------------------------------------------------------- batch norm fused with the ReLU after it
+
+    /// <summary>
+    /// y = max(BN(x), 0): <see cref="BatchNormForwardTraining"/> followed by a ReLU, in one pass
+    /// where the backend can (the CPU does; elsewhere BN writes y and the ReLU runs on y in place).
+    /// Same values as the two ops one after the other.
+    /// </summary>
+    public void BatchNormReluForwardTraining(Tensor x, Tensor y, Tensor gamma, Tensor beta,
+        Tensor runningMean, Tensor runningVar, double factor, double epsilon, Tensor saveMean, Tensor saveInvStd)
+    {
+        CheckBatchNorm(x, y, gamma, beta, runningMean, runningVar, epsilon);
+        RequireLength(saveMean, x.Shape.C, nameof(saveMean), "one value per channel");
+        RequireLength(saveInvStd, x.Shape.C, nameof(saveInvStd), "one value per channel");
+        if (!(factor >= 0 && factor <= 1))
+            throw new ArgumentOutOfRangeException(nameof(factor), $"The running-average factor must be in [0, 1]; got {factor}.");
+        if ((long)x.Shape.N * x.Shape.H * x.Shape.W < 2)
+            throw new ArgumentException($"Training-mode batch norm needs at least 2 values per channel; got {x.Shape}.", nameof(x));
+        Wrote(y); Wrote(runningMean); Wrote(runningVar); Wrote(saveMean); Wrote(saveInvStd);
+        using (new OpTimer(this, "BatchNormReluForwardTraining"))
+            BatchNormReluForwardTrainingCore(x, y, gamma, beta, runningMean, runningVar, factor, epsilon, saveMean, saveInvStd);
+    }
+
+    /// <summary>y = max(BN(x), 0) with the running statistics (inference-mode BN, then a ReLU).</summary>
+    public void BatchNormReluForwardInference(Tensor x, Tensor y, Tensor gamma, Tensor beta,
+        Tensor runningMean, Tensor runningVar, double epsilon)
+    {
+        CheckBatchNorm(x, y, gamma, beta, runningMean, runningVar, epsilon);
+        Wrote(y);
+        using (new OpTimer(this, "BatchNormReluForwardInference")) BatchNormReluForwardInferenceCore(x, y, gamma, beta, runningMean, runningVar, epsilon);
+    }
+
+    /// <summary>
+    /// The backward pass of y = max(BN(x), 0): the ReLU's gradient (dy where y &gt; 0) fed to
+    /// <see cref="BatchNormBackward"/>, without writing it out where the backend can. <paramref name="dy"/>
+    /// may be overwritten (backends that run the two steps apart mask it in place).
+    /// </summary>
+    public void BatchNormReluBackward(Tensor x, Tensor y, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd,
+        Tensor dx, Tensor dGamma, Tensor dBeta, double epsilon, bool accumulate)
+    {
+        Own(y, nameof(y));
+        RequireShape(y, x.Shape, nameof(y));
+        if (!(epsilon > 0)) throw new ArgumentOutOfRangeException(nameof(epsilon), $"Epsilon must be > 0; got {epsilon}.");
+        Own(x, nameof(x)); Own(dy, nameof(dy)); Own(dx, nameof(dx));
+        RequireShape(dy, x.Shape, nameof(dy));
+        RequireShape(dx, x.Shape, nameof(dx));
+        int c = x.Shape.C;
+        RequireLength(gamma, c, nameof(gamma), "one value per channel");
+        RequireLength(saveMean, c, nameof(saveMean), "one value per channel");
+        RequireLength(saveInvStd, c, nameof(saveInvStd), "one value per channel");
+        RequireLength(dGamma, c, nameof(dGamma), "one value per channel");
+        RequireLength(dBeta, c, nameof(dBeta), "one value per channel");
+        Wrote(dy); Wrote(dx); Wrote(dGamma); Wrote(dBeta);
+        using (new OpTimer(this, "BatchNormReluBackward"))
+            BatchNormReluBackwardCore(x, y, dy, gamma, saveMean, saveInvStd, dx, dGamma, dBeta, epsilon, accumulate);
+    }
+
+    /// <summary>
+    /// Folds an inference-mode BN into the convolution before it: with s = gamma/sqrt(var + eps)
+    /// and t = beta - mean*s (each computed in double, rounded once), foldedWeight[k] = weight[k] * s[k]
+    /// and foldedBias[k] = t[k] + bias[k] * s[k] (t[k] alone when the convolution has no bias), so
+    /// conv(x, foldedWeight) + foldedBias equals BN(conv(x, weight) + bias) up to float rounding.
+    /// weight is (K, C, R, S); <paramref name="bias"/> (a default tensor when there is none) and the rest have K values.
+    /// </summary>
+    public void FoldBatchNorm(Tensor weight, Tensor bias, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, double epsilon,
+        Tensor foldedWeight, Tensor foldedBias)
+    {
+        if (!bias.IsNull)
+        {
+            Own(bias, nameof(bias));
+            RequireLength(bias, weight.Shape.N, nameof(bias), "one value per output channel");
+        }
+        Own(weight, nameof(weight)); Own(foldedWeight, nameof(foldedWeight)); Own(foldedBias, nameof(foldedBias));
+        RequireFloat(weight, nameof(weight));
+        RequireShape(foldedWeight, weight.Shape, nameof(foldedWeight));
+        int k = weight.Shape.N;
+        RequireLength(gamma, k, nameof(gamma), "one value per output channel");
+        RequireLength(beta, k, nameof(beta), "one value per output channel");
+        RequireLength(runningMean, k, nameof(runningMean), "one value per output channel");
+        RequireLength(runningVar, k, nameof(runningVar), "one value per output channel");
+        RequireLength(foldedBias, k, nameof(foldedBias), "one value per output channel");
+        if (!(epsilon > 0)) throw new ArgumentOutOfRangeException(nameof(epsilon), $"Epsilon must be > 0; got {epsilon}.");
+        Wrote(foldedWeight); Wrote(foldedBias);
+        using (new OpTimer(this, "FoldBatchNorm")) FoldBatchNormCore(weight, bias, gamma, beta, runningMean, runningVar, epsilon, foldedWeight, foldedBias);
     }
 
     // ---------------------------------------------------------------- the Core methods a backend writes
@@ -79,6 +168,40 @@ public abstract partial class Backend
     /// <summary>The backend's implementation of <see cref="BatchNormBackward"/>; the arguments are already validated.</summary>
     protected abstract void BatchNormBackwardCore(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd,
         Tensor dx, Tensor dGamma, Tensor dBeta, double epsilon, bool accumulate);
+    /// <summary>
+    /// The backend's implementation of <see cref="BatchNormReluForwardTraining"/>; by default the
+    /// two ops one after the other (the ReLU in place on y).
+    /// </summary>
+    protected virtual void BatchNormReluForwardTrainingCore(Tensor x, Tensor y, Tensor gamma, Tensor beta,
+        Tensor runningMean, Tensor runningVar, double factor, double epsilon, Tensor saveMean, Tensor saveInvStd)
+    {
+        BatchNormForwardTrainingCore(x, y, gamma, beta, runningMean, runningVar, factor, epsilon, saveMean, saveInvStd);
+        ReluForwardCore(y, y);
+    }
+
+    /// <summary>The backend's implementation of <see cref="BatchNormReluForwardInference"/>; by default the two ops one after the other.</summary>
+    protected virtual void BatchNormReluForwardInferenceCore(Tensor x, Tensor y, Tensor gamma, Tensor beta,
+        Tensor runningMean, Tensor runningVar, double epsilon)
+    {
+        BatchNormForwardInferenceCore(x, y, gamma, beta, runningMean, runningVar, epsilon);
+        ReluForwardCore(y, y);
+    }
+
+    /// <summary>
+    /// The backend's implementation of <see cref="BatchNormReluBackward"/>; by default the ReLU's
+    /// gradient masks dy in place, then <see cref="BatchNormBackwardCore"/> runs on it.
+    /// </summary>
+    protected virtual void BatchNormReluBackwardCore(Tensor x, Tensor y, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd,
+        Tensor dx, Tensor dGamma, Tensor dBeta, double epsilon, bool accumulate)
+    {
+        ReluBackwardCore(y, dy, dy, accumulate: false);
+        BatchNormBackwardCore(x, dy, gamma, saveMean, saveInvStd, dx, dGamma, dBeta, epsilon, accumulate);
+    }
+
+    /// <summary>The backend's implementation of <see cref="FoldBatchNorm"/>; the arguments are already validated.</summary>
+    protected abstract void FoldBatchNormCore(Tensor weight, Tensor bias, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, double epsilon,
+        Tensor foldedWeight, Tensor foldedBias);
+
     /// <summary>The backend's implementation of <see cref="BatchNormMergeStatistics"/>; the arguments are already validated.</summary>
     protected abstract void BatchNormMergeStatisticsCore(Tensor saveMean, Tensor saveInvStd, double epsilon,
         long batchCount, long previousCount, Tensor accMean, Tensor accM2);

@@ -15,6 +15,7 @@ public abstract partial class Backend
     public void ConvolutionForward(Tensor x, Tensor w, Tensor y, ConvSpec spec)
     {
         var g = CheckConvolution(x, w, y, spec);
+        Wrote(y);
         using (new OpTimer(this, "ConvolutionForward")) ConvolutionForwardCore(x, w, y, g);
     }
 
@@ -22,6 +23,7 @@ public abstract partial class Backend
     public void ConvolutionBackwardData(Tensor dy, Tensor w, Tensor dx, ConvSpec spec, bool accumulate)
     {
         var g = CheckConvolution(dx, w, dy, spec);
+        Wrote(dx);
         using (new OpTimer(this, "ConvolutionBackwardData")) ConvolutionBackwardDataCore(dy, w, dx, g, accumulate);
     }
 
@@ -29,6 +31,7 @@ public abstract partial class Backend
     public void ConvolutionBackwardFilter(Tensor x, Tensor dy, Tensor dw, ConvSpec spec)
     {
         var g = CheckConvolution(x, dw, dy, spec);
+        Wrote(dw);
         using (new OpTimer(this, "ConvolutionBackwardFilter")) ConvolutionBackwardFilterCore(x, dy, dw, g);
     }
 
@@ -38,7 +41,18 @@ public abstract partial class Backend
         Own(y, nameof(y)); Own(bias, nameof(bias));
         RequireFloat(y, nameof(y)); RequireFloat(bias, nameof(bias));
         RequireLength(bias, y.Shape.C, nameof(bias), "one value per channel of y");
+        Wrote(y);
         using (new OpTimer(this, "AddChannelBias")) AddChannelBiasCore(y, bias);
+    }
+
+    /// <summary>y = max(y + bias[c], 0) per channel, in place: a folded convolution's bias and the ReLU after it.</summary>
+    public void AddChannelBiasRelu(Tensor y, Tensor bias)
+    {
+        Own(y, nameof(y)); Own(bias, nameof(bias));
+        RequireFloat(y, nameof(y)); RequireFloat(bias, nameof(bias));
+        RequireLength(bias, y.Shape.C, nameof(bias), "one value per channel of y");
+        Wrote(y);
+        using (new OpTimer(this, "AddChannelBiasRelu")) AddChannelBiasReluCore(y, bias);
     }
 
     /// <summary>dBias[c] += sum over n,h,w of dy[n,c,h,w].</summary>
@@ -46,6 +60,7 @@ public abstract partial class Backend
     {
         Own(dy, nameof(dy)); Own(dBias, nameof(dBias));
         RequireLength(dBias, dy.Shape.C, nameof(dBias), "one value per channel of dy");
+        Wrote(dBias);
         using (new OpTimer(this, "ChannelBiasBackward")) ChannelBiasBackwardCore(dy, dBias);
     }
 
@@ -82,5 +97,12 @@ public abstract partial class Backend
         if (y.Shape != expected)
             throw new ArgumentException($"Convolution output has shape {y.Shape}; expected {expected} for x {x.Shape}, w {w.Shape}, {spec}.");
         return g;
+    }
+
+    /// <summary>The backend's implementation of <see cref="AddChannelBiasRelu"/>; by default the bias, then the ReLU in place.</summary>
+    protected virtual void AddChannelBiasReluCore(Tensor y, Tensor bias)
+    {
+        AddChannelBiasCore(y, bias);
+        ReluForwardCore(y, y);
     }
 }

@@ -26,6 +26,7 @@ public abstract partial class Backend
             throw new ArgumentException($"Normalisation needs {x.Shape.C} means and stds; got {spec.Mean.Length} and {spec.Std.Length}.", nameof(spec));
         if (spec.Pad < 0 || spec.Pad >= x.Shape.H)
             throw new ArgumentOutOfRangeException(nameof(spec), $"Padding must be in [0, {x.Shape.H}); got {spec.Pad}.");
+        Wrote(x); Wrote(labels);
         using (new OpTimer(this, "AugmentBatch")) AugmentBatchCore(images, sourceLabels, indices, spec, epoch, x, labels);
     }
 

@@ -9,6 +9,7 @@ public abstract partial class Backend
     {
         Own(x, nameof(x)); Own(y, nameof(y));
         RequireShape(y, x.Shape, nameof(y));
+        Wrote(y);
         using (new OpTimer(this, "ReluForward")) ReluForwardCore(x, y);
     }
 
@@ -18,6 +19,7 @@ public abstract partial class Backend
         Own(y, nameof(y)); Own(dy, nameof(dy)); Own(dx, nameof(dx));
         RequireShape(dy, y.Shape, nameof(dy));
         RequireShape(dx, y.Shape, nameof(dx));
+        Wrote(dx);
         using (new OpTimer(this, "ReluBackward")) ReluBackwardCore(y, dy, dx, accumulate);
     }
 
@@ -27,6 +29,7 @@ public abstract partial class Backend
         Own(a, nameof(a)); Own(b, nameof(b)); Own(y, nameof(y));
         RequireShape(b, a.Shape, nameof(b));
         RequireShape(y, a.Shape, nameof(y));
+        Wrote(y);
         using (new OpTimer(this, "Add")) AddCore(a, b, y);
     }
 
@@ -35,7 +38,33 @@ public abstract partial class Backend
     {
         Own(source, nameof(source)); Own(destination, nameof(destination));
         RequireShape(destination, source.Shape, nameof(destination));
+        Wrote(destination);
         using (new OpTimer(this, "AccumulateGradient")) AccumulateGradientCore(source, destination, accumulate);
+    }
+
+    /// <summary>y = max(a + b, 0): the residual join and the ReLU after it, in one pass where the backend can.</summary>
+    public void AddRelu(Tensor a, Tensor b, Tensor y)
+    {
+        Own(a, nameof(a)); Own(b, nameof(b)); Own(y, nameof(y));
+        RequireShape(b, a.Shape, nameof(b));
+        RequireShape(y, a.Shape, nameof(y));
+        Wrote(y);
+        using (new OpTimer(this, "AddRelu")) AddReluCore(a, b, y);
+    }
+
+    /// <summary>
+    /// The backward pass of y = max(a + b, 0): g = dy where y &gt; 0, else 0, goes to both inputs —
+    /// da = g (or da += g when <paramref name="accumulateA"/>), likewise db. <paramref name="dy"/>
+    /// may be overwritten (backends that run the steps apart mask it in place).
+    /// </summary>
+    public void AddReluBackward(Tensor y, Tensor dy, Tensor da, bool accumulateA, Tensor db, bool accumulateB)
+    {
+        Own(y, nameof(y)); Own(dy, nameof(dy)); Own(da, nameof(da)); Own(db, nameof(db));
+        RequireShape(dy, y.Shape, nameof(dy));
+        RequireShape(da, y.Shape, nameof(da));
+        RequireShape(db, y.Shape, nameof(db));
+        Wrote(dy); Wrote(da); Wrote(db);
+        using (new OpTimer(this, "AddReluBackward")) AddReluBackwardCore(y, dy, da, accumulateA, db, accumulateB);
     }
 
     /// <summary>
@@ -48,6 +77,7 @@ public abstract partial class Backend
         Own(x, nameof(x)); Own(y, nameof(y));
         RequireShape(y, x.Shape, nameof(y));
         CheckProbability(p);
+        Wrote(y);
         using (new OpTimer(this, "DropoutForward")) DropoutForwardCore(x, y, p, seed, stream);
     }
 
@@ -60,6 +90,7 @@ public abstract partial class Backend
         Own(dy, nameof(dy)); Own(dx, nameof(dx));
         RequireShape(dx, dy.Shape, nameof(dx));
         CheckProbability(p);
+        Wrote(dx);
         using (new OpTimer(this, "DropoutBackward")) DropoutBackwardCore(dy, dx, p, seed, stream, accumulate);
     }
 
@@ -78,6 +109,21 @@ public abstract partial class Backend
     protected abstract void DropoutForwardCore(Tensor x, Tensor y, float p, ulong seed, ulong stream);
     /// <summary>The backend's implementation of <see cref="DropoutBackward"/>; the arguments are already validated.</summary>
     protected abstract void DropoutBackwardCore(Tensor dy, Tensor dx, float p, ulong seed, ulong stream, bool accumulate);
+
+    /// <summary>The backend's implementation of <see cref="AddRelu"/>; by default the add, then the ReLU in place.</summary>
+    protected virtual void AddReluCore(Tensor a, Tensor b, Tensor y)
+    {
+        AddCore(a, b, y);
+        ReluForwardCore(y, y);
+    }
+
+    /// <summary>The backend's implementation of <see cref="AddReluBackward"/>; by default dy is masked in place, then passed to both inputs.</summary>
+    protected virtual void AddReluBackwardCore(Tensor y, Tensor dy, Tensor da, bool accumulateA, Tensor db, bool accumulateB)
+    {
+        ReluBackwardCore(y, dy, dy, accumulate: false);
+        AccumulateGradientCore(dy, da, accumulateA);
+        AccumulateGradientCore(dy, db, accumulateB);
+    }
 
     // ---------------------------------------------------------------- validation helpers
 

@@ -9,6 +9,7 @@ public abstract partial class Backend
     {
         CheckLinear(x, w, y);
         RequireLength(b, w.Shape.N, nameof(b), "one value per output feature");
+        Wrote(y);
         using (new OpTimer(this, "LinearForward")) LinearForwardCore(x, w, b, y);
     }
 
@@ -16,6 +17,7 @@ public abstract partial class Backend
     public void LinearBackwardData(Tensor dy, Tensor w, Tensor dx, bool accumulate)
     {
         CheckLinear(dx, w, dy);
+        Wrote(dx);
         using (new OpTimer(this, "LinearBackwardData")) LinearBackwardDataCore(dy, w, dx, accumulate);
     }
 
@@ -24,6 +26,7 @@ public abstract partial class Backend
     {
         CheckLinear(x, dw, dy);
         RequireLength(db, dw.Shape.N, nameof(db), "one value per output feature");
+        Wrote(dw); Wrote(db);
         using (new OpTimer(this, "LinearBackwardWeights")) LinearBackwardWeightsCore(x, dy, dw, db);
     }
 

@@ -22,6 +22,7 @@ public abstract partial class Backend
             Own(dLogits, nameof(dLogits));
             RequireShape(dLogits, logits.Shape, nameof(dLogits));
         }
+        Wrote(dLogits); Wrote(stats);
         using (new OpTimer(this, "SoftmaxCrossEntropy")) SoftmaxCrossEntropyCore(logits, labels, dLogits, stats);
     }
 
@@ -30,6 +31,7 @@ public abstract partial class Backend
     {
         Own(logits, nameof(logits)); Own(probabilities, nameof(probabilities));
         RequireShape(probabilities, logits.Shape, nameof(probabilities));
+        Wrote(probabilities);
         using (new OpTimer(this, "Softmax")) SoftmaxCore(logits, probabilities);
     }
 

@@ -18,6 +18,7 @@ public abstract partial class Backend
         Own(t, nameof(t));
         RequireFloat(t, nameof(t));
         if (!MemoryIsHostVisible) throw new NotSupportedException($"Backend '{Name}' keeps its tensors in device memory; use Download/Upload.");
+        Wrote(t); // the caller may write through the span
         return HostSpanCore(t);
     }
 
@@ -50,6 +51,7 @@ public abstract partial class Backend
         RequireElement<T>(destination, nameof(destination));
         if (source.Length != destination.Length)
             throw new ArgumentException($"Upload of {source.Length} elements into a view of {destination.Length} elements {destination.Shape}.", nameof(source));
+        Wrote(destination);
         UploadCore(System.Runtime.InteropServices.MemoryMarshal.AsBytes(source), destination);
     }
 
@@ -79,6 +81,7 @@ public abstract partial class Backend
     {
         Own(t, nameof(t));
         RequireFloat(t, nameof(t));
+        Wrote(t);
         using (new OpTimer(this, "Fill")) FillCore(t, value);
     }
 
@@ -89,6 +92,7 @@ public abstract partial class Backend
         Own(destination, nameof(destination));
         if (source.DType != destination.DType || source.Length != destination.Length)
             throw new ArgumentException($"Copy needs equal length and type; got {source.Length} {source.DType} -> {destination.Length} {destination.DType}.");
+        Wrote(destination);
         using (new OpTimer(this, "Copy")) CopyCore(source, destination);
     }
 

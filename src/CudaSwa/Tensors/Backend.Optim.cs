@@ -13,6 +13,7 @@ public abstract partial class Backend
         Own(weights, nameof(weights)); Own(gradients, nameof(gradients)); Own(velocity, nameof(velocity));
         RequireLength(gradients, weights.Length, nameof(gradients), "as many values as weights");
         RequireLength(velocity, weights.Length, nameof(velocity), "as many values as weights");
+        Wrote(weights); Wrote(velocity);
         using (new OpTimer(this, "SgdStep")) SgdStepCore(weights, gradients, velocity, hyper);
     }
 
@@ -53,6 +54,7 @@ public abstract partial class Backend
         foreach (var p in plan.Pairs)
             if (p.Average.Buffer.IsDisposed || p.Current.Buffer.IsDisposed)
                 throw new ObjectDisposedException(nameof(plan), "A buffer of the averaging plan was freed after the plan was prepared.");
+        foreach (var p in plan.Pairs) Wrote(p.Average);
         if (plan.Pairs.Count > 0) using (new OpTimer(this, "AverageUpdate")) AverageUpdateCore(plan, alpha);
     }
 

@@ -9,6 +9,7 @@ public abstract partial class Backend
     {
         Own(x, nameof(x)); Own(y, nameof(y));
         RequireShape(y, new TensorShape(x.Shape.N, x.Shape.C), nameof(y));
+        Wrote(y);
         using (new OpTimer(this, "GlobalAveragePoolForward")) GlobalAveragePoolForwardCore(x, y);
     }
 
@@ -17,6 +18,7 @@ public abstract partial class Backend
     {
         Own(dy, nameof(dy)); Own(dx, nameof(dx));
         RequireShape(dy, new TensorShape(dx.Shape.N, dx.Shape.C), nameof(dy));
+        Wrote(dx);
         using (new OpTimer(this, "GlobalAveragePoolBackward")) GlobalAveragePoolBackwardCore(dy, dx, accumulate);
     }
 
@@ -25,6 +27,7 @@ public abstract partial class Backend
     {
         Own(x, nameof(x)); Own(y, nameof(y));
         RequireShape(y, TensorShape.Nchw(x.Shape.N, x.Shape.C, x.Shape.H / 2, x.Shape.W / 2), nameof(y));
+        Wrote(y);
         using (new OpTimer(this, "MaxPoolForward")) MaxPoolForwardCore(x, y);
     }
 
@@ -37,6 +40,7 @@ public abstract partial class Backend
         Own(x, nameof(x)); Own(dy, nameof(dy)); Own(dx, nameof(dx));
         RequireShape(dx, x.Shape, nameof(dx));
         RequireShape(dy, TensorShape.Nchw(x.Shape.N, x.Shape.C, x.Shape.H / 2, x.Shape.W / 2), nameof(dy));
+        Wrote(dx);
         using (new OpTimer(this, "MaxPoolBackward")) MaxPoolBackwardCore(x, dy, dx, accumulate);
     }
 

@@ -34,6 +34,12 @@ public abstract partial class Backend : IDisposable
 
     // ---------------------------------------------------------------- validation helpers
 
+    /// <summary>Marks a tensor's buffer as written by this op (<see cref="DeviceBuffer.Version"/>), so caches derived from it (folded weights) know to refresh.</summary>
+    private static void Wrote(Tensor t)
+    {
+        if (!t.IsNull) t.Buffer.MarkWritten(); // optional outputs (e.g. no loss gradient in evaluation) may be absent
+    }
+
     private void Own(Tensor t, string name)
     {
         if (t.IsNull) throw new ArgumentNullException(name, $"Tensor '{name}' is missing.");

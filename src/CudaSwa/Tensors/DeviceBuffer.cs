@@ -26,6 +26,14 @@ public abstract class DeviceBuffer : IDisposable
     /// <summary>Size in bytes: <see cref="Length"/> times the element size.</summary>
     public long SizeInBytes => Length * DType.SizeInBytes();
 
+    /// <summary>
+    /// Counts the backend ops (and uploads, and host spans handed out) that wrote into this
+    /// buffer: a value derived from the buffer is current while the version is unchanged.
+    /// </summary>
+    internal long Version { get; private set; }
+
+    internal void MarkWritten() => Version++;
+
     /// <summary>Whether the buffer has been freed; ops refuse views into a freed buffer.</summary>
     public bool IsDisposed { get; private set; }
 

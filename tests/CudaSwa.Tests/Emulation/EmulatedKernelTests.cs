@@ -219,6 +219,64 @@ public class EmulatedKernelTests
         }
     }
 
+    [Test]
+    public void EmulatedFusedReluKernelsMatchTheirTwins([Values] Rounding rounding, [Values(5, 70_001, 3_000_017)] int n)
+    {
+        var lib = EmulationLibrary.Require(rounding);
+        var a = _rng.Floats(n, -2, 2);
+        var b = _rng.Floats(n, -2, 2);
+        a[0] = float.NaN; // stays NaN through the fused ReLU, as through the plain one
+        using var ha = HostArray<float>.Of(a);
+        using var hb = HostArray<float>.Of(b);
+        using var hy = new HostArray<float>(n);
+        lib.Launch(Kernels.AddRelu, Grid(n), Block, new(ha.Ptr, hb.Ptr, hy.Ptr, n));
+        var ty = _cpu.AllocateTensor(new TensorShape(n));
+        _cpu.AddRelu(Cpu(a), Cpu(b), ty);
+        Same(hy.Span, Read(ty), $"add_relu n={n} ({_rng})");
+
+        // Per-channel bias and ReLU over NCHW with a channel count that does not divide the plane.
+        int c = 7, hw = Math.Max(1, n / (3 * c));
+        int total = 3 * c * hw;
+        var y = _rng.Floats(total, -2, 2);
+        var bias = _rng.Floats(c, -1, 1);
+        using var hyb = HostArray<float>.Of(y);
+        using var hbias = HostArray<float>.Of(bias);
+        lib.Launch(Kernels.AddChannelBiasRelu, Grid(total), Block, new(hyb.Ptr, hbias.Ptr, total, c, hw));
+        var tyb = _cpu.AllocateTensor(TensorShape.Nchw(3, c, hw, 1));
+        _cpu.Upload<float>(y, tyb);
+        _cpu.AddChannelBiasRelu(tyb, Cpu(bias));
+        Same(hyb.Span, Read(tyb), $"add_channel_bias_relu n={total} ({_rng})");
+    }
+
+    [Test]
+    public void EmulatedBatchNormFoldMatchesItsTwin([Values] Rounding rounding, [Values(1, 3)] int kernel, [Values] bool convolutionBias)
+    {
+        var lib = EmulationLibrary.Require(rounding);
+        int k = 37, c = 19, perFilter = c * kernel * kernel, n = k * perFilter;
+        var w = _rng.Floats(n, -1, 1);
+        var gamma = _rng.Floats(k, 0.2f, 2f);
+        var beta = _rng.Floats(k, -1, 1);
+        var mean = _rng.Floats(k, -2, 2);
+        var variance = _rng.Floats(k, 1e-4f, 3f);
+        var bias = _rng.Floats(k, -1, 1);
+        using var hbias = HostArray<float>.Of(bias);
+        using var hw = HostArray<float>.Of(w);
+        using var hg = HostArray<float>.Of(gamma);
+        using var hb = HostArray<float>.Of(beta);
+        using var hm = HostArray<float>.Of(mean);
+        using var hv = HostArray<float>.Of(variance);
+        using var hfw = new HostArray<float>(n);
+        using var hfb = new HostArray<float>(k);
+        lib.Launch(Kernels.BatchNormFold, Grid(n), Block, new(hw.Ptr, convolutionBias ? hbias.Ptr : default, hg.Ptr, hb.Ptr, hm.Ptr, hv.Ptr, hfw.Ptr, hfb.Ptr, n, perFilter, 1e-5));
+        var tw = _cpu.AllocateTensor(TensorShape.Nchw(k, c, kernel, kernel));
+        _cpu.Upload<float>(w, tw);
+        var tfw = _cpu.AllocateTensor(TensorShape.Nchw(k, c, kernel, kernel));
+        var tfb = _cpu.AllocateTensor(new TensorShape(k));
+        _cpu.FoldBatchNorm(tw, convolutionBias ? Cpu(bias) : default, Cpu(gamma), Cpu(beta), Cpu(mean), Cpu(variance), 1e-5, tfw, tfb);
+        Same(hfw.Span, Read(tfw), $"batchnorm_fold weights ({_rng})");
+        Same(hfb.Span, Read(tfb), $"batchnorm_fold bias ({_rng})");
+    }
+
     [TestCase(1, 10)]
     [TestCase(128, 10)]
     [TestCase(33, 513)]

@@ -98,6 +98,8 @@ static inline int __mulhi(int a, int b) { return (int)(((long long)a * b) >> 32)
 static inline float __fmul_rn(float a, float b) { float r = a * b; asm("" : "+x"(r)); return r; }
 static inline float __fadd_rn(float a, float b) { float r = a + b; asm("" : "+x"(r)); return r; }
 static inline float __fsub_rn(float a, float b) { float r = a - b; asm("" : "+x"(r)); return r; }
+static inline double __dsub_rn(double a, double b) { double r = a - b; asm("" : "+x"(r)); return r; }
+static inline double __dsqrt_rn(double x) { double r = __builtin_sqrt(x); asm("" : "+x"(r)); return r; }
 static inline float __fdiv_rn(float a, float b) { float r = a / b; asm("" : "+x"(r)); return r; }
 static inline float __fmaf_rn(float a, float b, float c) { return std::fma(a, b, c); }
 static inline double __dmul_rn(double a, double b) { double r = a * b; asm("" : "+x"(r)); return r; }
