@@ -27,6 +27,8 @@ static __device__ __forceinline__ float atomicAdd(float* p, float v) { return __
 static __device__ __forceinline__ float expf(float x) { return __nvvm_ex2_approx_f(x * 1.4426950408889634f); }
 static __device__ __forceinline__ float logf(float x) { return __nvvm_lg2_approx_f(x) * 0.6931471805599453f; }
 static __device__ __forceinline__ double log(double x) { return (double)__nvvm_lg2_approx_f((float)x) * 0.6931471805599453; }
+static __device__ __forceinline__ double cos(double x) { return (double)__nvvm_cos_approx_f((float)x); }
+static __device__ __forceinline__ float sqrtf(float x) { return __nvvm_sqrt_rn_f(x); }
 static __device__ __forceinline__ float fmaf(float a, float b, float c) { return __nvvm_fma_rn_f(a, b, c); }
 static __device__ __forceinline__ float __fmul_rn(float a, float b) { return __nvvm_mul_rn_f(a, b); }
 static __device__ __forceinline__ float __fadd_rn(float a, float b) { return __nvvm_add_rn_f(a, b); }

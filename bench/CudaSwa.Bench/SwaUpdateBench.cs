@@ -7,7 +7,9 @@ namespace CudaSwa.Bench;
 /// <summary>
 /// The SWA update on real model-sized parameter sets: one fused pass over the flat arena, the
 /// multi-buffer form (one call, one launch on a GPU, over one pair per parameter tensor), a naive
-/// loop with one call per tensor, and a plain copy of the same bytes as the bandwidth baseline.
+/// loop with one call per tensor, and a plain copy of the same bytes as the bandwidth baseline;
+/// and SWAG's collection pass (mean, mean of squares and one deviation column: twice the bytes of
+/// the SWA update) over the same arena.
 /// </summary>
 public class SwaUpdateBench : IWork
 {
@@ -17,7 +19,7 @@ public class SwaUpdateBench : IWork
     public static IEnumerable<string> Devices() => Backends.Available();
 
     private Backend _b = null!;
-    private Arena _avg = null!, _cur = null!;
+    private Arena _avg = null!, _cur = null!, _square = null!, _column = null!;
     private AveragePair[] _pairs = [];
     private long _values;
 
@@ -33,6 +35,9 @@ public class SwaUpdateBench : IWork
         _pairs = layout.Entries.Select((e, i) => new AveragePair(_avg[i], _cur[i])).ToArray();
         _values = layout.Length;
         _b.AverageUpdate(_avg.All, _cur.All, 1f);
+        _square = new Arena(layout, _b);
+        _column = new Arena(layout, _b);
+        _b.SwagCollect(_cur.All, _avg.All, _square.All, _column.All, 1f);
     }
 
     [GlobalCleanup]
@@ -40,6 +45,8 @@ public class SwaUpdateBench : IWork
     {
         _avg.Dispose();
         _cur.Dispose();
+        _square.Dispose();
+        _column.Dispose();
         Backends.Release(_b);
     }
 
@@ -71,10 +78,17 @@ public class SwaUpdateBench : IWork
         _b.Synchronize();
     }
 
+    [Benchmark]
+    public void SwagCollect()
+    {
+        _b.SwagCollect(_cur.All, _avg.All, _square.All, _column.All, 0.25f);
+        _b.Synchronize();
+    }
+
     public (double Amount, string Unit) Work(string method)
     {
         long values = ModelZoo.Describe(Model, 10).Parameters.Length;
-        return (method == nameof(PlainCopy) ? 8.0 * values : 12.0 * values, "GB/s");
+        return (method == nameof(PlainCopy) ? 8.0 * values : method == nameof(SwagCollect) ? 24.0 * values : 12.0 * values, "GB/s");
     }
 }
 

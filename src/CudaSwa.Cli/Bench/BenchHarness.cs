@@ -28,6 +28,10 @@ public sealed record ModelBench
     public double CopyMs { get; init; }
     public double CopyGbPerS { get; init; }
     public double SwaUpdateFractionOfCopy { get; init; }
+    /// <summary>The SWAG collection pass (mean, mean of squares, one deviation column) over the same arena.</summary>
+    public double SwagCollectMs { get; init; }
+    /// <summary>SWAG collection time divided by the SWA update's (it moves twice the bytes).</summary>
+    public double SwagCollectOverSwaUpdate { get; init; }
 }
 
 public sealed record BenchReport
@@ -229,16 +233,29 @@ public static class BenchHarness
     private static ModelBench SwaUpdate(Backend backend, Network net, Action<string> log)
     {
         using var avg = net.CreateParameterArena();
+        using var square = net.CreateParameterArena();
+        using var column = net.CreateParameterArena();
         var all = net.Parameters.All;
         long bytes = all.Length * sizeof(float);
         int reps = backend is CudaBackend ? 200 : 20;
         using var plan = backend.PrepareAverage([new AveragePair(avg.All, all)]);
         backend.AverageUpdate(plan, 1f);
-        // On a GPU both are timed with CUDA events (device time of back-to-back launches, no host sync in between).
+        backend.SwagCollect(all, avg.All, square.All, column.All, 1f);
+        // Warm every pass to the JIT's optimised code first (a few timed calls alone would time its first tier).
+        for (int round = 0; round < 2; round++)
+        {
+            for (int i = 0; i < 60; i++) { backend.AverageUpdate(plan, 0.5f); backend.SwagCollect(all, avg.All, square.All, column.All, 0.5f); backend.Copy(all, avg.All); }
+            backend.Synchronize();
+            Thread.Sleep(250);
+        }
+        // On a GPU all are timed with CUDA events (device time of back-to-back launches, no host sync in between).
         double update = Best(3, () => { for (int i = 0; i < reps; i++) backend.AverageUpdate(plan, 0.5f); }, backend, deviceTime: true) / reps;
         double copy = Best(3, () => { for (int i = 0; i < reps; i++) backend.Copy(all, avg.All); }, backend, deviceTime: true) / reps;
         double updateGbs = 3.0 * bytes / update / 1e9, copyGbs = 2.0 * bytes / copy / 1e9;
         log($"  SWA update: {update * 1e3:F3} ms ({updateGbs:F1} GB/s); plain copy {copy * 1e3:F3} ms ({copyGbs:F1} GB/s)");
+        // SWAG's collection over the same arena: mean, mean of squares and one deviation column in one pass (6 floats moved per weight, the SWA update 3).
+        double swag = Best(3, () => { for (int i = 0; i < reps; i++) backend.SwagCollect(all, avg.All, square.All, column.All, 0.5f); }, backend, deviceTime: true) / reps;
+        log($"  SWAG collection: {swag * 1e3:F3} ms ({6.0 * bytes / swag / 1e9:F1} GB/s), {swag / update:F2}x the SWA update");
         return new ModelBench
         {
             SwaUpdateMs = update * 1e3,
@@ -246,6 +263,8 @@ public static class BenchHarness
             CopyMs = copy * 1e3,
             CopyGbPerS = copyGbs,
             SwaUpdateFractionOfCopy = updateGbs / copyGbs,
+            SwagCollectMs = swag * 1e3,
+            SwagCollectOverSwaUpdate = swag / update,
         };
     }
 }

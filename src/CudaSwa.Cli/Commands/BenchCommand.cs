@@ -17,7 +17,7 @@ public static class BenchCommand
     private static readonly Option<int?> Steps = new("--steps") { Description = "Timed steps per repeat (default 5 on the CPU, 50 on a GPU)." };
     private static readonly Option<string?> Json = new("--json") { Description = "Also write the results (machine, device, library versions) to this JSON file." };
     private static readonly Option<bool> Tf32 = new("--tf32") { Description = "Allow TF32 on the GPU." };
-    private static readonly Option<string> Only = new("--only") { Description = "all, or swa: only the SWA update vs copy (for models too big to train on this device).", DefaultValueFactory = _ => "all" };
+    private static readonly Option<string> Only = new("--only") { Description = "all, or swa: only the SWA update vs copy and the SWAG collection (for models too big to train on this device).", DefaultValueFactory = _ => "all" };
     private static readonly Option<bool> Profile = new("--profile")
     {
         Description = "After the timed runs, run each measurement once more with every op timed (device synchronised around each op) and print where the time goes, per op.",
@@ -29,7 +29,7 @@ public static class BenchCommand
 
     public static Command Create(CliEnvironment env)
     {
-        var cmd = new Command("bench", "Measure train-step, eval and BN-recompute throughput and the fused SWA update vs a plain copy.");
+        var cmd = new Command("bench", "Measure train-step, eval and BN-recompute throughput, the fused SWA update vs a plain copy, and the SWAG collection vs the SWA update.");
         foreach (var o in new Option[] { Device, Models, Batch, Steps, Json, Tf32, Only, Profile, PrepareOnly }) cmd.Options.Add(o);
         cmd.SetAction(p =>
         {
@@ -59,10 +59,12 @@ public static class BenchCommand
             var report = BenchHarness.Run(backend, models, batch, steps, only == "swa", line => env.Console.WriteLine(line), p.GetValue(Profile));
             var table = new Table().AddColumn("model").AddColumn(new TableColumn("train img/s").RightAligned()).AddColumn(new TableColumn("eval img/s").RightAligned())
                 .AddColumn(new TableColumn("BN recompute img/s").RightAligned()).AddColumn(new TableColumn("BN pass / epoch").RightAligned())
-                .AddColumn(new TableColumn("SWA update").RightAligned()).AddColumn(new TableColumn("update GB/s").RightAligned()).AddColumn(new TableColumn("of copy GB/s").RightAligned());
+                .AddColumn(new TableColumn("SWA update").RightAligned()).AddColumn(new TableColumn("update GB/s").RightAligned()).AddColumn(new TableColumn("of copy GB/s").RightAligned())
+                .AddColumn(new TableColumn("SWAG collect / SWA update").RightAligned());
             foreach (var r in report.Results)
                 table.AddRow(r.Model, F(r.TrainImagesPerS, "F0"), F(r.EvalImagesPerS, "F0"), F(r.BnRecomputeImagesPerS, "F0"), F(r.BnRecomputeEpochFraction, "F2") + "x",
-                    F(r.SwaUpdateMs, "F3") + " ms", F(r.SwaUpdateGbPerS, "F1"), F(100 * r.SwaUpdateFractionOfCopy, "F0") + "%");
+                    F(r.SwaUpdateMs, "F3") + " ms", F(r.SwaUpdateGbPerS, "F1"), F(100 * r.SwaUpdateFractionOfCopy, "F0") + "%",
+                    F(r.SwagCollectOverSwaUpdate, "F2") + "x");
             env.Console.Write(table);
             if (json is not null)
             {

@@ -72,9 +72,10 @@ public static class EvalCommand
             using var testData = new DeviceDataset(test, backend);
             using var testLoader = new BatchLoader(testData, options.BatchSize, false, new AugmentSpec().ForEvaluation(), 0);
             using var evaluator = new Evaluator(net);
-            var (loss, acc) = evaluator.Evaluate(testLoader);
+            var (loss, acc, calibration) = evaluator.EvaluateCalibrated(testLoader);
             env.Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{Path.GetFileName(path)}: test accuracy {100 * acc:F2}% (error {100 * (1 - acc):F2}%), test loss {loss:F4} on {test.Count:N0} images"));
+                $"{Path.GetFileName(path)}: test accuracy {100 * acc:F2}% (error {100 * (1 - acc):F2}%), test loss (NLL) {loss:F4}, " +
+                $"ECE {100 * calibration.Ece:F2}% ({calibration.Bins.Count} bins), Brier {calibration.Brier:F4} on {test.Count:N0} images"));
             return ExitCodes.Ok;
         });
         return cmd;

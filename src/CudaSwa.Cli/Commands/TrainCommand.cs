@@ -33,7 +33,10 @@ public static class TrainCommand
     private static readonly Option<int?> Cycle = new("--cycle") { Description = "Cyclic schedule: cycle length in epochs; SWA averages at each cycle end." };
     private static readonly Option<int?> AnnealEpochs = new("--anneal-epochs") { Description = "swalr: epochs to anneal to swa-lr." };
     private static readonly Option<string?> Anneal = new("--anneal") { Description = "swalr: cos or linear." };
-    private static readonly Option<string?> Average = new("--average") { Description = "swa (equal-weight running mean) or ema." };
+    private static readonly Option<string?> Average = new("--average") { Description = "swa (equal-weight running mean), ema, or swag (SWA plus a Gaussian around it: adds a Bayesian-model-average row, calibration.png)." };
+    private static readonly Option<int?> SwagRank = new("--swag-rank") { Description = "SWAG: deviation columns kept (default 20; 0: diagonal only)." };
+    private static readonly Option<int?> SwagSamples = new("--swag-samples") { Description = "SWAG: weight samples in the final Bayesian model average (default 30)." };
+    private static readonly Option<double?> SwagScale = new("--swag-scale") { Description = "SWAG: scale of the sampled covariance (default 0.5, the paper's)." };
     private static readonly Option<double?> EmaDecay = new("--ema-decay") { Description = "EMA decay (with --average ema; averaged every step)." };
     private static readonly Option<int?> AverageEverySteps = new("--average-every-steps") { Description = "Average every k steps instead of per epoch/cycle." };
     private static readonly Option<string?> BnUpdate = new("--bn-update") { Description = "BN recompute for the averaged model: exact (population statistics, default), sample-weighted (SWA reference code), equal-batches (PyTorch update_bn), none." };
@@ -59,7 +62,7 @@ public static class TrainCommand
     {
         var cmd = new Command("train", "Train a CIFAR model with SGD and Stochastic Weight Averaging; prints SGD vs SWA vs ensemble.");
         foreach (var o in new Option[] { Preset, SgdOnly, Model, Dataset, Data, Epochs, Batch, Lr, Momentum, Wd, Nesterov, Schedule, SwaStart, SwaLr, SwaLrMin,
-                     Cycle, AnnealEpochs, Anneal, Average, EmaDecay, AverageEverySteps, BnUpdate, EvalEvery, Device, Tf32, Seed, Out, Resume, Padding,
+                     Cycle, AnnealEpochs, Anneal, Average, SwagRank, SwagSamples, SwagScale, EmaDecay, AverageEverySteps, BnUpdate, EvalEvery, Device, Tf32, Seed, Out, Resume, Padding,
                      TrainSubset, TestSubset, SyntheticTrain, SyntheticTest, NoEnsemble, Profile, HaltAfterBatches })
             cmd.Options.Add(o);
         cmd.SetAction(parse => Execute(parse, env));
@@ -122,7 +125,10 @@ public static class TrainCommand
                 Cycle = p.GetValue(Cycle) ?? o.Cycle,
                 AnnealEpochs = p.GetValue(AnnealEpochs) ?? o.AnnealEpochs,
                 Anneal = ParseEnum(p.GetValue(Anneal), "--anneal", o.Anneal, ("cos", AnnealStrategy.Cos), ("linear", AnnealStrategy.Linear)),
-                Average = ParseEnum(p.GetValue(Average), "--average", o.Average, ("swa", AveragingKind.Swa), ("ema", AveragingKind.Ema)),
+                Average = ParseEnum(p.GetValue(Average), "--average", o.Average, ("swa", AveragingKind.Swa), ("ema", AveragingKind.Ema), ("swag", AveragingKind.Swag)),
+                SwagRank = p.GetValue(SwagRank) ?? o.SwagRank,
+                SwagSamples = p.GetValue(SwagSamples) ?? o.SwagSamples,
+                SwagScale = p.GetValue(SwagScale) ?? o.SwagScale,
                 EmaDecay = p.GetValue(EmaDecay) ?? o.EmaDecay,
                 AverageEverySteps = p.GetValue(AverageEverySteps) ?? o.AverageEverySteps,
                 BnUpdate = ParseEnum(bn, "--bn-update", o.BnUpdate, ("exact", BatchNormRecomputeMode.Exact), ("sample-weighted", BatchNormRecomputeMode.SampleWeighted),
@@ -144,11 +150,12 @@ public static class TrainCommand
         ["schedule"] = "--schedule", ["swa_start"] = "--swa-start", ["swa_lr"] = "--swa-lr", ["swa_lr_min"] = "--swa-lr-min", ["cycle"] = "--cycle",
         ["anneal_epochs"] = "--anneal-epochs", ["anneal"] = "--anneal", ["sgd_only"] = "--sgd-only", ["average"] = "--average",
         ["ema_decay"] = "--ema-decay", ["average_every_steps"] = "--average-every-steps", ["bn_update"] = "--bn-update",
-        ["ensemble"] = "--no-ensemble", ["seed"] = "--seed",
+        ["ensemble"] = "--no-ensemble", ["seed"] = "--seed", ["swag_rank"] = "--swag-rank", ["swag_samples"] = "--swag-samples",
+        ["swag_scale"] = "--swag-scale",
     };
 
     /// <summary>Settings a resume may change; anything else given must equal what the run was started with.</summary>
-    private static readonly HashSet<string> ResumeMayChange = ["epochs", "eval_every", "device", "tf32"];
+    private static readonly HashSet<string> ResumeMayChange = ["epochs", "eval_every", "device", "tf32", "swag_samples", "swag_scale"];
 
     /// <summary>
     /// The saved run's settings with the allowed changes (--epochs, --eval-every, --device, --tf32).
@@ -303,6 +310,7 @@ public static class TrainCommand
             Results = outcome == RunOutcome.Completed ? trainer.FinalResults() : [],
         };
         run.WriteSummary(summary);
+        CalibrationPlot.Write(Path.Combine(outDir, "calibration.png"), summary.Results, settings);
         switch (outcome)
         {
             case RunOutcome.Completed:

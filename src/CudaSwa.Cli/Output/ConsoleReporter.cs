@@ -137,6 +137,7 @@ public sealed class ConsoleReporter
             "swa-test" => "testing the averaged model",
             "test" => "testing the SGD model",
             "checkpoint" => "saving checkpoint",
+            "swag-sample" => $"SWAG model average: sample {Math.Min(done + 1, total)}/{total} (BN recompute and test)",
             _ => phase,
         };
         if (_task is not null)
@@ -147,15 +148,17 @@ public sealed class ConsoleReporter
     {
         var table = new Table().Title($"[bold]{Markup.Escape(summary.Model)}: final test results[/]")
             .AddColumn("method").AddColumn(new TableColumn("test accuracy").RightAligned()).AddColumn(new TableColumn("test error").RightAligned())
-            .AddColumn(new TableColumn("test loss (NLL)").RightAligned()).AddColumn("note");
+            .AddColumn(new TableColumn("test loss (NLL)").RightAligned()).AddColumn(new TableColumn("ECE").RightAligned())
+            .AddColumn(new TableColumn("Brier").RightAligned()).AddColumn("note");
         foreach (var r in summary.Results)
-            table.AddRow(Markup.Escape(r.Method), Pct(r.TestAccuracy), r.TestAccuracy is null ? "-" : Pct(1 - r.TestAccuracy), Num(r.TestLoss), Markup.Escape(r.Note));
+            table.AddRow(Markup.Escape(r.Method), Pct(r.TestAccuracy), r.TestAccuracy is null ? "-" : Pct(1 - r.TestAccuracy), Num(r.TestLoss),
+                Pct(r.Calibration?.Ece), Num(r.Calibration?.Brier), Markup.Escape(r.Note));
         C.Write(table);
         _files.Log("final results:");
         foreach (var r in summary.Results)
-            _files.Log($"  {r.Method,-9} acc {Pct(r.TestAccuracy),8}  loss {Num(r.TestLoss),8}  {r.Note}");
+            _files.Log($"  {r.Method,-9} acc {Pct(r.TestAccuracy),8}  loss {Num(r.TestLoss),8}  ECE {Pct(r.Calibration?.Ece),7}  Brier {Num(r.Calibration?.Brier),7}  {r.Note}");
         var t = TimeSpan.FromSeconds(summary.TotalSeconds);
-        string files = _settings.Training.Averaging ? "metrics.csv, summary.json, curves.png, model.safetensors and swa.safetensors" : "metrics.csv, summary.json, curves.png and model.safetensors";
+        string files = _settings.Training.Averaging ? "metrics.csv, summary.json, curves.png, calibration.png, model.safetensors and swa.safetensors" : "metrics.csv, summary.json, curves.png, calibration.png and model.safetensors";
         Line($"{summary.EpochsCompleted} epochs in {(int)t.TotalHours}:{t:mm\\:ss}; {files} are in {_files.OutDir}");
     }
 }

@@ -27,12 +27,13 @@ public sealed class RunFiles : IDisposable
     public void WriteMetrics(IReadOnlyList<EpochRecord> history)
     {
         var sb = new StringBuilder();
-        sb.AppendLine("epoch,lr,train_loss,train_acc,test_loss,test_acc,swa_models,swa_test_loss,swa_test_acc,ensemble_snapshots,ensemble_test_loss,ensemble_test_acc,train_seconds,bn_recompute_seconds,epoch_seconds,images_per_second");
+        sb.AppendLine("epoch,lr,train_loss,train_acc,test_loss,test_acc,swa_models,swa_test_loss,swa_test_acc,ensemble_snapshots,ensemble_test_loss,ensemble_test_acc,train_seconds,bn_recompute_seconds,epoch_seconds,images_per_second,test_ece,test_brier,swa_test_ece,swa_test_brier,ensemble_test_ece,ensemble_test_brier");
         foreach (var r in history)
             sb.AppendLine(string.Join(",", r.Epoch.ToString(CultureInfo.InvariantCulture), Csv(r.LearningRate), Csv(r.TrainLoss), Csv(r.TrainAccuracy),
                 Csv(r.TestLoss), Csv(r.TestAccuracy), r.AveragedModels.ToString(CultureInfo.InvariantCulture), Csv(r.SwaTestLoss), Csv(r.SwaTestAccuracy),
                 r.EnsembleSnapshots.ToString(CultureInfo.InvariantCulture), Csv(r.EnsembleTestLoss), Csv(r.EnsembleTestAccuracy),
-                Csv(r.TrainSeconds), Csv(r.BnRecomputeSeconds), Csv(r.EpochSeconds), Csv(r.ImagesPerSecond)));
+                Csv(r.TrainSeconds), Csv(r.BnRecomputeSeconds), Csv(r.EpochSeconds), Csv(r.ImagesPerSecond),
+                Csv(r.TestEce), Csv(r.TestBrier), Csv(r.SwaTestEce), Csv(r.SwaTestBrier), Csv(r.EnsembleTestEce), Csv(r.EnsembleTestBrier)));
         AtomicFile.WriteAllText(Path.Combine(OutDir, "metrics.csv"), sb.ToString());
     }
 

@@ -7,6 +7,12 @@ public enum AveragingKind
     Swa,
     /// <summary>Exponential moving average: w_ema = decay*w_ema + (1-decay)*w (the first update copies).</summary>
     Ema,
+    /// <summary>
+    /// SWA-Gaussian: the SWA mean plus the mean of squares and the last K deviations from the mean
+    /// (<see cref="SwagMoments"/>), all updated in the same fused pass; samples of the Gaussian they
+    /// define give a Bayesian model average.
+    /// </summary>
+    Swag,
 }
 
 /// <summary>Where the averaged copy lives.</summary>
@@ -34,23 +40,28 @@ public sealed record AveragingOptions
     /// </summary>
     public bool AverageBatchNormStatistics { get; init; }
 
+    /// <summary>SWAG: deviation columns kept (K, default 20; 0 keeps the diagonal only).</summary>
+    public int SwagRank { get; init; } = SwagMoments.DefaultRank;
+
     /// <summary>Where the averaged copy lives (on the device by default).</summary>
     public AveragePlacement Placement { get; init; } = AveragePlacement.Device;
 
     /// <summary>
     /// The weight of the current model in the update after <paramref name="averaged"/> models:
-    /// 1/(n+1) for SWA, 1-decay for EMA, 1 (a copy) for the first update of either.
+    /// 1/(n+1) for SWA and SWAG, 1-decay for EMA, 1 (a copy) for the first update of any.
     /// </summary>
     public float UpdateWeight(long averaged)
     {
         if (averaged == 0) return 1f;
-        return Kind == AveragingKind.Swa ? (float)(1.0 / (averaged + 1)) : (float)(1.0 - EmaDecay);
+        return Kind == AveragingKind.Ema ? (float)(1.0 - EmaDecay) : (float)(1.0 / (averaged + 1));
     }
 
-    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> when an EMA decay lies outside (0, 1).</summary>
+    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> when an EMA decay lies outside (0, 1) or a SWAG rank outside 0..1024.</summary>
     public void Validate()
     {
         if (Kind == AveragingKind.Ema && !(EmaDecay > 0 && EmaDecay < 1))
             throw new ArgumentOutOfRangeException(nameof(EmaDecay), $"EMA decay must be in (0, 1); got {EmaDecay}.");
+        if (Kind == AveragingKind.Swag && (SwagRank < 0 || SwagRank > 1024))
+            throw new ArgumentOutOfRangeException(nameof(SwagRank), $"The SWAG rank must be in 0..1024; got {SwagRank}.");
     }
 }

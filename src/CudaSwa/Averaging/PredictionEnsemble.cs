@@ -80,6 +80,13 @@ public sealed class PredictionEnsemble : IDisposable
         return (nll / labels.Length, (double)correct / labels.Length);
     }
 
+    /// <summary>Accuracy, NLL, ECE, Brier score and reliability bins of the averaged predictions.</summary>
+    public Training.CalibrationMetrics Calibration()
+    {
+        if (Count == 0) throw new InvalidOperationException("The ensemble has no snapshots yet.");
+        return Training.CalibrationMetrics.Compute(Network.Backend.ToArray(_mean), Evaluation.Data.Source.Labels, Network.NumClasses);
+    }
+
     /// <summary>The averaged predictions (N x classes) for checkpoints.</summary>
     public float[] Export() => Network.Backend.ToArray(_mean);
 

@@ -17,6 +17,8 @@ public sealed class WeightAverager : IDisposable
     private readonly Arena? _hostParameters, _hostBuffers, _hostStaging, _hostStagingBuffers;
     private Arena? _deviceParameters;
     private readonly Arena _deviceBuffers;
+    private readonly Tensor _swagCurrent, _swagMean;
+    private Arena? _sampleParameters, _sampleBuffers;
 
     /// <summary>
     /// Allocates the average (on the device, or in host memory under <see cref="AveragePlacement.Host"/>)
@@ -34,7 +36,8 @@ public sealed class WeightAverager : IDisposable
         if (Options.Placement == AveragePlacement.Device || network.Backend.MemoryIsHostVisible)
         {
             _deviceParameters = network.CreateParameterArena();
-            pairs.Add(new AveragePair(_deviceParameters.All, network.OwnParameters.All));
+            if (Options.Kind == AveragingKind.Swag) (_swagCurrent, _swagMean) = (network.OwnParameters.All, _deviceParameters.All);
+            else pairs.Add(new AveragePair(_deviceParameters.All, network.OwnParameters.All));
             if (Options.AverageBatchNormStatistics) pairs.Add(new AveragePair(_deviceBuffers.All, network.OwnBuffers.All));
             _averager = new MultiBufferAverager(network.Backend, pairs, Options);
         }
@@ -46,11 +49,16 @@ public sealed class WeightAverager : IDisposable
             _hostStaging = new Arena(network.ParameterLayout, _host);
             _hostBuffers = new Arena(network.BufferLayout, _host);
             _hostStagingBuffers = new Arena(network.BufferLayout, _host);
-            pairs.Add(new AveragePair(_hostParameters.All, _hostStaging.All));
+            if (Options.Kind == AveragingKind.Swag) (_swagCurrent, _swagMean) = (_hostStaging.All, _hostParameters.All);
+            else pairs.Add(new AveragePair(_hostParameters.All, _hostStaging.All));
             if (Options.AverageBatchNormStatistics) pairs.Add(new AveragePair(_hostBuffers.All, _hostStagingBuffers.All));
             _averager = new MultiBufferAverager(_host, pairs, Options);
         }
+        if (Options.Kind == AveragingKind.Swag) Swag = new SwagMoments(_host ?? network.Backend, _swagMean.Length, Options.SwagRank);
     }
+
+    /// <summary>SWAG's mean of squares and deviation ring (null unless the kind is <see cref="AveragingKind.Swag"/>); the mean is <see cref="Parameters"/>.</summary>
+    public SwagMoments? Swag { get; }
 
     /// <summary>The network whose own weights are averaged.</summary>
     public Network Network { get; }
@@ -70,7 +78,30 @@ public sealed class WeightAverager : IDisposable
             if (Options.AverageBatchNormStatistics)
                 Network.Backend.Download<float>(Network.OwnBuffers.All, _host!.HostSpan(_hostStagingBuffers!.All));
         }
+        Swag?.Collect(_swagCurrent, _swagMean);
         _averager.Update();
+    }
+
+    /// <summary>
+    /// Writes SWAG sample <paramref name="sample"/> (see <see cref="SwagMoments.Sample"/>) into a
+    /// parameter arena of its own and binds the network to it until the returned scope is disposed,
+    /// with a BN-statistics arena of its own (recompute them before evaluating; the SWA model's
+    /// statistics stay untouched) — or, when BN statistics are averaged, the averaged ones.
+    /// </summary>
+    public Network.BindingScope BindSwagSample(int sample, ulong seed, double scale = SwagMoments.DefaultScale)
+    {
+        if (Swag is null) throw new InvalidOperationException($"Samples need SWAG averaging; this averager keeps {Options.Kind}.");
+        _sampleParameters ??= Network.CreateParameterArena();
+        // Statistics: the sample's own arena (to be recomputed), or, when BN statistics are averaged
+        // with the weights instead of recomputed, the averaged ones.
+        _sampleBuffers ??= Options.AverageBatchNormStatistics ? null : Network.CreateBufferArena();
+        if (_host is null) Swag.Sample(_deviceParameters!.All, _sampleParameters.All, sample, seed, scale);
+        else
+        {
+            Swag.Sample(_hostParameters!.All, _hostStaging!.All, sample, seed, scale);
+            _sampleParameters.FromHost(_host.HostSpan(_hostStaging.All));
+        }
+        return Network.Bind(_sampleParameters, _sampleBuffers ?? Buffers);
     }
 
     /// <summary>The averaged parameters on the network's device (uploaded from the host first under host placement).</summary>
@@ -122,6 +153,9 @@ public sealed class WeightAverager : IDisposable
     public void Dispose()
     {
         _averager.Dispose();
+        Swag?.Dispose();
+        _sampleParameters?.Dispose();
+        _sampleBuffers?.Dispose();
         _deviceParameters?.Dispose();
         _deviceBuffers.Dispose();
         _hostParameters?.Dispose();

@@ -10,4 +10,9 @@ public sealed unsafe partial class CpuBackend
     protected override AveragePlan PrepareAverageCore(AveragePair[] pairs) => new CpuAveragePlan(this, pairs);
     /// <inheritdoc/>
     protected override void AverageUpdateCore(AveragePlan plan, float alpha) => CpuOptim.AverageUpdate((CpuAveragePlan)plan, alpha);
+    /// <inheritdoc/>
+    protected override void SwagCollectCore(Tensor current, Tensor mean, Tensor squareMean, Tensor deviation, float alpha) => CpuSwag.Collect(current, mean, squareMean, deviation, alpha);
+    /// <inheritdoc/>
+    protected override void SwagSampleCore(Tensor mean, Tensor squareMean, Tensor deviations, Tensor columnNormals, SwagSampleSpec spec, Tensor output) =>
+        CpuSwag.Sample(mean, squareMean, deviations, columnNormals, spec, output);
 }

@@ -33,5 +33,23 @@ public sealed unsafe partial class CudaBackend
         Launch(Kernels.AverageUpdate, (uint)p.Chunks, new(p.Averages, p.Currents, p.Lengths, p.ChunkPair, p.ChunkStart, AverageChunk, alpha));
     }
 
+    /// <inheritdoc/>
+    protected override void SwagCollectCore(Tensor current, Tensor mean, Tensor squareMean, Tensor deviation, float alpha)
+    {
+        Ctx();
+        Launch(Kernels.SwagCollect, Grid(current.Length),
+            new(P(current), P(mean), P(squareMean), deviation.IsNull ? default : P(deviation), current.Length, alpha));
+    }
+
+    /// <inheritdoc/>
+    protected override void SwagSampleCore(Tensor mean, Tensor squareMean, Tensor deviations, Tensor columnNormals, SwagSampleSpec spec, Tensor output)
+    {
+        Ctx();
+        bool low = spec.Columns > 0;
+        Launch(Kernels.SwagSample, Grid(mean.Length),
+            new(P(mean), P(squareMean), low ? P(deviations) : default, low ? P(columnNormals) : default, spec.Columns, mean.Length,
+                spec.DiagonalScale, spec.LowRankScale, spec.VarianceFloor, (uint)spec.Seed, (uint)(spec.Seed >> 32), spec.Sample, P(output)));
+    }
+
     internal static DevicePtr AddressOf(Tensor t) => P(t);
 }

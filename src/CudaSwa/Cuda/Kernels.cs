@@ -40,6 +40,11 @@ internal static class Kernels
     public static readonly KernelSpec<AverageUpdateArgs> AverageUpdate = new("optim.cu", "average_update");
     public static readonly KernelSpec<SgdStepArgs> SgdStep = new("optim.cu", "sgd_step");
 
+    // ---------------------------------------------------------------- swag.cu (twins: CpuSwag.Collect, CpuSwag.Sample)
+
+    public static readonly KernelSpec<SwagCollectArgs> SwagCollect = new("swag.cu", "swag_collect");
+    public static readonly KernelSpec<SwagSampleArgs> SwagSample = new("swag.cu", "swag_sample");
+
     // ---------------------------------------------------------------- batchnorm.cu (twins: CpuBatchNorm.MergeStatistics, CpuBatchNorm.Fold)
 
     public static readonly KernelSpec<BnMergeStatisticsArgs> BnMergeStatistics = new("batchnorm.cu", "bn_merge_statistics");
@@ -56,6 +61,7 @@ internal static class Kernels
         GlobalAvgPoolForward, GlobalAvgPoolBackward, MaxPoolForward, MaxPoolBackward,
         SoftmaxCrossEntropy, AddRowStats, Softmax,
         AverageUpdate, SgdStep,
+        SwagCollect, SwagSample,
         BnMergeStatistics, BatchNormFold,
         AugmentBatch,
     ];
@@ -83,6 +89,9 @@ internal readonly record struct SoftmaxArgs(DevicePtr z, DevicePtr p, int n, int
 /// <summary>The multi-tensor SWA/EMA update: per-pair tables (averages, currents, lengths) and per-chunk tables (pair, first element).</summary>
 internal readonly record struct AverageUpdateArgs(DevicePtr averages, DevicePtr currents, DevicePtr lengths, DevicePtr chunk_pair, DevicePtr chunk_start,
     int chunk_size, float alpha);
+internal readonly record struct SwagCollectArgs(DevicePtr w, DevicePtr mean, DevicePtr sq_mean, DevicePtr deviation, long n, float alpha);
+internal readonly record struct SwagSampleArgs(DevicePtr mean, DevicePtr sq_mean, DevicePtr deviations, DevicePtr column_normals, int columns, long n,
+    float diagonal_scale, float low_rank_scale, float variance_floor, uint seed_lo, uint seed_hi, uint sample, DevicePtr @out);
 internal readonly record struct SgdStepArgs(DevicePtr w, DevicePtr g, DevicePtr v, long n, float lr, float momentum, float wd, Flag nesterov);
 
 internal readonly record struct BnMergeStatisticsArgs(DevicePtr batch_mean, DevicePtr batch_inv_std, DevicePtr acc_mean, DevicePtr acc_m2, int channels,

@@ -3,6 +3,7 @@ using CudaSwa.Data;
 using CudaSwa.IO;
 using CudaSwa.Layers;
 using CudaSwa.Optim;
+using CudaSwa.Tensors;
 
 namespace CudaSwa.Training;
 
@@ -23,6 +24,14 @@ public static class Checkpoint
     public const string SwaFile = "swa.safetensors";
     /// <summary>The SGD momentum buffers, named "momentum." + parameter name.</summary>
     public const string OptimizerFile = "optimizer.safetensors";
+    /// <summary>
+    /// SWAG's moments beside the mean in swa.safetensors: square_mean.&lt;parameter&gt; (the running
+    /// mean of squares) and deviations.&lt;parameter&gt; of shape [rank, ...], row k being ring slot k;
+    /// metadata records count, rank and next_slot (the row the next collection overwrites; once
+    /// the ring is full, rows in collection order start there).
+    /// </summary>
+    public const string SwagFile = "swag.safetensors";
+
     /// <summary>The ensemble's averaged test-set predictions (tensor mean_probabilities), once a snapshot was taken.</summary>
     public const string EnsembleFile = "ensemble.safetensors";
     private const string MomentumPrefix = "momentum.";
@@ -71,6 +80,14 @@ public static class Checkpoint
                 meta["bn_statistics"] = averager.Options.AverageBatchNormStatistics ? "averaged with the weights" : swaStatistics;
                 SafeTensors.Write(Path.Combine(temp, SwaFile), ModelWeights.Entries(network.ParameterLayout, p).Concat(ModelWeights.Entries(network.BufferLayout, b)), meta);
             }
+            if (averager?.Swag is { Count: > 0 } swag)
+            {
+                var meta = Metadata(network, state, $"SWAG moments of {swag.Count} models (the mean is in {SwaFile})");
+                meta["count"] = swag.Count.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                meta["rank"] = swag.Rank.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                meta["next_slot"] = swag.NextSlot.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                SafeTensors.Write(Path.Combine(temp, SwagFile), SwagEntries(network.ParameterLayout, swag), meta);
+            }
             if (ensemble is not null && ensemble.Count > 0)
             {
                 var mean = ensemble.Export();
@@ -117,7 +134,7 @@ public static class Checkpoint
     }
 
     /// <summary>
-    /// The user-facing model.safetensors and swa.safetensors at the top of the run folder, copied
+    /// The user-facing model.safetensors, swa.safetensors (and swag.safetensors) at the top of the run folder, copied
     /// from the committed checkpoint (each atomically). Done after every commit, and again by a
     /// resume, so a crash between the commit and these copies cannot leave them behind the state.
     /// </summary>
@@ -125,8 +142,9 @@ public static class Checkpoint
     {
         string folder = Path.Combine(outDir, committed.CheckpointFolder);
         CopyAtomically(Path.Combine(folder, ModelFile), Path.Combine(outDir, ModelFile));
-        if (File.Exists(Path.Combine(folder, SwaFile)))
-            CopyAtomically(Path.Combine(folder, SwaFile), Path.Combine(outDir, SwaFile));
+        foreach (var file in new[] { SwaFile, SwagFile })
+            if (File.Exists(Path.Combine(folder, file)))
+                CopyAtomically(Path.Combine(folder, file), Path.Combine(outDir, file));
     }
 
     private static void CopyAtomically(string from, string to) => AtomicFile.Write(to, s =>
@@ -173,6 +191,12 @@ public static class Checkpoint
             ModelWeights.Load(SafeTensors.Read(path), scratchParams, scratchBuffers, path);
             averager.Restore(scratchParams.ToHost(), scratchBuffers.ToHost(), state.AveragedModels);
         }
+        if (averager?.Swag is { } swag && state.AveragedModels > 0)
+        {
+            string path = Path.Combine(folder, SwagFile);
+            if (!File.Exists(path)) throw new DataFormatException($"'{path}' is missing although {state.AveragedModels} models were collected for SWAG.");
+            RestoreSwag(SafeTensors.Read(path), network.ParameterLayout, swag, state.AveragedModels, path);
+        }
         if (ensemble is not null && state.EnsembleSnapshots > 0)
         {
             string path = Path.Combine(folder, EnsembleFile);
@@ -182,5 +206,42 @@ public static class Checkpoint
                 throw new DataFormatException($"'{path}' lacks the tensor mean_probabilities.");
             ensemble.Restore(mean.Data, state.EnsembleSnapshots);
         }
+    }
+
+    /// <summary>SWAG's mean of squares and deviation ring as named tensors, one pair per parameter.</summary>
+    private static IEnumerable<SafeTensors.Entry> SwagEntries(ArenaLayout layout, SwagMoments swag)
+    {
+        var square = swag.SquareMeanToHost();
+        var ring = swag.DeviationsToHost();
+        foreach (var e in layout.Entries)
+            yield return new SafeTensors.Entry("square_mean." + e.Name, e.Shape.ToArray(), square.AsSpan((int)e.Offset, (int)e.Length).ToArray());
+        if (swag.Rank == 0) yield break;
+        foreach (var e in layout.Entries)
+        {
+            var rows = new float[swag.Rank * e.Length];
+            for (int k = 0; k < swag.Rank; k++)
+                ring.AsSpan((int)(k * swag.Length + e.Offset), (int)e.Length).CopyTo(rows.AsSpan((int)(k * e.Length)));
+            yield return new SafeTensors.Entry("deviations." + e.Name, [swag.Rank, .. e.Shape.ToArray()], rows);
+        }
+    }
+
+    private static void RestoreSwag(SafeTensors.Contents contents, ArenaLayout layout, SwagMoments swag, long count, string path)
+    {
+        if (!contents.Metadata.TryGetValue("rank", out var rankText) || rankText != swag.Rank.ToString(System.Globalization.CultureInfo.InvariantCulture))
+            throw new DataFormatException($"'{path}' keeps SWAG rank {rankText ?? "(none recorded)"}; this run uses rank {swag.Rank} (SwagRank must match the saved run).");
+        var square = new float[swag.Length];
+        var ring = new float[swag.Rank * swag.Length];
+        foreach (var e in layout.Entries)
+        {
+            if (!contents.Tensors.TryGetValue("square_mean." + e.Name, out var sq) || sq.Data.Length != e.Length)
+                throw new DataFormatException($"'{path}' lacks square_mean.{e.Name} with shape {e.Shape}.");
+            sq.Data.CopyTo(square.AsSpan((int)e.Offset));
+            if (swag.Rank == 0) continue;
+            if (!contents.Tensors.TryGetValue("deviations." + e.Name, out var dev) || dev.Data.Length != swag.Rank * e.Length)
+                throw new DataFormatException($"'{path}' lacks deviations.{e.Name} with shape [{swag.Rank}, {string.Join(", ", e.Shape.ToArray())}].");
+            for (int k = 0; k < swag.Rank; k++)
+                dev.Data.AsSpan((int)(k * e.Length), (int)e.Length).CopyTo(ring.AsSpan((int)(k * swag.Length + e.Offset)));
+        }
+        swag.Restore(square, ring, count);
     }
 }

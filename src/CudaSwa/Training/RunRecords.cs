@@ -15,18 +15,30 @@ public sealed record EpochRecord
     public double? TestLoss { get; init; }
     /// <summary>Test accuracy of the SGD model, a fraction; null when the epoch was not evaluated.</summary>
     public double? TestAccuracy { get; init; }
+    /// <summary>Expected calibration error of the SGD model (15 bins); null when the epoch was not evaluated.</summary>
+    public double? TestEce { get; init; }
+    /// <summary>Brier score of the SGD model; null when the epoch was not evaluated.</summary>
+    public double? TestBrier { get; init; }
     /// <summary>Models averaged so far.</summary>
     public long AveragedModels { get; init; }
     /// <summary>Mean test loss of the averaged model (after its BN recompute); null when not evaluated or nothing was averaged yet.</summary>
     public double? SwaTestLoss { get; init; }
     /// <summary>Test accuracy of the averaged model, a fraction; null when not evaluated or nothing was averaged yet.</summary>
     public double? SwaTestAccuracy { get; init; }
+    /// <summary>Expected calibration error of the averaged model; null when not evaluated.</summary>
+    public double? SwaTestEce { get; init; }
+    /// <summary>Brier score of the averaged model; null when not evaluated.</summary>
+    public double? SwaTestBrier { get; init; }
     /// <summary>Snapshots in the prediction ensemble so far.</summary>
     public int EnsembleSnapshots { get; init; }
     /// <summary>Mean negative log-likelihood of the ensemble's averaged predictions; null when not evaluated or no snapshot yet.</summary>
     public double? EnsembleTestLoss { get; init; }
     /// <summary>Test accuracy of the ensemble's averaged predictions, a fraction; null when not evaluated or no snapshot yet.</summary>
     public double? EnsembleTestAccuracy { get; init; }
+    /// <summary>Expected calibration error of the ensemble's averaged predictions; null when not evaluated.</summary>
+    public double? EnsembleTestEce { get; init; }
+    /// <summary>Brier score of the ensemble's averaged predictions; null when not evaluated.</summary>
+    public double? EnsembleTestBrier { get; init; }
     /// <summary>Wall time of the epoch's training steps, in seconds.</summary>
     public double TrainSeconds { get; init; }
     /// <summary>Wall time of the averaged model's BN recompute and test, in seconds; 0 when not run.</summary>
@@ -37,12 +49,16 @@ public sealed record EpochRecord
     public double ImagesPerSecond { get; init; }
 }
 
-/// <summary>A line of the final SGD vs SWA vs ensemble table.</summary>
-/// <param name="Method">"SGD", "SWA" (or "EMA"), "Ensemble".</param>
-/// <param name="TestLoss">Test loss, or null where not evaluated.</param>
+/// <summary>A line of the final SGD vs SWA vs ensemble (vs SWAG) table.</summary>
+/// <param name="Method">"SGD", "SWA" (or "EMA"), "Ensemble", "SWAG".</param>
+/// <param name="TestLoss">Test loss (the NLL), or null where not evaluated.</param>
 /// <param name="TestAccuracy">Test accuracy as a fraction, or null where not evaluated.</param>
 /// <param name="Note">How the number came about (e.g. "average of 3 models, BN recomputed").</param>
-public sealed record ResultRow(string Method, double? TestLoss, double? TestAccuracy, string Note);
+public sealed record ResultRow(string Method, double? TestLoss, double? TestAccuracy, string Note)
+{
+    /// <summary>NLL, ECE, Brier score and reliability bins of the row's test-set probabilities; null where not evaluated.</summary>
+    public CalibrationMetrics? Calibration { get; init; }
+}
 
 /// <summary>How <see cref="Trainer.Run"/> or <see cref="Trainer.RunEpoch"/> ended.</summary>
 public enum RunOutcome

@@ -89,7 +89,7 @@ public sealed class Trainer : IDisposable
         if (options.Averaging)
         {
             // Without a BN recompute the averaged model needs statistics from somewhere: average them too.
-            _averager = new WeightAverager(_net, new AveragingOptions { Kind = options.Average, EmaDecay = options.EmaDecay,
+            _averager = new WeightAverager(_net, new AveragingOptions { Kind = options.Average, EmaDecay = options.EmaDecay, SwagRank = options.SwagRank,
                 AverageBatchNormStatistics = options.BnUpdate == BatchNormRecomputeMode.None });
             _averaging = options.CreateAveragingSchedule(_trainLoader.BatchCount);
             _snapshots = AveragingSchedule.Epochs(options.SwaStart!.Value, options.Schedule == ScheduleKind.Cyclic ? options.Cycle : 1);
@@ -158,7 +158,8 @@ public sealed class Trainer : IDisposable
         yield return $"data: {_train.Count:N0} train / {_test.Count:N0} test images ({_train.Source.Name}), {_trainLoader.BatchCount} batches per epoch";
         yield return $"optimizer: SGD lr {_o.Lr:g4}, momentum {_o.Momentum:g3}{(_o.Nesterov ? " (Nesterov)" : "")}, weight decay {_o.WeightDecay:g3}; schedule {_schedule.Describe()}";
         if (_averager is not null)
-            yield return $"averaging: {_o.Average.ToString().ToUpperInvariant()}{(_o.Average == AveragingKind.Ema ? $" decay {_o.EmaDecay}" : "")}, {_averaging!.Describe()}; " +
+            yield return $"averaging: {_o.Average.ToString().ToUpperInvariant()}{(_o.Average == AveragingKind.Ema ? $" decay {_o.EmaDecay}" : "")}" +
+                         (_o.Average == AveragingKind.Swag ? $" (rank {_o.SwagRank}, {_o.SwagSamples} samples of scale {_o.SwagScale:g3} in the final Bayesian model average)" : "") + $", {_averaging!.Describe()}; " +
                          (_o.BnUpdate == BatchNormRecomputeMode.None ? "no BN recompute" : $"BN recompute: {_o.BnUpdate}") + (_ensemble is not null ? "; prediction ensemble of the averaged snapshots" : "");
         else
             yield return "averaging: none (SGD only)";
@@ -282,24 +283,32 @@ public sealed class Trainer : IDisposable
     private EpochRecord Evaluate(EpochRecord record, int epoch)
     {
         _events.Phase?.Invoke(new PhaseProgress("test", 0, 1));
-        var (testLoss, testAcc) = _evaluator.Evaluate(_testLoader);
-        record = record with { TestLoss = testLoss, TestAccuracy = testAcc };
+        var (testLoss, testAcc, calibration) = _evaluator.EvaluateCalibrated(_testLoader);
+        record = record with { TestLoss = testLoss, TestAccuracy = testAcc, TestEce = calibration.Ece, TestBrier = calibration.Brier };
         if (_averager is not null && _averager.Count > 0)
         {
             var clock = Stopwatch.StartNew();
-            var swa = EvaluateAverage(epoch);
-            record = record with { SwaTestLoss = swa.Loss, SwaTestAccuracy = swa.Accuracy, BnRecomputeSeconds = clock.Elapsed.TotalSeconds };
+            var swa = EvaluateAverageCalibrated(epoch);
+            record = record with { SwaTestLoss = swa.Loss, SwaTestAccuracy = swa.Accuracy, SwaTestEce = swa.Calibration.Ece, SwaTestBrier = swa.Calibration.Brier,
+                BnRecomputeSeconds = clock.Elapsed.TotalSeconds };
         }
         if (_ensemble is not null && _ensemble.Count > 0)
         {
             var (l, a) = _ensemble.Score();
-            record = record with { EnsembleTestLoss = l, EnsembleTestAccuracy = a };
+            var c = _ensemble.Calibration();
+            record = record with { EnsembleTestLoss = l, EnsembleTestAccuracy = a, EnsembleTestEce = c.Ece, EnsembleTestBrier = c.Brier };
         }
         return record;
     }
 
     /// <summary>Binds the averaged weights, recomputes their BN statistics (unless --no-bn-update) and evaluates them.</summary>
     public (double Loss, double Accuracy) EvaluateAverage(int epochKey)
+    {
+        var (loss, accuracy, _) = EvaluateAverageCalibrated(epochKey);
+        return (loss, accuracy);
+    }
+
+    private (double Loss, double Accuracy, CalibrationMetrics Calibration) EvaluateAverageCalibrated(int epochKey)
     {
         if (_averager is null || _averager.Count == 0) throw new InvalidOperationException("Nothing has been averaged yet.");
         using (_averager.Bind())
@@ -311,32 +320,87 @@ public sealed class Trainer : IDisposable
             }
             else _swaStatistics = "averaged with the weights (no BN recompute)";
             _events.Phase?.Invoke(new PhaseProgress("swa-test", 0, 1));
-            return _evaluator.Evaluate(_testLoader);
+            return _evaluator.EvaluateCalibrated(_testLoader);
         }
     }
 
-    /// <summary>The final table: the SGD model, the averaged model and the prediction ensemble on the test set.</summary>
+    /// <summary>The seed of SWAG's sample draws: the run's seed with a salt of its own (so they differ from every other stream).</summary>
+    internal static ulong SwagSampleSeed(TrainingOptions options) => options.Seed ^ 0x5357_4147_5341_4D50UL;
+
+    /// <summary>
+    /// SWAG's Bayesian model average: for each of <see cref="TrainingOptions.SwagSamples"/> samples
+    /// of the Gaussian, bind the sample, recompute its BN statistics (keyed by the sample, so the
+    /// result is reproducible) and fold its test-set probabilities into the running mean; the
+    /// calibration of that mean. Reports phase "swag-sample" with samples done.
+    /// </summary>
+    public CalibrationMetrics SwagModelAverage()
+    {
+        if (_averager?.Swag is null || _averager.Count == 0) throw new InvalidOperationException("SWAG has collected nothing yet (needs Average = Swag and a model averaged).");
+        int samples = _o.SwagSamples;
+        using var bma = new PredictionEnsemble(_net, _testLoader);
+        for (int s = 0; s < samples; s++)
+        {
+            int done = s;
+            _events.Phase?.Invoke(new PhaseProgress("swag-sample", done, samples));
+            using (_averager.BindSwagSample(s, SwagSampleSeed(_o), _o.SwagScale))
+            {
+                if (_o.BnUpdate != BatchNormRecomputeMode.None)
+                    BatchNormRecompute.Run(_net, _bnLoader, _o.Epochs + 1 + s, _o.BnUpdate, (_, _) => _events.Phase?.Invoke(new PhaseProgress("swag-sample", done, samples)));
+                bma.AddSnapshot();
+            }
+        }
+        _events.Phase?.Invoke(new PhaseProgress("swag-sample", samples, samples));
+        return bma.Calibration();
+    }
+
+    /// <summary>
+    /// The final table: the SGD model, the averaged model, the prediction ensemble and (with SWAG)
+    /// the Bayesian model average of SWAG samples on the test set, each with its calibration (NLL,
+    /// ECE, Brier score, reliability bins). The SGD and averaged models take one test pass each for
+    /// their probabilities (the averaged one with the BN statistics of its last evaluation); SWAG
+    /// takes <see cref="TrainingOptions.SwagSamples"/> BN recomputes and test passes.
+    /// </summary>
     public List<ResultRow> FinalResults()
     {
         var rows = new List<ResultRow>();
-        var last = _state.History.LastOrDefault();
-        var (sgdLoss, sgdAcc) = last?.TestLoss is not null ? (last.TestLoss!.Value, last.TestAccuracy!.Value) : _evaluator.Evaluate(_testLoader);
-        rows.Add(new ResultRow("SGD", sgdLoss, sgdAcc, $"final weights after {_state.NextEpoch} epochs"));
+        string meanName = _o.Average == AveragingKind.Ema ? "EMA" : "SWA";
+        _events.Phase?.Invoke(new PhaseProgress("test", 0, 1));
+        var (sgdLoss, sgdAcc, sgdCalibration) = _evaluator.EvaluateCalibrated(_testLoader);
+        rows.Add(new ResultRow("SGD", sgdLoss, sgdAcc, $"final weights after {_state.NextEpoch} epochs") { Calibration = sgdCalibration });
         if (_averager is not null)
         {
             if (_averager.Count > 0)
             {
-                var swa = last?.SwaTestLoss is not null ? (last.SwaTestLoss!.Value, last.SwaTestAccuracy!.Value) : EvaluateAverage(_o.Epochs);
-                rows.Add(new ResultRow(_o.Average.ToString().ToUpperInvariant(), swa.Item1, swa.Item2,
+                var last = _state.History.LastOrDefault();
+                (double Loss, double Accuracy, CalibrationMetrics Calibration) swa;
+                if (last?.SwaTestLoss is not null)
+                {
+                    // The statistics of the last evaluation belong to this average: test it as it is.
+                    _events.Phase?.Invoke(new PhaseProgress("swa-test", 0, 1));
+                    using (_averager.Bind()) swa = _evaluator.EvaluateCalibrated(_testLoader);
+                }
+                else swa = EvaluateAverageCalibrated(_o.Epochs);
+                rows.Add(new ResultRow(meanName, swa.Loss, swa.Accuracy,
                     $"average of {_averager.Count} {(_averager.Count == 1 ? "model" : "models")}" +
-                    (_o.BnUpdate == BatchNormRecomputeMode.None ? ", BN not recomputed" : $", BN recomputed ({_o.BnUpdate})")));
+                    (_o.BnUpdate == BatchNormRecomputeMode.None ? ", BN not recomputed" : $", BN recomputed ({_o.BnUpdate})")) { Calibration = swa.Calibration });
             }
-            else rows.Add(new ResultRow(_o.Average.ToString().ToUpperInvariant(), null, null, "no model averaged yet"));
+            else rows.Add(new ResultRow(meanName, null, null, "no model averaged yet"));
         }
         if (_ensemble is not null && _ensemble.Count > 0)
         {
             var (l, a) = _ensemble.Score();
-            rows.Add(new ResultRow("Ensemble", l, a, $"mean prediction of {_ensemble.Count} snapshots (FGE-style)"));
+            rows.Add(new ResultRow("Ensemble", l, a, $"mean prediction of {_ensemble.Count} snapshots (FGE-style)") { Calibration = _ensemble.Calibration() });
+        }
+        if (_averager?.Swag is { } swag)
+        {
+            if (swag.Count > 0)
+            {
+                var bma = SwagModelAverage();
+                rows.Add(new ResultRow("SWAG", bma.Nll, bma.Accuracy,
+                    $"Bayesian model average of {_o.SwagSamples} samples (rank {swag.Columns} of {swag.Rank}, scale {_o.SwagScale:g3})" +
+                    (_o.BnUpdate == BatchNormRecomputeMode.None ? ", BN averaged" : $", BN recomputed ({_o.BnUpdate}) per sample")) { Calibration = bma });
+            }
+            else rows.Add(new ResultRow("SWAG", null, null, "no model collected yet"));
         }
         return rows;
     }

@@ -78,12 +78,21 @@ public sealed record TrainingOptions
     /// <summary>No averaging at all: the plain SGD baseline.</summary>
     public bool SgdOnly { get; init; }
 
-    /// <summary>SWA (equal-weight mean) or EMA.</summary>
+    /// <summary>SWA (equal-weight mean), EMA, or SWAG (the SWA mean plus a Gaussian around it, evaluated as a Bayesian model average).</summary>
     [JsonConverter(typeof(JsonStringEnumConverter<AveragingKind>))]
     public AveragingKind Average { get; init; } = AveragingKind.Swa;
 
     /// <summary>EMA decay in (0, 1).</summary>
     public double EmaDecay { get; init; } = 0.999;
+
+    /// <summary>SWAG: deviation columns kept (K; 0 keeps the diagonal only).</summary>
+    public int SwagRank { get; init; } = SwagMoments.DefaultRank;
+
+    /// <summary>SWAG: weight samples in the Bayesian model average of the final evaluation.</summary>
+    public int SwagSamples { get; init; } = 30;
+
+    /// <summary>SWAG: scale of the sampled covariance (0.5 gives the paper's 1/√2 factors).</summary>
+    public double SwagScale { get; init; } = SwagMoments.DefaultScale;
 
     /// <summary>Average every k steps instead of per epoch/cycle (0: per epoch; EMA defaults to 1).</summary>
     public int AverageEverySteps { get; init; }
@@ -135,6 +144,9 @@ public sealed record TrainingOptions
         if (AnnealEpochs < 0) Fail(nameof(AnnealEpochs), $"AnnealEpochs must be >= 0; got {AnnealEpochs}.");
         if (AverageEverySteps < 0) Fail(nameof(AverageEverySteps), $"AverageEverySteps must be >= 0; got {AverageEverySteps}.");
         if (Average == AveragingKind.Ema && !(EmaDecay > 0 && EmaDecay < 1)) Fail(nameof(EmaDecay), $"EmaDecay must be in (0, 1); got {EmaDecay}.");
+        if (SwagRank < 0 || SwagRank > 1024) Fail(nameof(SwagRank), $"SwagRank must be in 0..1024; got {SwagRank}.");
+        if (SwagSamples < 1 || SwagSamples > 10000) Fail(nameof(SwagSamples), $"SwagSamples must be in 1..10000; got {SwagSamples}.");
+        if (!(SwagScale > 0) || double.IsInfinity(SwagScale)) Fail(nameof(SwagScale), $"SwagScale must be a finite number > 0; got {SwagScale}.");
         if (SwaLrMin is not null && !(SwaLrMin > 0 && SwaLrMin <= SwaLr)) Fail(nameof(SwaLrMin), $"SwaLrMin must be in (0, SwaLr]; got {SwaLrMin}.");
         if (SwaLr is double swaLr && (!(swaLr > 0) || !double.IsFinite(swaLr))) Fail(nameof(SwaLr), $"SwaLr must be a finite number > 0; got {swaLr}.");
         bool needsSwaStart = Averaging || Schedule is ScheduleKind.Swalr or ScheduleKind.Cyclic;

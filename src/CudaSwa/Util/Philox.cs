@@ -55,6 +55,18 @@ internal static class Philox
         return ToUniform(b[(int)(i & 3)]) >= p;
     }
 
+    /// <summary>
+    /// A standard normal draw from one block (Box-Muller on its first two words, in double): the
+    /// twin of philox_normal in kernels/common.cuh. u1 lies in (0, 1], so the logarithm is finite.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Normal(Block b)
+    {
+        double u1 = ((b.X0 >> 8) + 1.0) / 16777217.0;
+        double u2 = (b.X1 >> 8) / 16777216.0;
+        return (float)(Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(6.283185307179586 * u2));
+    }
+
     /// <summary>Standard normal draws (Box-Muller on Philox) for weight initialisation, reproducible everywhere.</summary>
     public static void FillNormal(Span<float> destination, double std, ulong seed, ulong stream)
     {
