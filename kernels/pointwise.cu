@@ -1,9 +1,10 @@
 // Elementwise kernels.
 // CPU twins (src/CudaSwa/Cpu/CpuPointwise.cs), kernel by kernel: CpuPointwise.ReluForward, ReluBackward,
-// Add, AddRelu, AddChannelBiasRelu, Accumulate, AddRowBias and ColumnSumAccumulate (the linear layer's bias passes around cuBLAS),
+// Add, AddRelu, AddChannelBiasRelu, PointOnLine, Accumulate, AddRowBias and ColumnSumAccumulate (the linear layer's bias passes around cuBLAS),
 // DropoutForward, DropoutBackward.
 // Tests: EmulatedKernelTests (this source run on the CPU), StandInDriverTests, PointwiseTests, LargeCountTests,
-// LengthSweepTests, SimdWidthTests (the CPU twins at every vector width), FusionTests, LinearAndLossTests (add_row_bias, column_sum_accumulate).
+// LengthSweepTests, SimdWidthTests (the CPU twins at every vector width), FusionTests, LinearAndLossTests (add_row_bias, column_sum_accumulate),
+// LandscapeTests (point_on_line).
 #include "common.cuh"
 
 // max(v, 0) as IEEE 754-2019 maximum, like the CPU twin and PyTorch: NaN stays NaN (a diverged
@@ -31,6 +32,14 @@ extern "C" __global__ void add(const float* __restrict__ a, const float* __restr
 }
 
 // y = max(a + b, 0): the residual join fused with its ReLU (CPU twin: CpuPointwise.AddRelu).
+// y = origin + s * direction: one weight vector on a line through the weights (the loss-landscape
+// points). Product rounded first, then the sum (no contraction), like the CPU twin; s = 0 gives origin.
+extern "C" __global__ void point_on_line(const float* __restrict__ origin, const float* __restrict__ direction, float s,
+                                         float* __restrict__ y, i64 n)
+{
+    GRID_STRIDE(i, n) y[i] = __fadd_rn(origin[i], __fmul_rn(s, direction[i]));
+}
+
 extern "C" __global__ void add_relu(const float* __restrict__ a, const float* __restrict__ b, float* __restrict__ y, i64 n)
 {
     GRID_STRIDE(i, n) y[i] = relu_value(a[i] + b[i]);

@@ -19,6 +19,7 @@ public static class CliApp
                                    "Start with `cudaswa train` (synthetic data, about two minutes on a CPU).");
         root.Subcommands.Add(TrainCommand.Create(env));
         root.Subcommands.Add(EvalCommand.Create(env));
+        root.Subcommands.Add(LandscapeCommand.Create(env));
         root.Subcommands.Add(InfoCommand.Create(env));
         root.Subcommands.Add(SynthCommand.Create(env));
         root.Subcommands.Add(BenchCommand.Create(env));

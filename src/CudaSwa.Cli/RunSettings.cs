@@ -130,4 +130,5 @@ public sealed record RunSummary
     DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull, NumberHandling = JsonNumberHandling.AllowNamedFloatingPointLiterals)]
 [JsonSerializable(typeof(RunSettings))]
 [JsonSerializable(typeof(RunSummary))]
+[JsonSerializable(typeof(Commands.LandscapeCommand.LandscapeRecord))]
 internal sealed partial class CliJsonContext : JsonSerializerContext;

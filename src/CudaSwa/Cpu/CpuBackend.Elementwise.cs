@@ -11,6 +11,8 @@ public sealed unsafe partial class CpuBackend
     /// <inheritdoc/>
     protected override void AddCore(Tensor a, Tensor b, Tensor y) => CpuPointwise.Add(a, b, y);
     /// <inheritdoc/>
+    protected override void PointOnLineCore(Tensor origin, Tensor direction, float s, Tensor y) => CpuPointwise.PointOnLine(origin, direction, s, y);
+    /// <inheritdoc/>
     protected override void AddReluCore(Tensor a, Tensor b, Tensor y) => CpuPointwise.AddRelu(a, b, y);
     /// <inheritdoc/>
     protected override void AddReluBackwardCore(Tensor y, Tensor dy, Tensor da, bool accumulateA, Tensor db, bool accumulateB) =>

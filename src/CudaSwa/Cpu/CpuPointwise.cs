@@ -22,6 +22,9 @@ internal static unsafe class CpuPointwise
     public static void Add(Tensor a, Tensor b, Tensor y) =>
         Elementwise.ParallelMap(CpuTensor.Ptr(a), CpuTensor.Ptr(b), CpuTensor.Ptr(y), a.Length, new Sum());
 
+    public static void PointOnLine(Tensor origin, Tensor direction, float s, Tensor y) =>
+        Elementwise.ParallelMap(CpuTensor.Ptr(origin), CpuTensor.Ptr(direction), CpuTensor.Ptr(y), origin.Length, new Along(s));
+
     public static void Accumulate(Tensor source, Tensor destination, bool accumulate) =>
         Elementwise.ParallelMapInto(CpuTensor.Ptr(source), CpuTensor.Ptr(destination), source.Length, new Identity(), accumulate);
 
@@ -83,6 +86,14 @@ internal static unsafe class CpuPointwise
     }
 
     /// <summary>a + b.</summary>
+    /// <summary>a + s·d, the product rounded first (as point_on_line pins it).</summary>
+    internal readonly struct Along(float s) : IBinaryOperator
+    {
+        public float Invoke(float a, float d) => a + s * d;
+        public Vector256<float> Invoke(Vector256<float> a, Vector256<float> d) => a + Vector256.Create(s) * d;
+        public Vector512<float> Invoke(Vector512<float> a, Vector512<float> d) => a + Vector512.Create(s) * d;
+    }
+
     internal readonly struct Sum : IBinaryOperator
     {
         public float Invoke(float a, float b) => a + b;

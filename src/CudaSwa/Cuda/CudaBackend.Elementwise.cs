@@ -21,6 +21,13 @@ public sealed unsafe partial class CudaBackend
     }
 
     /// <inheritdoc/>
+    protected override void PointOnLineCore(Tensor origin, Tensor direction, float s, Tensor y)
+    {
+        Ctx();
+        Launch(Kernels.PointOnLine, Grid(origin.Length), new(P(origin), P(direction), s, P(y), origin.Length));
+    }
+
+    /// <inheritdoc/>
     protected override void AddCore(Tensor a, Tensor b, Tensor y)
     {
         Ctx();

@@ -15,6 +15,7 @@ internal static class Kernels
     public static readonly KernelSpec<ReluBackwardArgs> ReluBackward = new("pointwise.cu", "relu_backward");
     public static readonly KernelSpec<AddArgs> Add = new("pointwise.cu", "add");
     public static readonly KernelSpec<AddArgs> AddRelu = new("pointwise.cu", "add_relu");
+    public static readonly KernelSpec<PointOnLineArgs> PointOnLine = new("pointwise.cu", "point_on_line");
     public static readonly KernelSpec<AddChannelBiasReluArgs> AddChannelBiasRelu = new("pointwise.cu", "add_channel_bias_relu");
     public static readonly KernelSpec<AccumulateArgs> Accumulate = new("pointwise.cu", "accumulate");
     public static readonly KernelSpec<AddRowBiasArgs> AddRowBias = new("pointwise.cu", "add_row_bias");
@@ -57,7 +58,7 @@ internal static class Kernels
     /// <summary>The whole table, in declaration order.</summary>
     public static IReadOnlyList<KernelSpec> All { get; } =
     [
-        ReluForward, ReluBackward, Add, AddRelu, AddChannelBiasRelu, Accumulate, AddRowBias, ColumnSumAccumulate, DropoutForward, DropoutBackward,
+        ReluForward, ReluBackward, Add, AddRelu, PointOnLine, AddChannelBiasRelu, Accumulate, AddRowBias, ColumnSumAccumulate, DropoutForward, DropoutBackward,
         GlobalAvgPoolForward, GlobalAvgPoolBackward, MaxPoolForward, MaxPoolBackward,
         SoftmaxCrossEntropy, AddRowStats, Softmax,
         AverageUpdate, SgdStep,
@@ -70,6 +71,7 @@ internal static class Kernels
 internal readonly record struct ReluForwardArgs(DevicePtr x, DevicePtr y, long n);
 internal readonly record struct ReluBackwardArgs(DevicePtr y, DevicePtr dy, DevicePtr dx, long n, Flag accumulate);
 internal readonly record struct AddArgs(DevicePtr a, DevicePtr b, DevicePtr y, long n);
+internal readonly record struct PointOnLineArgs(DevicePtr origin, DevicePtr direction, float s, DevicePtr y, long n);
 internal readonly record struct AddChannelBiasReluArgs(DevicePtr y, DevicePtr bias, long n, int channels, int hw);
 internal readonly record struct AccumulateArgs(DevicePtr src, DevicePtr dst, long n, Flag accumulate);
 internal readonly record struct AddRowBiasArgs(DevicePtr y, DevicePtr b, long rows, int cols);

@@ -33,6 +33,22 @@ public abstract partial class Backend
         using (new OpTimer(this, "Add")) AddCore(a, b, y);
     }
 
+    /// <summary>
+    /// y = origin + s·direction, one pass (one launch on a device): a weight vector on the line
+    /// through <paramref name="origin"/> along <paramref name="direction"/> (the loss-landscape
+    /// points). The product is rounded before the sum on every backend, so s = 0 gives origin exactly.
+    /// </summary>
+    public void PointOnLine(Tensor origin, Tensor direction, float s, Tensor y)
+    {
+        Own(origin, nameof(origin)); Own(direction, nameof(direction)); Own(y, nameof(y));
+        RequireFloat(origin, nameof(origin)); RequireFloat(direction, nameof(direction)); RequireFloat(y, nameof(y));
+        RequireLength(direction, origin.Length, nameof(direction), "as many values as origin");
+        RequireLength(y, origin.Length, nameof(y), "as many values as origin");
+        if (!float.IsFinite(s)) throw new ArgumentOutOfRangeException(nameof(s), $"The position on the line must be finite; got {s}.");
+        Wrote(y);
+        using (new OpTimer(this, "PointOnLine")) PointOnLineCore(origin, direction, s, y);
+    }
+
     /// <summary>dst = src, or dst += src when accumulate.</summary>
     public void AccumulateGradient(Tensor source, Tensor destination, bool accumulate)
     {
@@ -131,4 +147,7 @@ public abstract partial class Backend
     {
         if (!(p >= 0 && p < 1)) throw new ArgumentOutOfRangeException(nameof(p), $"Dropout probability must be in [0, 1); got {p}.");
     }
+
+    /// <summary>The backend's implementation of <see cref="PointOnLine"/>; the arguments are already validated.</summary>
+    protected abstract void PointOnLineCore(Tensor origin, Tensor direction, float s, Tensor y);
 }

@@ -330,6 +330,22 @@ public class EmulatedKernelTests
         }
     }
 
+    [Test]
+    public void EmulatedLandscapePointOnLineMatchesItsTwin([Values] Rounding rounding, [Values(3, 70_001)] int n)
+    {
+        var lib = EmulationLibrary.Require(rounding);
+        var a = _rng.Floats(n, -2, 2);
+        var d = _rng.Floats(n, -1, 1);
+        float s = (float)(_rng.Random.NextDouble() * 4 - 2);
+        using var ha = HostArray<float>.Of(a);
+        using var hd = HostArray<float>.Of(d);
+        using var hy = HostArray<float>.Of(Close.Poison(n));
+        lib.Launch(Kernels.PointOnLine, Grid(n), Block, new(ha.Ptr, hd.Ptr, s, hy.Ptr, n));
+        var ty = _cpu.AllocateTensor(new TensorShape(n));
+        _cpu.PointOnLine(Cpu(a), Cpu(d), s, ty);
+        Same(hy.Span, Read(ty), $"point_on_line s={s} ({_rng})");
+    }
+
     // ---------------------------------------------------------------- swag.cu
 
     [Test]
