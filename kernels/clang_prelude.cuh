@@ -28,6 +28,7 @@ static __device__ __forceinline__ float expf(float x) { return __nvvm_ex2_approx
 static __device__ __forceinline__ float logf(float x) { return __nvvm_lg2_approx_f(x) * 0.6931471805599453f; }
 static __device__ __forceinline__ double log(double x) { return (double)__nvvm_lg2_approx_f((float)x) * 0.6931471805599453; }
 static __device__ __forceinline__ double cos(double x) { return (double)__nvvm_cos_approx_f((float)x); }
+static __device__ __forceinline__ double sin(double x) { return (double)__nvvm_sin_approx_f((float)x); }
 static __device__ __forceinline__ float sqrtf(float x) { return __nvvm_sqrt_rn_f(x); }
 static __device__ __forceinline__ float fmaf(float a, float b, float c) { return __nvvm_fma_rn_f(a, b, c); }
 static __device__ __forceinline__ float __fmul_rn(float a, float b) { return __nvvm_mul_rn_f(a, b); }

@@ -51,11 +51,14 @@ __device__ __forceinline__ double warp_sum_d(double v)
 // Grid-stride loop over [0, n).
 #define GRID_STRIDE(i, n) for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < (i64)(n); i += (i64)blockDim.x * gridDim.x)
 
-// A standard normal draw from one Philox block (Box-Muller on its first two words, in double):
-// the twin of Philox.Normal. u1 lies in (0, 1], so the logarithm is finite.
-__device__ __forceinline__ float philox_normal(Philox4 b)
+// Two standard normal draws from one Philox block (Box-Muller on its first two words, in double):
+// the twin of Philox.NormalPair. u1 lies in (0, 1], so the logarithm is finite.
+__device__ __forceinline__ void philox_normal_pair(Philox4 b, float* z0, float* z1)
 {
     double u1 = ((double)(b.x0 >> 8) + 1.0) / 16777217.0;
     double u2 = (double)(b.x1 >> 8) / 16777216.0;
-    return (float)(__dsqrt_rn(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+    double r = __dsqrt_rn(-2.0 * log(u1));
+    double angle = 6.283185307179586 * u2;
+    *z0 = (float)(r * cos(angle));
+    *z1 = (float)(r * sin(angle));
 }

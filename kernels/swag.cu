@@ -29,22 +29,34 @@ extern "C" __global__ void swag_collect(const float* __restrict__ w, float* __re
 // One SWAG sample:
 //   out = mean + diagonal_scale * sqrt(max(sq_mean - mean^2, variance_floor)) * z1
 //              + low_rank_scale * sum_k deviations[k] * column_normals[k]
-// z1[i] is the Philox normal of counter (i, sample, SWAG_DIAGONAL_TAG) under the seed; the
-// column normals are drawn on the host (one per deviation column) and uploaded. deviations holds
-// `columns` columns of n values each, column-major (column k starts at k*n).
+// z1 of elements 2j and 2j+1 are the two Box-Muller normals of the Philox block with counter
+// (j, sample, SWAG_DIAGONAL_TAG) under the seed; one thread per pair. The column normals are drawn
+// on the host (one per deviation column) and uploaded. deviations holds `columns` columns of n
+// values each, column-major (column k starts at k*n); the sum runs k = 0, 1, ... with one fused
+// multiply-add per column, like the CPU twin.
+__device__ __forceinline__ float swag_value(const float* __restrict__ mean, const float* __restrict__ sq_mean,
+                                            const float* __restrict__ deviations, const float* __restrict__ column_normals,
+                                            int columns, i64 n, float diagonal_scale, float low_rank_scale, float variance_floor, i64 i, float z)
+{
+    float m = mean[i];
+    float v = sq_mean[i] - __fmul_rn(m, m);
+    v = v > variance_floor ? v : variance_floor;
+    float low = 0.0f;
+    for (int k = 0; k < columns; ++k) low = fmaf(deviations[(i64)k * n + i], column_normals[k], low);
+    return __fadd_rn(m, __fadd_rn(__fmul_rn(diagonal_scale, __fmul_rn(sqrtf(v), z)), __fmul_rn(low_rank_scale, low)));
+}
+
 extern "C" __global__ void swag_sample(const float* __restrict__ mean, const float* __restrict__ sq_mean,
                                        const float* __restrict__ deviations, const float* __restrict__ column_normals,
                                        int columns, i64 n, float diagonal_scale, float low_rank_scale, float variance_floor,
                                        u32 seed_lo, u32 seed_hi, u32 sample, float* __restrict__ out)
 {
-    GRID_STRIDE(i, n)
+    GRID_STRIDE(j, (n + 1) / 2)
     {
-        float m = mean[i];
-        float v = sq_mean[i] - __fmul_rn(m, m);
-        v = v > variance_floor ? v : variance_floor;
-        float z = philox_normal(philox4x32_10((u32)i, (u32)(i >> 32), sample, SWAG_DIAGONAL_TAG, seed_lo, seed_hi));
-        float low = 0.0f;
-        for (int k = 0; k < columns; ++k) low = fmaf(deviations[(i64)k * n + i], column_normals[k], low);
-        out[i] = __fadd_rn(m, __fadd_rn(__fmul_rn(diagonal_scale, __fmul_rn(sqrtf(v), z)), __fmul_rn(low_rank_scale, low)));
+        float z0, z1;
+        philox_normal_pair(philox4x32_10((u32)j, (u32)(j >> 32), sample, SWAG_DIAGONAL_TAG, seed_lo, seed_hi), &z0, &z1);
+        i64 i = 2 * j;
+        out[i] = swag_value(mean, sq_mean, deviations, column_normals, columns, n, diagonal_scale, low_rank_scale, variance_floor, i, z0);
+        if (i + 1 < n) out[i + 1] = swag_value(mean, sq_mean, deviations, column_normals, columns, n, diagonal_scale, low_rank_scale, variance_floor, i + 1, z1);
     }
 }

@@ -32,6 +32,10 @@ public sealed record ModelBench
     public double SwagCollectMs { get; init; }
     /// <summary>SWAG collection time divided by the SWA update's (it moves twice the bytes).</summary>
     public double SwagCollectOverSwaUpdate { get; init; }
+    /// <summary>One SWAG sample with a full ring of 20 deviation columns.</summary>
+    public double SwagSampleMs { get; init; }
+    /// <summary>The sample's time divided by a copy's of the same bytes (mean, mean of squares, 20 columns read, the sample written) at the copy's measured bandwidth.</summary>
+    public double SwagSampleOverCopyOfItsBytes { get; init; }
 }
 
 public sealed record BenchReport
@@ -256,6 +260,21 @@ public static class BenchHarness
         // SWAG's collection over the same arena: mean, mean of squares and one deviation column in one pass (6 floats moved per weight, the SWA update 3).
         double swag = Best(3, () => { for (int i = 0; i < reps; i++) backend.SwagCollect(all, avg.All, square.All, column.All, 0.5f); }, backend, deviceTime: true) / reps;
         log($"  SWAG collection: {swag * 1e3:F3} ms ({6.0 * bytes / swag / 1e9:F1} GB/s), {swag / update:F2}x the SWA update");
+        // One sample with a full ring of 20 columns, against a copy of the bytes it moves (mean, mean of squares and
+        // 20 columns read, the sample written) at the copy bandwidth measured above: the target is 1.5x.
+        const int rank = 20;
+        double sample, sampleOverCopy;
+        using (var moments = new SwagMoments(backend, all.Length, rank))
+        {
+            for (int i = 0; i < rank; i++) moments.Collect(all, avg.All);
+            using var output = net.CreateParameterArena();
+            for (int i = 0; i < 3; i++) moments.Sample(avg.All, output.All, i, 1);
+            int sampleReps = backend is CudaBackend ? 20 : 2;
+            sample = Best(3, () => { for (int i = 0; i < sampleReps; i++) moments.Sample(avg.All, output.All, i, 1); }, backend, deviceTime: true) / sampleReps;
+            double copyOfItsBytes = (rank + 3.0) * bytes / (copyGbs * 1e9);
+            sampleOverCopy = sample / copyOfItsBytes;
+            log($"  SWAG sample (20 columns): {sample * 1e3:F3} ms, {sampleOverCopy:F2}x a copy of its {(rank + 3.0) * bytes / 1e9:F2} GB");
+        }
         return new ModelBench
         {
             SwaUpdateMs = update * 1e3,
@@ -265,6 +284,8 @@ public static class BenchHarness
             SwaUpdateFractionOfCopy = updateGbs / copyGbs,
             SwagCollectMs = swag * 1e3,
             SwagCollectOverSwaUpdate = swag / update,
+            SwagSampleMs = sample * 1e3,
+            SwagSampleOverCopyOfItsBytes = sampleOverCopy,
         };
     }
 }

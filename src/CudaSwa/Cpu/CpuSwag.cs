@@ -53,7 +53,10 @@ internal static unsafe class CpuSwag
     }
 
     /// <summary>
-    /// out = mean + a·sqrt(max(sq − mean², floor))·z₁ + b·Σₖ D[k]·zₖ, z₁ from Philox (seed, sample, element).
+    /// out = mean + a·sqrt(max(sq − mean², floor))·z₁ + b·Σₖ D[k]·zₖ, z₁ of elements 2j and 2j+1 the
+    /// Box-Muller pair of Philox block (j, sample, tag). Block by block: the normals of the block
+    /// first, then the column sum one column at a time (vectorised, k = 0, 1, ... with one fused
+    /// multiply-add each, as the kernel sums), then the combination — the same bits as the kernel.
     /// </summary>
     public static void Sample(Tensor mean, Tensor squareMean, Tensor deviations, Tensor columnNormals, SwagSampleSpec spec, Tensor output)
     {
@@ -63,20 +66,66 @@ internal static unsafe class CpuSwag
         float[] z2 = spec.Columns == 0 ? [] : new ReadOnlySpan<float>(CpuTensor.Ptr(columnNormals), spec.Columns).ToArray();
         nint pm = (nint)m, ps = (nint)s, pd = (nint)d, po = (nint)o;
         uint seedLo = (uint)spec.Seed, seedHi = (uint)(spec.Seed >> 32);
-        Elementwise.Split(n, (start, length) =>
+        long pairs = (n + 1) / 2;
+        Elementwise.Split(pairs, (startPair, count) =>
         {
-            float* mm = (float*)pm, ss = (float*)ps, dd = (float*)pd, oo = (float*)po;
-            for (long i = start; i < start + length; i++)
-            {
-                float mi = mm[i];
-                float v = ss[i] - mi * mi;
-                v = v > spec.VarianceFloor ? v : spec.VarianceFloor;
-                float z = Philox.Normal(Philox.Generate((uint)i, (uint)(i >> 32), spec.Sample, DiagonalTag, seedLo, seedHi));
-                float low = 0f;
-                for (int k = 0; k < z2.Length; k++) low = MathF.FusedMultiplyAdd(dd[k * n + i], z2[k], low);
-                oo[i] = mi + (spec.DiagonalScale * (MathF.Sqrt(v) * z) + spec.LowRankScale * low);
-            }
+            var z = new float[2 * SampleBlock];
+            var low = new float[2 * SampleBlock];
+            fixed (float* pz = z, pl = low)
+                for (long j0 = startPair; j0 < startPair + count; j0 += SampleBlock)
+                {
+                    long j1 = Math.Min(j0 + SampleBlock, startPair + count);
+                    long i0 = 2 * j0, len = Math.Min(2 * j1, n) - i0;
+                    for (long j = j0; j < j1; j++)
+                    {
+                        var (a, b) = Philox.NormalPair(Philox.Generate((uint)j, (uint)(j >> 32), spec.Sample, DiagonalTag, seedLo, seedHi));
+                        pz[2 * (j - j0)] = a;
+                        pz[2 * (j - j0) + 1] = b;
+                    }
+                    new Span<float>(pl, (int)len).Clear();
+                    for (int k = 0; k < z2.Length; k++)
+                        Elementwise.Map((float*)pd + k * n + i0, pl, pl, len, new MultiplyAdd(z2[k]));
+                    Elementwise.Map((float*)pm + i0, (float*)ps + i0, pz, pl, (float*)po + i0, len, new SampleValue(spec.DiagonalScale, spec.LowRankScale, spec.VarianceFloor));
+                }
         });
+    }
+
+    /// <summary>Pairs of elements per block of <see cref="Sample"/> (the block's normals and sums stay in L1).</summary>
+    private const long SampleBlock = 1024;
+
+    /// <summary>acc + d·z (one fused multiply-add): one column of the low-rank sum.</summary>
+    internal readonly struct MultiplyAdd(float z) : IBinaryOperator
+    {
+        public float Invoke(float d, float acc) => MathF.FusedMultiplyAdd(d, z, acc);
+        public Vector256<float> Invoke(Vector256<float> d, Vector256<float> acc) => Vector256.FusedMultiplyAdd(d, Vector256.Create(z), acc);
+        public Vector512<float> Invoke(Vector512<float> d, Vector512<float> acc) => Vector512.FusedMultiplyAdd(d, Vector512.Create(z), acc);
+    }
+
+    /// <summary>m + (a·(sqrt(max(s − m·m, floor))·z) + b·low), every product and sum rounded on its own (as swag_sample pins them).</summary>
+    internal readonly struct SampleValue(float a, float b, float floor) : IQuaternaryOperator
+    {
+        public float Invoke(float m, float s, float z, float low)
+        {
+            float v = s - m * m;
+            v = v > floor ? v : floor;
+            return m + (a * (MathF.Sqrt(v) * z) + b * low);
+        }
+
+        public Vector256<float> Invoke(Vector256<float> m, Vector256<float> s, Vector256<float> z, Vector256<float> low)
+        {
+            var v = s - m * m;
+            var f = Vector256.Create(floor);
+            v = Vector256.ConditionalSelect(Vector256.GreaterThan(v, f), v, f);
+            return m + (Vector256.Create(a) * (Vector256.Sqrt(v) * z) + Vector256.Create(b) * low);
+        }
+
+        public Vector512<float> Invoke(Vector512<float> m, Vector512<float> s, Vector512<float> z, Vector512<float> low)
+        {
+            var v = s - m * m;
+            var f = Vector512.Create(floor);
+            v = Vector512.ConditionalSelect(Vector512.GreaterThan(v, f), v, f);
+            return m + (Vector512.Create(a) * (Vector512.Sqrt(v) * z) + Vector512.Create(b) * low);
+        }
     }
 
     /// <summary>The normals that weight the deviation columns of one sample (the same on every backend).</summary>

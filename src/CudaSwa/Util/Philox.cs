@@ -56,16 +56,22 @@ internal static class Philox
     }
 
     /// <summary>
-    /// A standard normal draw from one block (Box-Muller on its first two words, in double): the
-    /// twin of philox_normal in kernels/common.cuh. u1 lies in (0, 1], so the logarithm is finite.
+    /// Two standard normal draws from one block (Box-Muller on its first two words, in double): the
+    /// twin of philox_normal_pair in kernels/common.cuh. u1 lies in (0, 1], so the logarithm is finite.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static float Normal(Block b)
+    public static (float Z0, float Z1) NormalPair(Block b)
     {
         double u1 = ((b.X0 >> 8) + 1.0) / 16777217.0;
         double u2 = (b.X1 >> 8) / 16777216.0;
-        return (float)(Math.Sqrt(-2.0 * Math.Log(u1)) * Math.Cos(6.283185307179586 * u2));
+        double r = Math.Sqrt(-2.0 * Math.Log(u1));
+        double angle = 6.283185307179586 * u2;
+        var (sin, cos) = Math.SinCos(angle);
+        return ((float)(r * cos), (float)(r * sin));
     }
+
+    /// <summary>The first normal of <see cref="NormalPair"/>.</summary>
+    public static float Normal(Block b) => NormalPair(b).Z0;
 
     /// <summary>Standard normal draws (Box-Muller on Philox) for weight initialisation, reproducible everywhere.</summary>
     public static void FillNormal(Span<float> destination, double std, ulong seed, ulong stream)

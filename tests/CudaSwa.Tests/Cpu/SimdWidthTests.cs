@@ -78,6 +78,24 @@ public class SimdWidthTests
             results.Add(($"sgd weights nesterov={nesterov}", Get(w)));
             results.Add(($"sgd velocity nesterov={nesterov}", Get(v)));
         }
+        {
+            var mean = Put(b);
+            var square = Put(SquareOf(b));
+            var deviation = Poisoned(n);
+            _cpu.SwagCollect(Put(a), mean, square, deviation, 0.3f);
+            results.Add(("swag mean", Get(mean)));
+            results.Add(("swag square mean", Get(square)));
+            results.Add(("swag deviation", Get(deviation)));
+            var point = Poisoned(n);
+            _cpu.PointOnLine(Put(a), Put(g), 0.3f, point);
+            results.Add(("point on line", Get(point)));
+            if (n > 0)
+            {
+                var sample = Poisoned(n);
+                _cpu.SwagSample(Put(a), Put(SquareOf(a, b)), Put([.. g, .. b]), Put([0.7f, -1.3f]), new SwagSampleSpec(2, 0.6f, 0.4f, 1e-6f, 77, 5), sample);
+                results.Add(("swag sample", Get(sample)));
+            }
+        }
         if (n > 0)
         {
             // BN inference applies x * scale + shift per channel: one channel of n values.
@@ -89,10 +107,14 @@ public class SimdWidthTests
         return results;
     }
 
+    private static float[] SquareOf(float[] b) => [.. b.Select(v => v * v + 0.5f)];
+    private static float[] SquareOf(float[] a, float[] b) => [.. a.Select((v, i) => v * v + Math.Abs(b[i]))];
+
     /// <summary>The float64 closed form of each op, for the same inputs.</summary>
     private static double[] Expected(string op, float[] a, float[] b, float[] g)
     {
         double[] Each(Func<int, double> f) => Enumerable.Range(0, a.Length).Select(f).ToArray();
+        float[] sqb = SquareOf(b), sqab = SquareOf(a, b);
         return op switch
         {
             "relu" => Each(i => Math.Max(a[i], 0)),
@@ -112,6 +134,17 @@ public class SimdWidthTests
             }),
             "sgd velocity nesterov=True" => Each(i => 0.9 * b[i] + g[i] + 1e-3 * a[i]),
             "batch norm inference" => Each(i => (a[i] - 0.125) / Math.Sqrt(0.8 + 1e-5) * 1.5 - 0.25),
+            "swag mean" => Each(i => b[i] + 0.3 * ((double)a[i] - b[i])),
+            "swag square mean" => Each(i => sqb[i] + 0.3 * ((double)a[i] * a[i] - sqb[i])),
+            "swag deviation" => Each(i => a[i] - (b[i] + 0.3 * ((double)a[i] - b[i]))),
+            "point on line" => Each(i => a[i] + 0.3 * g[i]),
+            "swag sample" => Each(i =>
+            {
+                float v = sqab[i] - a[i] * a[i]; // the op's definition: the float difference, then the floor
+                var pair = Util.Philox.NormalPair(Util.Philox.Generate((uint)(i / 2), 0, 5, 0x53574147u, 77, 0));
+                double z = i % 2 == 0 ? pair.Z0 : pair.Z1;
+                return a[i] + 0.6 * Math.Sqrt(Math.Max(v, 1e-6)) * z + 0.4 * (0.7 * g[i] - 1.3 * b[i]);
+            }),
             _ => throw new ArgumentException(op),
         };
     }

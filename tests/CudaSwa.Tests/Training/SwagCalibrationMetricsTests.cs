@@ -3,9 +3,9 @@ using NUnit.Framework;
 
 namespace CudaSwa.Tests.Training;
 
-/// <summary>Accuracy, NLL, ECE and Brier score on hand-made predictions, worked out by hand in the comments.</summary>
+/// <summary>The calibration metrics of every final row (SWAG's included): accuracy, NLL, ECE and Brier score on hand-made predictions, worked out by hand in the comments.</summary>
 [Category("Cpu")]
-public class CalibrationMetricsTests
+public class SwagCalibrationMetricsTests
 {
     [Test]
     public void CalibrationOfFourHandMadePredictionsMatchesTheHandComputation()
