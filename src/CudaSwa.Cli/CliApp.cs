@@ -20,6 +20,7 @@ public static class CliApp
         root.Subcommands.Add(TrainCommand.Create(env));
         root.Subcommands.Add(EvalCommand.Create(env));
         root.Subcommands.Add(LandscapeCommand.Create(env));
+        root.Subcommands.Add(ExperimentCommand.Create(env));
         root.Subcommands.Add(InfoCommand.Create(env));
         root.Subcommands.Add(SynthCommand.Create(env));
         root.Subcommands.Add(BenchCommand.Create(env));

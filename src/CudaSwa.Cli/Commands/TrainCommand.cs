@@ -41,6 +41,7 @@ public static class TrainCommand
     private static readonly Option<int?> AverageEverySteps = new("--average-every-steps") { Description = "Average every k steps instead of per epoch/cycle." };
     private static readonly Option<string?> BnUpdate = new("--bn-update") { Description = "BN recompute for the averaged model: exact (population statistics, default), sample-weighted (SWA reference code), equal-batches (PyTorch update_bn), none." };
     private static readonly Option<int?> EvalEvery = new("--eval-every") { Description = "Evaluate SGD and SWA models every k epochs (always after the last)." };
+    private static readonly Option<string?> EvalAt = new("--eval-at") { Description = "Also evaluate after these epochs (comma-separated, from 1), e.g. the budgets of an experiment." };
     private static readonly Option<string?> Device = new("--device") { Description = "auto (CUDA when it works, else CPU), cpu, cuda or cuda:N." };
     private static readonly Option<bool> Tf32 = new("--tf32") { Description = "Allow TF32 tensor-core math on the GPU (faster; default: exact float32)." };
     private static readonly Option<ulong?> Seed = new("--seed") { Description = "Seed for initialisation, batch order, augmentation and dropout." };
@@ -62,11 +63,23 @@ public static class TrainCommand
     {
         var cmd = new Command("train", "Train a CIFAR model with SGD and Stochastic Weight Averaging; prints SGD vs SWA vs ensemble.");
         foreach (var o in new Option[] { Preset, SgdOnly, Model, Dataset, Data, Epochs, Batch, Lr, Momentum, Wd, Nesterov, Schedule, SwaStart, SwaLr, SwaLrMin,
-                     Cycle, AnnealEpochs, Anneal, Average, SwagRank, SwagSamples, SwagScale, EmaDecay, AverageEverySteps, BnUpdate, EvalEvery, Device, Tf32, Seed, Out, Resume, Padding,
+                     Cycle, AnnealEpochs, Anneal, Average, SwagRank, SwagSamples, SwagScale, EmaDecay, AverageEverySteps, BnUpdate, EvalEvery, EvalAt, Device, Tf32, Seed, Out, Resume, Padding,
                      TrainSubset, TestSubset, SyntheticTrain, SyntheticTest, NoEnsemble, Profile, HaltAfterBatches })
             cmd.Options.Add(o);
         cmd.SetAction(parse => Execute(parse, env));
         return cmd;
+    }
+
+    /// <summary>A comma-separated list of epochs (from 1), with an error naming <paramref name="option"/>.</summary>
+    internal static int[] ParseEpochs(string text, string option)
+    {
+        var parts = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        var epochs = new int[parts.Length];
+        for (int i = 0; i < parts.Length; i++)
+            if (!int.TryParse(parts[i], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out epochs[i]) || epochs[i] < 1)
+                throw new OptionException($"{option}: '{parts[i]}' is not an epoch number (1, 2, ...); expected a comma-separated list such as 150,188,225.");
+        if (epochs.Length == 0) throw new OptionException($"{option}: no epochs given; expected a comma-separated list such as 150,188,225.");
+        return epochs;
     }
 
     private static T ParseEnum<T>(string? value, string option, T fallback, params (string Name, T Value)[] names)
@@ -134,6 +147,7 @@ public static class TrainCommand
                 BnUpdate = ParseEnum(bn, "--bn-update", o.BnUpdate, ("exact", BatchNormRecomputeMode.Exact), ("sample-weighted", BatchNormRecomputeMode.SampleWeighted),
                     ("equal-batches", BatchNormRecomputeMode.EqualBatches), ("none", BatchNormRecomputeMode.None)),
                 EvalEvery = p.GetValue(EvalEvery) ?? o.EvalEvery,
+                EvaluateAt = p.GetValue(EvalAt) is string at ? ParseEpochs(at, "--eval-at") : o.EvaluateAt,
                 Seed = p.GetValue(Seed) ?? o.Seed,
                 Padding = ParseEnum(p.GetValue(Padding), "--padding", o.Padding, ("zero", PaddingMode.Zero), ("reflect", PaddingMode.Reflect)),
                 Ensemble = !p.GetValue(NoEnsemble) && o.Ensemble,
@@ -150,12 +164,12 @@ public static class TrainCommand
         ["schedule"] = "--schedule", ["swa_start"] = "--swa-start", ["swa_lr"] = "--swa-lr", ["swa_lr_min"] = "--swa-lr-min", ["cycle"] = "--cycle",
         ["anneal_epochs"] = "--anneal-epochs", ["anneal"] = "--anneal", ["sgd_only"] = "--sgd-only", ["average"] = "--average",
         ["ema_decay"] = "--ema-decay", ["average_every_steps"] = "--average-every-steps", ["bn_update"] = "--bn-update",
-        ["ensemble"] = "--no-ensemble", ["seed"] = "--seed", ["swag_rank"] = "--swag-rank", ["swag_samples"] = "--swag-samples",
+        ["ensemble"] = "--no-ensemble", ["seed"] = "--seed", ["evaluate_at"] = "--eval-at", ["swag_rank"] = "--swag-rank", ["swag_samples"] = "--swag-samples",
         ["swag_scale"] = "--swag-scale",
     };
 
     /// <summary>Settings a resume may change; anything else given must equal what the run was started with.</summary>
-    private static readonly HashSet<string> ResumeMayChange = ["epochs", "eval_every", "device", "tf32", "swag_samples", "swag_scale"];
+    private static readonly HashSet<string> ResumeMayChange = ["epochs", "eval_every", "evaluate_at", "device", "tf32", "swag_samples", "swag_scale"];
 
     /// <summary>
     /// The saved run's settings with the allowed changes (--epochs, --eval-every, --device, --tf32).
@@ -186,7 +200,7 @@ public static class TrainCommand
         Compare(saved.ToJson(), given.ToJson());
         if (changed.Count > 0)
             throw new OptionException($"--resume continues the run in {resume} with the options saved in its {Checkpoint.StateFile}; " +
-                $"{string.Join(", ", changed.Distinct())} cannot be changed (only --epochs, --eval-every, --device and --tf32 can).");
+                $"{string.Join(", ", changed.Distinct())} cannot be changed (only --epochs, --eval-every, --eval-at, --device, --tf32, --swag-samples and --swag-scale can).");
         given.Validate();
         return given;
     }
@@ -220,6 +234,17 @@ public static class TrainCommand
                 throw new OptionException($"--out {outDir} already holds a run; continue it with --resume {outDir} or choose another --out.");
         }
 
+        return Train(settings, state, outDir, env, p.GetValue(HaltAfterBatches), p.GetValue(Profile));
+    }
+
+    /// <summary>
+    /// Trains (or, with <paramref name="state"/>, resumes) the run <paramref name="settings"/> describe in
+    /// <paramref name="outDir"/>, with every output a `cudaswa train` run leaves; returns the exit code.
+    /// The member runs of `cudaswa experiment` come through here too.
+    /// </summary>
+    internal static int Train(RunSettings settings, TrainingState? state, string outDir, CliEnvironment env, int? haltAfterBatches = null, bool profile = false)
+    {
+        string? resume = state is null ? null : outDir;
         // Everything up to creating the folder only reads: a bad data file or checkpoint writes nothing.
         var options = settings.Training;
         var (train, test) = DataSources.Load(settings);
@@ -255,13 +280,13 @@ public static class TrainCommand
 
         // Ctrl-C (or the testing aid --halt-after-batches) cancels; the trainer then saves and stops.
         using var cancel = CancellationTokenSource.CreateLinkedTokenSource(env.Cancel.Token);
-        if (p.GetValue(HaltAfterBatches) is int halt)
+        if (haltAfterBatches is int halt)
         {
             int done = 0;
             reporter.Events.BatchCompleted += _ => { if (++done >= halt) cancel.Cancel(); };
         }
         var outcome = RunOutcome.Completed;
-        var profiler = p.GetValue(Profile) ? new OpProfiler() : null;
+        var profiler = profile ? new OpProfiler() : null;
         backend.Profiler = profiler;
         reporter.Header();
         try

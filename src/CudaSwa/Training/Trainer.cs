@@ -265,7 +265,7 @@ public sealed class Trainer : IDisposable
             ImagesPerSecond = (seen - seenAtStart) / Math.Max(trainSeconds, 1e-9),
         };
         bool last = epoch == _o.Epochs - 1;
-        if ((epoch + 1) % _o.EvalEvery == 0 || last) record = Evaluate(record, epoch);
+        if ((epoch + 1) % _o.EvalEvery == 0 || last || (_o.EvaluateAt?.Contains(epoch + 1) ?? false)) record = Evaluate(record, epoch);
         record = record with { EpochSeconds = epochClock.Elapsed.TotalSeconds };
         if (record.TestLoss is double testLoss && !double.IsFinite(testLoss)) return Diverged(epoch, batches - 1);
         if (!Save(epoch + 1, 0, globalStep, 0, 0, [.. _state.History, record])) return Diverged(epoch, batches - 1);

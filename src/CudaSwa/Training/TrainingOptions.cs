@@ -108,6 +108,9 @@ public sealed record TrainingOptions
     /// <summary>Evaluate every k epochs (always after the last).</summary>
     public int EvalEvery { get; init; } = 1;
 
+    /// <summary>Also evaluate after these epochs (counted from 1), besides every <see cref="EvalEvery"/>-th and the last: e.g. an experiment's budget epochs.</summary>
+    public IReadOnlyList<int>? EvaluateAt { get; init; }
+
     /// <summary>Keep the prediction-ensemble baseline of the averaged snapshots.</summary>
     public bool Ensemble { get; init; } = true;
 
@@ -140,6 +143,7 @@ public sealed record TrainingOptions
         if (Nesterov && Momentum == 0) Fail(nameof(Nesterov), "Nesterov needs Momentum > 0.");
         if (!(WeightDecay >= 0) || !double.IsFinite(WeightDecay)) Fail(nameof(WeightDecay), $"WeightDecay must be a finite number >= 0; got {WeightDecay}.");
         if (EvalEvery < 1) Fail(nameof(EvalEvery), $"EvalEvery must be >= 1; got {EvalEvery}.");
+        if (EvaluateAt is not null && EvaluateAt.Any(e => e < 1)) Fail(nameof(EvaluateAt), $"EvaluateAt holds epochs counted from 1; got {string.Join(", ", EvaluateAt)}.");
         if (Cycle < 1) Fail(nameof(Cycle), $"Cycle must be >= 1 epoch; got {Cycle}.");
         if (AnnealEpochs < 0) Fail(nameof(AnnealEpochs), $"AnnealEpochs must be >= 0; got {AnnealEpochs}.");
         if (AverageEverySteps < 0) Fail(nameof(AverageEverySteps), $"AverageEverySteps must be >= 0; got {AverageEverySteps}.");

@@ -59,6 +59,7 @@ public class TrainerApiTests
         yield return new TestCaseData(ok with { Average = CudaSwa.Averaging.AveragingKind.Ema, EmaDecay = 1 }, nameof(TrainingOptions.EmaDecay));
         yield return new TestCaseData(ok with { SwaLrMin = 0.5 }, nameof(TrainingOptions.SwaLrMin));
         yield return new TestCaseData(ok with { SwagRank = -1 }, nameof(TrainingOptions.SwagRank));
+        yield return new TestCaseData(ok with { EvaluateAt = [3, 0] }, nameof(TrainingOptions.EvaluateAt));
         yield return new TestCaseData(ok with { SwagSamples = 0 }, nameof(TrainingOptions.SwagSamples));
         yield return new TestCaseData(ok with { SwagScale = double.NaN }, nameof(TrainingOptions.SwagScale));
         yield return new TestCaseData(ok with { SwaLr = double.PositiveInfinity }, nameof(TrainingOptions.SwaLr));

@@ -1,0 +1,333 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using CudaSwa.Cli.Output;
+using CudaSwa.Data;
+using CudaSwa.Experiments;
+using CudaSwa.IO;
+using CudaSwa.Training;
+using Spectre.Console;
+
+namespace CudaSwa.Cli.Commands;
+
+/// <summary>
+/// `cudaswa experiment`: the SWA paper's table (Izmailov et al. 2018, Table 1) as one resumable
+/// command — per seed an SGD run with the budget and one SWA run to the largest budget, evaluated
+/// at each budget; every member an ordinary `train` run folder under the experiment folder. Writes
+/// table.md, table.csv, experiment.json and experiment.png and prints the table (beside the paper's
+/// published numbers when the run is at full scale on real CIFAR data).
+/// </summary>
+public static class ExperimentCommand
+{
+    private static readonly Option<string> Preset = new("--preset") { Description = "quick (default: scaled, synthetic), paper-vgg16, paper-preresnet110, paper-preresnet164 or paper-wrn28x10.", DefaultValueFactory = _ => "quick" };
+    private static readonly Option<string?> Data = new("--data") { Description = "Folder with CIFAR binaries (the paper presets need it)." };
+    private static readonly Option<string?> Dataset = new("--dataset") { Description = "cifar10 (default) or cifar100." };
+    private static readonly Option<int> Seeds = new("--seeds") { Description = "Runs per cell, each with its own seed (default 3).", DefaultValueFactory = _ => 3 };
+    private static readonly Option<ulong> FirstSeed = new("--first-seed") { Description = "Seeds are first-seed, first-seed+1, ... (to split seeds over machines, then --collect).", DefaultValueFactory = _ => 1 };
+    private static readonly Option<string> Budgets = new("--budgets") { Description = "SWA budgets as multiples of the SGD budget (default 1,1.25,1.5).", DefaultValueFactory = _ => "1,1.25,1.5" };
+    private static readonly Option<double?> Scale = new("--scale") { Description = "Shrink the preset's epochs (budget and averaging start) by this factor in (0, 1], for a quick version of the grid." };
+    private static readonly Option<int?> SyntheticTrain = new("--synthetic-train") { Description = "Size of the synthetic training set (without --data; quick default 4000)." };
+    private static readonly Option<int?> SyntheticTest = new("--synthetic-test") { Description = "Size of the synthetic test set (without --data; quick default 1000)." };
+    private static readonly Option<int?> TrainSubset = new("--train-subset") { Description = "Use a class-balanced, seeded subset of N training images." };
+    private static readonly Option<string?> Out = new("--out") { Description = "Experiment folder (default runs/experiment-<preset>-<time>); with --collect, where the gathered table goes." };
+    private static readonly Option<string?> Resume = new("--resume") { Description = "Finish the experiment in this folder: complete members are kept, interrupted ones resumed, missing ones run." };
+    private static readonly Option<string[]> Collect = new("--collect") { Description = "Gather the members of these experiment folders (same plan, e.g. seeds run on different machines) into one table in --out.", AllowMultipleArgumentsPerToken = true };
+    private static readonly Option<string> Device = new("--device") { Description = "auto, cpu, cuda or cuda:N.", DefaultValueFactory = _ => "auto" };
+
+    public const string PlanFile = "experiment.json";
+
+    /// <summary>The quick experiment: resnet8 on 4,000 synthetic images, budget 8 epochs, averaging after epoch 6 (like the paper's ~0.8 of the budget).</summary>
+    private const int QuickBudget = 8, QuickSwaStart = 6, QuickTrain = 4000, QuickTest = 1000;
+
+    public static Command Create(CliEnvironment env)
+    {
+        var cmd = new Command("experiment", "The SWA paper's table: SGD vs SWA at 1, 1.25 and 1.5 budgets over several seeds (mean ± std), resumable.");
+        foreach (var o in new Option[] { Preset, Data, Dataset, Seeds, FirstSeed, Budgets, Scale, SyntheticTrain, SyntheticTest, TrainSubset, Out, Resume, Collect, Device }) cmd.Options.Add(o);
+        cmd.SetAction(p => Execute(p, env));
+        return cmd;
+    }
+
+    /// <summary>What experiment.json keeps: the plan and the settings every member shares.</summary>
+    private sealed record Definition(string Preset, double Scale, bool Synthetic, DatasetKind Dataset, RunSettings Settings, ExperimentPlan Plan);
+
+    private static int Execute(ParseResult p, CliEnvironment env)
+    {
+        if (p.GetValue(Collect) is { Length: > 0 } folders) return Gather(folders, p.GetValue(Out), env);
+        Definition def;
+        string outDir;
+        if (p.GetValue(Resume) is string resume)
+        {
+            def = ReadDefinition(resume);
+            outDir = resume;
+        }
+        else
+        {
+            def = Define(p);
+            outDir = p.GetValue(Out) ?? Path.Combine("runs", $"experiment-{def.Preset}-{DateTime.Now:yyyyMMdd-HHmmss}");
+            if (File.Exists(Path.Combine(outDir, PlanFile)))
+                throw new OptionException($"--out {outDir} already holds an experiment; finish it with --resume {outDir} or choose another --out.");
+            if (File.Exists(outDir)) throw new OptionException($"--out {outDir} is a file, not a folder.");
+            // Load the data once before writing anything: a bad data folder is an error, not a half-made experiment.
+            DataSources.Load(MemberSettings(def, def.Plan.Members.First()));
+            Directory.CreateDirectory(outDir);
+            AtomicFile.WriteAllText(Path.Combine(outDir, PlanFile), Serialize(def, null).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        }
+        var console = env.Console;
+        var plan = def.Plan;
+        var members = plan.Members.ToList();
+        console.WriteLine($"cudaswa experiment: {def.Preset}, {plan.Sgd.Model}, budget {plan.BudgetEpochs} epochs, SWA run to epoch {plan.Swa.Epochs} averaging from the end of epoch {plan.Swa.SwaStart}, " +
+            $"budgets {string.Join(", ", plan.Budgets.Select(b => b.ToString("0.###", CultureInfo.InvariantCulture)))} (epochs {string.Join(", ", plan.Budgets.Select(plan.EpochOf))}), " +
+            $"seeds {string.Join(", ", plan.Seeds)}: {members.Count} runs in {outDir}");
+        if (def.Synthetic || def.Scale != 1)
+            console.WriteLine($"This is a SCALED{(def.Synthetic ? ", SYNTHETIC" : "")} experiment ({Describe(def)}): it shows the procedure and the shape of the table, not the paper's numbers.");
+        var diverged = new List<string>();
+        for (int i = 0; i < members.Count; i++)
+        {
+            var member = members[i];
+            string dir = Path.Combine(outDir, member.Folder);
+            TrainingState? state = File.Exists(Path.Combine(dir, Checkpoint.StateFile)) ? Checkpoint.ReadState(dir) : null;
+            if (state is not null && state.NextEpoch >= member.Options.Epochs)
+            {
+                console.WriteLine($"[{i + 1}/{members.Count}] {member.Folder}: complete");
+                continue;
+            }
+            console.WriteLine($"[{i + 1}/{members.Count}] {member.Folder}: {(state is null ? "training" : $"resuming at epoch {state.NextEpoch + 1}")} ({member.Options.Epochs} epochs)");
+            int code = TrainCommand.Train(MemberSettings(def, member), state, dir, env);
+            if (code == ExitCodes.Interrupted)
+            {
+                console.WriteLine($"Stopped. Finish the experiment with: cudaswa experiment --resume {outDir}");
+                return code;
+            }
+            if (code == ExitCodes.Diverged) diverged.Add(member.Folder);
+            else if (code != ExitCodes.Ok) return code;
+        }
+        var table = Experiment.Collect(plan, [outDir]);
+        WriteOutputs(outDir, def, table, [outDir], env);
+        if (diverged.Count > 0) console.WriteLine($"Diverged (no values in the table): {string.Join(", ", diverged)}.");
+        return ExitCodes.Ok;
+    }
+
+    /// <summary>The experiment the options describe, checked before anything is written.</summary>
+    private static Definition Define(ParseResult p)
+    {
+        string presetName = p.GetValue(Preset)!.Trim().ToLowerInvariant();
+        var preset = Presets.Find(presetName);
+        var kind = p.GetValue(Dataset)?.Trim().ToLowerInvariant() switch
+        {
+            null or "cifar10" => DatasetKind.Cifar10,
+            "cifar100" => DatasetKind.Cifar100,
+            var other => throw new OptionException($"--dataset: '{other}' is not valid; expected cifar10 or cifar100."),
+        };
+        string? data = p.GetValue(Data);
+        if (preset.NeedsRealData && data is null)
+            throw new OptionException($"--preset {preset.Name} reproduces the paper on CIFAR: it needs --data DIR. {DataSources.CifarHint}");
+        int seeds = p.GetValue(Seeds);
+        if (seeds < 1 || seeds > 100) throw new OptionException($"--seeds: must be in 1..100; got {seeds}.");
+        double scale = p.GetValue(Scale) ?? 1;
+        if (!(scale > 0 && scale <= 1)) throw new OptionException($"--scale: must be in (0, 1]; got {scale.ToString(CultureInfo.InvariantCulture)}.");
+        var budgets = ParseBudgets(p.GetValue(Budgets)!);
+        var sgdSettings = preset.Create(kind, true);
+        var swaSettings = preset.Create(kind, false);
+        var sgd = sgdSettings.Training;
+        var swa = swaSettings.Training;
+        bool quick = preset.Name == "quick";
+        int budget = Math.Max(2, (int)Math.Round(scale * (quick ? QuickBudget : sgd.Epochs), MidpointRounding.AwayFromZero));
+        int start = Math.Max(1, (int)Math.Round(scale * (quick ? QuickSwaStart : swa.SwaStart!.Value), MidpointRounding.AwayFromZero));
+        var settings = sgdSettings with
+        {
+            DataDir = data,
+            Device = p.GetValue(Device)!.Trim().ToLowerInvariant(),
+            TrainSubset = p.GetValue(TrainSubset),
+            SyntheticTrain = p.GetValue(SyntheticTrain) ?? (quick ? QuickTrain : sgdSettings.SyntheticTrain),
+            SyntheticTest = p.GetValue(SyntheticTest) ?? (quick ? QuickTest : sgdSettings.SyntheticTest),
+        };
+        // The budget epochs are evaluated by EvaluateAt; elsewhere every epoch (quick) or every 5th (paper), as `train` does.
+        sgd = sgd with { Epochs = budget, Ensemble = false };
+        swa = swa with { SwaStart = start, Ensemble = false };
+        ExperimentPlan plan;
+        try
+        {
+            plan = ExperimentPlan.Create(sgd, swa, budgets, [.. Enumerable.Range(0, seeds).Select(i => p.GetValue(FirstSeed) + (ulong)i)]);
+        }
+        catch (ArgumentException e)
+        {
+            throw new OptionException($"--budgets / --scale: {e.Message}");
+        }
+        var def = new Definition(preset.Name, scale, data is null, kind, settings, plan);
+        MemberSettings(def, plan.Members.First()).Validate();
+        return def;
+    }
+
+    private static double[] ParseBudgets(string text)
+    {
+        var parts = text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        var result = new double[parts.Length];
+        for (int i = 0; i < parts.Length; i++)
+            if (!double.TryParse(parts[i], NumberStyles.Float, CultureInfo.InvariantCulture, out result[i]) || !(result[i] > 0) || !double.IsFinite(result[i]))
+                throw new OptionException($"--budgets: '{parts[i]}' is not a positive number; expected a comma-separated list such as 1,1.25,1.5.");
+        if (result.Length == 0) throw new OptionException("--budgets: no budgets given; expected a comma-separated list such as 1,1.25,1.5.");
+        return result;
+    }
+
+    private static RunSettings MemberSettings(Definition def, ExperimentMember member) =>
+        def.Settings with { Preset = def.Preset, Dataset = def.Dataset, Training = member.Options };
+
+    private static string Describe(Definition def) =>
+        (def.Synthetic ? $"{def.Settings.SyntheticTrain:N0} synthetic training images" : $"{def.Dataset} from {def.Settings.DataDir}") +
+        (def.Settings.TrainSubset is int n ? $", a {n:N0}-image subset" : "") +
+        $", budget {def.Plan.BudgetEpochs} epochs" + (def.Scale != 1 ? $" ({def.Scale.ToString(CultureInfo.InvariantCulture)} of the paper's)" : "");
+
+    // ------------------------------------------------------------------ experiment.json
+
+    private static JsonObject Serialize(Definition def, ExperimentTable? table)
+    {
+        var o = new JsonObject
+        {
+            ["preset"] = def.Preset,
+            ["scale"] = def.Scale,
+            ["synthetic"] = def.Synthetic,
+            ["dataset"] = def.Dataset.ToString().ToLowerInvariant(),
+            ["budgets"] = new JsonArray([.. def.Plan.Budgets.Select(b => (JsonNode)b)]),
+            ["seeds"] = new JsonArray([.. def.Plan.Seeds.Select(s => (JsonNode)s)]),
+            ["settings"] = def.Settings.ToJson(),
+            ["sgd"] = JsonSerializer.SerializeToNode(def.Plan.Sgd, TrainingJsonContext.Default.TrainingOptions),
+            ["swa"] = JsonSerializer.SerializeToNode(def.Plan.Swa, TrainingJsonContext.Default.TrainingOptions),
+        };
+        if (table is not null)
+        {
+            var columns = new JsonArray();
+            for (int c = 0; c < table.Columns.Count; c++)
+            {
+                var cell = table.Cells[c];
+                columns.Add(new JsonObject
+                {
+                    ["column"] = table.Columns[c],
+                    ["epoch"] = table.ColumnEpochs[c],
+                    ["mean_error_percent"] = cell.MeanError,
+                    ["std_error_percent"] = cell.StdError,
+                    ["mean_nll"] = cell.MeanNll,
+                    ["std_nll"] = cell.StdNll,
+                    ["members"] = new JsonArray([.. table.Seeds.Select((s, i) => (JsonNode)new JsonObject
+                    {
+                        ["seed"] = s,
+                        ["folder"] = (c == 0 ? new ExperimentMember(s, ExperimentPlan.SgdKind, def.Plan.Sgd) : new ExperimentMember(s, ExperimentPlan.SwaKind, def.Plan.Swa)).Folder,
+                        ["error_percent"] = cell.Errors[i],
+                        ["nll"] = cell.Nlls[i],
+                    })]),
+                });
+            }
+            o["table"] = columns;
+        }
+        return o;
+    }
+
+    private static Definition ReadDefinition(string dir)
+    {
+        string path = Path.Combine(dir, PlanFile);
+        if (!File.Exists(path)) throw new OptionException($"'{dir}' holds no {PlanFile}: it is not a cudaswa experiment folder.");
+        try
+        {
+            var o = JsonNode.Parse(File.ReadAllText(path))!.AsObject();
+            var sgd = o["sgd"].Deserialize(TrainingJsonContext.Default.TrainingOptions)!;
+            var swa = o["swa"].Deserialize(TrainingJsonContext.Default.TrainingOptions)!;
+            var budgets = o["budgets"]!.AsArray().Select(b => b!.GetValue<double>()).ToArray();
+            var seeds = o["seeds"]!.AsArray().Select(s => s!.GetValue<ulong>()).ToArray();
+            var plan = ExperimentPlan.Create(sgd, swa with { EvaluateAt = null }, budgets, seeds);
+            var settings = o["settings"].Deserialize(CliJsonContext.Default.RunSettings)!;
+            var kind = o["dataset"]!.GetValue<string>() == "cifar100" ? DatasetKind.Cifar100 : DatasetKind.Cifar10;
+            return new Definition(o["preset"]!.GetValue<string>(), o["scale"]!.GetValue<double>(), o["synthetic"]!.GetValue<bool>(), kind, settings, plan);
+        }
+        catch (Exception e) when (e is JsonException or InvalidOperationException or ArgumentException or NullReferenceException or FormatException)
+        {
+            throw new DataFormatException($"'{path}' is not a valid experiment definition: {e.Message}");
+        }
+    }
+
+    // ------------------------------------------------------------------ --collect
+
+    private static int Gather(string[] folders, string? outDir, CliEnvironment env)
+    {
+        if (outDir is null) throw new OptionException("--collect needs --out DIR: the folder the gathered table goes to.");
+        var defs = folders.Select(ReadDefinition).ToList();
+        var first = defs[0];
+        string Key(Definition d) => JsonSerializer.Serialize(d.Plan.Sgd with { Seed = 0 }, TrainingJsonContext.Default.TrainingOptions) +
+                                    JsonSerializer.Serialize(d.Plan.Swa with { Seed = 0 }, TrainingJsonContext.Default.TrainingOptions) +
+                                    string.Join(",", d.Plan.Budgets) + d.Preset + d.Dataset + d.Scale;
+        for (int i = 1; i < defs.Count; i++)
+            if (Key(defs[i]) != Key(first))
+                throw new OptionException($"--collect: '{folders[i]}' holds another experiment than '{folders[0]}' (model, options, budgets or scale differ); only parts of one plan can be gathered.");
+        var seeds = defs.SelectMany(d => d.Plan.Seeds).Distinct().OrderBy(s => s).ToArray();
+        var def = first with { Plan = first.Plan with { Seeds = seeds } };
+        if (File.Exists(Path.Combine(outDir, PlanFile)) && !folders.Any(f => Path.GetFullPath(f) == Path.GetFullPath(outDir)))
+            throw new OptionException($"--out {outDir} already holds an experiment; gather into a new folder (or one of the collected ones).");
+        var table = Experiment.Collect(def.Plan, folders);
+        Directory.CreateDirectory(outDir);
+        AtomicFile.WriteAllText(Path.Combine(outDir, PlanFile), Serialize(def, table).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        WriteOutputs(outDir, def, table, folders, env);
+        return ExitCodes.Ok;
+    }
+
+    // ------------------------------------------------------------------ outputs
+
+    private static void WriteOutputs(string outDir, Definition def, ExperimentTable table, IReadOnlyList<string> folders, CliEnvironment env)
+    {
+        AtomicFile.WriteAllText(Path.Combine(outDir, PlanFile), Serialize(def, table).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        var paper = def.Synthetic || def.Scale != 1 ? null : PaperResults.Find(def.Preset, def.Dataset, def.Plan.Budgets);
+        string label = $"{table.Model} / {(def.Synthetic ? "synthetic" : def.Dataset.ToString())}" + (def.Scale != 1 ? $" (x{def.Scale.ToString(CultureInfo.InvariantCulture)} epochs)" : "");
+        var md = new StringBuilder();
+        md.AppendLine($"Test error (%) and NLL, mean ± std over seeds {string.Join(", ", table.Seeds)} ({Describe(def)}).");
+        md.AppendLine();
+        md.AppendLine("| model / data | " + string.Join(" | ", table.Columns.Select((c, i) => $"{c} (epoch {table.ColumnEpochs[i]})")) + " |");
+        md.AppendLine("|---|" + string.Concat(table.Columns.Select(_ => "---:|")));
+        md.AppendLine($"| {label}: test error % | " + string.Join(" | ", table.Cells.Select(c => Cell(c.MeanError, c.StdError, "F2", c.Count, table.Seeds.Count))) + " |");
+        md.AppendLine($"| {label}: NLL | " + string.Join(" | ", table.Cells.Select(c => Cell(c.MeanNll, c.StdNll, "F4", c.Count, table.Seeds.Count))) + " |");
+        if (paper is not null)
+            md.AppendLine($"| paper (Izmailov et al. 2018): test error % | " + string.Join(" | ", paper.Select(x => $"{100 - x.Accuracy:F2} ± {x.Std:F2}")) + " |");
+        AtomicFile.WriteAllText(Path.Combine(outDir, "table.md"), md.ToString());
+
+        var csv = new StringBuilder("model,data,column,epoch,mean_error_percent,std_error_percent,mean_nll,std_nll,seeds_with_values,errors_percent\n");
+        for (int c = 0; c < table.Columns.Count; c++)
+        {
+            var cell = table.Cells[c];
+            csv.AppendLine(string.Join(",", table.Model, def.Synthetic ? "synthetic" : def.Dataset.ToString().ToLowerInvariant(), table.Columns[c],
+                table.ColumnEpochs[c].ToString(CultureInfo.InvariantCulture), RunFiles.Csv(cell.MeanError), RunFiles.Csv(cell.StdError), RunFiles.Csv(cell.MeanNll),
+                RunFiles.Csv(cell.StdNll), cell.Count.ToString(CultureInfo.InvariantCulture), string.Join(";", cell.Errors.Select(RunFiles.Csv))));
+        }
+        AtomicFile.WriteAllText(Path.Combine(outDir, "table.csv"), csv.ToString());
+        ExperimentPlot.Write(Path.Combine(outDir, "experiment.png"), def.Plan, folders, label);
+
+        var console = env.Console;
+        var t = new Table().Title($"[bold]{Markup.Escape(label)}: test error % (NLL), mean ± std over {table.Seeds.Count} seeds[/]").AddColumn("");
+        for (int c = 0; c < table.Columns.Count; c++) t.AddColumn(new TableColumn($"{table.Columns[c]}\n(epoch {table.ColumnEpochs[c]})").RightAligned());
+        t.AddRow(["ours", .. table.Cells.Select(c => Markup.Escape(Cell(c.MeanError, c.StdError, "F2", c.Count, table.Seeds.Count) + $"\n({Cell(c.MeanNll, c.StdNll, "F3", c.Count, table.Seeds.Count)})"))]);
+        if (paper is not null) t.AddRow(["paper", .. paper.Select(x => Markup.Escape($"{100 - x.Accuracy:F2} ± {x.Std:F2}"))]);
+        console.Write(t);
+        console.WriteLine($"table.md, table.csv, {PlanFile} and experiment.png are in {outDir}");
+    }
+
+    private static string Cell(double? mean, double? std, string format, int count, int seeds) =>
+        mean is null ? "-" : mean.Value.ToString(format, CultureInfo.InvariantCulture) + (std is double s ? " ± " + s.ToString(format, CultureInfo.InvariantCulture) : "") +
+        (count < seeds ? $" ({count} of {seeds} seeds)" : "");
+}
+
+/// <summary>The SWA paper's published test accuracies (%, mean ± std of 3 runs; Izmailov et al. 2018, Table 1, and its reference code's README).</summary>
+public static class PaperResults
+{
+    private static readonly Dictionary<(string, DatasetKind), (double Accuracy, double Std)[]> Table = new()
+    {
+        [("paper-vgg16", DatasetKind.Cifar100)] = [(72.55, 0.10), (73.91, 0.12), (74.17, 0.15), (74.27, 0.25)],
+        [("paper-preresnet110", DatasetKind.Cifar100)] = [(76.77, 0.38), (78.75, 0.16), (78.91, 0.29), (79.10, 0.21)],
+        [("paper-preresnet164", DatasetKind.Cifar100)] = [(78.49, 0.36), (79.77, 0.17), (80.18, 0.23), (80.35, 0.16)],
+        [("paper-wrn28x10", DatasetKind.Cifar100)] = [(80.82, 0.23), (81.46, 0.23), (81.91, 0.27), (82.15, 0.27)],
+        [("paper-vgg16", DatasetKind.Cifar10)] = [(93.25, 0.16), (93.59, 0.16), (93.70, 0.22), (93.64, 0.18)],
+        [("paper-preresnet110", DatasetKind.Cifar10)] = [(95.03, 0.05), (95.51, 0.10), (95.65, 0.03), (95.82, 0.03)],
+        [("paper-preresnet164", DatasetKind.Cifar10)] = [(95.28, 0.10), (95.56, 0.11), (95.77, 0.04), (95.83, 0.03)],
+        [("paper-wrn28x10", DatasetKind.Cifar10)] = [(96.18, 0.11), (96.45, 0.11), (96.64, 0.08), (96.79, 0.05)],
+    };
+
+    /// <summary>SGD then SWA at 1, 1.25 and 1.5 budgets for a paper preset; null for other presets or other budgets.</summary>
+    public static IReadOnlyList<(double Accuracy, double Std)>? Find(string preset, DatasetKind dataset, IReadOnlyList<double> budgets) =>
+        budgets.SequenceEqual([1, 1.25, 1.5]) && Table.TryGetValue((preset, dataset), out var row) ? row : null;
+}
