@@ -9,6 +9,11 @@ public sealed unsafe partial class CpuBackend
     /// <inheritdoc/>
     protected override void ConvolutionForwardCore(Tensor x, Tensor w, Tensor y, ConvGeometry g) => _convolution.Forward(x, w, y, g);
     /// <inheritdoc/>
+    protected override void ConvolutionBiasActivationForwardCore(Tensor x, Tensor w, Tensor bias, bool relu, Tensor y, ConvGeometry g)
+    {
+        if (!_convolution.TryForwardWithBias(x, w, bias, relu, y, g)) base.ConvolutionBiasActivationForwardCore(x, w, bias, relu, y, g);
+    }
+    /// <inheritdoc/>
     protected override void ConvolutionBackwardDataCore(Tensor dy, Tensor w, Tensor dx, ConvGeometry g, bool accumulate) => _convolution.BackwardData(dy, w, dx, g, accumulate);
     /// <inheritdoc/>
     protected override void ConvolutionBackwardFilterCore(Tensor x, Tensor dy, Tensor dw, ConvGeometry g) => _convolution.BackwardFilter(x, dy, dw, g);

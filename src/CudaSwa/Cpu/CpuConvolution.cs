@@ -43,6 +43,14 @@ internal sealed unsafe class CpuConvolution
         }
     }
 
+    /// <summary>y = conv(x, w) + bias (+ ReLU) with the bias applied as the output is written, where the direct kernels run; false elsewhere (nothing done).</summary>
+    public bool TryForwardWithBias(Tensor x, Tensor w, Tensor bias, bool relu, Tensor y, ConvGeometry g)
+    {
+        if (!DirectConvolution.Supports(g)) return false;
+        _direct.Forward(x, w, y, g, bias, relu);
+        return true;
+    }
+
     public void Forward(Tensor x, Tensor w, Tensor y, ConvGeometry g)
     {
         if (DirectConvolution.Supports(g))

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using CudaSwa.Cpu.Simd;
 using CudaSwa.Tensors;
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 
@@ -126,7 +127,12 @@ internal sealed unsafe class DirectConvolution
 
     // ------------------------------------------------------------------ forward
 
-    public void Forward(Tensor x, Tensor w, Tensor y, ConvGeometry g)
+    /// <summary>
+    /// y = conv(x, w); with a <paramref name="bias"/>, y = conv(x, w) + bias[k] (then max(·, 0) when
+    /// <paramref name="relu"/>) applied as the output leaves the grid: the same operations, so the
+    /// same bits, as a separate bias (and ReLU) pass, without that pass over y.
+    /// </summary>
+    public void Forward(Tensor x, Tensor w, Tensor y, ConvGeometry g, Tensor bias = default, bool relu = false)
     {
         Prepare(g);
         var grid = OutputGrid(g);
@@ -145,6 +151,7 @@ internal sealed unsafe class DirectConvolution
                 packed[((long)kb * units + u) * KB + j] = o < g.K ? wp[(long)o * units + u] : 0f;
             }
             nint px = (nint)CpuTensor.Ptr(x), py = (nint)CpuTensor.Ptr(y), pw = (nint)packed, pu = (nint)unitOffsets;
+            nint pb = bias.IsNull ? 0 : (nint)CpuTensor.Ptr(bias);
             ForImages(g.N, (worker, i) =>
             {
                 fixed (float* planes = _planes[worker]) fixed (float* gridBuffer = _grid[worker])
@@ -152,7 +159,8 @@ internal sealed unsafe class DirectConvolution
                     float* src = (float*)px + i * g.C * g.H * g.W;
                     BuildInputPlanes(src, g, grid, planes);
                     RunTiles(planes, (int*)pu, units, (float*)pw, g.K, grid, gridBuffer);
-                    FromGrid(gridBuffer, g.K, grid, (float*)py + i * g.K * g.P * g.Q, g.Q, 0, 0, 1, accumulate: false);
+                    if (pb == 0) FromGrid(gridBuffer, g.K, grid, (float*)py + i * g.K * g.P * g.Q, g.Q, 0, 0, 1, accumulate: false);
+                    else FromGridWithBias(gridBuffer, g.K, grid, (float*)py + i * g.K * g.P * g.Q, (float*)pb, relu);
                 }
             });
         }
@@ -264,6 +272,19 @@ internal sealed unsafe class DirectConvolution
             {
                 for (int j = 0; j < grid.Cols; j++) to[j * step] = from[j];
             }
+        }
+    }
+
+    /// <summary>The forward pass's output rows leaving the grid with the channel's bias added (and the ReLU), as AddChannelBias(Relu) computes them.</summary>
+    private static void FromGridWithBias(float* gridBuffer, int channels, Grid grid, float* dst, float* bias, bool relu)
+    {
+        for (int c = 0; c < channels; c++)
+        for (int r = 0; r < grid.Rows; r++)
+        {
+            float* from = gridBuffer + (long)c * grid.VPad + r * grid.Width;
+            float* to = dst + ((long)c * grid.Rows + r) * grid.Cols;
+            if (relu) Elementwise.Map(from, to, grid.Cols, new CpuPointwise.ScaleShiftRelu(1f, bias[c]));
+            else Elementwise.Map(from, to, grid.Cols, new CpuPointwise.ScaleShift(1f, bias[c]));
         }
     }
 

@@ -52,9 +52,7 @@ public sealed class Conv2d : Layer
         {
             // conv(x, w * s) + (beta - mean * s): the batch norm's output (and its ReLU's, when fused) in one pass over y.
             var target = bn.Result.Value.WithBatch(ctx.Batch);
-            ctx.Backend.ConvolutionForward(In(0, ctx), FoldedWeight, target, Spec);
-            if (bn.FusedRelu is not null) ctx.Backend.AddChannelBiasRelu(target, FoldedBias);
-            else ctx.Backend.AddChannelBias(target, FoldedBias);
+            ctx.Backend.ConvolutionBiasActivationForward(In(0, ctx), FoldedWeight, FoldedBias, relu: bn.FusedRelu is not null, target, Spec);
             return;
         }
         var y = Out(ctx);

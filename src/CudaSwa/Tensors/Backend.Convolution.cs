@@ -19,6 +19,22 @@ public abstract partial class Backend
         using (new OpTimer(this, "ConvolutionForward")) ConvolutionForwardCore(x, w, y, g);
     }
 
+    /// <summary>
+    /// y = conv(x, w) + bias[k], then max(·, 0) when <paramref name="relu"/>: a convolution with its
+    /// bias (e.g. a folded batch norm's) and activation applied as the output is written, where the
+    /// backend can (cuDNN's ConvolutionBiasActivationForward does the same). The same values as
+    /// <see cref="ConvolutionForward"/> followed by <see cref="AddChannelBias"/> or <see cref="AddChannelBiasRelu"/>.
+    /// </summary>
+    public void ConvolutionBiasActivationForward(Tensor x, Tensor w, Tensor bias, bool relu, Tensor y, ConvSpec spec)
+    {
+        var g = CheckConvolution(x, w, y, spec);
+        Own(bias, nameof(bias));
+        RequireFloat(bias, nameof(bias));
+        RequireLength(bias, y.Shape.C, nameof(bias), "one value per output channel");
+        Wrote(y);
+        using (new OpTimer(this, "ConvolutionBiasActivationForward")) ConvolutionBiasActivationForwardCore(x, w, bias, relu, y, g);
+    }
+
     /// <summary>dx = conv_transpose(dy, w), overwriting dx unless accumulate.</summary>
     public void ConvolutionBackwardData(Tensor dy, Tensor w, Tensor dx, ConvSpec spec, bool accumulate)
     {
@@ -104,5 +120,16 @@ public abstract partial class Backend
     {
         AddChannelBiasCore(y, bias);
         ReluForwardCore(y, y);
+    }
+
+    /// <summary>
+    /// The backend's implementation of <see cref="ConvolutionBiasActivationForward"/>; the arguments are
+    /// already validated. By default the convolution, then the bias (and ReLU) pass.
+    /// </summary>
+    protected virtual void ConvolutionBiasActivationForwardCore(Tensor x, Tensor w, Tensor bias, bool relu, Tensor y, ConvGeometry g)
+    {
+        ConvolutionForwardCore(x, w, y, g);
+        if (relu) AddChannelBiasReluCore(y, bias);
+        else AddChannelBiasCore(y, bias);
     }
 }

@@ -113,6 +113,31 @@ public class FusedOpsTests(string backend) : BackendTest(backend)
         Same(Get(t), expected, $"bias + ReLU ({Rng})");
     }
 
+    // Shapes the CPU's direct kernels run (3x3 s1/s2, 1x1 s2) and one they leave to im2col (5x5).
+    [TestCase(2, 16, 12, 12, 16, 3, 1, 1)]
+    [TestCase(3, 8, 9, 9, 24, 3, 2, 1)]
+    [TestCase(2, 16, 8, 8, 32, 1, 2, 0)]
+    [TestCase(2, 3, 11, 11, 5, 5, 1, 2)]
+    [UsesVendorLibraries("cuDNN")]
+    public void ConvolutionBiasActivationIsTheConvolutionThenItsBiasPass(int n, int c, int h, int w, int k, int r, int stride, int pad)
+    {
+        var x = Rng.Floats(n * c * h * w);
+        var wt = Rng.Floats(k * c * r * r);
+        var bias = Rng.Floats(k);
+        var spec = new ConvSpec(stride, pad);
+        int p = (h + 2 * pad - r) / stride + 1;
+        foreach (bool relu in new[] { false, true })
+        {
+            var apart = Poisoned(n, k, p, p);
+            B.ConvolutionForward(Put(x, n, c, h, w), Put(wt, k, c, r, r), apart, spec);
+            if (relu) B.AddChannelBiasRelu(apart, Put(bias, k));
+            else B.AddChannelBias(apart, Put(bias, k));
+            var fused = Poisoned(n, k, p, p);
+            B.ConvolutionBiasActivationForward(Put(x, n, c, h, w), Put(wt, k, c, r, r), Put(bias, k), relu, fused, spec);
+            Assert.That(Get(fused), Is.EqualTo(Get(apart)), $"relu={relu}: the same bits as the convolution and its bias pass ({Rng})");
+        }
+    }
+
     [TestCase(3, false)]
     [TestCase(1, false)]
     [TestCase(3, true)]
