@@ -5,6 +5,7 @@ using CudaSwa.Landscape;
 using CudaSwa.Layers;
 using CudaSwa.Tensors;
 using CudaSwa.Training;
+using CudaSwa.Tests.Support;
 using NUnit.Framework;
 
 namespace CudaSwa.Tests.Landscape;
@@ -17,30 +18,9 @@ namespace CudaSwa.Tests.Landscape;
 [Category("Cpu")]
 public class LandscapeTests
 {
-    private static NetworkBuilder SmallNet(int numClasses)
-    {
-        var b = new NetworkBuilder("landscape-net", height: 16, width: 16);
-        Node x = b.Relu(b.BatchNorm(b.Conv(b.Input, "stem.conv", 8, kernel: 3, padding: 1), "stem.bn"));
-        x = b.GlobalAvgPool(x);
-        b.Linear(x, "fc", numClasses);
-        return b;
-    }
+    private static NetworkBuilder SmallNet(int numClasses) => TinyRuns.Net("landscape-net", numClasses);
 
-    private static (ImageDataset Train, ImageDataset Test) Data()
-    {
-        var (train, test) = SyntheticCifar.Generate(trainCount: 200, testCount: 60, seed: 4);
-        return (Crop16(train), Crop16(test));
-    }
-
-    private static ImageDataset Crop16(ImageDataset d)
-    {
-        var images = new byte[d.Count * 3 * 16 * 16];
-        for (int i = 0; i < d.Count; i++)
-            for (int c = 0; c < 3; c++)
-                for (int y = 0; y < 16; y++)
-                    d.Images.AsSpan(((i * 3 + c) * 32 + y) * 32, 16).CopyTo(images.AsSpan(((i * 3 + c) * 16 + y) * 16));
-        return new ImageDataset(d.Name, images, d.Labels, d.NumClasses, 3, 16, 16);
-    }
+    private static (ImageDataset Train, ImageDataset Test) Data() => TinyRuns.Data(200, 60, seed: 4);
 
     [Test]
     public void LandscapeDirectionsHaveUnitNormZeroPaddingAndAreReproducibleBySeed()
