@@ -27,8 +27,8 @@ public sealed class OpProfiler
     {
         double total = _totals.Values.Sum(v => v.Seconds);
         var lines = _totals.OrderByDescending(kv => kv.Value.Seconds)
-            .Select(kv => $"{kv.Key,-28} {kv.Value.Seconds * 1000,10:F1} ms {100 * kv.Value.Seconds / Math.Max(total, 1e-12),5:F1}% {kv.Value.Calls,8} calls");
-        return string.Join(Environment.NewLine, lines) + Environment.NewLine + $"{"total",-28} {total * 1000,10:F1} ms";
+            .Select(kv => $"{kv.Key,-34} {kv.Value.Seconds * 1000,10:F1} ms {100 * kv.Value.Seconds / Math.Max(total, 1e-12),5:F1}% {kv.Value.Calls,8} calls");
+        return string.Join(Environment.NewLine, lines) + Environment.NewLine + $"{"total",-34} {total * 1000,10:F1} ms";
     }
 }
 

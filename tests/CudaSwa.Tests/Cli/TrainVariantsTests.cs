@@ -29,7 +29,7 @@ public class TrainVariantsTests
         string profile = File.ReadAllText(Path.Combine(outDir, "profile.txt"));
         // Every op a training epoch, an evaluation (batch norms folded into their convolutions) and a
         // BN recompute use, with a share and a call count.
-        foreach (string op in new[] { "ConvolutionForward", "ConvolutionBackwardFilter", "BatchNormReluForwardTraining", "BatchNormReluBackward", "FoldBatchNorm", "AddChannelBiasRelu", "SgdStep", "AverageUpdate", "total" })
+        foreach (string op in new[] { "ConvolutionForward", "ConvolutionBackwardFilter", "BatchNormReluForwardTraining", "BatchNormReluBackward", "FoldBatchNorm", "ConvolutionBiasActivationForward", "SgdStep", "AverageUpdate", "total" })
             Assert.That(profile, Does.Contain(op), profile);
         var conv = profile.Split('\n').First(l => l.StartsWith("ConvolutionForward", StringComparison.Ordinal));
         Assert.That(conv, Does.Match(@"ConvolutionForward\s+[0-9.]+ ms\s+[0-9.]+%\s+[1-9][0-9]* calls"));

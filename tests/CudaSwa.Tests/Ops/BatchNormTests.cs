@@ -33,7 +33,11 @@ public class BatchNormTests(string backend) : BackendTest(backend)
         var si = Poisoned(c);
         B.BatchNormForwardTraining(Put(x, n, c, h, w), y, Put(gamma, c), Put(beta, c), rm, rv, factor, Eps, sm, si);
         var (yRef, mean, var) = Reference.BatchNormTrain(Close.ToDouble(x), n, c, hw, Close.ToDouble(gamma), Close.ToDouble(beta), Eps);
-        Close.Check(Get(y), yRef, 1e-5 * Tol, 1e-5 * Tol, $"y ({Rng})");
+        // x - mean is rounded in float (|x| <= 3: half an ulp is 1.8e-7) and then scaled by gamma/sqrt(var + eps):
+        // with few samples per channel (2 here) the variance can be tiny and that scale large, so the bound grows with it.
+        double amplification = var.Select((v, i) => Math.Abs(gamma[i]) / Math.Sqrt(v + Eps)).Max();
+        double atol = 1e-5 * Tol + 4 * 1.8e-7 * amplification;
+        Close.Check(Get(y), yRef, atol, 1e-5 * Tol, $"y ({Rng}, float rounding of x - mean amplified up to {amplification:F1}x)");
         Close.Check(Get(sm), mean, 1e-6, 1e-5, "saved mean");
         Close.Check(Get(si), var.Select(v => 1 / Math.Sqrt(v + Eps)).ToArray(), 1e-6, 1e-5, "saved inverse std");
         Close.Check(Get(rm), mean.Select((v, i) => (1 - factor) * rm0[i] + factor * v).ToArray(), 1e-6, 1e-5, "running mean");
