@@ -3,14 +3,17 @@ using CudaSwa.Tensors;
 
 namespace CudaSwa.Cli;
 
-/// <summary>Opens the backend a command's --device names; a malformed value is a --device option error.</summary>
+/// <summary>
+/// Opens the backend a command's --device names, with a sentence describing what was opened (or why
+/// the CPU was chosen); a malformed value is a --device option error.
+/// </summary>
 public static class DeviceOption
 {
-    public static Backend Open(string device, bool tf32, out string note)
+    public static Backend Open(string device, bool tf32, out string description)
     {
         try
         {
-            return BackendFactory.Create(device, tf32, out note);
+            return BackendFactory.Create(device, tf32, out description);
         }
         catch (ArgumentException e)
         {

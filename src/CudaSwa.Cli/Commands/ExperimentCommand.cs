@@ -264,7 +264,6 @@ public static class ExperimentCommand
             throw new OptionException($"--out {outDir} already holds an experiment; gather into a new folder (or one of the collected ones).");
         var table = Experiment.Collect(def.Plan, folders);
         Directory.CreateDirectory(outDir);
-        AtomicFile.WriteAllText(Path.Combine(outDir, PlanFile), Serialize(def, table).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         WriteOutputs(outDir, def, table, folders, env);
         return ExitCodes.Ok;
     }

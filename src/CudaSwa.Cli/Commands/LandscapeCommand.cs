@@ -74,7 +74,7 @@ public static class LandscapeCommand
         try { options.Validate(); }
         catch (ArgumentException e) { throw new OptionException(e.Message); }
 
-        using var backend = DeviceOption.Open(p.GetValue(Device)!.Trim().ToLowerInvariant(), false, out string note);
+        using var backend = DeviceOption.Open(p.GetValue(Device)!.Trim().ToLowerInvariant(), false, out string deviceDescription);
         using var net = ModelZoo.Create(run.Model, settings.NumClasses, backend, run.BatchSize);
         float[] swa = LoadParameters(net, swaPath), sgd = LoadParameters(net, sgdPath);
 
@@ -92,7 +92,7 @@ public static class LandscapeCommand
         }
 
         var console = env.Console;
-        console.WriteLine($"cudaswa landscape: {note}; {run.Model} of {dir}; {DataSources.Describe(settings, train, test)}");
+        console.WriteLine($"cudaswa landscape: {deviceDescription}; {run.Model} of {dir}; {DataSources.Describe(settings, train, test)}");
         if (small && p.GetValue(Rays) is null && p.GetValue(Steps) is null && p.GetValue(SegmentPoints) is null && p.GetValue(TrainPoints) is null)
             console.WriteLine($"A small run ({train.Count:N0} training images): defaults scaled to {options.Rays} rays x {options.Steps} steps, " +
                 $"{options.SegmentPoints} segment points, {options.TrainSubset:N0} training images per point (the paper-scale defaults are 10 x 10, 21, 5,000).");

@@ -250,7 +250,7 @@ public static class TrainCommand
         var (train, test) = DataSources.Load(settings);
         if (train.NumClasses != settings.NumClasses)
             throw new OptionException($"--dataset: the data has {train.NumClasses} classes, {settings.Dataset} has {settings.NumClasses}.");
-        var backend = DeviceOption.Open(settings.Device, settings.Tf32, out string deviceNote);
+        var backend = DeviceOption.Open(settings.Device, settings.Tf32, out string deviceDescription);
         using var _ = backend;
         var events = new TrainerEvents();
         using var trainer = Resources.OutOfMemoryAs(() => new Trainer(options, backend, train, test, outDir, events) { HostSettings = settings.ToJson() },
@@ -271,7 +271,7 @@ public static class TrainCommand
             return Finish(reporter, run, trainer, settings, train, test, backend, outDir, RunOutcome.Completed,
                 $"The run in {outDir} is complete ({state.NextEpoch} of {options.Epochs} epochs): nothing left to train. Its outputs are checked and in place.");
 
-        reporter.Line($"cudaswa train{(state is null ? "" : $" (resumed at epoch {state.NextEpoch + 1}, batch {state.NextBatch})")}: {deviceNote}");
+        reporter.Line($"cudaswa train{(state is null ? "" : $" (resumed at epoch {state.NextEpoch + 1}, batch {state.NextBatch})")}: {deviceDescription}");
         reporter.Line($"data: {DataSources.Describe(settings, train, test)}");
         if (DataSources.IsSynthetic(settings))
             reporter.Note($"This run uses SYNTHETIC data generated in memory, not CIFAR: the numbers show that SWA works, not CIFAR accuracy. {DataSources.CifarHint}");
@@ -317,7 +317,7 @@ public static class TrainCommand
 
     /// <summary>metrics.csv, curves.png and summary.json for the run as it stands, then the closing lines and the exit code.</summary>
     private static int Finish(ConsoleReporter reporter, RunFiles run, Trainer trainer, RunSettings settings, Data.ImageDataset train, Data.ImageDataset test,
-        Backend backend, string outDir, RunOutcome outcome, string? note)
+        Backend backend, string outDir, RunOutcome outcome, string? message)
     {
         var options = settings.Training;
         run.WriteMetrics(trainer.State.History);
@@ -340,7 +340,7 @@ public static class TrainCommand
         {
             case RunOutcome.Completed:
                 reporter.Results(summary);
-                if (note is not null) reporter.Note(note);
+                if (message is not null) reporter.Note(message);
                 if (DataSources.IsSynthetic(settings))
                     reporter.Note($"Synthetic data: to train on real CIFAR-10, run `cudaswa train --data DIR` (or a --preset paper-*). {DataSources.CifarHint}");
                 return ExitCodes.Ok;

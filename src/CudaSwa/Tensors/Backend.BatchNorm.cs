@@ -14,13 +14,7 @@ public abstract partial class Backend
     public void BatchNormForwardTraining(Tensor x, Tensor y, Tensor gamma, Tensor beta,
         Tensor runningMean, Tensor runningVar, double factor, double epsilon, Tensor saveMean, Tensor saveInvStd)
     {
-        CheckBatchNorm(x, y, gamma, beta, runningMean, runningVar, epsilon);
-        RequireLength(saveMean, x.Shape.C, nameof(saveMean), "one value per channel");
-        RequireLength(saveInvStd, x.Shape.C, nameof(saveInvStd), "one value per channel");
-        if (!(factor >= 0 && factor <= 1))
-            throw new ArgumentOutOfRangeException(nameof(factor), $"The running-average factor must be in [0, 1]; got {factor}.");
-        if ((long)x.Shape.N * x.Shape.H * x.Shape.W < 2)
-            throw new ArgumentException($"Training-mode batch norm needs at least 2 values per channel; got {x.Shape}.", nameof(x));
+        CheckBatchNormTraining(x, y, gamma, beta, runningMean, runningVar, factor, epsilon, saveMean, saveInvStd);
         Wrote(y); Wrote(runningMean); Wrote(runningVar); Wrote(saveMean); Wrote(saveInvStd);
         using (new OpTimer(this, "BatchNormForwardTraining")) BatchNormForwardTrainingCore(x, y, gamma, beta, runningMean, runningVar, factor, epsilon, saveMean, saveInvStd);
     }
@@ -38,16 +32,7 @@ public abstract partial class Backend
     public void BatchNormBackward(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd,
         Tensor dx, Tensor dGamma, Tensor dBeta, double epsilon, bool accumulate)
     {
-        if (!(epsilon > 0)) throw new ArgumentOutOfRangeException(nameof(epsilon), $"Epsilon must be > 0; got {epsilon}.");
-        Own(x, nameof(x)); Own(dy, nameof(dy)); Own(dx, nameof(dx));
-        RequireShape(dy, x.Shape, nameof(dy));
-        RequireShape(dx, x.Shape, nameof(dx));
-        int c = x.Shape.C;
-        RequireLength(gamma, c, nameof(gamma), "one value per channel");
-        RequireLength(saveMean, c, nameof(saveMean), "one value per channel");
-        RequireLength(saveInvStd, c, nameof(saveInvStd), "one value per channel");
-        RequireLength(dGamma, c, nameof(dGamma), "one value per channel");
-        RequireLength(dBeta, c, nameof(dBeta), "one value per channel");
+        CheckBatchNormBackward(x, dy, gamma, saveMean, saveInvStd, dx, dGamma, dBeta, epsilon);
         Wrote(dx); Wrote(dGamma); Wrote(dBeta);
         using (new OpTimer(this, "BatchNormBackward")) BatchNormBackwardCore(x, dy, gamma, saveMean, saveInvStd, dx, dGamma, dBeta, epsilon, accumulate);
     }
@@ -82,13 +67,7 @@ public abstract partial class Backend
     public void BatchNormReluForwardTraining(Tensor x, Tensor y, Tensor gamma, Tensor beta,
         Tensor runningMean, Tensor runningVar, double factor, double epsilon, Tensor saveMean, Tensor saveInvStd)
     {
-        CheckBatchNorm(x, y, gamma, beta, runningMean, runningVar, epsilon);
-        RequireLength(saveMean, x.Shape.C, nameof(saveMean), "one value per channel");
-        RequireLength(saveInvStd, x.Shape.C, nameof(saveInvStd), "one value per channel");
-        if (!(factor >= 0 && factor <= 1))
-            throw new ArgumentOutOfRangeException(nameof(factor), $"The running-average factor must be in [0, 1]; got {factor}.");
-        if ((long)x.Shape.N * x.Shape.H * x.Shape.W < 2)
-            throw new ArgumentException($"Training-mode batch norm needs at least 2 values per channel; got {x.Shape}.", nameof(x));
+        CheckBatchNormTraining(x, y, gamma, beta, runningMean, runningVar, factor, epsilon, saveMean, saveInvStd);
         Wrote(y); Wrote(runningMean); Wrote(runningVar); Wrote(saveMean); Wrote(saveInvStd);
         using (new OpTimer(this, "BatchNormReluForwardTraining"))
             BatchNormReluForwardTrainingCore(x, y, gamma, beta, runningMean, runningVar, factor, epsilon, saveMean, saveInvStd);
@@ -113,16 +92,7 @@ public abstract partial class Backend
     {
         Own(y, nameof(y));
         RequireShape(y, x.Shape, nameof(y));
-        if (!(epsilon > 0)) throw new ArgumentOutOfRangeException(nameof(epsilon), $"Epsilon must be > 0; got {epsilon}.");
-        Own(x, nameof(x)); Own(dy, nameof(dy)); Own(dx, nameof(dx));
-        RequireShape(dy, x.Shape, nameof(dy));
-        RequireShape(dx, x.Shape, nameof(dx));
-        int c = x.Shape.C;
-        RequireLength(gamma, c, nameof(gamma), "one value per channel");
-        RequireLength(saveMean, c, nameof(saveMean), "one value per channel");
-        RequireLength(saveInvStd, c, nameof(saveInvStd), "one value per channel");
-        RequireLength(dGamma, c, nameof(dGamma), "one value per channel");
-        RequireLength(dBeta, c, nameof(dBeta), "one value per channel");
+        CheckBatchNormBackward(x, dy, gamma, saveMean, saveInvStd, dx, dGamma, dBeta, epsilon);
         Wrote(dy); Wrote(dx); Wrote(dGamma); Wrote(dBeta);
         using (new OpTimer(this, "BatchNormReluBackward"))
             BatchNormReluBackwardCore(x, y, dy, gamma, saveMean, saveInvStd, dx, dGamma, dBeta, epsilon, accumulate);
@@ -218,5 +188,31 @@ public abstract partial class Backend
         RequireLength(runningMean, c, nameof(runningMean), "one value per channel");
         RequireLength(runningVar, c, nameof(runningVar), "one value per channel");
         if (!(epsilon > 0)) throw new ArgumentOutOfRangeException(nameof(epsilon), $"Epsilon must be > 0; got {epsilon}.");
+    }
+
+    private void CheckBatchNormTraining(Tensor x, Tensor y, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+        double factor, double epsilon, Tensor saveMean, Tensor saveInvStd)
+    {
+        CheckBatchNorm(x, y, gamma, beta, runningMean, runningVar, epsilon);
+        RequireLength(saveMean, x.Shape.C, nameof(saveMean), "one value per channel");
+        RequireLength(saveInvStd, x.Shape.C, nameof(saveInvStd), "one value per channel");
+        if (!(factor >= 0 && factor <= 1))
+            throw new ArgumentOutOfRangeException(nameof(factor), $"The running-average factor must be in [0, 1]; got {factor}.");
+        if ((long)x.Shape.N * x.Shape.H * x.Shape.W < 2)
+            throw new ArgumentException($"Training-mode batch norm needs at least 2 values per channel; got {x.Shape}.", nameof(x));
+    }
+
+    private void CheckBatchNormBackward(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd, Tensor dx, Tensor dGamma, Tensor dBeta, double epsilon)
+    {
+        if (!(epsilon > 0)) throw new ArgumentOutOfRangeException(nameof(epsilon), $"Epsilon must be > 0; got {epsilon}.");
+        Own(x, nameof(x)); Own(dy, nameof(dy)); Own(dx, nameof(dx));
+        RequireShape(dy, x.Shape, nameof(dy));
+        RequireShape(dx, x.Shape, nameof(dx));
+        int c = x.Shape.C;
+        RequireLength(gamma, c, nameof(gamma), "one value per channel");
+        RequireLength(saveMean, c, nameof(saveMean), "one value per channel");
+        RequireLength(saveInvStd, c, nameof(saveInvStd), "one value per channel");
+        RequireLength(dGamma, c, nameof(dGamma), "one value per channel");
+        RequireLength(dBeta, c, nameof(dBeta), "one value per channel");
     }
 }

@@ -28,9 +28,7 @@ public abstract partial class Backend
     public void ConvolutionBiasActivationForward(Tensor x, Tensor w, Tensor bias, bool relu, Tensor y, ConvSpec spec)
     {
         var g = CheckConvolution(x, w, y, spec);
-        Own(bias, nameof(bias));
-        RequireFloat(bias, nameof(bias));
-        RequireLength(bias, y.Shape.C, nameof(bias), "one value per output channel");
+        CheckChannelBias(y, bias);
         Wrote(y);
         using (new OpTimer(this, "ConvolutionBiasActivationForward")) ConvolutionBiasActivationForwardCore(x, w, bias, relu, y, g);
     }
@@ -54,9 +52,7 @@ public abstract partial class Backend
     /// <summary>y[n,c,h,w] += bias[c].</summary>
     public void AddChannelBias(Tensor y, Tensor bias)
     {
-        Own(y, nameof(y)); Own(bias, nameof(bias));
-        RequireFloat(y, nameof(y)); RequireFloat(bias, nameof(bias));
-        RequireLength(bias, y.Shape.C, nameof(bias), "one value per channel of y");
+        CheckChannelBias(y, bias);
         Wrote(y);
         using (new OpTimer(this, "AddChannelBias")) AddChannelBiasCore(y, bias);
     }
@@ -64,9 +60,7 @@ public abstract partial class Backend
     /// <summary>y = max(y + bias[c], 0) per channel, in place: a folded convolution's bias and the ReLU after it.</summary>
     public void AddChannelBiasRelu(Tensor y, Tensor bias)
     {
-        Own(y, nameof(y)); Own(bias, nameof(bias));
-        RequireFloat(y, nameof(y)); RequireFloat(bias, nameof(bias));
-        RequireLength(bias, y.Shape.C, nameof(bias), "one value per channel of y");
+        CheckChannelBias(y, bias);
         Wrote(y);
         using (new OpTimer(this, "AddChannelBiasRelu")) AddChannelBiasReluCore(y, bias);
     }
@@ -131,5 +125,12 @@ public abstract partial class Backend
         ConvolutionForwardCore(x, w, y, g);
         if (relu) AddChannelBiasReluCore(y, bias);
         else AddChannelBiasCore(y, bias);
+    }
+
+    private void CheckChannelBias(Tensor y, Tensor bias)
+    {
+        Own(y, nameof(y)); Own(bias, nameof(bias));
+        RequireFloat(y, nameof(y)); RequireFloat(bias, nameof(bias));
+        RequireLength(bias, y.Shape.C, nameof(bias), "one value per channel of y");
     }
 }

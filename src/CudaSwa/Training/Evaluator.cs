@@ -28,18 +28,7 @@ public sealed class Evaluator : IDisposable
     /// </summary>
     public (double Loss, double Accuracy) Evaluate(BatchLoader loader)
     {
-        if (loader.BatchSize > Network.MaxBatch)
-            throw new ArgumentException($"Loader batches of {loader.BatchSize} exceed the network's batch size {Network.MaxBatch}.");
-        var backend = Network.Backend;
-        backend.Fill(_stats, 0f);
-        loader.BeginEpoch(0);
-        for (int i = 0; i < loader.BatchCount; i++)
-        {
-            int b = loader.Load(i, Network.Input(Network.MaxBatch), _labels);
-            Network.Forward(b, RunMode.Eval);
-            backend.SoftmaxCrossEntropy(Network.Logits(b), _labels.WithBatch(b), default, _stats);
-        }
-        var s = backend.ToArray(_stats);
+        var s = Pass(loader, keepProbabilities: false);
         return (s[0] / loader.Data.Count, s[1] / loader.Data.Count);
     }
 
@@ -64,11 +53,21 @@ public sealed class Evaluator : IDisposable
     private float[] Predict(BatchLoader loader, out float[] stats)
     {
         if (loader.Shuffle) throw new ArgumentException("Predictions are matched to labels by position: the loader must not shuffle.", nameof(loader));
+        stats = Pass(loader, keepProbabilities: true);
+        return Network.Backend.ToArray(_probabilities);
+    }
+
+    /// <summary>
+    /// One pass over the loader in evaluation mode: the loss sum and correct count (read back), and,
+    /// when asked, the softmax of every batch into its rows of the probabilities buffer.
+    /// </summary>
+    private float[] Pass(BatchLoader loader, bool keepProbabilities)
+    {
         if (loader.BatchSize > Network.MaxBatch)
             throw new ArgumentException($"Loader batches of {loader.BatchSize} exceed the network's batch size {Network.MaxBatch}.");
         var backend = Network.Backend;
         int k = Network.NumClasses, n = loader.Data.Count;
-        if (_probabilities.IsNull || _probabilities.Length != (long)n * k)
+        if (keepProbabilities && (_probabilities.IsNull || _probabilities.Length != (long)n * k))
         {
             _probabilities.Buffer?.Dispose();
             _probabilities = backend.AllocateTensor(new TensorShape(n, k));
@@ -80,11 +79,10 @@ public sealed class Evaluator : IDisposable
             int b = loader.Load(i, Network.Input(Network.MaxBatch), _labels);
             Network.Forward(b, RunMode.Eval);
             backend.SoftmaxCrossEntropy(Network.Logits(b), _labels.WithBatch(b), default, _stats);
-            var rows = new Tensor(_probabilities.Buffer, _probabilities.Offset + (long)i * loader.BatchSize * k, new TensorShape(b, k));
-            backend.Softmax(Network.Logits(b), rows);
+            if (keepProbabilities)
+                backend.Softmax(Network.Logits(b), new Tensor(_probabilities.Buffer, _probabilities.Offset + (long)i * loader.BatchSize * k, new TensorShape(b, k)));
         }
-        stats = backend.ToArray(_stats);
-        return backend.ToArray(_probabilities);
+        return backend.ToArray(_stats);
     }
 
     /// <summary>Frees the evaluator's buffers.</summary>

@@ -36,6 +36,8 @@ public sealed class Trainer : IDisposable
     private Stopwatch? _clock;
     private double _elapsedBefore;
     private string _swaStatistics = "not recomputed yet";
+    /// <summary>The full calibration (with bins) of the last evaluation in this process, for the final table.</summary>
+    private (int Epoch, CalibrationMetrics Sgd, CalibrationMetrics? Swa)? _lastCalibration;
     private readonly Func<string> _legacyFingerprint;
 
     /// <summary>
@@ -285,13 +287,16 @@ public sealed class Trainer : IDisposable
         _events.Phase?.Invoke(new PhaseProgress("test", 0, 1));
         var (testLoss, testAcc, calibration) = _evaluator.EvaluateCalibrated(_testLoader);
         record = record with { TestLoss = testLoss, TestAccuracy = testAcc, TestEce = calibration.Ece, TestBrier = calibration.Brier };
+        CalibrationMetrics? swaCalibration = null;
         if (_averager is not null && _averager.Count > 0)
         {
             var clock = Stopwatch.StartNew();
             var swa = EvaluateAverageCalibrated(epoch);
+            swaCalibration = swa.Calibration;
             record = record with { SwaTestLoss = swa.Loss, SwaTestAccuracy = swa.Accuracy, SwaTestEce = swa.Calibration.Ece, SwaTestBrier = swa.Calibration.Brier,
                 BnRecomputeSeconds = clock.Elapsed.TotalSeconds };
         }
+        _lastCalibration = (epoch + 1, calibration, swaCalibration);
         if (_ensemble is not null && _ensemble.Count > 0)
         {
             var (l, a) = _ensemble.Score();
@@ -356,24 +361,35 @@ public sealed class Trainer : IDisposable
     /// <summary>
     /// The final table: the SGD model, the averaged model, the prediction ensemble and (with SWAG)
     /// the Bayesian model average of SWAG samples on the test set, each with its calibration (NLL,
-    /// ECE, Brier score, reliability bins). The SGD and averaged models take one test pass each for
-    /// their probabilities (the averaged one with the BN statistics of its last evaluation); SWAG
-    /// takes <see cref="TrainingOptions.SwagSamples"/> BN recomputes and test passes.
+    /// ECE, Brier score, reliability bins). The SGD and averaged models' numbers come from the last
+    /// epoch's evaluation when this process ran it, else from one test pass each (the averaged one
+    /// with the BN statistics of its last evaluation); SWAG takes <see cref="TrainingOptions.SwagSamples"/>
+    /// BN recomputes and test passes.
     /// </summary>
     public List<ResultRow> FinalResults()
     {
         var rows = new List<ResultRow>();
         string meanName = _o.Average == AveragingKind.Ema ? "EMA" : "SWA";
-        _events.Phase?.Invoke(new PhaseProgress("test", 0, 1));
-        var (sgdLoss, sgdAcc, sgdCalibration) = _evaluator.EvaluateCalibrated(_testLoader);
+        var last = _state.History.LastOrDefault();
+        // The last epoch's evaluation, when this process ran it, already holds everything (bins included).
+        var evaluated = last is not null && _lastCalibration?.Epoch == last.Epoch && last.Epoch == _state.NextEpoch ? _lastCalibration : null;
+        double sgdLoss, sgdAcc;
+        CalibrationMetrics sgdCalibration;
+        if (evaluated is { } e && last!.TestLoss is double recordedLoss) (sgdLoss, sgdAcc, sgdCalibration) = (recordedLoss, last.TestAccuracy!.Value, e.Sgd);
+        else
+        {
+            _events.Phase?.Invoke(new PhaseProgress("test", 0, 1));
+            (sgdLoss, sgdAcc, sgdCalibration) = _evaluator.EvaluateCalibrated(_testLoader);
+        }
         rows.Add(new ResultRow("SGD", sgdLoss, sgdAcc, $"final weights after {_state.NextEpoch} epochs") { Calibration = sgdCalibration });
         if (_averager is not null)
         {
             if (_averager.Count > 0)
             {
-                var last = _state.History.LastOrDefault();
                 (double Loss, double Accuracy, CalibrationMetrics Calibration) swa;
-                if (last?.SwaTestLoss is not null)
+                if (evaluated?.Swa is { } swaCalibration && last!.SwaTestLoss is double swaLoss)
+                    swa = (swaLoss, last.SwaTestAccuracy!.Value, swaCalibration);
+                else if (last?.SwaTestLoss is not null)
                 {
                     // The statistics of the last evaluation belong to this average: test it as it is.
                     _events.Phase?.Invoke(new PhaseProgress("swa-test", 0, 1));

@@ -3,6 +3,7 @@ using CudaSwa.Data;
 using CudaSwa.IO;
 using CudaSwa.Layers;
 using CudaSwa.Training;
+using CudaSwa.Tests.Support;
 using NUnit.Framework;
 
 namespace CudaSwa.Tests.Training;
@@ -27,20 +28,10 @@ public class TrainerApiTests
 
     private static (ImageDataset Train, ImageDataset Test) Data(ulong seed)
     {
-        var (train, test) = SyntheticCifar.Generate(trainCount: 200, testCount: 60, seed: seed);
-        return (Crop16(train), Crop16(test));
+        // The small net takes 16x16 images: the top-left quarter of each synthetic 32x32 image.
+        return TinyRuns.Data(200, 60, seed);
     }
 
-    // The small net takes 16x16 images: the top-left quarter of each synthetic 32x32 image.
-    private static ImageDataset Crop16(ImageDataset d)
-    {
-        var images = new byte[d.Count * 3 * 16 * 16];
-        for (int i = 0; i < d.Count; i++)
-            for (int c = 0; c < 3; c++)
-                for (int y = 0; y < 16; y++)
-                    d.Images.AsSpan(((i * 3 + c) * 32 + y) * 32, 16).CopyTo(images.AsSpan(((i * 3 + c) * 16 + y) * 16));
-        return new ImageDataset(d.Name, images, d.Labels, d.NumClasses, 3, 16, 16);
-    }
 
     public static IEnumerable<TestCaseData> BadOptions()
     {
