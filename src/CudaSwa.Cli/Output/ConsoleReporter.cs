@@ -154,6 +154,8 @@ public sealed class ConsoleReporter
             table.AddRow(Markup.Escape(r.Method), Pct(r.TestAccuracy), r.TestAccuracy is null ? "-" : Pct(1 - r.TestAccuracy), Num(r.TestLoss),
                 Pct(r.Calibration?.Ece), Num(r.Calibration?.Brier), Markup.Escape(r.Note));
         C.Write(table);
+        Line("NLL: mean negative log-likelihood of the true class; ECE: expected calibration error over 15 confidence bins " +
+             "(0% = the predicted confidence matches the accuracy, see calibration.png); Brier: mean squared error of the predicted probabilities.");
         _files.Log("final results:");
         foreach (var r in summary.Results)
             _files.Log($"  {r.Method,-9} acc {Pct(r.TestAccuracy),8}  loss {Num(r.TestLoss),8}  ECE {Pct(r.Calibration?.Ece),7}  Brier {Num(r.Calibration?.Brier),7}  {r.Note}");
