@@ -26,13 +26,14 @@ static __device__ __forceinline__ unsigned int __umulhi(unsigned int a, unsigned
 static __device__ __forceinline__ float atomicAdd(float* p, float v) { return __nvvm_atom_add_gen_f(p, v); }
 static __device__ __forceinline__ float expf(float x) { return __nvvm_ex2_approx_f(x * 1.4426950408889634f); }
 static __device__ __forceinline__ float logf(float x) { return __nvvm_lg2_approx_f(x) * 0.6931471805599453f; }
-static __device__ __forceinline__ double log(double x) { return (double)__nvvm_lg2_approx_f((float)x) * 0.6931471805599453; }
-static __device__ __forceinline__ double cos(double x) { return (double)__nvvm_cos_approx_f((float)x); }
-static __device__ __forceinline__ double sin(double x) { return (double)__nvvm_sin_approx_f((float)x); }
 static __device__ __forceinline__ float sqrtf(float x) { return __nvvm_sqrt_rn_f(x); }
 static __device__ __forceinline__ float fmaf(float a, float b, float c) { return __nvvm_fma_rn_f(a, b, c); }
 static __device__ __forceinline__ float __fmul_rn(float a, float b) { return __nvvm_mul_rn_f(a, b); }
 static __device__ __forceinline__ float __fadd_rn(float a, float b) { return __nvvm_add_rn_f(a, b); }
+static __device__ __forceinline__ float __fsub_rn(float a, float b) { return __nvvm_add_rn_f(a, -b); }
+static __device__ __forceinline__ float __fdiv_rn(float a, float b) { return __nvvm_div_rn_f(a, b); }
+static __device__ __forceinline__ int __float_as_int(float x) { return __builtin_bit_cast(int, x); }
+static __device__ __forceinline__ float __int_as_float(int x) { return __builtin_bit_cast(float, x); }
 static __device__ __forceinline__ double __dmul_rn(double a, double b) { return __nvvm_mul_rn_d(a, b); }
 static __device__ __forceinline__ double __dadd_rn(double a, double b) { return __nvvm_add_rn_d(a, b); }
 static __device__ __forceinline__ double __dsub_rn(double a, double b) { return __nvvm_add_rn_d(a, -b); }

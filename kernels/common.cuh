@@ -51,14 +51,48 @@ __device__ __forceinline__ double warp_sum_d(double v)
 // Grid-stride loop over [0, n).
 #define GRID_STRIDE(i, n) for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < (i64)(n); i += (i64)blockDim.x * gridDim.x)
 
-// Two standard normal draws from one Philox block (Box-Muller on its first two words, in double):
-// the twin of Philox.NormalPair. u1 lies in (0, 1], so the logarithm is finite.
+// Two standard normal draws from one Philox block: Box-Muller on its first two words in float32
+// from IEEE basic operations only, each pinned (no contraction), in the order of the twin
+// Philox.NormalPair (and its SIMD batches, PhiloxNormals.Fill), so every backend gives the same
+// bits; no library log/sin/cos, whose last bits differ between platforms.
+// Radius: u1 = k / 2^24, k = (x0 >> 8) + 1 in [1, 2^24]; k = 2^e * m with m in [sqrt(1/2), sqrt(2)],
+// ln u1 = (e - 24) ln 2 + ln m, ln m = 2 atanh(s), s = (m - 1) / (m + 1), odd series to s^9.
+// Angle: 2 pi u2 = (pi/2)(q + t), a = x1 >> 8, q = round(a / 2^22), t in [-1/2, 1/2]; sin and cos of
+// (pi/2) t by Taylor polynomials to degree 9 and 10, turned by q quarter turns (swaps, sign flips).
 __device__ __forceinline__ void philox_normal_pair(Philox4 b, float* z0, float* z1)
 {
-    double u1 = ((double)(b.x0 >> 8) + 1.0) / 16777217.0;
-    double u2 = (double)(b.x1 >> 8) / 16777216.0;
-    double r = __dsqrt_rn(-2.0 * log(u1));
-    double angle = 6.283185307179586 * u2;
-    *z0 = (float)(r * cos(angle));
-    *z1 = (float)(r * sin(angle));
+    int bits = __float_as_int((float)((int)(b.x0 >> 8) + 1));
+    int e = (bits >> 23) - 127;
+    float m = __int_as_float((bits & 0x7FFFFF) | 0x3F800000);
+    if (m > 1.4142135381698608f) { m = __fmul_rn(m, 0.5f); e += 1; }
+    float f = __fsub_rn(m, 1.0f);
+    float s = __fdiv_rn(f, __fadd_rn(f, 2.0f));
+    float s2 = __fmul_rn(s, s);
+    float p = fmaf(s2, 0.1111111119389534f, 0.1428571492433548f);
+    p = fmaf(s2, p, 0.20000000298023224f);
+    p = fmaf(s2, p, 0.3333333432674408f);
+    p = fmaf(s2, p, 1.0f);
+    float log_u = fmaf((float)(e - 24), 0.6931471824645996f, __fmul_rn(__fmul_rn(2.0f, s), p));
+    float square = __fmul_rn(-2.0f, log_u);
+    float r = sqrtf(square > 0.0f ? square : 0.0f);
+
+    int a = (int)(b.x1 >> 8);
+    int q = (a + (1 << 21)) >> 22;
+    float t = __fmul_rn((float)(a - (q << 22)), 1.0f / 4194304.0f);
+    float t2 = __fmul_rn(t, t);
+    float sp = fmaf(t2, 0.00016044118092395365f, -0.004681753925979137f);
+    sp = fmaf(t2, sp, 0.07969262450933456f);
+    sp = fmaf(t2, sp, -0.6459640860557556f);
+    sp = fmaf(t2, sp, 1.5707963705062866f);
+    float sine = __fmul_rn(t, sp);
+    float cp = fmaf(t2, -2.520204179745633e-05f, 0.0009192602592520416f);
+    cp = fmaf(t2, cp, -0.020863480865955353f);
+    cp = fmaf(t2, cp, 0.25366950035095215f);
+    cp = fmaf(t2, cp, -1.2337005138397217f);
+    float cosine = fmaf(t2, cp, 1.0f);
+    bool swap = (q & 1) != 0;
+    float sin_turned = __int_as_float(__float_as_int(swap ? cosine : sine) ^ ((q & 2) << 30));
+    float cos_turned = __int_as_float(__float_as_int(swap ? sine : cosine) ^ (((q + 1) & 2) << 30));
+    *z0 = __fmul_rn(r, cos_turned);
+    *z1 = __fmul_rn(r, sin_turned);
 }

@@ -7,8 +7,9 @@ namespace CudaSwa.Cpu;
 
 /// <summary>
 /// CPU twins of kernels/swag.cu: the SWAG collection pass and one weight sample, over flat
-/// buffers, split across the workers; each worker runs the three collection updates block by
-/// block so a block stays in L1 between them. Same rounding as the kernels.
+/// buffers, split across the workers: the collection one loop over each worker's range (mean,
+/// mean of squares and deviation per position), a sample block by block (normals, column sum,
+/// combination, each block in L1). Same rounding as the kernels.
 /// </summary>
 internal static unsafe class CpuSwag
 {
@@ -17,10 +18,9 @@ internal static unsafe class CpuSwag
     /// <summary>Stream tag of the per-column draws of the low-rank term (drawn on the host for every backend).</summary>
     public const uint LowRankTag = 0x5357414Cu;
 
-    private const long Block = 4096;
     private const long StreamingThreshold = 1 << 21;
 
-    /// <summary>mean += alpha(w − mean); sq += alpha(w² − sq); deviation = w − mean (new); alpha == 1 copies.</summary>
+    /// <summary>mean += alpha(w − mean); sq += alpha(w² − sq); deviation = w − mean (new); alpha == 1 copies. One loop per worker's range.</summary>
     public static void Collect(Tensor current, Tensor mean, Tensor squareMean, Tensor deviation, float alpha)
     {
         float* w = CpuTensor.Ptr(current), m = CpuTensor.Ptr(mean), s = CpuTensor.Ptr(squareMean);
@@ -29,33 +29,19 @@ internal static unsafe class CpuSwag
         // A deviation column larger than the caches goes out with streaming stores (it is read only when
         // sampling); a small one stays in cache, where ordinary stores are faster.
         bool streaming = current.Length >= StreamingThreshold;
+        var step = new CollectStep(alpha);
         Elementwise.Split(current.Length, (start, length) =>
         {
-            for (long b = start; b < start + length; b += Block)
-            {
-                long n = Math.Min(Block, start + length - b);
-                float* wb = (float*)pw + b, mb = (float*)pm + b, sb = (float*)ps + b;
-                if (alpha == 1f)
-                {
-                    Buffer.MemoryCopy(wb, mb, n * sizeof(float), n * sizeof(float));
-                    Elementwise.Map(wb, sb, n, new Square());
-                }
-                else
-                {
-                    Elementwise.Map(mb, wb, mb, n, new CpuOptim.Average(alpha));
-                    Elementwise.Map(sb, wb, sb, n, new SquareAverage(alpha));
-                }
-                if (pd == 0) continue;
-                if (streaming) Elementwise.MapStreaming(wb, mb, (float*)pd + b, n, new Difference());
-                else Elementwise.Map(wb, mb, (float*)pd + b, n, new Difference());
-            }
+            float* wb = (float*)pw + start, mb = (float*)pm + start, sb = (float*)ps + start;
+            if (pd == 0) Elementwise.Update(mb, sb, wb, length, step);
+            else Elementwise.Update(mb, sb, wb, (float*)pd + start, length, step, streaming);
         });
     }
 
     /// <summary>
     /// out = mean + a·sqrt(max(sq − mean², floor))·z₁ + b·Σₖ D[k]·zₖ, z₁ of elements 2j and 2j+1 the
     /// Box-Muller pair of Philox block (j, sample, tag). Block by block: the normals of the block
-    /// first, then the column sum one column at a time (vectorised, k = 0, 1, ... with one fused
+    /// first (a SIMD batch, <see cref="PhiloxNormals"/>), then the column sum one column at a time (vectorised, k = 0, 1, ... with one fused
     /// multiply-add each, as the kernel sums), then the combination — the same bits as the kernel.
     /// </summary>
     public static void Sample(Tensor mean, Tensor squareMean, Tensor deviations, Tensor columnNormals, SwagSampleSpec spec, Tensor output)
@@ -76,12 +62,7 @@ internal static unsafe class CpuSwag
                 {
                     long j1 = Math.Min(j0 + SampleBlock, startPair + count);
                     long i0 = 2 * j0, len = Math.Min(2 * j1, n) - i0;
-                    for (long j = j0; j < j1; j++)
-                    {
-                        var (a, b) = Philox.NormalPair(Philox.Generate((uint)j, (uint)(j >> 32), spec.Sample, DiagonalTag, seedLo, seedHi));
-                        pz[2 * (j - j0)] = a;
-                        pz[2 * (j - j0) + 1] = b;
-                    }
+                    PhiloxNormals.Fill(pz, j0, j1 - j0, spec.Sample, DiagonalTag, seedLo, seedHi);
                     new Span<float>(pl, (int)len).Clear();
                     for (int k = 0; k < z2.Length; k++)
                         Elementwise.Map((float*)pd + k * n + i0, pl, pl, len, new MultiplyAdd(z2[k]));
@@ -135,27 +116,53 @@ internal static unsafe class CpuSwag
             destination[k] = Philox.Normal(Philox.Generate((uint)k, 0, sample, LowRankTag, (uint)seed, (uint)(seed >> 32)));
     }
 
-    /// <summary>w·w (the first collection's mean of squares).</summary>
-    internal readonly struct Square : IUnaryOperator
+    /// <summary>
+    /// One collection at one position, as swag_collect rounds it: m' = m + alpha·(w − m) and
+    /// s' = s + alpha·(w·w − s) with the product rounded first and one fused multiply-add each
+    /// (alpha == 1: m' = w, s' = w·w exactly), and the deviation w − m'.
+    /// </summary>
+    internal readonly struct CollectStep(float alpha) : IStateOperator, IStateOutputOperator
     {
-        public float Invoke(float w) => w * w;
-        public Vector256<float> Invoke(Vector256<float> w) => w * w;
-        public Vector512<float> Invoke(Vector512<float> w) => w * w;
-    }
+        private readonly bool _copy = alpha == 1f;
 
-    /// <summary>s + alpha·(w·w − s) with the product rounded first and one fused multiply-add, as swag_collect rounds it.</summary>
-    internal readonly struct SquareAverage(float alpha) : IBinaryOperator
-    {
-        public float Invoke(float s, float w) => MathF.FusedMultiplyAdd(alpha, w * w - s, s);
-        public Vector256<float> Invoke(Vector256<float> s, Vector256<float> w) => Vector256.FusedMultiplyAdd(Vector256.Create(alpha), w * w - s, s);
-        public Vector512<float> Invoke(Vector512<float> s, Vector512<float> w) => Vector512.FusedMultiplyAdd(Vector512.Create(alpha), w * w - s, s);
-    }
+        public (float S, float T) Invoke(float m, float s, float w)
+        {
+            float w2 = w * w;
+            return _copy ? (w, w2) : (MathF.FusedMultiplyAdd(alpha, w - m, m), MathF.FusedMultiplyAdd(alpha, w2 - s, s));
+        }
 
-    /// <summary>a − b.</summary>
-    internal readonly struct Difference : IBinaryOperator
-    {
-        public float Invoke(float a, float b) => a - b;
-        public Vector256<float> Invoke(Vector256<float> a, Vector256<float> b) => a - b;
-        public Vector512<float> Invoke(Vector512<float> a, Vector512<float> b) => a - b;
+        public (Vector256<float> S, Vector256<float> T) Invoke(Vector256<float> m, Vector256<float> s, Vector256<float> w)
+        {
+            var w2 = w * w;
+            if (_copy) return (w, w2);
+            var a = Vector256.Create(alpha);
+            return (Vector256.FusedMultiplyAdd(a, w - m, m), Vector256.FusedMultiplyAdd(a, w2 - s, s));
+        }
+
+        public (Vector512<float> S, Vector512<float> T) Invoke(Vector512<float> m, Vector512<float> s, Vector512<float> w)
+        {
+            var w2 = w * w;
+            if (_copy) return (w, w2);
+            var a = Vector512.Create(alpha);
+            return (Vector512.FusedMultiplyAdd(a, w - m, m), Vector512.FusedMultiplyAdd(a, w2 - s, s));
+        }
+
+        (float S, float T, float Y) IStateOutputOperator.Invoke(float m, float s, float w)
+        {
+            var (m1, s1) = Invoke(m, s, w);
+            return (m1, s1, w - m1);
+        }
+
+        (Vector256<float> S, Vector256<float> T, Vector256<float> Y) IStateOutputOperator.Invoke(Vector256<float> m, Vector256<float> s, Vector256<float> w)
+        {
+            var (m1, s1) = Invoke(m, s, w);
+            return (m1, s1, w - m1);
+        }
+
+        (Vector512<float> S, Vector512<float> T, Vector512<float> Y) IStateOutputOperator.Invoke(Vector512<float> m, Vector512<float> s, Vector512<float> w)
+        {
+            var (m1, s1) = Invoke(m, s, w);
+            return (m1, s1, w - m1);
+        }
     }
 }

@@ -56,18 +56,57 @@ internal static class Philox
     }
 
     /// <summary>
-    /// Two standard normal draws from one block (Box-Muller on its first two words, in double): the
-    /// twin of philox_normal_pair in kernels/common.cuh. u1 lies in (0, 1], so the logarithm is finite.
+    /// Two standard normal draws from one block: Box-Muller on its first two words in float32,
+    /// built from IEEE basic operations only (products, sums, fused multiply-adds, one division,
+    /// one square root, integer and bit operations) in one fixed order, so this scalar code, the
+    /// SIMD batches of <see cref="Cpu.Simd.PhiloxNormals"/> and philox_normal_pair in
+    /// kernels/common.cuh give the same bits (no library log, sin or cos, whose last bits differ
+    /// between platforms).
     /// </summary>
+    /// <remarks>
+    /// Radius: u1 = k·2⁻²⁴ with k = (x0 ≫ 8) + 1 in [1, 2²⁴], so the logarithm is finite;
+    /// k = 2ᵉ·m with m in [√½, √2], ln u1 = (e − 24)·ln 2 + ln m and ln m = 2·atanh(s),
+    /// s = (m − 1)/(m + 1), |s| ≤ 0.172, as an odd series to s⁹ (truncation below 5e-9).
+    /// Angle: 2π·u2 = (π/2)(q + t), u2 = a·2⁻²⁴ with a = x1 ≫ 8, q = round(a/2²²), t in [−½, ½];
+    /// sin and cos of (π/2)t as Taylor polynomials to degree 9 and 10 (truncation below 2e-9),
+    /// then turned by q quarter turns with exact swaps and sign flips.
+    /// </remarks>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static (float Z0, float Z1) NormalPair(Block b)
     {
-        double u1 = ((b.X0 >> 8) + 1.0) / 16777217.0;
-        double u2 = (b.X1 >> 8) / 16777216.0;
-        double r = Math.Sqrt(-2.0 * Math.Log(u1));
-        double angle = 6.283185307179586 * u2;
-        var (sin, cos) = Math.SinCos(angle);
-        return ((float)(r * cos), (float)(r * sin));
+        int bits = BitConverter.SingleToInt32Bits((int)(b.X0 >> 8) + 1);
+        int e = (bits >> 23) - 127;
+        float m = BitConverter.Int32BitsToSingle((bits & 0x7FFFFF) | 0x3F800000);
+        if (m > NormalConstants.Sqrt2) { m *= 0.5f; e += 1; }
+        float f = m - 1f;
+        float s = f / (f + 2f);
+        float s2 = s * s;
+        float p = MathF.FusedMultiplyAdd(s2, NormalConstants.L9, NormalConstants.L7);
+        p = MathF.FusedMultiplyAdd(s2, p, NormalConstants.L5);
+        p = MathF.FusedMultiplyAdd(s2, p, NormalConstants.L3);
+        p = MathF.FusedMultiplyAdd(s2, p, 1f);
+        float logU = MathF.FusedMultiplyAdd(e - 24, NormalConstants.Ln2, 2f * s * p);
+        float square = -2f * logU;
+        float r = MathF.Sqrt(square > 0f ? square : 0f);
+
+        int a = (int)(b.X1 >> 8);
+        int q = (a + (1 << 21)) >> 22;
+        float t = (a - (q << 22)) * (1f / 4194304f);
+        float t2 = t * t;
+        float sp = MathF.FusedMultiplyAdd(t2, NormalConstants.S9, NormalConstants.S7);
+        sp = MathF.FusedMultiplyAdd(t2, sp, NormalConstants.S5);
+        sp = MathF.FusedMultiplyAdd(t2, sp, NormalConstants.S3);
+        sp = MathF.FusedMultiplyAdd(t2, sp, NormalConstants.S1);
+        float sin = t * sp;
+        float cp = MathF.FusedMultiplyAdd(t2, NormalConstants.C10, NormalConstants.C8);
+        cp = MathF.FusedMultiplyAdd(t2, cp, NormalConstants.C6);
+        cp = MathF.FusedMultiplyAdd(t2, cp, NormalConstants.C4);
+        cp = MathF.FusedMultiplyAdd(t2, cp, NormalConstants.C2);
+        float cos = MathF.FusedMultiplyAdd(t2, cp, 1f);
+        bool swap = (q & 1) != 0;
+        float sinTurned = BitConverter.Int32BitsToSingle(BitConverter.SingleToInt32Bits(swap ? cos : sin) ^ ((q & 2) << 30));
+        float cosTurned = BitConverter.Int32BitsToSingle(BitConverter.SingleToInt32Bits(swap ? sin : cos) ^ (((q + 1) & 2) << 30));
+        return (r * cosTurned, r * sinTurned);
     }
 
     /// <summary>The first normal of <see cref="NormalPair"/>.</summary>
@@ -111,4 +150,18 @@ internal static class Philox
         }
         return result;
     }
+}
+
+/// <summary>
+/// The float32 constants of <see cref="Philox.NormalPair"/> (the same literals as in
+/// kernels/common.cuh): the atanh series of ln m, ln 2, √2, and the Taylor coefficients of
+/// sin and cos of (π/2)t in powers of t.
+/// </summary>
+internal static class NormalConstants
+{
+    public const float Sqrt2 = 1.4142135381698608f;
+    public const float Ln2 = 0.6931471824645996f;
+    public const float L3 = 0.3333333432674408f, L5 = 0.20000000298023224f, L7 = 0.1428571492433548f, L9 = 0.1111111119389534f;
+    public const float S1 = 1.5707963705062866f, S3 = -0.6459640860557556f, S5 = 0.07969262450933456f, S7 = -0.004681753925979137f, S9 = 0.00016044118092395365f;
+    public const float C2 = -1.2337005138397217f, C4 = 0.25366950035095215f, C6 = -0.020863480865955353f, C8 = 0.0009192602592520416f, C10 = -2.520204179745633e-05f;
 }

@@ -102,6 +102,8 @@ static inline double __dsub_rn(double a, double b) { double r = a - b; asm("" : 
 static inline double __dsqrt_rn(double x) { double r = __builtin_sqrt(x); asm("" : "+x"(r)); return r; }
 static inline float __fdiv_rn(float a, float b) { float r = a / b; asm("" : "+x"(r)); return r; }
 static inline float __fmaf_rn(float a, float b, float c) { return std::fma(a, b, c); }
+static inline int __float_as_int(float x) { int r; std::memcpy(&r, &x, sizeof r); return r; }
+static inline float __int_as_float(int x) { float r; std::memcpy(&r, &x, sizeof r); return r; }
 static inline double __dmul_rn(double a, double b) { double r = a * b; asm("" : "+x"(r)); return r; }
 static inline double __dadd_rn(double a, double b) { double r = a + b; asm("" : "+x"(r)); return r; }
 

@@ -46,29 +46,6 @@ internal static unsafe class Elementwise
         for (; i < n; i++) y[i] = op.Invoke(a[i], b[i]);
     }
 
-    /// <summary>
-    /// <see cref="Map{TOp}(float*, float*, float*, long, TOp)"/> whose output goes out with
-    /// non-temporal stores (no read for ownership, no cache pollution): for a large output written
-    /// once and not read again soon, e.g. SWAG's deviation column. Same values as Map.
-    /// </summary>
-    public static void MapStreaming<TOp>(float* a, float* b, float* y, long n, TOp op) where TOp : struct, IBinaryOperator
-    {
-        long i = 0;
-        int bytes = Simd.Width == SimdWidth.Vector512 ? 64 : Simd.Width == SimdWidth.Vector256 ? 32 : 0;
-        if (bytes == 0 || n < 4 * bytes)
-        {
-            Map(a, b, y, n, op);
-            return;
-        }
-        for (; i < n && ((nint)(y + i) & (bytes - 1)) != 0; i++) y[i] = op.Invoke(a[i], b[i]); // up to the first aligned output
-        if (bytes == 64)
-            for (; i + 16 <= n; i += 16) op.Invoke(Vector512.Load(a + i), Vector512.Load(b + i)).StoreAlignedNonTemporal(y + i);
-        else
-            for (; i + 8 <= n; i += 8) op.Invoke(Vector256.Load(a + i), Vector256.Load(b + i)).StoreAlignedNonTemporal(y + i);
-        for (; i < n; i++) y[i] = op.Invoke(a[i], b[i]);
-        if (System.Runtime.Intrinsics.X86.Sse.IsSupported) System.Runtime.Intrinsics.X86.Sse.StoreFence(); // streaming stores are weakly ordered
-    }
-
     public static void Map<TOp>(float* a, float* b, float* c, float* y, long n, TOp op) where TOp : struct, ITernaryOperator
     {
         long i = 0;
@@ -123,6 +100,46 @@ internal static unsafe class Elementwise
                 break;
         }
         for (; i < n; i++) (s[i], t[i]) = op.Invoke(s[i], t[i], x[i]);
+    }
+
+    /// <summary>
+    /// (s, t, y) = op(s, t, x): both states in place and y written in one loop; with
+    /// <paramref name="streaming"/> y goes out with non-temporal stores (no read for ownership, no
+    /// cache pollution: for an output larger than the caches and not read again soon, e.g. SWAG's
+    /// deviation column). Same values either way.
+    /// </summary>
+    public static void Update<TOp>(float* s, float* t, float* x, float* y, long n, TOp op, bool streaming) where TOp : struct, IStateOutputOperator
+    {
+        long i = 0;
+        int bytes = Simd.Width == SimdWidth.Vector512 ? 64 : Simd.Width == SimdWidth.Vector256 ? 32 : 0;
+        streaming &= bytes != 0 && n >= 4 * bytes;
+        if (streaming)
+            for (; i < n && ((nint)(y + i) & (bytes - 1)) != 0; i++) (s[i], t[i], y[i]) = op.Invoke(s[i], t[i], x[i]); // up to the first aligned output
+        switch (Simd.Width)
+        {
+            case SimdWidth.Vector512:
+                for (; i + 16 <= n; i += 16)
+                {
+                    var (si, ti, yi) = op.Invoke(Vector512.Load(s + i), Vector512.Load(t + i), Vector512.Load(x + i));
+                    si.Store(s + i);
+                    ti.Store(t + i);
+                    if (streaming) yi.StoreAlignedNonTemporal(y + i);
+                    else yi.Store(y + i);
+                }
+                break;
+            case SimdWidth.Vector256:
+                for (; i + 8 <= n; i += 8)
+                {
+                    var (si, ti, yi) = op.Invoke(Vector256.Load(s + i), Vector256.Load(t + i), Vector256.Load(x + i));
+                    si.Store(s + i);
+                    ti.Store(t + i);
+                    if (streaming) yi.StoreAlignedNonTemporal(y + i);
+                    else yi.Store(y + i);
+                }
+                break;
+        }
+        for (; i < n; i++) (s[i], t[i], y[i]) = op.Invoke(s[i], t[i], x[i]);
+        if (streaming && System.Runtime.Intrinsics.X86.Sse.IsSupported) System.Runtime.Intrinsics.X86.Sse.StoreFence(); // streaming stores are weakly ordered
     }
 
     /// <summary>y = op(x), or y += op(x) when <paramref name="accumulate"/>.</summary>

@@ -49,6 +49,14 @@ internal interface IStateOperator
     (Vector512<float> S, Vector512<float> T) Invoke(Vector512<float> s, Vector512<float> t, Vector512<float> x);
 }
 
+/// <summary>(s, t, y) = f(s, t, x): two state streams updated in place from one input, and one output stream written (SWAG's collection: mean, mean of squares, deviation).</summary>
+internal interface IStateOutputOperator
+{
+    (float S, float T, float Y) Invoke(float s, float t, float x);
+    (Vector256<float> S, Vector256<float> T, Vector256<float> Y) Invoke(Vector256<float> s, Vector256<float> t, Vector256<float> x);
+    (Vector512<float> S, Vector512<float> T, Vector512<float> Y) Invoke(Vector512<float> s, Vector512<float> t, Vector512<float> x);
+}
+
 // Two running sums over a run of one to three input streams (BatchNorm's moments): Accumulate
 // folds one position into float vector accumulators (one per lane), the scalar form into doubles
 // for the tail.
