@@ -14,6 +14,8 @@ public sealed class CliEnvironment
     public required TextWriter Error { get; init; }
     public required bool Interactive { get; init; }
     public CancellationTokenSource Cancel { get; init; } = new();
+    /// <summary>The process's environment variables (a scheduler's job-array index, ...); tests pass their own.</summary>
+    public Func<string, string?> Variables { get; init; } = Environment.GetEnvironmentVariable;
 
     public static CliEnvironment FromProcess()
     {
@@ -40,7 +42,7 @@ public sealed class CliEnvironment
     }
 
     /// <summary>A plain, non-interactive console writing into <paramref name="output"/> (tests, redirected runs).</summary>
-    public static CliEnvironment ForWriter(TextWriter output, TextWriter error, CancellationTokenSource? cancel = null)
+    public static CliEnvironment ForWriter(TextWriter output, TextWriter error, CancellationTokenSource? cancel = null, Func<string, string?>? variables = null)
     {
         var console = AnsiConsole.Create(new AnsiConsoleSettings
         {
@@ -50,6 +52,6 @@ public sealed class CliEnvironment
             Out = new AnsiConsoleOutput(output),
         });
         console.Profile.Width = 1000;
-        return new CliEnvironment { Console = console, Error = error, Interactive = false, Cancel = cancel ?? new CancellationTokenSource() };
+        return new CliEnvironment { Console = console, Error = error, Interactive = false, Cancel = cancel ?? new CancellationTokenSource(), Variables = variables ?? Environment.GetEnvironmentVariable };
     }
 }

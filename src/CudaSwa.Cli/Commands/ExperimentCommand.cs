@@ -35,6 +35,13 @@ public static class ExperimentCommand
     private static readonly Option<string?> Resume = new("--resume") { Description = "Finish the experiment in this folder: complete members are kept, interrupted ones resumed, missing ones run." };
     private static readonly Option<string[]> Collect = new("--collect") { Description = "Gather the members of these experiment folders (same plan, e.g. seeds run on different machines) into one table in --out.", AllowMultipleArgumentsPerToken = true };
     private static readonly Option<string> Device = new("--device") { Description = "auto, cpu, cuda or cuda:N.", DefaultValueFactory = _ => "auto" };
+    private static readonly Option<int?> Member = new("--member") { Description = "With --resume DIR: train only member K (from 0; seed by seed, SGD then SWA), e.g. one task of a job array. Inside a Slurm job array, SLURM_ARRAY_TASK_ID is used when --member is not given." };
+    private static readonly Option<bool> SlurmScript = new("--slurm-script") { Description = "Create the experiment folder (or use --resume DIR) and write experiment.slurm: a Slurm job array with one task per member; train nothing now." };
+
+    /// <summary>The job-array index variable of Slurm (one task per member).</summary>
+    public const string SlurmArrayIndex = "SLURM_ARRAY_TASK_ID";
+    /// <summary>The job-array script written by --slurm-script.</summary>
+    public const string SlurmFile = "experiment.slurm";
 
     public const string PlanFile = "experiment.json";
 
@@ -44,7 +51,7 @@ public static class ExperimentCommand
     public static Command Create(CliEnvironment env)
     {
         var cmd = new Command("experiment", "The SWA paper's table: SGD vs SWA at 1, 1.25 and 1.5 budgets over several seeds (mean ± std), resumable.");
-        foreach (var o in new Option[] { Preset, Data, Dataset, Seeds, FirstSeed, Budgets, Scale, SyntheticTrain, SyntheticTest, TrainSubset, Out, Resume, Collect, Device }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { Preset, Data, Dataset, Seeds, FirstSeed, Budgets, Scale, SyntheticTrain, SyntheticTest, TrainSubset, Out, Resume, Collect, Device, Member, SlurmScript }) cmd.Options.Add(o);
         cmd.SetAction(p => Execute(p, env));
         return cmd;
     }
@@ -55,6 +62,11 @@ public static class ExperimentCommand
     private static int Execute(ParseResult p, CliEnvironment env)
     {
         if (p.GetValue(Collect) is { Length: > 0 } folders) return Gather(folders, p.GetValue(Out), env);
+        bool script = p.GetValue(SlurmScript);
+        var (only, onlySource) = MemberIndex(p, env);
+        if (only is not null && p.GetValue(Resume) is null)
+            throw new OptionException($"{onlySource} needs --resume DIR: members run inside an experiment folder made first (e.g. by `cudaswa experiment ... --out DIR --slurm-script`).");
+        if (only is not null && script) throw new OptionException("--slurm-script writes the job array for all members; do not combine it with --member.");
         Definition def;
         string outDir;
         if (p.GetValue(Resume) is string resume)
@@ -77,6 +89,8 @@ public static class ExperimentCommand
         var console = env.Console;
         var plan = def.Plan;
         var members = plan.Members.ToList();
+        if (script) return WriteSlurmScript(outDir, def, env);
+        if (only is int k) return RunMember(outDir, def, k, onlySource!, env);
         console.WriteLine($"cudaswa experiment: {def.Preset}, {plan.Sgd.Model}, budget {plan.BudgetEpochs} epochs, SWA run to epoch {plan.Swa.Epochs} averaging from the end of epoch {plan.Swa.SwaStart}, " +
             $"budgets {string.Join(", ", plan.Budgets.Select(b => b.ToString("0.###", CultureInfo.InvariantCulture)))} (epochs {string.Join(", ", plan.Budgets.Select(plan.EpochOf))}), " +
             $"seeds {string.Join(", ", plan.Seeds)}: {members.Count} runs in {outDir}");
@@ -108,6 +122,110 @@ public static class ExperimentCommand
         if (diverged.Count > 0) console.WriteLine($"Diverged (no values in the table): {string.Join(", ", diverged)}.");
         return ExitCodes.Ok;
     }
+
+    // ------------------------------------------------------------------ one member (a job-array task)
+
+    /// <summary>The member to run alone: --member, else the Slurm array index when present (null: every member), and where it came from.</summary>
+    private static (int? Index, string? Source) MemberIndex(ParseResult p, CliEnvironment env)
+    {
+        if (p.GetValue(Member) is int k) return (k, "--member");
+        if (p.GetValue(Resume) is null || p.GetValue(SlurmScript)) return (null, null);
+        string? text = env.Variables(SlurmArrayIndex);
+        if (string.IsNullOrWhiteSpace(text)) return (null, null);
+        if (!int.TryParse(text.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out int index))
+            throw new OptionException($"{SlurmArrayIndex}='{text}' is not a job-array index; expected a whole number (or pass --member K).");
+        return (index, SlurmArrayIndex);
+    }
+
+    /// <summary>
+    /// Trains (or finishes) member <paramref name="index"/> alone. Tasks of a job array run side by
+    /// side in one folder, each in its own member folder; the task that finds every member complete
+    /// writes the table (outputs are written atomically, so two last tasks at once are harmless).
+    /// </summary>
+    private static int RunMember(string outDir, Definition def, int index, string source, CliEnvironment env)
+    {
+        var members = def.Plan.Members.ToList();
+        if (index < 0 || index >= members.Count)
+            throw new OptionException($"{source}: member {index} does not exist; the experiment in {outDir} has members 0..{members.Count - 1} ({def.Plan.Seeds.Count} seeds x SGD and SWA).");
+        var console = env.Console;
+        var member = members[index];
+        string dir = Path.Combine(outDir, member.Folder);
+        TrainingState? state = File.Exists(Path.Combine(dir, Checkpoint.StateFile)) ? Checkpoint.ReadState(dir) : null;
+        string from = source == SlurmArrayIndex ? $" (from {SlurmArrayIndex})" : "";
+        if (state is not null && state.NextEpoch >= member.Options.Epochs)
+            console.WriteLine($"member {index}{from}: {member.Folder} is complete");
+        else
+        {
+            console.WriteLine($"member {index}{from} of {members.Count}: {member.Folder}: {(state is null ? "training" : $"resuming at epoch {state.NextEpoch + 1}")} ({member.Options.Epochs} epochs) in {outDir}");
+            int code = TrainCommand.Train(MemberSettings(def, member), state, dir, env);
+            if (code == ExitCodes.Interrupted)
+            {
+                console.WriteLine($"Stopped. Continue this member with: cudaswa experiment --resume {outDir} --member {index}");
+                return code;
+            }
+            if (code != ExitCodes.Ok && code != ExitCodes.Diverged) return code;
+        }
+        int complete = members.Count(m => IsComplete(outDir, m));
+        if (complete < members.Count)
+        {
+            console.WriteLine($"{complete} of {members.Count} members complete. When all are, the last one writes the table (or run: cudaswa experiment --collect {outDir} --out {outDir}).");
+            return ExitCodes.Ok;
+        }
+        console.WriteLine($"All {members.Count} members complete: writing the table.");
+        WriteOutputs(outDir, def, Experiment.Collect(def.Plan, [outDir]), [outDir], env);
+        return ExitCodes.Ok;
+    }
+
+    private static bool IsComplete(string outDir, ExperimentMember member)
+    {
+        string dir = Path.Combine(outDir, member.Folder);
+        return File.Exists(Path.Combine(dir, Checkpoint.StateFile)) && Checkpoint.ReadState(dir).NextEpoch >= member.Options.Epochs;
+    }
+
+    /// <summary>
+    /// Writes experiment.slurm into the experiment folder: a job array with one task per member,
+    /// each running `cudaswa experiment --resume DIR` (the task's index picks its member).
+    /// Requeued or timed-out tasks resume their member: SIGTERM saves a checkpoint.
+    /// </summary>
+    private static int WriteSlurmScript(string outDir, Definition def, CliEnvironment env)
+    {
+        var members = def.Plan.Members.ToList();
+        string dir = Path.GetFullPath(outDir);
+        bool gpu = !def.Settings.Device.StartsWith("cpu", StringComparison.Ordinal);
+        var sb = new StringBuilder();
+        sb.Append("#!/bin/bash\n");
+        sb.Append($"# cudaswa experiment {def.Preset}: {members.Count} members ({string.Join(", ", members.Select((m, i) => $"{i} = {m.Folder}"))}).\n");
+        sb.Append("# Submit with: sbatch " + Quote(Path.Combine(dir, SlurmFile)) + "\n");
+        sb.Append("# Each task trains one member in its own folder and resumes it if the task was interrupted or requeued;\n");
+        sb.Append($"# the last task to finish writes the table (or run: cudaswa experiment --collect {Quote(dir)} --out {Quote(dir)}).\n");
+        sb.Append($"#SBATCH --job-name=cudaswa-{def.Preset}\n");
+        sb.Append($"#SBATCH --array=0-{members.Count - 1}\n");
+        sb.Append($"#SBATCH --output={dir}/slurm-%A_%a.out\n");
+        sb.Append("#SBATCH --ntasks=1\n");
+        if (gpu) sb.Append("#SBATCH --gres=gpu:1\n");
+        sb.Append("#SBATCH --requeue\n");
+        sb.Append("#SBATCH --signal=B:TERM@120\n");
+        sb.Append("##SBATCH --time=24:00:00       (set your cluster's limits here: time, partition, account, CPUs)\n");
+        sb.Append("set -euo pipefail\n");
+        sb.Append($"exec {CommandLine()} experiment --resume {Quote(dir)} --member \"$SLURM_ARRAY_TASK_ID\"\n");
+        Directory.CreateDirectory(dir);
+        string path = Path.Combine(dir, SlurmFile);
+        AtomicFile.WriteAllText(path, sb.ToString());
+        env.Console.WriteLine($"Wrote {path} ({members.Count} array tasks, one per member). Submit it with: sbatch {Quote(path)}");
+        return ExitCodes.Ok;
+    }
+
+    /// <summary>How this program is started: its own executable, or `dotnet cudaswa.dll`.</summary>
+    private static string CommandLine()
+    {
+        string? process = Environment.ProcessPath;
+        if (process is not null && Path.GetFileNameWithoutExtension(process) == "cudaswa") return Quote(process);
+        string dotnet = process is not null && Path.GetFileNameWithoutExtension(process) == "dotnet" ? process : "dotnet";
+        return $"{Quote(dotnet)} {Quote(typeof(ExperimentCommand).Assembly.Location)}";
+    }
+
+    /// <summary>A path as one shell word.</summary>
+    private static string Quote(string s) => "'" + s.Replace("'", "'\\''") + "'";
 
     /// <summary>The experiment the options describe, checked before anything is written.</summary>
     private static Definition Define(ParseResult p)

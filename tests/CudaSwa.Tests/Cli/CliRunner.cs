@@ -10,11 +10,14 @@ public static class CliRunner
         public string All => Output + Error;
     }
 
-    public static Result Run(params string[] args)
+    public static Result Run(params string[] args) => RunWith(_ => null, args);
+
+    /// <summary><see cref="Run"/> with the environment variables <paramref name="variables"/> gives (a scheduler's, say).</summary>
+    public static Result RunWith(Func<string, string?> variables, params string[] args)
     {
         var output = new StringWriter();
         var error = new StringWriter();
-        int code = CliApp.Run(args, CliEnvironment.ForWriter(output, error));
+        int code = CliApp.Run(args, CliEnvironment.ForWriter(output, error, variables: variables));
         return new Result(code, output.ToString(), error.ToString());
     }
 

@@ -63,6 +63,58 @@ public class ExperimentCommandTests
         Assert.That(File.ReadAllLines(Path.Combine(gathered, "table.csv")), Is.EqualTo(csv));
     }
 
+    [Test]
+    public void ExperimentMembersRunOneByOneAsJobArrayTasksAndTheLastWritesTheTable()
+    {
+        // The job array's setup: the folder, its definition and the script; nothing trained.
+        string array = Path.Combine(_root, "array");
+        var setup = CliRunner.Run([.. Tiny, "--seeds", "1", "--out", array, "--slurm-script"]);
+        Assert.That(setup.ExitCode, Is.EqualTo(0), setup.All);
+        string script = File.ReadAllText(Path.Combine(array, ExperimentCommand.SlurmFile));
+        Assert.That(script, Does.StartWith("#!/bin/bash\n"));
+        Assert.That(script, Does.Contain("#SBATCH --array=0-1\n"));
+        Assert.That(script, Does.Contain($"experiment --resume '{Path.GetFullPath(array)}' --member \"$SLURM_ARRAY_TASK_ID\""));
+        Assert.That(script, Does.Not.Contain("--gres=gpu"), "a CPU experiment asks for no GPU");
+        Assert.That(File.Exists(Path.Combine(array, ExperimentCommand.PlanFile)));
+        Assert.That(Directory.GetDirectories(array), Is.Empty, "no member trained by the setup");
+
+        // Task 1 (the SWA run) by --member: only its folder appears, and no table yet.
+        var swa = CliRunner.Run(["experiment", "--resume", array, "--member", "1"]);
+        Assert.That(swa.ExitCode, Is.EqualTo(0), swa.All);
+        Assert.That(Directory.GetDirectories(array).Select(Path.GetFileName), Is.EqualTo(new[] { "seed-1-swa" }));
+        Assert.That(swa.Output, Does.Contain("1 of 2 members complete"));
+        Assert.That(File.Exists(Path.Combine(array, "table.csv")), Is.False);
+
+        // Task 0 from the scheduler's array index: the last member writes the table.
+        var sgd = CliRunner.RunWith(v => v == ExperimentCommand.SlurmArrayIndex ? "0" : null, "experiment", "--resume", array);
+        Assert.That(sgd.ExitCode, Is.EqualTo(0), sgd.All);
+        Assert.That(sgd.Output, Does.Contain($"member 0 (from {ExperimentCommand.SlurmArrayIndex})"));
+        Assert.That(sgd.Output, Does.Contain("All 2 members complete"));
+
+        // The same table as the whole grid run by one command.
+        string whole = Path.Combine(_root, "whole");
+        Assert.That(CliRunner.Run([.. Tiny, "--seeds", "1", "--out", whole]).ExitCode, Is.EqualTo(0));
+        Assert.That(File.ReadAllLines(Path.Combine(array, "table.csv")), Is.EqualTo(File.ReadAllLines(Path.Combine(whole, "table.csv"))));
+
+        // A requeued task whose member is complete trains nothing.
+        var again = CliRunner.Run(["experiment", "--resume", array, "--member", "1"]);
+        Assert.That(again.ExitCode, Is.EqualTo(0), again.All);
+        Assert.That(again.Output, Does.Contain("seed-1-swa is complete"));
+
+        // Bad indices and combinations exit 2 naming what is wrong.
+        var outside = CliRunner.Run(["experiment", "--resume", array, "--member", "2"]);
+        Assert.That(outside.ExitCode, Is.EqualTo(2), outside.All);
+        Assert.That(outside.All, Does.Contain("--member").And.Contain("0..1"));
+        var notIndex = CliRunner.RunWith(v => v == ExperimentCommand.SlurmArrayIndex ? "x1" : null, "experiment", "--resume", array);
+        Assert.That(notIndex.ExitCode, Is.EqualTo(2), notIndex.All);
+        Assert.That(notIndex.All, Does.Contain(ExperimentCommand.SlurmArrayIndex));
+        string fresh = Path.Combine(_root, "fresh");
+        var noFolder = CliRunner.Run([.. Tiny, "--out", fresh, "--member", "0"]);
+        Assert.That(noFolder.ExitCode, Is.EqualTo(2), noFolder.All);
+        Assert.That(noFolder.All, Does.Contain("--resume"));
+        Assert.That(Directory.Exists(fresh), Is.False, "nothing written");
+    }
+
     [TestCase("--budgets", "1,x", "--budgets")]
     [TestCase("--budgets", "0.25,1", "averaging starts")]
     [TestCase("--seeds", "0", "--seeds")]
