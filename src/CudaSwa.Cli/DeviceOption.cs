@@ -9,6 +9,19 @@ namespace CudaSwa.Cli;
 /// </summary>
 public static class DeviceOption
 {
+    /// <summary>
+    /// The device of one rank of a data-parallel job: `--device cuda` becomes cuda:L with L the
+    /// rank's index on its machine (MPI_LOCALRANKID from MPICH's hydra, OMPI_COMM_WORLD_LOCAL_RANK,
+    /// SLURM_LOCALID), so the ranks of one machine use one GPU each; anything else is kept as given.
+    /// </summary>
+    public static string ForRank(string device, Distributed.Collective collective, Func<string, string?> variables)
+    {
+        if (collective.Size == 1 || device != "cuda") return device;
+        foreach (var name in new[] { "MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID" })
+            if (int.TryParse(variables(name), out int local) && local >= 0) return $"cuda:{local}";
+        return $"cuda:{collective.Rank}";
+    }
+
     public static Backend Open(string device, bool tf32, out string description)
     {
         try

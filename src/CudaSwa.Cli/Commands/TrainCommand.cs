@@ -244,14 +244,57 @@ public static class TrainCommand
     /// </summary>
     internal static int Train(RunSettings settings, TrainingState? state, string outDir, CliEnvironment env, int? haltAfterBatches = null, bool profile = false)
     {
-        string? resume = state is null ? null : outDir;
         // Everything up to creating the folder only reads: a bad data file or checkpoint writes nothing.
         var options = settings.Training;
         var (train, test) = DataSources.Load(settings);
         if (train.NumClasses != settings.NumClasses)
             throw new OptionException($"--dataset: the data has {train.NumClasses} classes, {settings.Dataset} has {settings.NumClasses}.");
-        var backend = DeviceOption.Open(settings.Device, settings.Tf32, out string deviceDescription);
+        // Launched as one of several ranks (mpiexec -n N): data-parallel; rank 0 writes, the others follow.
+        using var collective = Distributed.Collective.FromLauncher(env.Variables);
+        var backend = DeviceOption.Open(DeviceOption.ForRank(settings.Device, collective, env.Variables), settings.Tf32, out string deviceDescription);
         using var _ = backend;
+        try
+        {
+            return collective.IsRoot
+                ? TrainRoot(settings, state, outDir, env, haltAfterBatches, profile, train, test, backend, deviceDescription, collective)
+                : Follow(settings, state, outDir, env, train, test, backend, collective);
+        }
+        catch (Exception e) when (collective.Size > 1)
+        {
+            // One rank failing must not leave the others waiting in an exchange: end the whole job.
+            env.Error.WriteLine($"rank {collective.Rank} of {collective.Size}: {e.Message}");
+            collective.Abort(e is OptionException or DataFormatException ? ExitCodes.BadInput : ExitCodes.InternalError);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// A rank other than 0 of a data-parallel run: the same trainer without a run folder (rank 0
+    /// writes everything), resumed from rank 0's checkpoint once rank 0 has tidied the folder,
+    /// trained in step with the others; prints nothing.
+    /// </summary>
+    private static int Follow(RunSettings settings, TrainingState? state, string outDir, CliEnvironment env, Data.ImageDataset train, Data.ImageDataset test,
+        Backend backend, Distributed.Collective collective)
+    {
+        var options = settings.Training;
+        using var trainer = new Trainer(options, backend, train, test, null);
+        collective.Barrier();
+        if (state is not null) trainer.Resume(outDir, state);
+        if (trainer.IsComplete) return ExitCodes.Ok;
+        trainer.DistributeOver(collective);
+        return trainer.Run(env.Cancel.Token) switch
+        {
+            RunOutcome.Completed => ExitCodes.Ok,
+            RunOutcome.Interrupted => ExitCodes.Interrupted,
+            _ => ExitCodes.Diverged,
+        };
+    }
+
+    private static int TrainRoot(RunSettings settings, TrainingState? state, string outDir, CliEnvironment env, int? haltAfterBatches, bool profile,
+        Data.ImageDataset train, Data.ImageDataset test, Backend backend, string deviceDescription, Distributed.Collective collective)
+    {
+        string? resume = state is null ? null : outDir;
+        var options = settings.Training;
         var events = new TrainerEvents();
         using var trainer = Resources.OutOfMemoryAs(() => new Trainer(options, backend, train, test, outDir, events) { HostSettings = settings.ToJson() },
             $"building {options.Model} for batch {options.BatchSize} on {backend.Name}", "--batch", options.BatchSize);
@@ -265,6 +308,7 @@ public static class TrainCommand
             Checkpoint.RemoveStale(outDir, state);
             Checkpoint.PublishOutputs(outDir, state);
         }
+        collective.Barrier();
         using var run = new RunFiles(outDir, append: state is not null);
         var reporter = new ConsoleReporter(env, run, settings, events);
         if (state is not null && trainer.IsComplete)
@@ -276,6 +320,11 @@ public static class TrainCommand
         if (DataSources.IsSynthetic(settings))
             reporter.Note($"This run uses SYNTHETIC data generated in memory, not CIFAR: the numbers show that SWA works, not CIFAR accuracy. {DataSources.CifarHint}");
         foreach (var line in trainer.Describe()) reporter.Line(line);
+        if (collective.Size > 1)
+        {
+            trainer.DistributeOver(collective);
+            reporter.Line($"data-parallel: {collective.Description}; each rank trains on its share of every batch of {options.BatchSize}, one gradient all-reduce per step; rank 0 writes");
+        }
         reporter.Line($"output: {Path.GetFullPath(outDir)}");
 
         // Ctrl-C (or the testing aid --halt-after-batches) cancels; the trainer then saves and stops.

@@ -7,7 +7,8 @@ namespace CudaSwa.Cpu;
 /// Persistent threads matter here: with Parallel.For on a 2-core machine the pool thread often
 /// starts late, the caller claims both halves, and the "parallel" op runs serially.
 /// Nested loops (a parallel body that calls For again) run inline.
-/// CUDASWA_CPU_THREADS overrides the worker count (default: all cores).
+/// CUDASWA_CPU_THREADS overrides the worker count (default: all cores, shared evenly between the
+/// ranks of an MPI job on the same machine).
 /// </summary>
 internal static class CpuParallel
 {
@@ -36,7 +37,12 @@ internal static class CpuParallel
     private static int ReadWorkers()
     {
         string? env = Environment.GetEnvironmentVariable("CUDASWA_CPU_THREADS");
-        return int.TryParse(env, out int n) && n >= 1 ? n : Environment.ProcessorCount;
+        if (int.TryParse(env, out int n) && n >= 1) return n;
+        // Several ranks of an MPI job on this machine (MPICH's hydra, Open MPI) share its cores.
+        foreach (var name in new[] { "MPI_LOCALNRANKS", "OMPI_COMM_WORLD_LOCAL_SIZE" })
+            if (int.TryParse(Environment.GetEnvironmentVariable(name), out int local) && local > 1)
+                return Math.Max(1, Environment.ProcessorCount / local);
+        return Environment.ProcessorCount;
     }
 
     /// <summary>Runs body(i) for i in 0..count-1, inline when there is one item, one worker, or we are already inside a loop.</summary>

@@ -72,6 +72,32 @@ public sealed class BatchLoader : IDisposable
         return b;
     }
 
+    /// <summary>
+    /// Rank <paramref name="rank"/>'s share of batch <paramref name="batch"/> when <paramref name="ranks"/>
+    /// ranks split it: the contiguous samples [b·rank/ranks, b·(rank+1)/ranks) of the batch's b
+    /// (the same samples and crops as <see cref="Load"/> gives them); writes them into the first
+    /// positions of x and labels and returns their number.
+    /// </summary>
+    public int LoadShard(int batch, int rank, int ranks, Tensor x, Tensor labels)
+    {
+        if (_epoch < 0) throw new InvalidOperationException("Call BeginEpoch before LoadShard.");
+        if (batch < 0 || batch >= BatchCount)
+            throw new ArgumentOutOfRangeException(nameof(batch), $"Batch {batch} is outside 0..{BatchCount - 1}.");
+        if (ranks < 1 || rank < 0 || rank >= ranks) throw new ArgumentOutOfRangeException(nameof(rank), $"Rank {rank} of {ranks} does not exist.");
+        var (start, count) = Shard(SizeOf(batch), rank, ranks);
+        if (count == 0) return 0;
+        var indices = new Tensor(_order.Buffer, _order.Offset + (long)batch * BatchSize + start, new TensorShape(count));
+        Data.Backend.AugmentBatch(Data.Images, Data.Labels, indices, Augment, _epoch, x.WithBatch(count), labels.WithBatch(count));
+        return count;
+    }
+
+    /// <summary>The first sample and the number of samples of rank <paramref name="rank"/>'s share of <paramref name="batch"/> samples.</summary>
+    public static (int Start, int Count) Shard(int batch, int rank, int ranks)
+    {
+        int start = (int)((long)batch * rank / ranks), end = (int)((long)batch * (rank + 1) / ranks);
+        return (start, end - start);
+    }
+
     /// <summary>Frees the order table.</summary>
     public void Dispose() => _order.Buffer.Dispose();
 }

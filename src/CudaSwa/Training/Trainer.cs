@@ -39,6 +39,7 @@ public sealed class Trainer : IDisposable
     /// <summary>The full calibration (with bins) of the last evaluation in this process, for the final table.</summary>
     private (int Epoch, CalibrationMetrics Sgd, CalibrationMetrics? Swa)? _lastCalibration;
     private readonly Func<string> _legacyFingerprint;
+    private Distributed.Collective _collective = Distributed.Collective.Single;
 
     /// <summary>
     /// Sets up a run of the <see cref="ModelZoo"/> model that <see cref="TrainingOptions.Model"/>
@@ -184,6 +185,75 @@ public sealed class Trainer : IDisposable
         _elapsedBefore = state.ElapsedSeconds;
     }
 
+    /// <summary>
+    /// Trains data-parallel over the ranks of <paramref name="collective"/> (after construction and
+    /// any <see cref="Resume"/>, before the first epoch). Every rank builds the same trainer (same
+    /// options, seed and data) and takes its shard of each global batch of BatchSize samples; the
+    /// gradient arena is summed over the ranks in one call per step, so every rank takes the same
+    /// step and the weights (and the SWA average, which needs no exchange) stay identical. BN
+    /// statistics are per rank while training (as PyTorch's DDP); evaluations and the SWA model's BN
+    /// recompute see the whole data on every rank. Ranks agree on stopping (Ctrl-C, SIGTERM,
+    /// divergence) every step. Only the rank built with a run folder (rank 0) writes. Throws when
+    /// the ranks do not start from the same weights and position, or when a resumed run was
+    /// trained on another number of ranks.
+    /// </summary>
+    public void DistributeOver(Distributed.Collective collective)
+    {
+        ArgumentNullException.ThrowIfNull(collective);
+        if (_clock is not null) throw new InvalidOperationException("DistributeOver must come before the first epoch runs.");
+        if (collective.Size > _o.BatchSize)
+            throw new ArgumentException($"{collective.Size} ranks cannot share batches of {_o.BatchSize} samples: give each rank at least one.", nameof(collective));
+        CheckRanks(collective.Size);
+        collective.CheckSame(_state.GlobalStep, "The run's position (global step)");
+        collective.CheckSame(Checksum(Backend.ToArray(_net.Parameters.All)), "The model's weights");
+        _collective = collective;
+        _state = _state with { Ranks = collective.Size };
+    }
+
+    /// <summary>The ranks this process trains with (<see cref="Distributed.Collective.Single"/> unless <see cref="DistributeOver"/>).</summary>
+    public Distributed.Collective Collective => _collective;
+
+    private void CheckRanks(int ranks)
+    {
+        bool started = _state.NextEpoch > 0 || _state.NextBatch > 0;
+        if (started && _state.Ranks != ranks)
+            throw new InvalidOperationException($"This run was trained on {_state.Ranks} rank(s) and continues only on {_state.Ranks} (here: {ranks}): " +
+                "the shards of each batch and the per-rank BN statistics depend on the number of ranks.");
+    }
+
+    /// <summary>A position-weighted sum of the values (equal on every rank when the weights are).</summary>
+    private static double Checksum(float[] values)
+    {
+        double sum = 0;
+        for (int i = 0; i < values.Length; i++) sum += values[i] * (double)(1 + (i & 1023));
+        return sum;
+    }
+
+    /// <summary>Whether <paramref name="value"/> holds on any rank (this rank alone when not distributed).</summary>
+    private bool AnyRank(bool value) => _collective.Size > 1 ? _collective.Any(value) : value;
+
+    /// <summary>Every rank's own [loss sum, correct] so far, in rank order (null when not distributed).</summary>
+    private float[]? RankStats()
+    {
+        if (_collective.Size == 1) return null;
+        var (loss, correct) = _step.ReadStats();
+        var all = new float[2 * _collective.Size];
+        all[2 * _collective.Rank] = (float)loss;
+        all[2 * _collective.Rank + 1] = (float)correct;
+        _collective.AllReduceSum(all); // the other entries are zero: the sum gathers them exactly
+        return all;
+    }
+
+    /// <summary>[loss sum, correct] of the epoch so far over every rank's shards.</summary>
+    private (double LossSum, double Correct) GlobalStats()
+    {
+        var (loss, correct) = _step.ReadStats();
+        if (_collective.Size == 1) return (loss, correct);
+        Span<double> both = [loss, correct];
+        _collective.AllReduceSumDouble(both);
+        return (both[0], both[1]);
+    }
+
     /// <summary>The next epoch to run (0-based); equals Epochs when the run is complete.</summary>
     public int NextEpoch => _state.NextEpoch;
 
@@ -209,47 +279,65 @@ public sealed class Trainer : IDisposable
     public RunOutcome RunEpoch(CancellationToken cancel)
     {
         if (IsComplete) throw new InvalidOperationException("The run is already complete.");
+        if (_clock is null) CheckRanks(_collective.Size);
         _clock ??= Stopwatch.StartNew();
+        bool parallel = _collective.Size > 1;
         int epoch = _state.NextEpoch, batches = _trainLoader.BatchCount;
         int first = _state.NextBatch;
         long globalStep = _state.GlobalStep;
         var epochClock = Stopwatch.StartNew();
         _trainLoader.BeginEpoch(epoch);
-        if (first > 0) Backend.Upload<float>([_state.PartialLossSum, _state.PartialCorrect], _step.Stats);
+        // Mid-epoch: each rank continues its own saved partial sums (one process: the run's).
+        if (first > 0 && parallel && _state.PartialRankSums is { } sums && sums.Count == 2 * _collective.Size)
+            Backend.Upload<float>([sums[2 * _collective.Rank], sums[2 * _collective.Rank + 1]], _step.Stats);
+        else if (first > 0 && !parallel) Backend.Upload<float>([_state.PartialLossSum, _state.PartialCorrect], _step.Stats);
         else _step.ResetStats();
         _events.EpochStarted?.Invoke(new EpochStart(epoch, first, batches));
         long seen = first == 0 ? 0 : Math.Min(_train.Count, (long)first * _o.BatchSize);
-        long seenAtStart = seen;
+        long seenAtStart = seen, seenHere = 0;
         double lr = 0;
         var lastReport = Stopwatch.StartNew();
         for (int i = first; i < batches; i++)
         {
-            if (cancel.IsCancellationRequested)
+            if (AnyRank(cancel.IsCancellationRequested))
             {
-                var stats = _step.ReadStats();
-                if (!double.IsFinite(stats.LossSum) || !Save(epoch, i, globalStep, (float)stats.LossSum, (float)stats.Correct, _state.History))
+                var stats = GlobalStats();
+                if (!double.IsFinite(stats.LossSum) || !Save(epoch, i, globalStep, (float)stats.LossSum, (float)stats.Correct, _state.History, RankStats()))
                     return Diverged(epoch, i);
                 _events.Message?.Invoke($"Interrupted at epoch {epoch + 1}, batch {i}/{batches}; checkpoint saved" + (_outDir is null ? "" : $" in {_outDir}") + ".");
                 return RunOutcome.Interrupted;
             }
-            int b = _trainLoader.Load(i, _net.Input(_o.BatchSize), _step.Labels);
             lr = _schedule.At(epoch, i, batches);
-            _step.Run(b, (float)lr, (ulong)globalStep);
+            int b;
+            if (parallel)
+            {
+                // Dropout masks keyed by (step, rank): the ranks' shards draw different masks.
+                b = _trainLoader.LoadShard(i, _collective.Rank, _collective.Size, _net.Input(_o.BatchSize), _step.Labels);
+                _step.RunShard(b, _trainLoader.SizeOf(i), (float)lr, (ulong)globalStep * (ulong)_collective.Size + (ulong)_collective.Rank, _collective);
+            }
+            else
+            {
+                b = _trainLoader.Load(i, _net.Input(_o.BatchSize), _step.Labels);
+                _step.Run(b, (float)lr, (ulong)globalStep);
+            }
             globalStep++;
-            seen += b;
+            seen += _trainLoader.SizeOf(i);
+            seenHere += b;
             if (_averager is not null && _averaging!.AfterStep(globalStep)) _averager.Update();
             _events.BatchCompleted?.Invoke(new BatchDone(epoch, i));
             if (lastReport.Elapsed.TotalSeconds >= 0.25 || i == batches - 1)
             {
                 lastReport.Restart();
+                // This rank's shards only (the ranks read at different moments; the epoch's totals are summed below).
                 var (lossSum, correct) = _step.ReadStats();
-                if (!double.IsFinite(lossSum)) return Diverged(epoch, i);
-                _events.Progress?.Invoke(new IterationProgress(epoch, i + 1, batches, lossSum / seen, correct / seen,
+                if (!parallel && !double.IsFinite(lossSum)) return Diverged(epoch, i);
+                long counted = parallel ? seenHere : seen;
+                _events.Progress?.Invoke(new IterationProgress(epoch, i + 1, batches, lossSum / Math.Max(counted, 1), correct / Math.Max(counted, 1),
                     (seen - seenAtStart) / Math.Max(epochClock.Elapsed.TotalSeconds, 1e-9), lr));
             }
         }
         double trainSeconds = epochClock.Elapsed.TotalSeconds;
-        var (trainLossSum, trainCorrect) = _step.ReadStats();
+        var (trainLossSum, trainCorrect) = GlobalStats();
         if (!double.IsFinite(trainLossSum)) return Diverged(epoch, batches - 1);
 
         if (_averager is not null && _averaging!.AfterEpoch(epoch)) _averager.Update();
@@ -269,7 +357,7 @@ public sealed class Trainer : IDisposable
         bool last = epoch == _o.Epochs - 1;
         if ((epoch + 1) % _o.EvalEvery == 0 || last || (_o.EvaluateAt?.Contains(epoch + 1) ?? false)) record = Evaluate(record, epoch);
         record = record with { EpochSeconds = epochClock.Elapsed.TotalSeconds };
-        if (record.TestLoss is double testLoss && !double.IsFinite(testLoss)) return Diverged(epoch, batches - 1);
+        if (AnyRank(record.TestLoss is double testLoss && !double.IsFinite(testLoss))) return Diverged(epoch, batches - 1);
         if (!Save(epoch + 1, 0, globalStep, 0, 0, [.. _state.History, record])) return Diverged(epoch, batches - 1);
         _events.EpochCompleted?.Invoke(record);
         return RunOutcome.Completed;
@@ -436,9 +524,9 @@ public sealed class Trainer : IDisposable
     }
 
     /// <summary>Records the position and writes a checkpoint; false (nothing written) when the model is no longer finite.</summary>
-    private bool Save(int nextEpoch, int nextBatch, long globalStep, float lossSum, float correct, List<EpochRecord> history)
+    private bool Save(int nextEpoch, int nextBatch, long globalStep, float lossSum, float correct, List<EpochRecord> history, float[]? rankSums = null)
     {
-        if (!StateIsFinite()) return false;
+        if (AnyRank(!StateIsFinite())) return false;
         double elapsed = _elapsedBefore + _clock!.Elapsed.TotalSeconds;
         _state = _state with
         {
@@ -447,6 +535,7 @@ public sealed class Trainer : IDisposable
             GlobalStep = globalStep,
             PartialLossSum = lossSum,
             PartialCorrect = correct,
+            PartialRankSums = rankSums,
             AveragedModels = _averager?.Count ?? 0,
             EnsembleSnapshots = _ensemble?.Count ?? 0,
             History = [.. history],

@@ -22,12 +22,19 @@ public sealed record TrainingState
     public int NextEpoch { get; init; }
     /// <summary>The next batch to run in <see cref="NextEpoch"/> (0 at an epoch boundary).</summary>
     public int NextBatch { get; init; }
+    /// <summary>The number of data-parallel ranks the run trains on (1: one process); a resume needs the same number.</summary>
+    public int Ranks { get; init; } = 1;
     /// <summary>Training steps done so far; keys the dropout masks.</summary>
     public long GlobalStep { get; init; }
     /// <summary>Sum of the training losses of the batches already done in <see cref="NextEpoch"/>.</summary>
     public float PartialLossSum { get; init; }
     /// <summary>Correct training predictions of the batches already done in <see cref="NextEpoch"/>.</summary>
     public float PartialCorrect { get; init; }
+    /// <summary>
+    /// A data-parallel run stopped mid-epoch: each rank's own partial [loss sum, correct] in rank
+    /// order (rank r at 2r, 2r+1), so every rank continues its own float sums exactly; null otherwise.
+    /// </summary>
+    public IReadOnlyList<float>? PartialRankSums { get; init; }
     /// <summary>Models averaged so far.</summary>
     public long AveragedModels { get; init; }
     /// <summary>Snapshots in the prediction ensemble so far.</summary>

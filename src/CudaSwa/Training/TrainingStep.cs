@@ -46,6 +46,27 @@ public sealed class TrainingStep : IDisposable
         Optimizer.Step(learningRate);
     }
 
+    /// <summary>
+    /// One data-parallel iteration: this rank's <paramref name="shard"/> samples of a global batch of
+    /// <paramref name="globalBatch"/>; after backward the gradient arena is summed over the ranks in
+    /// ONE all-reduce, each rank weighting its shard-mean gradient by shard/globalBatch so the sum is
+    /// the global batch's mean gradient; then every rank takes the same step.
+    /// </summary>
+    public void RunShard(int shard, int globalBatch, float learningRate, ulong step, Distributed.Collective collective)
+    {
+        ArgumentNullException.ThrowIfNull(collective);
+        var backend = Network.Backend;
+        Network.ZeroGradients();
+        if (shard > 0)
+        {
+            Network.Forward(shard, RunMode.Train, step: step);
+            backend.SoftmaxCrossEntropy(Network.Logits(shard), Labels.WithBatch(shard), Network.LogitsGradient(shard), Stats);
+            Network.Backward(shard);
+        }
+        collective.AllReduceSum(backend, Network.Gradients.All, (float)shard / globalBatch);
+        Optimizer.Step(learningRate);
+    }
+
     /// <summary>Sets <see cref="Stats"/> to zero.</summary>
     public void ResetStats() => Network.Backend.Fill(Stats, 0f);
 

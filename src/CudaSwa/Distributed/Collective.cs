@@ -1,0 +1,113 @@
+using CudaSwa.Cpu;
+using CudaSwa.Tensors;
+
+namespace CudaSwa.Distributed;
+
+/// <summary>
+/// What the ranks of one data-parallel job do together: sum a buffer across ranks (every rank gets
+/// the sum), broadcast bytes from one rank, wait for all. Every rank must make the same calls in
+/// the same order. Implementations: <see cref="Single"/> (one process: nothing to exchange) and
+/// <see cref="MpiCollective"/> (CPU ranks over MPI). Rank and size come from the launcher.
+/// </summary>
+public abstract class Collective : IDisposable
+{
+    /// <summary>This process's rank, from 0.</summary>
+    public abstract int Rank { get; }
+    /// <summary>The number of ranks.</summary>
+    public abstract int Size { get; }
+    /// <summary>Whether this is rank 0 (the rank that writes checkpoints and outputs).</summary>
+    public bool IsRoot => Rank == 0;
+    /// <summary>What carries the exchanges, for logs: e.g. "MPI (MPICH Version: 4.0.2 ...), 2 ranks".</summary>
+    public abstract string Description { get; }
+
+    /// <summary>Replaces <paramref name="values"/> with their element-wise sum over all ranks.</summary>
+    public abstract void AllReduceSum(Span<float> values);
+    /// <summary>Replaces <paramref name="values"/> with their element-wise sum over all ranks.</summary>
+    public abstract void AllReduceSumDouble(Span<double> values);
+    /// <summary>Every rank's <paramref name="values"/> become rank <paramref name="root"/>'s.</summary>
+    public abstract void Broadcast(Span<byte> values, int root);
+    /// <summary>Returns once every rank has called it.</summary>
+    public abstract void Barrier();
+
+    /// <summary>
+    /// Replaces <paramref name="tensor"/> (on <paramref name="backend"/>) with the sum over all ranks
+    /// of <paramref name="weight"/>·tensor (each rank's own weight; 1 leaves the values as they are
+    /// before the sum): in place on the CPU backend (no copy), through host memory on a device backend.
+    /// </summary>
+    public unsafe void AllReduceSum(Backend backend, Tensor tensor, float weight)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
+        if (Size == 1 && weight == 1f) return;
+        if (backend is CpuBackend)
+        {
+            var span = new Span<float>(CpuTensor.Ptr(tensor), checked((int)tensor.Length));
+            if (weight != 1f) System.Numerics.Tensors.TensorPrimitives.Multiply(span, weight, span);
+            AllReduceSum(span);
+            return;
+        }
+        var host = backend.ToArray(tensor);
+        if (weight != 1f) System.Numerics.Tensors.TensorPrimitives.Multiply(host, weight, host);
+        AllReduceSum(host);
+        backend.Upload<float>(host, tensor);
+    }
+
+    /// <summary>Whether any rank passes true (one small sum): ranks agree on stopping together.</summary>
+    public bool Any(bool value)
+    {
+        if (Size == 1) return value;
+        Span<float> flag = [value ? 1f : 0f];
+        AllReduceSum(flag);
+        return flag[0] > 0;
+    }
+
+    /// <summary>Throws <see cref="InvalidOperationException"/> naming the ranks' values when <paramref name="value"/> differs between ranks.</summary>
+    public void CheckSame(double value, string what)
+    {
+        if (Size == 1) return;
+        Span<double> all = new double[Size];
+        all[Rank] = value;
+        AllReduceSumDouble(all);
+        for (int r = 0; r < Size; r++)
+            if (BitConverter.DoubleToInt64Bits(all[r]) != BitConverter.DoubleToInt64Bits(value))
+                throw new InvalidOperationException($"{what} differs between ranks: {string.Join(", ", all.ToArray().Select((v, i) => $"rank {i}: {v:R}"))}. Every rank must start from the same options, seed and checkpoint.");
+    }
+
+    /// <summary>Ends every rank of the job at once with <paramref name="exitCode"/> (one process: does nothing and returns).</summary>
+    public virtual void Abort(int exitCode) { }
+
+    /// <summary>Releases what this object holds (MPI: nothing; the process leaves the job when it exits).</summary>
+    public virtual void Dispose() => GC.SuppressFinalize(this);
+
+    /// <summary>One process alone: sums are the values, broadcasts and barriers do nothing.</summary>
+    public static Collective Single { get; } = new SingleProcess();
+
+    /// <summary>
+    /// Whether a launcher started this process as one rank of several: MPICH/Intel MPI's hydra
+    /// (PMI_SIZE), Open MPI (OMPI_COMM_WORLD_SIZE) or Slurm's srun with PMI (PMI_SIZE) with a size above 1.
+    /// </summary>
+    public static bool LaunchedAsRanks(Func<string, string?> variables)
+    {
+        ArgumentNullException.ThrowIfNull(variables);
+        foreach (var name in new[] { "PMI_SIZE", "OMPI_COMM_WORLD_SIZE" })
+            if (int.TryParse(variables(name), out int size) && size > 1) return true;
+        return false;
+    }
+
+    /// <summary><see cref="MpiCollective.Open"/> when <see cref="LaunchedAsRanks"/>, else <see cref="Single"/>.</summary>
+    public static Collective FromLauncher(Func<string, string?> variables) => LaunchedAsRanks(variables) ? MpiCollective.Open() : Single;
+
+    private sealed class SingleProcess : Collective
+    {
+        public override int Rank => 0;
+        public override int Size => 1;
+        public override string Description => "one process";
+        public override void AllReduceSum(Span<float> values) { }
+        public override void AllReduceSumDouble(Span<double> values) { }
+        public override void Broadcast(Span<byte> values, int root)
+        {
+            if (root != 0) throw new ArgumentOutOfRangeException(nameof(root), $"Rank {root} does not exist: one process has rank 0 only.");
+        }
+        public override void Barrier() { }
+        public override void Dispose() { }
+    }
+}

@@ -1,0 +1,98 @@
+using CudaSwa.Cpu;
+using CudaSwa.Data;
+using CudaSwa.Distributed;
+using CudaSwa.Layers;
+using CudaSwa.Training;
+
+// One rank of a Distributed test, started by mpiexec (or alone, as the one-process reference).
+//   collectives                 every exchange of the collective seam against values computed here
+//   train OUT STEPS              a short data-parallel run of a BN-free network; rank 0 writes the
+//                               count, then its final weights, SWA average and initial weights to
+//                               OUT (int32 and float32, little-endian)
+using var collective = Collective.FromLauncher(Environment.GetEnvironmentVariable);
+return args.FirstOrDefault() switch
+{
+    "collectives" => Collectives(collective),
+    "train" => Train(collective, args[1], int.Parse(args[2])),
+    _ => Usage(),
+};
+
+static int Usage()
+{
+    Console.Error.WriteLine("usage: CudaSwa.DistributedHost collectives | train OUT STEPS");
+    return 2;
+}
+
+// Every rank fills its buffer with values that depend on its rank; the expected sums are computed
+// here from the same formula for every rank, in rank order (exact for the integer-valued part).
+static int Collectives(Collective c)
+{
+    var failures = new List<string>();
+    const int n = 100_003;
+    float Value(int rank, int i) => i % 2 == 0 ? (rank + 1) * (i % 977) : MathF.Sin(rank * 7.1f + i * 0.37f);
+    var values = new float[n];
+    for (int i = 0; i < n; i++) values[i] = Value(c.Rank, i);
+    c.AllReduceSum(values);
+    for (int i = 0; i < n; i++)
+    {
+        float expected = 0;
+        for (int r = 0; r < c.Size; r++) expected += Value(r, i);
+        // Integer-valued sums are exact in any order; the others may round differently by order.
+        bool ok = i % 2 == 0 ? values[i] == expected : Math.Abs(values[i] - expected) <= 4e-7f * c.Size;
+        if (!ok && failures.Count < 5) failures.Add($"float [{i}]: {values[i]:R}, expected {expected:R}");
+    }
+    var doubles = new double[1001];
+    for (int i = 0; i < doubles.Length; i++) doubles[i] = (c.Rank + 1) * 0.5 * i;
+    c.AllReduceSumDouble(doubles);
+    double factor = c.Size * (c.Size + 1) / 2 * 0.5;
+    for (int i = 0; i < doubles.Length; i++)
+        if (doubles[i] != factor * i && failures.Count < 10) failures.Add($"double [{i}]: {doubles[i]:R}, expected {factor * i:R}");
+    var bytes = new byte[300];
+    if (c.Rank == c.Size - 1) for (int i = 0; i < bytes.Length; i++) bytes[i] = (byte)(i * 7 + 3);
+    c.Broadcast(bytes, c.Size - 1);
+    for (int i = 0; i < bytes.Length; i++)
+        if (bytes[i] != (byte)(i * 7 + 3) && failures.Count < 15) failures.Add($"broadcast [{i}]: {bytes[i]}");
+    c.Barrier();
+    if (c.Any(c.Rank == c.Size - 1) != true) failures.Add("Any(true on the last rank) was false");
+    if (c.Any(false)) failures.Add("Any(false everywhere) was true");
+    foreach (var f in failures) Console.WriteLine($"rank {c.Rank}: MISMATCH {f}");
+    Console.WriteLine($"rank {c.Rank} of {c.Size}: {(failures.Count == 0 ? "collectives ok" : "collectives FAILED")} ({c.Description})");
+    return failures.Count == 0 ? 0 : 1;
+}
+
+// A BN-free network (conv-ReLU-conv-ReLU-pool-linear): its gradient does not depend on how a batch
+// is split, so R ranks x (batch / R) must give the weights of 1 rank x batch up to summation order.
+static int Train(Collective c, string outFile, int steps)
+{
+    var (train, test) = SyntheticCifar.Generate(trainCount: 128 * steps, testCount: 128, seed: 5);
+    var options = new TrainingOptions
+    {
+        Model = "dp-probe", Epochs = 2, BatchSize = 128, Lr = 0.05, SwaStart = 1, SwaLr = 0.05, Ensemble = false, Seed = 9,
+    };
+    static NetworkBuilder Describe(int classes)
+    {
+        var b = new NetworkBuilder("dp-probe");
+        Node x = b.Relu(b.Conv(b.Input, "conv1", 8, kernel: 3, padding: 1, bias: true));
+        x = b.Relu(b.Conv(x, "conv2", 16, kernel: 3, stride: 2, padding: 1, bias: true));
+        b.Linear(b.GlobalAvgPool(x), "fc", classes);
+        return b;
+    }
+    using var backend = new CpuBackend();
+    using var trainer = Trainer.ForNetwork(options, Describe, backend, train, test, outDir: null);
+    var initial = backend.ToArray(trainer.Network.Parameters.All);
+    if (c.Size > 1) trainer.DistributeOver(c);
+    var outcome = trainer.Run(CancellationToken.None);
+    if (outcome != RunOutcome.Completed) { Console.Error.WriteLine($"rank {c.Rank}: {outcome}"); return 1; }
+    var weights = backend.ToArray(trainer.Network.Parameters.All);
+    var average = backend.ToArray(trainer.Averager!.Parameters.All);
+    if (c.IsRoot)
+    {
+        using var w = new BinaryWriter(File.Create(outFile));
+        w.Write(weights.Length);
+        foreach (float v in weights) w.Write(v);
+        foreach (float v in average) w.Write(v);
+        foreach (float v in initial) w.Write(v);
+    }
+    Console.WriteLine($"rank {c.Rank} of {c.Size}: trained {trainer.State.GlobalStep} steps, test accuracy {trainer.State.History[^1].TestAccuracy:P2}");
+    return 0;
+}

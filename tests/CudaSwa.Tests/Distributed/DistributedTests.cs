@@ -1,0 +1,145 @@
+using CudaSwa.Training;
+using NUnit.Framework;
+
+namespace CudaSwa.Tests.Distributed;
+
+/// <summary>
+/// Data-parallel training over MPI on this machine: the collective seam against values computed
+/// independently, R ranks against one process, the CLI's data-parallel run (rank 0 writes; a run
+/// stopped and resumed gives an uninterrupted run's bits; another number of ranks is refused), and a
+/// killed rank ending the whole job instead of a hang. Every job runs under a time limit.
+/// </summary>
+[Category("Cpu")]
+[NonParallelizable] // several processes per test on a 2-core machine
+public class DistributedTests
+{
+    private static readonly TimeSpan Limit = TimeSpan.FromSeconds(180);
+    private string _root = null!;
+
+    [SetUp]
+    public void SetUp()
+    {
+        MpiJob.Require();
+        _root = Path.Combine(Path.GetTempPath(), "cudaswa-tests", $"distributed-{Guid.NewGuid():N}");
+        Directory.CreateDirectory(_root);
+    }
+
+    [TearDown]
+    public void TearDown()
+    {
+        if (_root is not null && Directory.Exists(_root)) Directory.Delete(_root, true);
+    }
+
+    private const string Host = "CudaSwa.DistributedHost.dll";
+
+    [Test]
+    public void DistributedAllReduceBroadcastAndBarrierGiveTheSumOnEveryRank([Values(2, 3)] int ranks)
+    {
+        var r = MpiJob.Run(ranks, Host, ["collectives"], Limit);
+        Assert.That(r.TimedOut, Is.False, "the job hung");
+        Assert.That(r.ExitCode, Is.EqualTo(0), r.All);
+        for (int rank = 0; rank < ranks; rank++)
+            Assert.That(r.Output, Does.Contain($"rank {rank} of {ranks}: collectives ok"), r.All);
+    }
+
+    private static (float[] Weights, float[] Average, float[] Initial) ReadWeights(string path)
+    {
+        using var reader = new BinaryReader(File.OpenRead(path));
+        int n = reader.ReadInt32();
+        float[] Next() { var v = new float[n]; for (int i = 0; i < n; i++) v[i] = reader.ReadSingle(); return v; }
+        return (Next(), Next(), Next());
+    }
+
+    [Test]
+    public void DistributedRanksSharingEachBatchTrainTheWeightsOfOneProcess([Values(2, 3)] int ranks)
+    {
+        // A BN-free network: R ranks x 128/R samples must give 1 process x 128 up to the order the
+        // gradient's partial sums are added (the ranks' shards are summed by the all-reduce).
+        string one = Path.Combine(_root, "one.bin"), many = Path.Combine(_root, "many.bin");
+        var single = MpiJob.Run(0, Host, ["train", one, "4"], Limit);
+        Assert.That(single.ExitCode, Is.EqualTo(0), single.All);
+        var job = MpiJob.Run(ranks, Host, ["train", many, "4"], Limit);
+        Assert.That(job.TimedOut, Is.False, "the job hung");
+        Assert.That(job.ExitCode, Is.EqualTo(0), job.All);
+        var (w1, a1, init) = ReadWeights(one);
+        var (wr, ar, initR) = ReadWeights(many);
+        Assert.That(initR, Is.EqualTo(init), "every rank starts from the same weights as the single process");
+        double moved = w1.Zip(init).Max(p => Math.Abs(p.First - p.Second));
+        double worst = 0, worstAverage = 0;
+        for (int i = 0; i < w1.Length; i++)
+        {
+            // Stated tolerance: 1e-6 absolute + 1e-5 relative after 8 steps (float rounding of a reordered sum, amplified by training).
+            Assert.That(Math.Abs(wr[i] - w1[i]), Is.LessThanOrEqualTo(1e-6 + 1e-5 * Math.Abs(w1[i])), $"weight {i} with {ranks} ranks");
+            Assert.That(Math.Abs(ar[i] - a1[i]), Is.LessThanOrEqualTo(1e-6 + 1e-5 * Math.Abs(a1[i])), $"SWA average {i} with {ranks} ranks");
+            worst = Math.Max(worst, Math.Abs(wr[i] - w1[i]));
+            worstAverage = Math.Max(worstAverage, Math.Abs(ar[i] - a1[i]));
+        }
+        Assert.That(moved, Is.GreaterThan(1000 * Math.Max(worst, 1e-9)), "training moved the weights far more than the ranks' difference");
+        TestContext.Out.WriteLine($"{ranks} ranks vs one process: weights within {worst:E2}, SWA average within {worstAverage:E2}; training moved weights by up to {moved:E2}");
+    }
+
+    private static string[] TinyTrain(string outDir) =>
+        ["train", "--model", "resnet8", "--epochs", "3", "--swa-start", "1", "--synthetic-train", "512", "--synthetic-test", "128", "--device", "cpu", "--out", outDir];
+
+    [Test]
+    public void DistributedCliRunResumesBitForBitAndRefusesAnotherNumberOfRanks()
+    {
+        string whole = Path.Combine(_root, "whole"), stopped = Path.Combine(_root, "stopped");
+        var a = MpiJob.Run(2, "cudaswa.dll", TinyTrain(whole), Limit);
+        Assert.That(a.TimedOut, Is.False, "the job hung");
+        Assert.That(a.ExitCode, Is.EqualTo(0), a.All);
+        Assert.That(a.Output, Does.Contain("data-parallel: MPI"));
+        Assert.That(a.Output.Split('\n').Count(l => l.Contains("final test results", StringComparison.Ordinal)), Is.EqualTo(1), "only rank 0 reports");
+        var state = Checkpoint.ReadState(whole);
+        Assert.That(state.Ranks, Is.EqualTo(2));
+        Assert.That(state.NextEpoch, Is.EqualTo(3));
+
+        // Stopped on rank 0 after 5 batches (epoch 2 of 3, mid-epoch): every rank stops at the same step.
+        var b = MpiJob.Run(2, "cudaswa.dll", [.. TinyTrain(stopped), "--halt-after-batches", "5"], Limit);
+        Assert.That(b.TimedOut, Is.False, "the stop hung");
+        Assert.That(b.ExitCode, Is.EqualTo(130), b.All);
+        Assert.That(Checkpoint.ReadState(stopped).NextBatch, Is.EqualTo(1));
+
+        // One process cannot continue a two-rank run.
+        var alone = MpiJob.Run(0, "cudaswa.dll", ["train", "--resume", stopped], Limit);
+        Assert.That(alone.ExitCode, Is.Not.EqualTo(0), alone.All);
+        Assert.That(alone.All, Does.Contain("2 rank(s)"));
+
+        var c = MpiJob.Run(2, "cudaswa.dll", ["train", "--resume", stopped], Limit);
+        Assert.That(c.ExitCode, Is.EqualTo(0), c.All);
+        foreach (var file in new[] { "model.safetensors", "swa.safetensors" })
+            Assert.That(File.ReadAllBytes(Path.Combine(stopped, file)), Is.EqualTo(File.ReadAllBytes(Path.Combine(whole, file))), $"{file}: stopped and resumed = uninterrupted");
+        var h1 = Checkpoint.ReadState(whole).History.Select(r => (r.TrainLoss, r.TestAccuracy, r.SwaTestAccuracy));
+        var h2 = Checkpoint.ReadState(stopped).History.Select(r => (r.TrainLoss, r.TestAccuracy, r.SwaTestAccuracy));
+        Assert.That(h2, Is.EqualTo(h1));
+    }
+
+    [Test]
+    public void DistributedKilledRankEndsTheJobInsteadOfHangingAndTheRunResumes()
+    {
+        string dir = Path.Combine(_root, "killed");
+        var args = TinyTrain(dir).ToArray();
+        args[Array.IndexOf(args, "--epochs") + 1] = "8";
+        var job = MpiJob.Start(2, "cudaswa.dll", args);
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        // Wait for the first checkpoint, then kill rank 1 outright (no signal it could handle).
+        while (!File.Exists(Path.Combine(dir, Checkpoint.StateFile)) && clock.Elapsed < Limit && !job.HasExited) Thread.Sleep(100);
+        Assert.That(job.HasExited, Is.False, "the job ended before the first checkpoint");
+        var victims = MpiJob.RankProcesses(1, dir);
+        Assert.That(victims, Is.Not.Empty, "rank 1's process");
+        foreach (int pid in victims) System.Diagnostics.Process.GetProcessById(pid).Kill();
+        var r = MpiJob.Wait(job, TimeSpan.FromSeconds(60));
+        Assert.That(r.TimedOut, Is.False, "the surviving rank hung after rank 1 was killed");
+        Assert.That(r.ExitCode, Is.Not.EqualTo(0), r.All);
+        TestContext.Out.WriteLine($"mpiexec after the kill (exit {r.ExitCode}):\n{r.Error.Trim()}");
+        Assert.That(r.All, Does.Contain("BAD TERMINATION").Or.Contain("killed").Or.Contain("KILLED"), "the launcher says a rank died");
+
+        // The last committed checkpoint is intact: two ranks continue from it to the end.
+        var state = Checkpoint.ReadState(dir);
+        Assert.That(state.NextEpoch, Is.InRange(1, 7), "killed mid-run");
+        var resumed = MpiJob.Run(2, "cudaswa.dll", ["train", "--resume", dir], Limit);
+        Assert.That(resumed.TimedOut, Is.False);
+        Assert.That(resumed.ExitCode, Is.EqualTo(0), resumed.All);
+        Assert.That(Checkpoint.ReadState(dir).NextEpoch, Is.EqualTo(8));
+    }
+}
