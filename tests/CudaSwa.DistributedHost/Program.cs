@@ -9,13 +9,41 @@ using CudaSwa.Training;
 //   train OUT STEPS              a short data-parallel run of a BN-free network; rank 0 writes the
 //                               count, then its final weights, SWA average and initial weights to
 //                               OUT (int32 and float32, little-endian)
+//   bn-recompute OUT             the exact BN recompute of a fixed BN network, its batches shared
+//                               between the ranks; rank 0 writes the BN running statistics to OUT
 using var collective = Collective.FromLauncher(Environment.GetEnvironmentVariable);
 return args.FirstOrDefault() switch
 {
     "collectives" => Collectives(collective),
     "train" => Train(collective, args[1], int.Parse(args[2])),
+    "bn-recompute" => RecomputeBatchNorm(collective, args[1]),
     _ => Usage(),
 };
+
+// A conv-BN-ReLU network with weights from a fixed seed: the ranks share the recompute's batches and
+// merge their statistics; the result must be the one process's population statistics.
+static int RecomputeBatchNorm(Collective c, string outFile)
+{
+    var (train, _) = SyntheticCifar.Generate(trainCount: 1000, testCount: 10, seed: 6);
+    var b = new NetworkBuilder("bn-probe");
+    Node x = b.Relu(b.BatchNorm(b.Conv(b.Input, "conv1", 8, kernel: 3, padding: 1), "bn1"));
+    x = b.Relu(b.BatchNorm(b.Conv(x, "conv2", 16, kernel: 3, stride: 2, padding: 1), "bn2"));
+    b.Linear(b.GlobalAvgPool(x), "fc", 10);
+    using var backend = new CpuBackend();
+    using var net = b.Build(backend, 128, seed: 4);
+    using var data = new DeviceDataset(train, backend);
+    using var loader = new BatchLoader(data, 128, shuffle: true, new CudaSwa.Tensors.AugmentSpec(), seed: 8);
+    CudaSwa.Averaging.BatchNormRecompute.RunAcrossRanks(net, loader, 3, CudaSwa.Averaging.BatchNormRecomputeMode.Exact, null, c);
+    var buffers = backend.ToArray(net.Buffers.All);
+    if (c.IsRoot)
+    {
+        using var w = new BinaryWriter(File.Create(outFile));
+        w.Write(buffers.Length);
+        foreach (float v in buffers) w.Write(v);
+    }
+    Console.WriteLine($"rank {c.Rank} of {c.Size}: BN statistics recomputed ({buffers.Length} values)");
+    return 0;
+}
 
 static int Usage()
 {

@@ -44,7 +44,18 @@ public static class BatchNormRecompute
 
     /// <summary>Runs the recompute; <paramref name="onBatch"/> is called after each batch with (done, total).</summary>
     public static void Run(Network network, BatchLoader loader, int epochKey,
-        BatchNormRecomputeMode mode = BatchNormRecomputeMode.Exact, Action<int, int>? onBatch = null)
+        BatchNormRecomputeMode mode = BatchNormRecomputeMode.Exact, Action<int, int>? onBatch = null) =>
+        RunAcrossRanks(network, loader, epochKey, mode, onBatch, Distributed.Collective.Single);
+
+    /// <summary>
+    /// <see cref="Run(Network, BatchLoader, int, BatchNormRecomputeMode, Action{int, int}?)"/> shared by
+    /// the ranks of <paramref name="collective"/> (each calls it): in <see cref="BatchNormRecomputeMode.Exact"/>
+    /// mode rank r runs batches r, r + R, ... whole (a batch's statistics depend on all its samples)
+    /// and the ranks' (count, mean, M2) are merged with one all-reduce (Chan's formula in float64),
+    /// so every rank ends with the population statistics of all batches; the order-dependent modes
+    /// run every batch on every rank.
+    /// </summary>
+    internal static void RunAcrossRanks(Network network, BatchLoader loader, int epochKey, BatchNormRecomputeMode mode, Action<int, int>? onBatch, Distributed.Collective collective)
     {
         ArgumentNullException.ThrowIfNull(network);
         ArgumentNullException.ThrowIfNull(loader);
@@ -78,8 +89,10 @@ public static class BatchNormRecompute
             loader.BeginEpoch(epochKey);
             long seen = 0;
             int batches = loader.BatchCount;
+            bool shared = collective.Size > 1 && mode == BatchNormRecomputeMode.Exact;
             for (int i = 0; i < batches; i++)
             {
+                if (shared && i % collective.Size != collective.Rank) continue;
                 int b = loader.Load(i, network.Input(loader.BatchSize), labels);
                 if (b < 2)
                     throw new InvalidOperationException($"BN recompute met a batch of {b} sample; batch statistics need at least 2. Use a data source whose size is not 1 more than a multiple of the batch size.");
@@ -98,6 +111,7 @@ public static class BatchNormRecompute
                 onBatch?.Invoke(i + 1, batches);
             }
 
+            if (shared) seen = MergeAcrossRanks(backend, network, accMean, accM2, seen, collective);
             if (mode == BatchNormRecomputeMode.Exact)
             {
                 // var = M2 / (count - 1), written as 0 + (M2 - 0) * 1/(count - 1) with the fused update:
@@ -121,5 +135,48 @@ public static class BatchNormRecompute
             labels.Buffer.Dispose();
             accumulators?.Dispose();
         }
+    }
+
+    /// <summary>
+    /// Merges every rank's per-channel (n, mean, M2) into the population's, in float64: one
+    /// all-reduce of [n·mean, M2 + n·mean²] per channel plus the sample counts; then
+    /// mean = Σ n·mean / N and M2 = Σ (M2 + n·mean²) − N·mean². Returns N (samples over all ranks).
+    /// </summary>
+    private static long MergeAcrossRanks(Backend backend, Network network, Tensor[] accMean, Tensor[] accM2, long seen, Distributed.Collective collective)
+    {
+        var bns = network.BatchNormLayers;
+        var sums = new List<double> { seen };
+        var hostMean = new float[bns.Count][];
+        var hostM2 = new float[bns.Count][];
+        for (int k = 0; k < bns.Count; k++)
+        {
+            double n = (double)seen * bns[k].Inputs[0].Height * bns[k].Inputs[0].Width;
+            hostMean[k] = seen > 0 ? backend.ToArray(accMean[k]) : new float[bns[k].Channels];
+            hostM2[k] = seen > 0 ? backend.ToArray(accM2[k]) : new float[bns[k].Channels];
+            for (int c = 0; c < bns[k].Channels; c++)
+            {
+                double m = hostMean[k][c];
+                sums.Add(n * m);
+                sums.Add(hostM2[k][c] + n * m * m);
+            }
+        }
+        var all = sums.ToArray();
+        collective.AllReduceSumDouble(all);
+        long total = (long)all[0];
+        int at = 1;
+        for (int k = 0; k < bns.Count; k++)
+        {
+            double n = (double)total * bns[k].Inputs[0].Height * bns[k].Inputs[0].Width;
+            for (int c = 0; c < bns[k].Channels; c++)
+            {
+                double mean = all[at++] / n;
+                double m2 = all[at++] - n * mean * mean;
+                hostMean[k][c] = (float)mean;
+                hostM2[k][c] = (float)Math.Max(m2, 0);
+            }
+            backend.Upload<float>(hostMean[k], accMean[k]);
+            backend.Upload<float>(hostM2[k], accM2[k]);
+        }
+        return total;
     }
 }

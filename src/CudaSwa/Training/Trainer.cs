@@ -379,7 +379,7 @@ public sealed class Trainer : IDisposable
         if (_averager is not null && _averager.Count > 0)
         {
             var clock = Stopwatch.StartNew();
-            var swa = EvaluateAverageCalibrated(epoch);
+            var swa = EvaluateAverageCalibrated(epoch, _collective);
             swaCalibration = swa.Calibration;
             record = record with { SwaTestLoss = swa.Loss, SwaTestAccuracy = swa.Accuracy, SwaTestEce = swa.Calibration.Ece, SwaTestBrier = swa.Calibration.Brier,
                 BnRecomputeSeconds = clock.Elapsed.TotalSeconds };
@@ -397,18 +397,23 @@ public sealed class Trainer : IDisposable
     /// <summary>Binds the averaged weights, recomputes their BN statistics (unless --no-bn-update) and evaluates them.</summary>
     public (double Loss, double Accuracy) EvaluateAverage(int epochKey)
     {
-        var (loss, accuracy, _) = EvaluateAverageCalibrated(epochKey);
+        var (loss, accuracy, _) = EvaluateAverageCalibrated(epochKey, Distributed.Collective.Single);
         return (loss, accuracy);
     }
 
-    private (double Loss, double Accuracy, CalibrationMetrics Calibration) EvaluateAverageCalibrated(int epochKey)
+    /// <summary>
+    /// With <paramref name="collective"/> of several ranks (every rank calls it, inside training)
+    /// the BN recompute's batches are shared between the ranks; the final results, which rank 0
+    /// alone computes, pass <see cref="Distributed.Collective.Single"/>.
+    /// </summary>
+    private (double Loss, double Accuracy, CalibrationMetrics Calibration) EvaluateAverageCalibrated(int epochKey, Distributed.Collective collective)
     {
         if (_averager is null || _averager.Count == 0) throw new InvalidOperationException("Nothing has been averaged yet.");
         using (_averager.Bind())
         {
             if (_o.BnUpdate != BatchNormRecomputeMode.None)
             {
-                BatchNormRecompute.Run(_net, _bnLoader, epochKey, _o.BnUpdate, (done, all) => _events.Phase?.Invoke(new PhaseProgress("bn-recompute", done, all)));
+                BatchNormRecompute.RunAcrossRanks(_net, _bnLoader, epochKey, _o.BnUpdate, (done, all) => _events.Phase?.Invoke(new PhaseProgress("bn-recompute", done, all)), collective);
                 _swaStatistics = $"recomputed ({_o.BnUpdate}) for the average of {_averager.Count} models after epoch {epochKey + 1}";
             }
             else _swaStatistics = "averaged with the weights (no BN recompute)";
@@ -483,7 +488,7 @@ public sealed class Trainer : IDisposable
                     _events.Phase?.Invoke(new PhaseProgress("swa-test", 0, 1));
                     using (_averager.Bind()) swa = _evaluator.EvaluateCalibrated(_testLoader);
                 }
-                else swa = EvaluateAverageCalibrated(_o.Epochs);
+                else swa = EvaluateAverageCalibrated(_o.Epochs, Distributed.Collective.Single);
                 rows.Add(new ResultRow(meanName, swa.Loss, swa.Accuracy,
                     $"average of {_averager.Count} {(_averager.Count == 1 ? "model" : "models")}" +
                     (_o.BnUpdate == BatchNormRecomputeMode.None ? ", BN not recomputed" : $", BN recomputed ({_o.BnUpdate})")) { Calibration = swa.Calibration });

@@ -78,6 +78,33 @@ public class DistributedTests
         TestContext.Out.WriteLine($"{ranks} ranks vs one process: weights within {worst:E2}, SWA average within {worstAverage:E2}; training moved weights by up to {moved:E2}");
     }
 
+    [Test]
+    public void DistributedBatchNormRecomputeSharesTheBatchesAndGivesThePopulationStatistics([Values(2, 3)] int ranks)
+    {
+        // 1,000 images in batches of 128: 8 batches, dealt to the ranks in turn (3 ranks: 3, 3, 2).
+        string one = Path.Combine(_root, "bn1.bin"), many = Path.Combine(_root, "bnR.bin");
+        var single = MpiJob.Run(0, Host, ["bn-recompute", one], Limit);
+        Assert.That(single.ExitCode, Is.EqualTo(0), single.All);
+        var job = MpiJob.Run(ranks, Host, ["bn-recompute", many], Limit);
+        Assert.That(job.TimedOut, Is.False, "the job hung");
+        Assert.That(job.ExitCode, Is.EqualTo(0), job.All);
+        float[] Read(string path)
+        {
+            using var r = new BinaryReader(File.OpenRead(path));
+            var v = new float[r.ReadInt32()];
+            for (int i = 0; i < v.Length; i++) v[i] = r.ReadSingle();
+            return v;
+        }
+        var a = Read(one);
+        var b = Read(many);
+        Assert.That(b, Has.Length.EqualTo(a.Length));
+        Assert.That(a.Count(v => v != 0 && v != 1), Is.GreaterThanOrEqualTo(40), "the 48 running means and variances were recomputed (not the reset values)");
+        // The merge (float64 over the ranks) reorders the single process's running merge: float rounding only.
+        for (int i = 0; i < a.Length; i++)
+            Assert.That(Math.Abs(b[i] - a[i]), Is.LessThanOrEqualTo(1e-6 + 2e-5 * Math.Abs(a[i])), $"BN buffer value {i} with {ranks} ranks");
+        TestContext.Out.WriteLine($"{ranks} ranks vs one process: BN statistics within {a.Zip(b).Max(p => Math.Abs(p.First - p.Second)):E2}");
+    }
+
     private static string[] TinyTrain(string outDir) =>
         ["train", "--model", "resnet8", "--epochs", "3", "--swa-start", "1", "--synthetic-train", "512", "--synthetic-test", "128", "--device", "cpu", "--out", outDir];
 
