@@ -9,6 +9,9 @@ using CudaSwa.Training;
 //   train OUT STEPS              a short data-parallel run of a BN-free network; rank 0 writes the
 //                               count, then its final weights, SWA average and initial weights to
 //                               OUT (int32 and float32, little-endian)
+//   swap OUT                     SWAP on the BN-free network (phase 2 after epoch 1 of 2): every rank
+//                               writes its own phase-2 weights to OUT.rank<r> just before phase 3,
+//                               rank 0 the averaged weights to OUT (float32 after an int32 count)
 //   bn-recompute OUT             the exact BN recompute of a fixed BN network, its batches shared
 //                               between the ranks; rank 0 writes the BN running statistics to OUT
 using var collective = Collective.FromLauncher(Environment.GetEnvironmentVariable);
@@ -17,6 +20,7 @@ return args.FirstOrDefault() switch
     "collectives" => Collectives(collective),
     "train" => Train(collective, args[1], int.Parse(args[2])),
     "bn-recompute" => RecomputeBatchNorm(collective, args[1]),
+    "swap" => Swap(collective, args[1]),
     _ => Usage(),
 };
 
@@ -43,6 +47,36 @@ static int RecomputeBatchNorm(Collective c, string outFile)
     }
     Console.WriteLine($"rank {c.Rank} of {c.Size}: BN statistics recomputed ({buffers.Length} values)");
     return 0;
+}
+
+static int Swap(Collective c, string outFile)
+{
+    var (train, test) = SyntheticCifar.Generate(trainCount: 512, testCount: 128, seed: 5);
+    var options = new TrainingOptions { Model = "dp-probe", Epochs = 2, BatchSize = 128, Lr = 0.05, SgdOnly = true, SwaStart = null, SwapPhase2 = 1, Ensemble = false, Seed = 9 };
+    using var backend = new CpuBackend();
+    var events = new TrainerEvents { SwapAveraging = net => Write($"{outFile}.rank{c.Rank}", backend.ToArray(net.Parameters.All)) };
+    using var trainer = Trainer.ForNetwork(options, Probe, backend, train, test, outDir: null, events);
+    trainer.DistributeOver(c);
+    if (trainer.Run(CancellationToken.None) != RunOutcome.Completed) return 1;
+    if (c.IsRoot) Write(outFile, backend.ToArray(trainer.Network.Parameters.All));
+    Console.WriteLine($"rank {c.Rank} of {c.Size}: SWAP done");
+    return 0;
+
+    static void Write(string path, float[] values)
+    {
+        using var w = new BinaryWriter(File.Create(path));
+        w.Write(values.Length);
+        foreach (float v in values) w.Write(v);
+    }
+}
+
+static NetworkBuilder Probe(int classes)
+{
+    var b = new NetworkBuilder("dp-probe");
+    Node x = b.Relu(b.Conv(b.Input, "conv1", 8, kernel: 3, padding: 1, bias: true));
+    x = b.Relu(b.Conv(x, "conv2", 16, kernel: 3, stride: 2, padding: 1, bias: true));
+    b.Linear(b.GlobalAvgPool(x), "fc", classes);
+    return b;
 }
 
 static int Usage()
@@ -97,16 +131,8 @@ static int Train(Collective c, string outFile, int steps)
     {
         Model = "dp-probe", Epochs = 2, BatchSize = 128, Lr = 0.05, SwaStart = 1, SwaLr = 0.05, Ensemble = false, Seed = 9,
     };
-    static NetworkBuilder Describe(int classes)
-    {
-        var b = new NetworkBuilder("dp-probe");
-        Node x = b.Relu(b.Conv(b.Input, "conv1", 8, kernel: 3, padding: 1, bias: true));
-        x = b.Relu(b.Conv(x, "conv2", 16, kernel: 3, stride: 2, padding: 1, bias: true));
-        b.Linear(b.GlobalAvgPool(x), "fc", classes);
-        return b;
-    }
     using var backend = new CpuBackend();
-    using var trainer = Trainer.ForNetwork(options, Describe, backend, train, test, outDir: null);
+    using var trainer = Trainer.ForNetwork(options, Probe, backend, train, test, outDir: null);
     var initial = backend.ToArray(trainer.Network.Parameters.All);
     if (c.Size > 1) trainer.DistributeOver(c);
     var outcome = trainer.Run(CancellationToken.None);

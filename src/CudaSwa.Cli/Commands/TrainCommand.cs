@@ -27,6 +27,7 @@ public static class TrainCommand
     private static readonly Option<double?> Wd = new("--wd") { Description = "L2 weight decay (PyTorch semantics: added to the gradient)." };
     private static readonly Option<bool> Nesterov = new("--nesterov") { Description = "Nesterov momentum." };
     private static readonly Option<string?> Schedule = new("--schedule") { Description = "swa (the paper's piecewise-linear), swalr (cosine then SWALR anneal), cyclic, cosine, constant." };
+    private static readonly Option<int?> SwapPhase2 = new("--swap-phase2") { Description = "SWAP (with mpiexec -n N, N >= 2): data-parallel with the whole batch up to this epoch, then each rank alone with batch/N and its own data order, then the ranks' weights averaged and BN recomputed. Implies --sgd-only." };
     private static readonly Option<int?> SwaStart = new("--swa-start") { Description = "Epoch (1-based) after which averaging begins; the schedules reach swa-lr by then." };
     private static readonly Option<double?> SwaLr = new("--swa-lr") { Description = "Learning rate during averaging (cyclic: the top of each cycle)." };
     private static readonly Option<double?> SwaLrMin = new("--swa-lr-min") { Description = "Cyclic schedule: the bottom of each cycle (default swa-lr/10)." };
@@ -64,7 +65,7 @@ public static class TrainCommand
         var cmd = new Command("train", "Train a CIFAR model with SGD and Stochastic Weight Averaging; prints SGD vs SWA vs ensemble.");
         foreach (var o in new Option[] { Preset, SgdOnly, Model, Dataset, Data, Epochs, Batch, Lr, Momentum, Wd, Nesterov, Schedule, SwaStart, SwaLr, SwaLrMin,
                      Cycle, AnnealEpochs, Anneal, Average, SwagRank, SwagSamples, SwagScale, EmaDecay, AverageEverySteps, BnUpdate, EvalEvery, EvalAt, Device, Tf32, Seed, Out, Resume, Padding,
-                     TrainSubset, TestSubset, SyntheticTrain, SyntheticTest, NoEnsemble, Profile, HaltAfterBatches })
+                     TrainSubset, TestSubset, SyntheticTrain, SyntheticTest, NoEnsemble, Profile, HaltAfterBatches, SwapPhase2 })
             cmd.Options.Add(o);
         cmd.SetAction(parse => Execute(parse, env));
         return cmd;
@@ -93,7 +94,7 @@ public static class TrainCommand
     /// <summary>Preset defaults, then every option the user gave.</summary>
     internal static RunSettings BuildOptions(ParseResult p)
     {
-        bool sgdOnly = p.GetValue(SgdOnly);
+        bool sgdOnly = p.GetValue(SgdOnly) || p.GetValue(SwapPhase2) is not null;
         var dataset = ParseEnum(p.GetValue(Dataset), "--dataset", DatasetKind.Cifar10, ("cifar10", DatasetKind.Cifar10), ("cifar100", DatasetKind.Cifar100));
         var preset = Presets.Find(p.GetValue(Preset) ?? "quick");
         var o = preset.Create(dataset, sgdOnly);
@@ -122,7 +123,8 @@ public static class TrainCommand
             SyntheticTest = p.GetValue(SyntheticTest) ?? s.SyntheticTest,
             Training = o with
             {
-                SgdOnly = p.GetValue(SgdOnly) || o.SgdOnly,
+                SgdOnly = p.GetValue(SgdOnly) || o.SgdOnly || p.GetValue(SwapPhase2) is not null,
+                SwapPhase2 = p.GetValue(SwapPhase2) ?? o.SwapPhase2,
                 Model = p.GetValue(Model) ?? o.Model,
                 Epochs = p.GetValue(Epochs) ?? o.Epochs,
                 BatchSize = p.GetValue(Batch) ?? o.BatchSize,
@@ -251,6 +253,8 @@ public static class TrainCommand
             throw new OptionException($"--dataset: the data has {train.NumClasses} classes, {settings.Dataset} has {settings.NumClasses}.");
         // Launched as one of several ranks (mpiexec -n N): data-parallel; rank 0 writes, the others follow.
         using var collective = Distributed.Collective.FromLauncher(env.Variables);
+        if (options.SwapPhase2 is not null && collective.Size < 2)
+            throw new OptionException("--swap-phase2: SWAP trains one model per rank in phase 2 and averages them: launch with at least two ranks (mpiexec -n N cudaswa train ...).");
         var backend = DeviceOption.Open(DeviceOption.ForRank(settings.Device, collective, env.Variables), settings.Tf32, out string deviceDescription);
         using var _ = backend;
         try

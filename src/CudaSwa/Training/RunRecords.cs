@@ -94,6 +94,9 @@ public sealed class TrainerEvents
 
     /// <summary>An epoch finished, with its metrics.</summary>
     public Action<EpochRecord>? EpochCompleted { get; set; }
+
+    /// <summary>SWAP: called on every rank just before phase 3 averages the ranks' weights (the network still holds this rank's own).</summary>
+    public Action<Layers.Network>? SwapAveraging { get; set; }
 }
 
 /// <summary>An epoch begins at <paramref name="FirstBatch"/> of <paramref name="Batches"/> (0 unless resumed mid-epoch); epochs count from 0.</summary>

@@ -40,6 +40,10 @@ public sealed class Trainer : IDisposable
     private (int Epoch, CalibrationMetrics Sgd, CalibrationMetrics? Swa)? _lastCalibration;
     private readonly Func<string> _legacyFingerprint;
     private Distributed.Collective _collective = Distributed.Collective.Single;
+    /// <summary>SWAP's phase-2 loader: this rank's small batches in a data order of its own (null before DistributeOver or without SWAP).</summary>
+    private BatchLoader? _swapLoader;
+    /// <summary>The salt of SWAP's phase-2 data order: seed ^ (salt + rank).</summary>
+    private const ulong SwapSeedSalt = 0x5A4A5000UL;
 
     /// <summary>
     /// Sets up a run of the <see cref="ModelZoo"/> model that <see cref="TrainingOptions.Model"/>
@@ -164,6 +168,9 @@ public sealed class Trainer : IDisposable
             yield return $"averaging: {_o.Average.ToString().ToUpperInvariant()}{(_o.Average == AveragingKind.Ema ? $" decay {_o.EmaDecay}" : "")}" +
                          (_o.Average == AveragingKind.Swag ? $" (rank {_o.SwagRank}, {_o.SwagSamples} samples of scale {_o.SwagScale:g3} in the final Bayesian model average)" : "") + $", {_averaging!.Describe()}; " +
                          (_o.BnUpdate == BatchNormRecomputeMode.None ? "no BN recompute" : $"BN recompute: {_o.BnUpdate}") + (_ensemble is not null ? "; prediction ensemble of the averaged snapshots" : "");
+        else if (_o.SwapPhase2 is int swap)
+            yield return $"SWAP: epochs 1-{swap} data-parallel with the whole batch of {_o.BatchSize}, epochs {swap + 1}-{_o.Epochs} each rank alone with batch {_o.BatchSize} / ranks " +
+                         "and its own data order, then the ranks' weights averaged (one all-reduce) and BN recomputed";
         else
             yield return "averaging: none (SGD only)";
     }
@@ -208,6 +215,9 @@ public sealed class Trainer : IDisposable
         collective.CheckSame(Checksum(Backend.ToArray(_net.Parameters.All)), "The model's weights");
         _collective = collective;
         _state = _state with { Ranks = collective.Size };
+        if (_o.SwapPhase2 is not null && collective.Size > 1)
+            _swapLoader = new BatchLoader(_train, Math.Max(2, _o.BatchSize / collective.Size), shuffle: true, new AugmentSpec { Padding = _o.Padding },
+                _o.Seed ^ (SwapSeedSalt + (ulong)collective.Rank));
     }
 
     /// <summary>The ranks this process trains with (<see cref="Distributed.Collective.Single"/> unless <see cref="DistributeOver"/>).</summary>
@@ -215,6 +225,12 @@ public sealed class Trainer : IDisposable
 
     private void CheckRanks(int ranks)
     {
+        if (_o.SwapPhase2 is int swap)
+        {
+            if (ranks < 2) throw new InvalidOperationException("SWAP (SwapPhase2) needs at least two ranks: its phase 2 trains one model per rank and phase 3 averages them.");
+            if (_state.NextEpoch > swap || (_state.NextEpoch == swap && _state.NextBatch > 0))
+                throw new InvalidOperationException($"This SWAP run stopped in phase 2 (epoch {_state.NextEpoch + 1}, after epoch {swap}): each rank's phase-2 model is its own and only rank 0's is saved, so it cannot continue. Start again from the beginning (phase 1 is data-parallel and quick to redo).");
+        }
         bool started = _state.NextEpoch > 0 || _state.NextBatch > 0;
         if (started && _state.Ranks != ranks)
             throw new InvalidOperationException($"This run was trained on {_state.Ranks} rank(s) and continues only on {_state.Ranks} (here: {ranks}): " +
@@ -228,6 +244,24 @@ public sealed class Trainer : IDisposable
         for (int i = 0; i < values.Length; i++) sum += values[i] * (double)(1 + (i & 1023));
         return sum;
     }
+
+    /// <summary>
+    /// SWAP's phase 3: the ranks' phase-2 weights averaged with one all-reduce (each rank adds
+    /// its weights / R), then BN statistics recomputed for the average with the batches shared
+    /// between the ranks. Every rank ends with the same model.
+    /// </summary>
+    private void AverageRanks(int epoch)
+    {
+        _events.SwapAveraging?.Invoke(_net);
+        _events.Phase?.Invoke(new PhaseProgress("swap-average", 0, 1));
+        _collective.AllReduceSum(Backend, _net.Parameters.All, 1f / _collective.Size);
+        var mode = _o.BnUpdate == BatchNormRecomputeMode.None ? BatchNormRecomputeMode.Exact : _o.BnUpdate;
+        BatchNormRecompute.RunAcrossRanks(_net, _bnLoader, epoch, mode, (done, all) => _events.Phase?.Invoke(new PhaseProgress("bn-recompute", done, all)), _collective);
+        _swapAveraged = true;
+    }
+
+    /// <summary>Whether SWAP's phase 3 has replaced the weights by the ranks' average (in this process).</summary>
+    private bool _swapAveraged;
 
     /// <summary>Whether <paramref name="value"/> holds on any rank (this rank alone when not distributed).</summary>
     private bool AnyRank(bool value) => _collective.Size > 1 ? _collective.Any(value) : value;
@@ -282,11 +316,15 @@ public sealed class Trainer : IDisposable
         if (_clock is null) CheckRanks(_collective.Size);
         _clock ??= Stopwatch.StartNew();
         bool parallel = _collective.Size > 1;
-        int epoch = _state.NextEpoch, batches = _trainLoader.BatchCount;
+        int epoch = _state.NextEpoch;
+        // SWAP's phase 2: this rank alone, small batches in its own order; no gradient exchange.
+        bool phase2 = _o.SwapPhase2 is int swapFrom && epoch >= swapFrom && _swapLoader is not null;
+        var loader = phase2 ? _swapLoader! : _trainLoader;
+        int batches = loader.BatchCount;
         int first = _state.NextBatch;
         long globalStep = _state.GlobalStep;
         var epochClock = Stopwatch.StartNew();
-        _trainLoader.BeginEpoch(epoch);
+        loader.BeginEpoch(epoch);
         // Mid-epoch: each rank continues its own saved partial sums (one process: the run's).
         if (first > 0 && parallel && _state.PartialRankSums is { } sums && sums.Count == 2 * _collective.Size)
             Backend.Upload<float>([sums[2 * _collective.Rank], sums[2 * _collective.Rank + 1]], _step.Stats);
@@ -309,7 +347,12 @@ public sealed class Trainer : IDisposable
             }
             lr = _schedule.At(epoch, i, batches);
             int b;
-            if (parallel)
+            if (phase2)
+            {
+                b = loader.Load(i, _net.Input(_o.BatchSize), _step.Labels);
+                _step.Run(b, (float)lr, (ulong)globalStep * (ulong)_collective.Size + (ulong)_collective.Rank);
+            }
+            else if (parallel)
             {
                 // Dropout masks keyed by (step, rank): the ranks' shards draw different masks.
                 b = _trainLoader.LoadShard(i, _collective.Rank, _collective.Size, _net.Input(_o.BatchSize), _step.Labels);
@@ -321,7 +364,7 @@ public sealed class Trainer : IDisposable
                 _step.Run(b, (float)lr, (ulong)globalStep);
             }
             globalStep++;
-            seen += _trainLoader.SizeOf(i);
+            seen += phase2 ? (long)b * _collective.Size : _trainLoader.SizeOf(i);
             seenHere += b;
             if (_averager is not null && _averaging!.AfterStep(globalStep)) _averager.Update();
             _events.BatchCompleted?.Invoke(new BatchDone(epoch, i));
@@ -340,6 +383,7 @@ public sealed class Trainer : IDisposable
         var (trainLossSum, trainCorrect) = GlobalStats();
         if (!double.IsFinite(trainLossSum)) return Diverged(epoch, batches - 1);
 
+        if (phase2 && epoch == _o.Epochs - 1) AverageRanks(epoch);
         if (_averager is not null && _averaging!.AfterEpoch(epoch)) _averager.Update();
         if (_ensemble is not null && _snapshots!.AfterEpoch(epoch)) _ensemble.AddSnapshot();
 
@@ -347,8 +391,9 @@ public sealed class Trainer : IDisposable
         {
             Epoch = epoch + 1,
             LearningRate = lr,
-            TrainLoss = trainLossSum / _train.Count,
-            TrainAccuracy = trainCorrect / _train.Count,
+            // In SWAP's phase 2 every rank goes through the whole training set.
+            TrainLoss = trainLossSum / ((double)_train.Count * (phase2 ? _collective.Size : 1)),
+            TrainAccuracy = trainCorrect / ((double)_train.Count * (phase2 ? _collective.Size : 1)),
             AveragedModels = _averager?.Count ?? 0,
             EnsembleSnapshots = _ensemble?.Count ?? 0,
             TrainSeconds = trainSeconds,
@@ -474,7 +519,9 @@ public sealed class Trainer : IDisposable
             _events.Phase?.Invoke(new PhaseProgress("test", 0, 1));
             (sgdLoss, sgdAcc, sgdCalibration) = _evaluator.EvaluateCalibrated(_testLoader);
         }
-        rows.Add(new ResultRow("SGD", sgdLoss, sgdAcc, $"final weights after {_state.NextEpoch} epochs") { Calibration = sgdCalibration });
+        rows.Add(_swapAveraged || (_o.SwapPhase2 is not null && _state.Ranks > 1 && IsComplete)
+            ? new ResultRow("SWAP", sgdLoss, sgdAcc, $"average of {_state.Ranks} ranks' models trained alone after epoch {_o.SwapPhase2}, BN recomputed") { Calibration = sgdCalibration }
+            : new ResultRow("SGD", sgdLoss, sgdAcc, $"final weights after {_state.NextEpoch} epochs") { Calibration = sgdCalibration });
         if (_averager is not null)
         {
             if (_averager.Count > 0)

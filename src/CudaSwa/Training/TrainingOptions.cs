@@ -114,6 +114,15 @@ public sealed record TrainingOptions
     /// <summary>Keep the prediction-ensemble baseline of the averaged snapshots.</summary>
     public bool Ensemble { get; init; } = true;
 
+    /// <summary>
+    /// SWAP (Gupta, Serrano and DeCoste, ICLR 2020, "Stochastic Weight Averaging in Parallel"):
+    /// data-parallel training with the whole batch up to this epoch (phase 1); from then on every
+    /// rank trains alone with a batch of BatchSize / ranks samples and a data order of its own
+    /// (phase 2); after the last epoch the ranks' weights are averaged with one all-reduce and the
+    /// BN statistics recomputed (phase 3). Needs SgdOnly and at least two ranks; null: off.
+    /// </summary>
+    public int? SwapPhase2 { get; init; }
+
     /// <summary>Seed of initialisation, batch order, augmentation and dropout.</summary>
     public ulong Seed { get; init; } = 1;
 
@@ -143,6 +152,11 @@ public sealed record TrainingOptions
         if (Nesterov && Momentum == 0) Fail(nameof(Nesterov), "Nesterov needs Momentum > 0.");
         if (!(WeightDecay >= 0) || !double.IsFinite(WeightDecay)) Fail(nameof(WeightDecay), $"WeightDecay must be a finite number >= 0; got {WeightDecay}.");
         if (EvalEvery < 1) Fail(nameof(EvalEvery), $"EvalEvery must be >= 1; got {EvalEvery}.");
+        if (SwapPhase2 is int swap)
+        {
+            if (swap < 1 || swap >= Epochs) Fail(nameof(SwapPhase2), $"SwapPhase2 must be in 1..{Epochs - 1} (phase 2 needs at least one epoch after it); got {swap}.");
+            if (!SgdOnly) Fail(nameof(SwapPhase2), "SwapPhase2 averages the ranks' models at the end: it runs without SWA averaging (SgdOnly).");
+        }
         if (EvaluateAt is not null && EvaluateAt.Any(e => e < 1)) Fail(nameof(EvaluateAt), $"EvaluateAt holds epochs counted from 1; got {string.Join(", ", EvaluateAt)}.");
         if (Cycle < 1) Fail(nameof(Cycle), $"Cycle must be >= 1 epoch; got {Cycle}.");
         if (AnnealEpochs < 0) Fail(nameof(AnnealEpochs), $"AnnealEpochs must be >= 0; got {AnnealEpochs}.");

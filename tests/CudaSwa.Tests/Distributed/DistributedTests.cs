@@ -105,6 +105,45 @@ public class DistributedTests
         TestContext.Out.WriteLine($"{ranks} ranks vs one process: BN statistics within {a.Zip(b).Max(p => Math.Abs(p.First - p.Second)):E2}");
     }
 
+    [Test]
+    public void DistributedSwapAveragesTheRanksPhaseTwoModels([Values(2, 3)] int ranks)
+    {
+        string out_ = Path.Combine(_root, "swap.bin");
+        var job = MpiJob.Run(ranks, Host, ["swap", out_], Limit);
+        Assert.That(job.TimedOut, Is.False, "the job hung");
+        Assert.That(job.ExitCode, Is.EqualTo(0), job.All);
+        float[] Read(string path)
+        {
+            using var r = new BinaryReader(File.OpenRead(path));
+            var v = new float[r.ReadInt32()];
+            for (int i = 0; i < v.Length; i++) v[i] = r.ReadSingle();
+            return v;
+        }
+        var own = Enumerable.Range(0, ranks).Select(r => Read($"{out_}.rank{r}")).ToArray();
+        var averaged = Read(out_);
+        // Phase 2 trained each rank alone on its own data order: the models differ.
+        double apart = own[0].Zip(own[1]).Max(p => Math.Abs(p.First - p.Second));
+        Assert.That(apart, Is.GreaterThan(1e-3), "the ranks' phase-2 models differ");
+        for (int i = 0; i < averaged.Length; i++)
+        {
+            double mean = own.Sum(w => (double)w[i]) / ranks;
+            // Each rank adds w/R in float32: a few roundings of the mean's size.
+            Assert.That(Math.Abs(averaged[i] - mean), Is.LessThanOrEqualTo(1e-9 + 4e-7 * Math.Abs(mean)), $"weight {i}: SWAP average vs the mean of the {ranks} ranks' models");
+        }
+        TestContext.Out.WriteLine($"{ranks} ranks: phase-2 models up to {apart:E2} apart; the average is their mean to float rounding");
+    }
+
+    [Test]
+    public void DistributedSwapNeedsTwoRanksAndSaysSo()
+    {
+        var alone = MpiJob.Run(0, "cudaswa.dll", ["train", "--model", "resnet8", "--epochs", "3", "--swap-phase2", "1", "--synthetic-train", "256", "--device", "cpu", "--out", Path.Combine(_root, "alone")], Limit);
+        Assert.That(alone.ExitCode, Is.EqualTo(2), alone.All);
+        Assert.That(alone.All, Does.Contain("--swap-phase2").And.Contain("two ranks"));
+        var late = MpiJob.Run(2, "cudaswa.dll", ["train", "--model", "resnet8", "--epochs", "3", "--swap-phase2", "3", "--synthetic-train", "256", "--device", "cpu", "--out", Path.Combine(_root, "late")], Limit);
+        Assert.That(late.ExitCode, Is.EqualTo(2), late.All);
+        Assert.That(late.All, Does.Contain("--swap-phase2"));
+    }
+
     private static string[] TinyTrain(string outDir) =>
         ["train", "--model", "resnet8", "--epochs", "3", "--swa-start", "1", "--synthetic-train", "512", "--synthetic-test", "128", "--device", "cpu", "--out", outDir];
 
