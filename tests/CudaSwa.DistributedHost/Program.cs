@@ -117,6 +117,15 @@ static int Collectives(Collective c)
     c.Barrier();
     if (c.Any(c.Rank == c.Size - 1) != true) failures.Add("Any(true on the last rank) was false");
     if (c.Any(false)) failures.Add("Any(false everywhere) was true");
+    c.CheckSame(42.5, "the same value");
+    try
+    {
+        c.CheckSame(c.Rank, "a per-rank value");
+        failures.Add("CheckSame accepted values that differ between ranks");
+    }
+    catch (InvalidOperationException e) when (e.Message.Contains("rank 0: 0", StringComparison.Ordinal) && e.Message.Contains($"rank {c.Size - 1}: {c.Size - 1}", StringComparison.Ordinal))
+    {
+    }
     foreach (var f in failures) Console.WriteLine($"rank {c.Rank}: MISMATCH {f}");
     Console.WriteLine($"rank {c.Rank} of {c.Size}: {(failures.Count == 0 ? "collectives ok" : "collectives FAILED")} ({c.Description})");
     return failures.Count == 0 ? 0 : 1;

@@ -237,6 +237,18 @@ public sealed class Trainer : IDisposable
                 "the shards of each batch and the per-rank BN statistics depend on the number of ranks.");
     }
 
+    /// <summary>
+    /// Once per epoch: the weights and the SWA average must be the same on every rank (the
+    /// average needs no exchange because the weights are); one small all-reduce of checksums
+    /// turns any drift into an error naming the epoch instead of a silently wrong average.
+    /// </summary>
+    private void CheckRanksAgree(int epoch)
+    {
+        _collective.CheckSame(Checksum(Backend.ToArray(_net.Parameters.All)), $"After epoch {epoch + 1}, the weights' checksum");
+        if (_averager is not null && _averager.Count > 0)
+            _collective.CheckSame(Checksum(Backend.ToArray(_averager.Parameters.All)), $"After epoch {epoch + 1}, the SWA average's checksum");
+    }
+
     /// <summary>A position-weighted sum of the values (equal on every rank when the weights are).</summary>
     private static double Checksum(float[] values)
     {
@@ -385,6 +397,7 @@ public sealed class Trainer : IDisposable
 
         if (phase2 && epoch == _o.Epochs - 1) AverageRanks(epoch);
         if (_averager is not null && _averaging!.AfterEpoch(epoch)) _averager.Update();
+        if (parallel && !phase2) CheckRanksAgree(epoch);
         if (_ensemble is not null && _snapshots!.AfterEpoch(epoch)) _ensemble.AddSnapshot();
 
         var record = new EpochRecord

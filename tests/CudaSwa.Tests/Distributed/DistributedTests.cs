@@ -144,6 +144,23 @@ public class DistributedTests
         Assert.That(late.All, Does.Contain("--swap-phase2"));
     }
 
+    [Test]
+    public void DistributedSwapStoppedInPhaseTwoRefusesToContinueAndSaysWhy()
+    {
+        // Phase 1 is epoch 1 (4 batches of 128); phase 2 has 8 batches of 64 per epoch: stop in epoch 2.
+        string dir = Path.Combine(_root, "swap-stopped");
+        var stop = MpiJob.Run(2, "cudaswa.dll", ["train", "--model", "resnet8", "--epochs", "3", "--swap-phase2", "1", "--synthetic-train", "512",
+            "--synthetic-test", "128", "--device", "cpu", "--out", dir, "--halt-after-batches", "6"], Limit);
+        Assert.That(stop.TimedOut, Is.False, "the stop hung");
+        Assert.That(stop.ExitCode, Is.EqualTo(130), stop.All);
+        var state = Checkpoint.ReadState(dir);
+        Assert.That((state.NextEpoch, state.NextBatch), Is.EqualTo((1, 2)));
+        var resume = MpiJob.Run(2, "cudaswa.dll", ["train", "--resume", dir], Limit);
+        Assert.That(resume.TimedOut, Is.False, "the refusal hung");
+        Assert.That(resume.ExitCode, Is.Not.EqualTo(0), resume.All);
+        Assert.That(resume.All, Does.Contain("stopped in phase 2"));
+    }
+
     private static string[] TinyTrain(string outDir) =>
         ["train", "--model", "resnet8", "--epochs", "3", "--swa-start", "1", "--synthetic-train", "512", "--synthetic-test", "128", "--device", "cpu", "--out", outDir];
 
