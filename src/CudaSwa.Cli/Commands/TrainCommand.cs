@@ -252,15 +252,21 @@ public static class TrainCommand
         if (train.NumClasses != settings.NumClasses)
             throw new OptionException($"--dataset: the data has {train.NumClasses} classes, {settings.Dataset} has {settings.NumClasses}.");
         // Launched as one of several ranks (mpiexec -n N): data-parallel; rank 0 writes, the others follow.
-        using var collective = Distributed.Collective.FromLauncher(env.Variables);
-        if (options.SwapPhase2 is not null && collective.Size < 2)
+        using var launcher = Distributed.Collective.FromLauncher(env.Variables);
+        if (options.SwapPhase2 is not null && launcher.Size < 2)
             throw new OptionException("--swap-phase2: SWAP trains one model per rank in phase 2 and averages them: launch with at least two ranks (mpiexec -n N cudaswa train ...).");
-        var backend = DeviceOption.Open(DeviceOption.ForRank(settings.Device, collective, env.Variables), settings.Tf32, out string deviceDescription);
+        var backend = DeviceOption.Open(DeviceOption.ForRank(settings.Device, launcher, env.Variables), settings.Tf32, out string deviceDescription);
         using var _ = backend;
+        // GPU ranks sum their gradients with NCCL, GPU to GPU, where it is installed; MPI carries the rest.
+        string? ncclMissing = null;
+        using var nccl = launcher.Size > 1 && backend is Cuda.CudaBackend
+            ? Distributed.NcclCollective.IsAvailable(out ncclMissing) ? Distributed.NcclCollective.Open(launcher, backend) : null
+            : null;
+        var collective = (Distributed.Collective?)nccl ?? launcher;
         try
         {
             return collective.IsRoot
-                ? TrainRoot(settings, state, outDir, env, haltAfterBatches, profile, train, test, backend, deviceDescription, collective)
+                ? TrainRoot(settings, state, outDir, env, haltAfterBatches, profile, train, test, backend, deviceDescription, collective, ncclMissing)
                 : Follow(settings, state, outDir, env, train, test, backend, collective);
         }
         catch (Exception e) when (collective.Size > 1)
@@ -295,7 +301,7 @@ public static class TrainCommand
     }
 
     private static int TrainRoot(RunSettings settings, TrainingState? state, string outDir, CliEnvironment env, int? haltAfterBatches, bool profile,
-        Data.ImageDataset train, Data.ImageDataset test, Backend backend, string deviceDescription, Distributed.Collective collective)
+        Data.ImageDataset train, Data.ImageDataset test, Backend backend, string deviceDescription, Distributed.Collective collective, string? ncclMissing)
     {
         string? resume = state is null ? null : outDir;
         var options = settings.Training;
@@ -328,6 +334,7 @@ public static class TrainCommand
         {
             trainer.DistributeOver(collective);
             reporter.Line($"data-parallel: {collective.Description}; each rank trains on its share of every batch of {options.BatchSize}, one gradient all-reduce per step; rank 0 writes");
+            if (ncclMissing is not null) reporter.Note($"The gradients go through host memory to MPI (slow on GPUs): {ncclMissing}");
         }
         reporter.Line($"output: {Path.GetFullPath(outDir)}");
 

@@ -34,7 +34,7 @@ public abstract class Collective : IDisposable
     /// of <paramref name="weight"/>·tensor (each rank's own weight; 1 leaves the values as they are
     /// before the sum): in place on the CPU backend (no copy), through host memory on a device backend.
     /// </summary>
-    public unsafe void AllReduceSum(Backend backend, Tensor tensor, float weight)
+    public virtual unsafe void AllReduceSum(Backend backend, Tensor tensor, float weight)
     {
         ArgumentNullException.ThrowIfNull(backend);
         if (Size == 1 && weight == 1f) return;
