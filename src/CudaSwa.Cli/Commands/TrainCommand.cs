@@ -252,6 +252,10 @@ public static class TrainCommand
         if (train.NumClasses != settings.NumClasses)
             throw new OptionException($"--dataset: the data has {train.NumClasses} classes, {settings.Dataset} has {settings.NumClasses}.");
         // Launched as one of several ranks (mpiexec -n N): data-parallel; rank 0 writes, the others follow.
+        // torchrun-style variables without MPI's: N processes that cannot talk would each train alone into one folder.
+        if (!Distributed.Collective.LaunchedAsRanks(env.Variables) && int.TryParse(env.Variables("WORLD_SIZE"), out int world) && world > 1 && env.Variables("RANK") is not null)
+            throw new OptionException($"This process is one of {world} started with torchrun-style variables (RANK, WORLD_SIZE), but cudaswa's ranks exchange over MPI: " +
+                "launch them with mpiexec -n N (or srun --mpi=pmi2 on Slurm).");
         using var launcher = Distributed.Collective.FromLauncher(env.Variables);
         if (options.SwapPhase2 is not null && launcher.Size < 2)
             throw new OptionException("--swap-phase2: SWAP trains one model per rank in phase 2 and averages them: launch with at least two ranks (mpiexec -n N cudaswa train ...).");

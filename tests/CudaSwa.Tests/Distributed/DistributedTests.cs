@@ -161,6 +161,17 @@ public class DistributedTests
         Assert.That(resume.All, Does.Contain("stopped in phase 2"));
     }
 
+    [Test]
+    public void DistributedTorchrunStyleLaunchWithoutMpiIsRefusedWithTheReason()
+    {
+        string dir = Path.Combine(_root, "torchrun");
+        var variables = new Dictionary<string, string> { ["RANK"] = "1", ["WORLD_SIZE"] = "2", ["LOCAL_RANK"] = "1" };
+        var r = Cli.CliRunner.RunWith(v => variables.GetValueOrDefault(v), "train", "--model", "resnet8", "--epochs", "2", "--swa-start", "1", "--synthetic-train", "256", "--device", "cpu", "--out", dir);
+        Assert.That(r.ExitCode, Is.EqualTo(2), r.All);
+        Assert.That(r.All, Does.Contain("torchrun-style").And.Contain("mpiexec"));
+        Assert.That(Directory.Exists(dir), Is.False, "nothing written");
+    }
+
     private static string[] TinyTrain(string outDir) =>
         ["train", "--model", "resnet8", "--epochs", "3", "--swa-start", "1", "--synthetic-train", "512", "--synthetic-test", "128", "--device", "cpu", "--out", outDir];
 
