@@ -10,16 +10,31 @@ namespace CudaSwa.Cli;
 public static class DeviceOption
 {
     /// <summary>
-    /// The device of one rank of a data-parallel job: `--device cuda` becomes cuda:L with L the
-    /// rank's index on its machine (MPI_LOCALRANKID from MPICH's hydra, OMPI_COMM_WORLD_LOCAL_RANK,
-    /// SLURM_LOCALID), so the ranks of one machine use one GPU each; anything else is kept as given.
+    /// The device of one rank of a data-parallel job: `--device cuda` (and `auto` where this
+    /// machine has a GPU) becomes cuda:L with L the rank's index on its machine (MPI_LOCALRANKID
+    /// from MPICH's hydra, OMPI_COMM_WORLD_LOCAL_RANK, SLURM_LOCALID), so the ranks of one machine
+    /// use one GPU each; `auto` without a GPU becomes cpu; anything else is kept as given.
     /// </summary>
     public static string ForRank(string device, Distributed.Collective collective, Func<string, string?> variables)
     {
-        if (collective.Size == 1 || device != "cuda") return device;
+        if (collective.Size == 1) return device;
+        if (device == "auto") device = HasGpu() ? "cuda" : "cpu";
+        if (device != "cuda") return device;
         foreach (var name in new[] { "MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID" })
             if (int.TryParse(variables(name), out int local) && local >= 0) return $"cuda:{local}";
         return $"cuda:{collective.Rank}";
+    }
+
+    private static bool HasGpu()
+    {
+        try
+        {
+            return Cuda.CudaDevice.Count() > 0;
+        }
+        catch (Exception e) when (e is DllNotFoundException or Cuda.CudaException or EntryPointNotFoundException or InvalidOperationException)
+        {
+            return false;
+        }
     }
 
     public static Backend Open(string device, bool tf32, out string description)

@@ -61,6 +61,9 @@ public static class ExperimentCommand
 
     private static int Execute(ParseResult p, CliEnvironment env)
     {
+        if (Distributed.Collective.LaunchedAsRanks(env.Variables))
+            throw new OptionException("cudaswa experiment trains its members one after another in one process, not as ranks of one job: " +
+                "run it without mpiexec, or give each member its own task (--slurm-script, --member K).");
         if (p.GetValue(Collect) is { Length: > 0 } folders) return Gather(folders, p.GetValue(Out), env);
         bool script = p.GetValue(SlurmScript);
         var (only, onlySource) = MemberIndex(p, env);
@@ -80,6 +83,7 @@ public static class ExperimentCommand
             outDir = p.GetValue(Out) ?? Path.Combine("runs", $"experiment-{def.Preset}-{DateTime.Now:yyyyMMdd-HHmmss}");
             if (File.Exists(Path.Combine(outDir, PlanFile)))
                 throw new OptionException($"--out {outDir} already holds an experiment; finish it with --resume {outDir} or choose another --out.");
+            if (script) CheckSlurmPath(outDir);
             if (File.Exists(outDir)) throw new OptionException($"--out {outDir} is a file, not a folder.");
             // Load the data once before writing anything: a bad data folder is an error, not a half-made experiment.
             DataSources.Load(MemberSettings(def, def.Plan.Members.First()));
@@ -163,12 +167,13 @@ public static class ExperimentCommand
                 console.WriteLine($"Stopped. Continue this member with: cudaswa experiment --resume {outDir} --member {index}");
                 return code;
             }
-            if (code != ExitCodes.Ok && code != ExitCodes.Diverged) return code;
+            if (code == ExitCodes.Diverged) console.WriteLine($"member {index} ({member.Folder}) diverged: it has no values in the table.");
+            else if (code != ExitCodes.Ok) return code;
         }
-        int complete = members.Count(m => IsComplete(outDir, m));
-        if (complete < members.Count)
+        int finished = members.Count(m => IsFinished(outDir, m));
+        if (finished < members.Count)
         {
-            console.WriteLine($"{complete} of {members.Count} members complete. When all are, the last one writes the table (or run: cudaswa experiment --collect {outDir} --out {outDir}).");
+            console.WriteLine($"{finished} of {members.Count} members complete. When all are, the last one writes the table (or run: cudaswa experiment --collect {outDir} --out {outDir}).");
             return ExitCodes.Ok;
         }
         console.WriteLine($"All {members.Count} members complete: writing the table.");
@@ -176,10 +181,20 @@ public static class ExperimentCommand
         return ExitCodes.Ok;
     }
 
-    private static bool IsComplete(string outDir, ExperimentMember member)
+    /// <summary>Whether the member has finished: trained to its last epoch, or stopped for good because it diverged (its summary.json says so).</summary>
+    private static bool IsFinished(string outDir, ExperimentMember member)
     {
         string dir = Path.Combine(outDir, member.Folder);
-        return File.Exists(Path.Combine(dir, Checkpoint.StateFile)) && Checkpoint.ReadState(dir).NextEpoch >= member.Options.Epochs;
+        if (File.Exists(Path.Combine(dir, Checkpoint.StateFile)) && Checkpoint.ReadState(dir).NextEpoch >= member.Options.Epochs) return true;
+        string summary = Path.Combine(dir, "summary.json");
+        try
+        {
+            return File.Exists(summary) && JsonNode.Parse(File.ReadAllText(summary))?["outcome"]?.GetValue<string>() == "diverged";
+        }
+        catch (JsonException)
+        {
+            return false;
+        }
     }
 
     /// <summary>
@@ -191,7 +206,8 @@ public static class ExperimentCommand
     {
         var members = def.Plan.Members.ToList();
         string dir = Path.GetFullPath(outDir);
-        bool gpu = !def.Settings.Device.StartsWith("cpu", StringComparison.Ordinal);
+        bool gpu = def.Settings.Device.StartsWith("cuda", StringComparison.Ordinal);
+        CheckSlurmPath(dir);
         var sb = new StringBuilder();
         sb.Append("#!/bin/bash\n");
         sb.Append($"# cudaswa experiment {def.Preset}: {members.Count} members ({string.Join(", ", members.Select((m, i) => $"{i} = {m.Folder}"))}).\n");
@@ -202,7 +218,7 @@ public static class ExperimentCommand
         sb.Append($"#SBATCH --array=0-{members.Count - 1}\n");
         sb.Append($"#SBATCH --output={dir}/slurm-%A_%a.out\n");
         sb.Append("#SBATCH --ntasks=1\n");
-        if (gpu) sb.Append("#SBATCH --gres=gpu:1\n");
+        sb.Append(gpu ? "#SBATCH --gres=gpu:1\n" : "##SBATCH --gres=gpu:1            (uncomment to train each member on a GPU)\n");
         sb.Append("#SBATCH --requeue\n");
         sb.Append("#SBATCH --signal=B:TERM@120\n");
         sb.Append("##SBATCH --time=24:00:00       (set your cluster's limits here: time, partition, account, CPUs)\n");
@@ -213,6 +229,13 @@ public static class ExperimentCommand
         AtomicFile.WriteAllText(path, sb.ToString());
         env.Console.WriteLine($"Wrote {path} ({members.Count} array tasks, one per member). Submit it with: sbatch {Quote(path)}");
         return ExitCodes.Ok;
+    }
+
+    /// <summary>Slurm's #SBATCH lines take no quotes: a folder with spaces or '%' cannot be named there.</summary>
+    private static void CheckSlurmPath(string dir)
+    {
+        if (Path.GetFullPath(dir).IndexOfAny([' ', '%']) >= 0)
+            throw new OptionException($"--out {dir}: Slurm's #SBATCH lines cannot name a folder with spaces or '%'; choose another folder for the experiment.");
     }
 
     /// <summary>How this program is started: its own executable, or `dotnet cudaswa.dll`.</summary>

@@ -257,29 +257,44 @@ public static class TrainCommand
             throw new OptionException($"This process is one of {world} started with torchrun-style variables (RANK, WORLD_SIZE), but cudaswa's ranks exchange over MPI: " +
                 "launch them with mpiexec -n N (or srun --mpi=pmi2 on Slurm).");
         using var launcher = Distributed.Collective.FromLauncher(env.Variables);
+        try
+        {
+            return TrainAsRank(settings, state, outDir, env, haltAfterBatches, profile, train, test, launcher);
+        }
+        catch (Exception e) when (launcher.Size > 1)
+        {
+            // One rank failing (from opening its device on) must not leave the others waiting in an exchange: end the whole job.
+            env.Error.WriteLine($"rank {launcher.Rank} of {launcher.Size}: {e.Message}");
+            launcher.Abort(e is OptionException or DataFormatException ? ExitCodes.BadInput : ExitCodes.InternalError);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// This process's part of the run: its device (rank L of a machine on GPU L), the ranks'
+    /// agreement on CUDA and NCCL (decided together, so no rank waits in an exchange another never
+    /// enters), then rank 0 trains and writes while the others follow.
+    /// </summary>
+    private static int TrainAsRank(RunSettings settings, TrainingState? state, string outDir, CliEnvironment env, int? haltAfterBatches, bool profile,
+        Data.ImageDataset train, Data.ImageDataset test, Distributed.Collective launcher)
+    {
+        var options = settings.Training;
         if (options.SwapPhase2 is not null && launcher.Size < 2)
             throw new OptionException("--swap-phase2: SWAP trains one model per rank in phase 2 and averages them: launch with at least two ranks (mpiexec -n N cudaswa train ...).");
         var backend = DeviceOption.Open(DeviceOption.ForRank(settings.Device, launcher, env.Variables), settings.Tf32, out string deviceDescription);
         using var _ = backend;
-        // GPU ranks sum their gradients with NCCL, GPU to GPU, where it is installed; MPI carries the rest.
+        bool cuda = backend is Cuda.CudaBackend;
+        if (launcher.Any(cuda) && launcher.Any(!cuda))
+            throw new OptionException("--device: some ranks opened a GPU and others the CPU (a GPU missing or failing on some machine); all ranks must train on the same kind of device.");
+        // GPU ranks sum their gradients with NCCL, GPU to GPU, when every rank has it; MPI carries the rest.
         string? ncclMissing = null;
-        using var nccl = launcher.Size > 1 && backend is Cuda.CudaBackend
-            ? Distributed.NcclCollective.IsAvailable(out ncclMissing) ? Distributed.NcclCollective.Open(launcher, backend) : null
-            : null;
+        bool useNccl = cuda && launcher.Size > 1 && !launcher.Any(!Distributed.NcclCollective.IsAvailable(out ncclMissing));
+        if (cuda && launcher.Size > 1 && !useNccl) ncclMissing ??= "NCCL is missing on another rank's machine.";
+        using var nccl = useNccl ? Distributed.NcclCollective.Open(launcher, backend) : null;
         var collective = (Distributed.Collective?)nccl ?? launcher;
-        try
-        {
-            return collective.IsRoot
-                ? TrainRoot(settings, state, outDir, env, haltAfterBatches, profile, train, test, backend, deviceDescription, collective, ncclMissing)
-                : Follow(settings, state, outDir, env, train, test, backend, collective);
-        }
-        catch (Exception e) when (collective.Size > 1)
-        {
-            // One rank failing must not leave the others waiting in an exchange: end the whole job.
-            env.Error.WriteLine($"rank {collective.Rank} of {collective.Size}: {e.Message}");
-            collective.Abort(e is OptionException or DataFormatException ? ExitCodes.BadInput : ExitCodes.InternalError);
-            throw;
-        }
+        return collective.IsRoot
+            ? TrainRoot(settings, state, outDir, env, haltAfterBatches, profile, train, test, backend, deviceDescription, collective, ncclMissing)
+            : Follow(settings, state, outDir, env, train, test, backend, collective);
     }
 
     /// <summary>

@@ -93,8 +93,21 @@ public abstract class Collective : IDisposable
         return false;
     }
 
-    /// <summary><see cref="MpiCollective.Open"/> when <see cref="LaunchedAsRanks"/>, else <see cref="Single"/>.</summary>
-    public static Collective FromLauncher(Func<string, string?> variables) => LaunchedAsRanks(variables) ? MpiCollective.Open() : Single;
+    /// <summary>
+    /// <see cref="MpiCollective.Open"/> when <see cref="LaunchedAsRanks"/>, else <see cref="Single"/>.
+    /// Throws <see cref="InvalidOperationException"/> when MPI sees another number of ranks than the
+    /// launcher started (a launcher of one MPI with the library of another: each process would be alone).
+    /// </summary>
+    public static Collective FromLauncher(Func<string, string?> variables)
+    {
+        if (!LaunchedAsRanks(variables)) return Single;
+        var mpi = MpiCollective.Open();
+        int launched = new[] { "PMI_SIZE", "OMPI_COMM_WORLD_SIZE" }.Select(n => int.TryParse(variables(n), out int s) ? s : 0).Max();
+        if (mpi.Size != launched)
+            throw new InvalidOperationException($"The launcher started {launched} ranks but MPI ({mpi.Description}) sees {mpi.Size}: the launcher (mpiexec/mpirun) and the MPI library " +
+                $"({string.Join(" or ", MpiCollective.Libraries)}) must come from the same MPI (e.g. MPICH's mpiexec with libmpich).");
+        return mpi;
+    }
 
     private sealed class SingleProcess : Collective
     {

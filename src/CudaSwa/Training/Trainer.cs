@@ -199,8 +199,9 @@ public sealed class Trainer : IDisposable
     /// gradient arena is summed over the ranks in one call per step, so every rank takes the same
     /// step and the weights (and the SWA average, which needs no exchange) stay identical. BN
     /// statistics are per rank while training (as PyTorch's DDP); evaluations and the SWA model's BN
-    /// recompute see the whole data on every rank. Ranks agree on stopping (Ctrl-C, SIGTERM,
-    /// divergence) every step. Only the rank built with a run folder (rank 0) writes. Throws when
+    /// recompute see the whole data on every rank. Ranks agree on stopping every step (Ctrl-C,
+    /// SIGTERM) and on divergence at the end of each epoch (the loss sums are reduced then). Only
+    /// the rank built with a run folder (rank 0) writes. Throws when
     /// the ranks do not start from the same weights and position, or when a resumed run was
     /// trained on another number of ranks.
     /// </summary>
@@ -210,6 +211,18 @@ public sealed class Trainer : IDisposable
         if (_clock is not null) throw new InvalidOperationException("DistributeOver must come before the first epoch runs.");
         if (collective.Size > _o.BatchSize)
             throw new ArgumentException($"{collective.Size} ranks cannot share batches of {_o.BatchSize} samples: give each rank at least one.", nameof(collective));
+        if (_net.BatchNormLayers.Count > 0)
+        {
+            // Batch statistics need two samples: no rank may get exactly one of a full or of the last batch.
+            foreach (int batch in new[] { 0, _trainLoader.BatchCount - 1 })
+            {
+                int size = _trainLoader.SizeOf(batch);
+                for (int r = 0; r < collective.Size; r++)
+                    if (BatchLoader.Shard(size, r, collective.Size).Count == 1)
+                        throw new ArgumentException($"With {collective.Size} ranks, batch {batch + 1} of {size} samples gives rank {r} a single sample, and batch norm needs two: " +
+                            $"choose a batch size (or training-set size) that leaves each rank 0 or at least 2 samples of every batch.", nameof(collective));
+            }
+        }
         CheckRanks(collective.Size);
         collective.CheckSame(_state.GlobalStep, "The run's position (global step)");
         collective.CheckSame(Checksum(Backend.ToArray(_net.Parameters.All)), "The model's weights");

@@ -74,7 +74,8 @@ public class ExperimentCommandTests
         Assert.That(script, Does.StartWith("#!/bin/bash\n"));
         Assert.That(script, Does.Contain("#SBATCH --array=0-1\n"));
         Assert.That(script, Does.Contain($"experiment --resume '{Path.GetFullPath(array)}' --member \"$SLURM_ARRAY_TASK_ID\""));
-        Assert.That(script, Does.Not.Contain("--gres=gpu"), "a CPU experiment asks for no GPU");
+        Assert.That(script, Does.Not.Match("(?m)^#SBATCH --gres"), "a CPU experiment asks for no GPU (the line is there, commented out)");
+        Assert.That(script, Does.Contain("##SBATCH --gres=gpu:1"));
         Assert.That(File.Exists(Path.Combine(array, ExperimentCommand.PlanFile)));
         Assert.That(Directory.GetDirectories(array), Is.Empty, "no member trained by the setup");
 

@@ -172,6 +172,23 @@ public class DistributedTests
         Assert.That(Directory.Exists(dir), Is.False, "nothing written");
     }
 
+    [Test]
+    public void DistributedRunsThatWouldGiveARankOneSampleOrRunAnExperimentAreRefused()
+    {
+        // 130 images in batches of 128: the last batch has 2, so 3 ranks would give one rank a single sample.
+        string dir = Path.Combine(_root, "one-sample");
+        var r = MpiJob.Run(3, "cudaswa.dll", ["train", "--model", "resnet8", "--epochs", "2", "--swa-start", "1", "--synthetic-train", "130",
+            "--synthetic-test", "64", "--device", "cpu", "--out", dir], Limit);
+        Assert.That(r.TimedOut, Is.False, "the refusal hung");
+        Assert.That(r.ExitCode, Is.Not.EqualTo(0), r.All);
+        Assert.That(r.All, Does.Contain("a single sample"));
+        var e = MpiJob.Run(2, "cudaswa.dll", ["experiment", "--scale", "0.5", "--seeds", "1", "--synthetic-train", "300", "--device", "cpu", "--out", Path.Combine(_root, "exp")], Limit);
+        Assert.That(e.TimedOut, Is.False);
+        Assert.That(e.ExitCode, Is.EqualTo(2), e.All);
+        Assert.That(e.All, Does.Contain("--slurm-script"));
+        Assert.That(Directory.Exists(Path.Combine(_root, "exp")), Is.False, "nothing written");
+    }
+
     private static string[] TinyTrain(string outDir) =>
         ["train", "--model", "resnet8", "--epochs", "3", "--swa-start", "1", "--synthetic-train", "512", "--synthetic-test", "128", "--device", "cpu", "--out", outDir];
 
