@@ -42,6 +42,15 @@ public class DistributedTests
             Assert.That(r.Output, Does.Contain($"rank {rank} of {ranks}: collectives ok"), r.All);
     }
 
+    /// <summary>A file of the host: an int32 count, then that many float32 values.</summary>
+    private static float[] ReadFloats(string path)
+    {
+        using var r = new BinaryReader(File.OpenRead(path));
+        var v = new float[r.ReadInt32()];
+        for (int i = 0; i < v.Length; i++) v[i] = r.ReadSingle();
+        return v;
+    }
+
     private static (float[] Weights, float[] Average, float[] Initial) ReadWeights(string path)
     {
         using var reader = new BinaryReader(File.OpenRead(path));
@@ -88,15 +97,8 @@ public class DistributedTests
         var job = MpiJob.Run(ranks, Host, ["bn-recompute", many], Limit);
         Assert.That(job.TimedOut, Is.False, "the job hung");
         Assert.That(job.ExitCode, Is.EqualTo(0), job.All);
-        float[] Read(string path)
-        {
-            using var r = new BinaryReader(File.OpenRead(path));
-            var v = new float[r.ReadInt32()];
-            for (int i = 0; i < v.Length; i++) v[i] = r.ReadSingle();
-            return v;
-        }
-        var a = Read(one);
-        var b = Read(many);
+        var a = ReadFloats(one);
+        var b = ReadFloats(many);
         Assert.That(b, Has.Length.EqualTo(a.Length));
         Assert.That(a.Count(v => v != 0 && v != 1), Is.GreaterThanOrEqualTo(40), "the 48 running means and variances were recomputed (not the reset values)");
         // The merge (float64 over the ranks) reorders the single process's running merge: float rounding only.
@@ -112,15 +114,8 @@ public class DistributedTests
         var job = MpiJob.Run(ranks, Host, ["swap", out_], Limit);
         Assert.That(job.TimedOut, Is.False, "the job hung");
         Assert.That(job.ExitCode, Is.EqualTo(0), job.All);
-        float[] Read(string path)
-        {
-            using var r = new BinaryReader(File.OpenRead(path));
-            var v = new float[r.ReadInt32()];
-            for (int i = 0; i < v.Length; i++) v[i] = r.ReadSingle();
-            return v;
-        }
-        var own = Enumerable.Range(0, ranks).Select(r => Read($"{out_}.rank{r}")).ToArray();
-        var averaged = Read(out_);
+        var own = Enumerable.Range(0, ranks).Select(r => ReadFloats($"{out_}.rank{r}")).ToArray();
+        var averaged = ReadFloats(out_);
         // Phase 2 trained each rank alone on its own data order: the models differ.
         double apart = own[0].Zip(own[1]).Max(p => Math.Abs(p.First - p.Second));
         Assert.That(apart, Is.GreaterThan(1e-3), "the ranks' phase-2 models differ");
