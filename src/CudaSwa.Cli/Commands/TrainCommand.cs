@@ -297,18 +297,30 @@ public static class TrainCommand
             : Follow(settings, state, outDir, env, train, test, backend, collective);
     }
 
+    /// <summary>The checkpoint folder of rank <paramref name="rank"/> &gt; 0 of a SWAP run (its phase-2 model is its own).</summary>
+    public static string RankFolder(string outDir, int rank) => Path.Combine(outDir, "ranks", $"rank-{rank}");
+
     /// <summary>
     /// A rank other than 0 of a data-parallel run: the same trainer without a run folder (rank 0
     /// writes everything), resumed from rank 0's checkpoint once rank 0 has tidied the folder,
-    /// trained in step with the others; prints nothing.
+    /// trained in step with the others; prints nothing. In a SWAP run the rank keeps checkpoints of
+    /// its own under ranks/rank-R (phase 2 trains a model per rank) and resumes from them.
     /// </summary>
     private static int Follow(RunSettings settings, TrainingState? state, string outDir, CliEnvironment env, Data.ImageDataset train, Data.ImageDataset test,
         Backend backend, Distributed.Collective collective)
     {
         var options = settings.Training;
-        using var trainer = new Trainer(options, backend, train, test, null);
+        string? own = options.SwapPhase2 is null ? null : RankFolder(outDir, collective.Rank);
+        if (own is not null) Directory.CreateDirectory(own);
+        using var trainer = new Trainer(options, backend, train, test, own);
         collective.Barrier();
-        if (state is not null) trainer.Resume(outDir, state);
+        if (state is not null)
+        {
+            if (own is not null && File.Exists(Path.Combine(own, Checkpoint.StateFile))) trainer.Resume(own, Checkpoint.ReadState(own));
+            else if (own is not null && state.NextEpoch > 0)
+                throw new DataFormatException($"{own} holds no checkpoint of rank {collective.Rank}: this SWAP run cannot continue on this rank.");
+            else trainer.Resume(outDir, state);
+        }
         if (trainer.IsComplete) return ExitCodes.Ok;
         trainer.DistributeOver(collective);
         return trainer.Run(env.Cancel.Token) switch

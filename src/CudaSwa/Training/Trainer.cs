@@ -225,7 +225,13 @@ public sealed class Trainer : IDisposable
         }
         CheckRanks(collective.Size);
         collective.CheckSame(_state.GlobalStep, "The run's position (global step)");
-        collective.CheckSame(Checksum(Backend.ToArray(_net.Parameters.All)), "The model's weights");
+        // (positions agree from here on, so every rank takes the same branches below)
+        // SWAP's phase 2 gives every rank a model of its own: continuing there needs each rank's own checkpoint.
+        bool inPhase2 = _o.SwapPhase2 is int swap && (_state.NextEpoch > swap || (_state.NextEpoch == swap && _state.NextBatch > 0));
+        if (inPhase2 && collective.Any(_outDir is null))
+            throw new InvalidOperationException($"This SWAP run stopped in phase 2 (epoch {_state.NextEpoch + 1}, after epoch {_o.SwapPhase2}): each rank's phase-2 model is its own, " +
+                "and some rank has no run folder of its own to continue from (cudaswa train keeps one per rank under ranks/).");
+        if (!inPhase2) collective.CheckSame(Checksum(Backend.ToArray(_net.Parameters.All)), "The model's weights");
         _collective = collective;
         _state = _state with { Ranks = collective.Size };
         if (_o.SwapPhase2 is not null && collective.Size > 1)
@@ -238,12 +244,8 @@ public sealed class Trainer : IDisposable
 
     private void CheckRanks(int ranks)
     {
-        if (_o.SwapPhase2 is int swap)
-        {
-            if (ranks < 2) throw new InvalidOperationException("SWAP (SwapPhase2) needs at least two ranks: its phase 2 trains one model per rank and phase 3 averages them.");
-            if (_state.NextEpoch > swap || (_state.NextEpoch == swap && _state.NextBatch > 0))
-                throw new InvalidOperationException($"This SWAP run stopped in phase 2 (epoch {_state.NextEpoch + 1}, after epoch {swap}): each rank's phase-2 model is its own and only rank 0's is saved, so it cannot continue. Start again from the beginning (phase 1 is data-parallel and quick to redo).");
-        }
+        if (_o.SwapPhase2 is not null && ranks < 2)
+            throw new InvalidOperationException("SWAP (SwapPhase2) needs at least two ranks: its phase 2 trains one model per rank and phase 3 averages them.");
         bool started = _state.NextEpoch > 0 || _state.NextBatch > 0;
         if (started && _state.Ranks != ranks)
             throw new InvalidOperationException($"This run was trained on {_state.Ranks} rank(s) and continues only on {_state.Ranks} (here: {ranks}): " +

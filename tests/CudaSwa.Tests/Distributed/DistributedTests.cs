@@ -140,20 +140,26 @@ public class DistributedTests
     }
 
     [Test]
-    public void DistributedSwapStoppedInPhaseTwoRefusesToContinueAndSaysWhy()
+    public void DistributedSwapStoppedInPhaseTwoResumesBitForBit()
     {
         // Phase 1 is epoch 1 (4 batches of 128); phase 2 has 8 batches of 64 per epoch: stop in epoch 2.
-        string dir = Path.Combine(_root, "swap-stopped");
-        var stop = MpiJob.Run(2, "cudaswa.dll", ["train", "--model", "resnet8", "--epochs", "3", "--swap-phase2", "1", "--synthetic-train", "512",
-            "--synthetic-test", "128", "--device", "cpu", "--out", dir, "--halt-after-batches", "6"], Limit);
+        string[] Args(string dir) => ["train", "--model", "resnet8", "--epochs", "3", "--swap-phase2", "1", "--synthetic-train", "512",
+            "--synthetic-test", "128", "--device", "cpu", "--out", dir];
+        string whole = Path.Combine(_root, "swap-whole"), stopped = Path.Combine(_root, "swap-stopped");
+        var a = MpiJob.Run(2, "cudaswa.dll", Args(whole), Limit);
+        Assert.That(a.ExitCode, Is.EqualTo(0), a.All);
+        var stop = MpiJob.Run(2, "cudaswa.dll", [.. Args(stopped), "--halt-after-batches", "6"], Limit);
         Assert.That(stop.TimedOut, Is.False, "the stop hung");
         Assert.That(stop.ExitCode, Is.EqualTo(130), stop.All);
-        var state = Checkpoint.ReadState(dir);
-        Assert.That((state.NextEpoch, state.NextBatch), Is.EqualTo((1, 2)));
-        var resume = MpiJob.Run(2, "cudaswa.dll", ["train", "--resume", dir], Limit);
-        Assert.That(resume.TimedOut, Is.False, "the refusal hung");
-        Assert.That(resume.ExitCode, Is.Not.EqualTo(0), resume.All);
-        Assert.That(resume.All, Does.Contain("stopped in phase 2"));
+        var state = Checkpoint.ReadState(stopped);
+        Assert.That((state.NextEpoch, state.NextBatch), Is.EqualTo((1, 2)), "stopped inside phase 2");
+        Assert.That(File.Exists(Path.Combine(CudaSwa.Cli.Commands.TrainCommand.RankFolder(stopped, 1), Checkpoint.StateFile)), "rank 1 keeps its own checkpoint");
+        var resume = MpiJob.Run(2, "cudaswa.dll", ["train", "--resume", stopped], Limit);
+        Assert.That(resume.TimedOut, Is.False, "the resume hung");
+        Assert.That(resume.ExitCode, Is.EqualTo(0), resume.All);
+        Assert.That(File.ReadAllBytes(Path.Combine(stopped, "model.safetensors")), Is.EqualTo(File.ReadAllBytes(Path.Combine(whole, "model.safetensors"))),
+            "the SWAP model of the stopped and resumed job = the uninterrupted job's");
+        Assert.That(resume.Output, Does.Contain("SWAP"));
     }
 
     [Test]
