@@ -17,23 +17,25 @@ public static class DeviceOption
     /// </summary>
     public static string ForRank(string device, Distributed.Collective collective, Func<string, string?> variables)
     {
-        if (collective.Size == 1) return device;
-        if (device == "auto") device = HasGpu() ? "cuda" : "cpu";
-        if (device != "cuda") return device;
+        if (collective.Size == 1 || device is not ("auto" or "cuda")) return device;
+        int gpus = VisibleGpus();
+        if (gpus == 0) return device == "auto" ? "cpu" : device; // explicit cuda without a GPU: the open says why
+        int local = collective.Rank;
         foreach (var name in new[] { "MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID" })
-            if (int.TryParse(variables(name), out int local) && local >= 0) return $"cuda:{local}";
-        return $"cuda:{collective.Rank}";
+            if (int.TryParse(variables(name), out int l) && l >= 0) { local = l; break; }
+        // One visible GPU (a scheduler binding one per task) is every rank's; otherwise rank L takes GPU L (mod the count).
+        return $"cuda:{local % gpus}";
     }
 
-    private static bool HasGpu()
+    private static int VisibleGpus()
     {
         try
         {
-            return Cuda.CudaDevice.Count() > 0;
+            return Cuda.CudaDevice.Count();
         }
         catch (Exception e) when (e is DllNotFoundException or Cuda.CudaException or EntryPointNotFoundException or InvalidOperationException)
         {
-            return false;
+            return 0;
         }
     }
 

@@ -228,6 +228,8 @@ public static class ExperimentCommand
         string path = Path.Combine(dir, SlurmFile);
         AtomicFile.WriteAllText(path, sb.ToString());
         env.Console.WriteLine($"Wrote {path} ({members.Count} array tasks, one per member). Submit it with: sbatch {Quote(path)}");
+        if (!gpu)
+            env.Console.WriteLine($"The tasks ask for no GPU (--device {def.Settings.Device}): to train each member on a GPU, uncomment the --gres line (and use --device cuda or auto).");
         return ExitCodes.Ok;
     }
 

@@ -264,10 +264,16 @@ public static class TrainCommand
         catch (Exception e) when (launcher.Size > 1)
         {
             // One rank failing (from opening its device on) must not leave the others waiting in an exchange: end the whole job.
-            env.Error.WriteLine($"rank {launcher.Rank} of {launcher.Size}: {e.Message}");
-            launcher.Abort(e is OptionException or DataFormatException ? ExitCodes.BadInput : ExitCodes.InternalError);
+            AbortJob(e, launcher, env);
             throw;
         }
+    }
+
+    /// <summary>Says which rank failed and why, then ends every rank (NCCL's work on the GPU first, when it is in use).</summary>
+    private static void AbortJob(Exception e, Distributed.Collective collective, CliEnvironment env)
+    {
+        env.Error.WriteLine($"rank {collective.Rank} of {collective.Size}: {e.Message}");
+        collective.Abort(e is OptionException or DataFormatException ? ExitCodes.BadInput : ExitCodes.InternalError);
     }
 
     /// <summary>
@@ -292,9 +298,27 @@ public static class TrainCommand
         if (cuda && launcher.Size > 1 && !useNccl) ncclMissing ??= "NCCL is missing on another rank's machine.";
         using var nccl = useNccl ? Distributed.NcclCollective.Open(launcher, backend) : null;
         var collective = (Distributed.Collective?)nccl ?? launcher;
-        return collective.IsRoot
-            ? TrainRoot(settings, state, outDir, env, haltAfterBatches, profile, train, test, backend, deviceDescription, collective, ncclMissing)
-            : Follow(settings, state, outDir, env, train, test, backend, collective);
+        try
+        {
+            return collective.IsRoot
+                ? TrainRoot(settings, state, outDir, env, haltAfterBatches, profile, train, test, backend, deviceDescription, collective, ncclMissing)
+                : Follow(settings, state, outDir, env, train, test, backend, collective);
+        }
+        catch (Exception e) when (collective.Size > 1)
+        {
+            // Abort before the device and NCCL's communicator are disposed: freeing them would wait on exchanges whose peers never come.
+            AbortJob(e, collective, env);
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// The ranks' resumed positions must agree before any rank decides on its own (e.g. "complete,
+    /// nothing to do"): a crash between two ranks' checkpoint saves is an error here, not a hang.
+    /// </summary>
+    private static void SamePosition(Trainer trainer, Distributed.Collective collective)
+    {
+        if (collective.Size > 1) collective.CheckSame(trainer.State.GlobalStep, "The position each rank resumed from (global step)");
     }
 
     /// <summary>The checkpoint folder of rank <paramref name="rank"/> &gt; 0 of a SWAP run (its phase-2 model is its own).</summary>
@@ -316,11 +340,13 @@ public static class TrainCommand
         collective.Barrier();
         if (state is not null)
         {
-            if (own is not null && File.Exists(Path.Combine(own, Checkpoint.StateFile))) trainer.Resume(own, Checkpoint.ReadState(own));
-            else if (own is not null && state.NextEpoch > 0)
-                throw new DataFormatException($"{own} holds no checkpoint of rank {collective.Rank}: this SWAP run cannot continue on this rank.");
-            else trainer.Resume(outDir, state);
+            // Inside SWAP's phase 2 this rank's model is its own; before it, rank 0's checkpoint is exactly every rank's.
+            bool inPhase2 = options.SwapPhase2 is int swap && (state.NextEpoch > swap || (state.NextEpoch == swap && state.NextBatch > 0));
+            if (!inPhase2) trainer.Resume(outDir, state);
+            else if (File.Exists(Path.Combine(own!, Checkpoint.StateFile))) trainer.Resume(own!, Checkpoint.ReadState(own!));
+            else throw new DataFormatException($"{own} holds no checkpoint of rank {collective.Rank}, and the SWAP run stopped in phase 2, where each rank's model is its own: it cannot continue.");
         }
+        SamePosition(trainer, collective);
         if (trainer.IsComplete) return ExitCodes.Ok;
         trainer.DistributeOver(collective);
         return trainer.Run(env.Cancel.Token) switch
@@ -350,6 +376,7 @@ public static class TrainCommand
             Checkpoint.PublishOutputs(outDir, state);
         }
         collective.Barrier();
+        SamePosition(trainer, collective);
         using var run = new RunFiles(outDir, append: state is not null);
         var reporter = new ConsoleReporter(env, run, settings, events);
         if (state is not null && trainer.IsComplete)

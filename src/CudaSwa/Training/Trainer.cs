@@ -184,8 +184,12 @@ public sealed class Trainer : IDisposable
                 "the same data files (every byte), dataset and subsets are needed.");
         if (!string.Equals(state.Options.Model, _o.Model, StringComparison.OrdinalIgnoreCase))
             throw new ArgumentException($"The run in {runDir} trains model '{state.Options.Model}'; this trainer trains '{_o.Model}'.", nameof(state));
-        if (state.NextBatch >= _trainLoader.BatchCount && state.NextBatch > 0)
-            throw new DataFormatException($"The run in {runDir} stopped at batch {state.NextBatch}, beyond this data's {_trainLoader.BatchCount} batches per epoch.");
+        // SWAP's phase 2 has its own, smaller batches (batch / ranks) and so more of them per epoch.
+        int batchesThen = state.Options.SwapPhase2 is int swap && state.NextEpoch >= swap && state.Ranks > 1
+            ? (int)((_train.Count + SwapBatch(state.Ranks) - 1) / SwapBatch(state.Ranks))
+            : _trainLoader.BatchCount;
+        if (state.NextBatch >= batchesThen && state.NextBatch > 0)
+            throw new DataFormatException($"The run in {runDir} stopped at batch {state.NextBatch}, beyond this data's {batchesThen} batches per epoch.");
         Checkpoint.Restore(runDir, state, _net, _sgd, _averager, _ensemble);
         _state = state with { Options = _o, Device = Backend.Description, HostSettings = HostSettings ?? state.HostSettings };
         HostSettings = _state.HostSettings;
@@ -222,6 +226,9 @@ public sealed class Trainer : IDisposable
                         throw new ArgumentException($"With {collective.Size} ranks, batch {batch + 1} of {size} samples gives rank {r} a single sample, and batch norm needs two: " +
                             $"choose a batch size (or training-set size) that leaves each rank 0 or at least 2 samples of every batch.", nameof(collective));
             }
+            if (_o.SwapPhase2 is not null && _train.Count % SwapBatch(collective.Size) == 1)
+                throw new ArgumentException($"SWAP's phase 2 trains each rank on batches of {SwapBatch(collective.Size)}, and {_train.Count} training images leave a last batch of a single sample, " +
+                    "which batch norm cannot use: change the batch size or the training-set size by one.", nameof(collective));
         }
         CheckRanks(collective.Size);
         collective.CheckSame(_state.GlobalStep, "The run's position (global step)");
@@ -235,9 +242,12 @@ public sealed class Trainer : IDisposable
         _collective = collective;
         _state = _state with { Ranks = collective.Size };
         if (_o.SwapPhase2 is not null && collective.Size > 1)
-            _swapLoader = new BatchLoader(_train, Math.Max(2, _o.BatchSize / collective.Size), shuffle: true, new AugmentSpec { Padding = _o.Padding },
+            _swapLoader = new BatchLoader(_train, SwapBatch(collective.Size), shuffle: true, new AugmentSpec { Padding = _o.Padding },
                 _o.Seed ^ (SwapSeedSalt + (ulong)collective.Rank));
     }
+
+    /// <summary>SWAP's phase-2 batch on each of <paramref name="ranks"/> ranks: the batch's share, at least 2.</summary>
+    private int SwapBatch(int ranks) => Math.Max(2, _o.BatchSize / ranks);
 
     /// <summary>The ranks this process trains with (<see cref="Distributed.Collective.Single"/> unless <see cref="DistributeOver"/>).</summary>
     public Distributed.Collective Collective => _collective;
@@ -358,7 +368,8 @@ public sealed class Trainer : IDisposable
         else if (first > 0 && !parallel) Backend.Upload<float>([_state.PartialLossSum, _state.PartialCorrect], _step.Stats);
         else _step.ResetStats();
         _events.EpochStarted?.Invoke(new EpochStart(epoch, first, batches));
-        long seen = first == 0 ? 0 : Math.Min(_train.Count, (long)first * _o.BatchSize);
+        long passes = phase2 ? _collective.Size : 1; // in phase 2 every rank goes through the whole set
+        long seen = first == 0 ? 0 : Math.Min(_train.Count * passes, (long)first * loader.BatchSize * passes);
         long seenAtStart = seen, seenHere = 0;
         double lr = 0;
         var lastReport = Stopwatch.StartNew();

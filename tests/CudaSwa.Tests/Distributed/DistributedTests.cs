@@ -142,17 +142,17 @@ public class DistributedTests
     [Test]
     public void DistributedSwapStoppedInPhaseTwoResumesBitForBit()
     {
-        // Phase 1 is epoch 1 (4 batches of 128); phase 2 has 8 batches of 64 per epoch: stop in epoch 2.
+        // Phase 1 is epoch 1 (4 batches of 128); phase 2 has 8 batches of 64 per epoch: stop at batch 6 of epoch 2.
         string[] Args(string dir) => ["train", "--model", "resnet8", "--epochs", "3", "--swap-phase2", "1", "--synthetic-train", "512",
             "--synthetic-test", "128", "--device", "cpu", "--out", dir];
         string whole = Path.Combine(_root, "swap-whole"), stopped = Path.Combine(_root, "swap-stopped");
         var a = MpiJob.Run(2, "cudaswa.dll", Args(whole), Limit);
         Assert.That(a.ExitCode, Is.EqualTo(0), a.All);
-        var stop = MpiJob.Run(2, "cudaswa.dll", [.. Args(stopped), "--halt-after-batches", "6"], Limit);
+        var stop = MpiJob.Run(2, "cudaswa.dll", [.. Args(stopped), "--halt-after-batches", "10"], Limit);
         Assert.That(stop.TimedOut, Is.False, "the stop hung");
         Assert.That(stop.ExitCode, Is.EqualTo(130), stop.All);
         var state = Checkpoint.ReadState(stopped);
-        Assert.That((state.NextEpoch, state.NextBatch), Is.EqualTo((1, 2)), "stopped inside phase 2");
+        Assert.That((state.NextEpoch, state.NextBatch), Is.EqualTo((1, 6)), "stopped inside phase 2, past the whole-batch count (4) of an epoch");
         Assert.That(File.Exists(Path.Combine(CudaSwa.Cli.Commands.TrainCommand.RankFolder(stopped, 1), Checkpoint.StateFile)), "rank 1 keeps its own checkpoint");
         var resume = MpiJob.Run(2, "cudaswa.dll", ["train", "--resume", stopped], Limit);
         Assert.That(resume.TimedOut, Is.False, "the resume hung");
