@@ -42,7 +42,7 @@ public static class BenchCommand
             string? json = p.GetValue(Json);
             string only = p.GetValue(Only)!;
             if (only is not ("all" or "swa")) throw new OptionException($"--only: '{only}' is not valid; expected all or swa.");
-            using var backend = DeviceOption.Open(p.GetValue(Device)!, p.GetValue(Tf32), out string deviceDescription);
+            using var backend = DeviceChoice.Open(p.GetValue(Device)!, p.GetValue(Tf32), out string deviceDescription);
             int steps = p.GetValue(Steps) ?? (backend is Cuda.CudaBackend ? 50 : 5);
             if (steps < 1) throw new OptionException($"--steps: must be >= 1; got {steps}.");
             env.Console.WriteLine($"cudaswa bench: {deviceDescription}");

@@ -58,7 +58,7 @@ public static class EvalCommand
             var (train, test) = DataSources.Load(settings, forTraining: false);
             if (recompute && train.Count % options.BatchSize == 1)
                 throw new OptionException($"--batch {options.BatchSize} leaves a last batch of 1 of the {train.Count} training images, which a BN recompute cannot use; choose another --batch.");
-            using var backend = DeviceOption.Open(settings.Device, false, out string deviceDescription);
+            using var backend = DeviceChoice.Open(settings.Device, false, out string deviceDescription);
             using var net = ModelZoo.Create(options.Model, settings.NumClasses, backend, options.BatchSize);
             ModelWeights.Load(contents, net.Parameters, net.Buffers, path, requireBuffers: !recompute);
             env.Console.WriteLine($"cudaswa eval: {deviceDescription}; {DataSources.Describe(settings, train, test)}");

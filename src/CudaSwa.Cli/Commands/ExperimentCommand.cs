@@ -186,7 +186,7 @@ public static class ExperimentCommand
     {
         string dir = Path.Combine(outDir, member.Folder);
         if (File.Exists(Path.Combine(dir, Checkpoint.StateFile)) && Checkpoint.ReadState(dir).NextEpoch >= member.Options.Epochs) return true;
-        string summary = Path.Combine(dir, "summary.json");
+        string summary = Path.Combine(dir, RunFiles.SummaryFile);
         try
         {
             return File.Exists(summary) && JsonNode.Parse(File.ReadAllText(summary))?["outcome"]?.GetValue<string>() == "diverged";
@@ -199,8 +199,9 @@ public static class ExperimentCommand
 
     /// <summary>
     /// Writes experiment.slurm into the experiment folder: a job array with one task per member,
-    /// each running `cudaswa experiment --resume DIR` (the task's index picks its member).
-    /// Requeued or timed-out tasks resume their member: SIGTERM saves a checkpoint.
+    /// each running `cudaswa experiment --resume DIR` (the task's index picks its member). A task
+    /// stopped by its time limit saves a checkpoint (SIGTERM two minutes before); a requeued task,
+    /// or the array submitted again, resumes its member.
     /// </summary>
     private static int WriteSlurmScript(string outDir, Definition def, CliEnvironment env)
     {

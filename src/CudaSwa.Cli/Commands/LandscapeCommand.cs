@@ -74,7 +74,7 @@ public static class LandscapeCommand
         try { options.Validate(); }
         catch (ArgumentException e) { throw new OptionException(e.Message); }
 
-        using var backend = DeviceOption.Open(p.GetValue(Device)!.Trim().ToLowerInvariant(), false, out string deviceDescription);
+        using var backend = DeviceChoice.Open(p.GetValue(Device)!.Trim().ToLowerInvariant(), false, out string deviceDescription);
         using var net = ModelZoo.Create(run.Model, settings.NumClasses, backend, run.BatchSize);
         float[] swa = LoadParameters(net, swaPath), sgd = LoadParameters(net, sgdPath);
 

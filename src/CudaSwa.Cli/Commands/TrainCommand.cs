@@ -287,7 +287,7 @@ public static class TrainCommand
         var options = settings.Training;
         if (options.SwapPhase2 is not null && launcher.Size < 2)
             throw new OptionException("--swap-phase2: SWAP trains one model per rank in phase 2 and averages them: launch with at least two ranks (mpiexec -n N cudaswa train ...).");
-        var backend = DeviceOption.Open(DeviceOption.ForRank(settings.Device, launcher, env.Variables), settings.Tf32, out string deviceDescription);
+        var backend = DeviceChoice.Open(DeviceChoice.ForRank(settings.Device, launcher, env.Variables), settings.Tf32, out string deviceDescription);
         using var _ = backend;
         bool cuda = backend is Cuda.CudaBackend;
         if (launcher.Any(cuda) && launcher.Any(!cuda))
@@ -341,8 +341,7 @@ public static class TrainCommand
         if (state is not null)
         {
             // Inside SWAP's phase 2 this rank's model is its own; before it, rank 0's checkpoint is exactly every rank's.
-            bool inPhase2 = options.SwapPhase2 is int swap && (state.NextEpoch > swap || (state.NextEpoch == swap && state.NextBatch > 0));
-            if (!inPhase2) trainer.Resume(outDir, state);
+            if (!state.StoppedInSwapPhase2) trainer.Resume(outDir, state);
             else if (File.Exists(Path.Combine(own!, Checkpoint.StateFile))) trainer.Resume(own!, Checkpoint.ReadState(own!));
             else throw new DataFormatException($"{own} holds no checkpoint of rank {collective.Rank}, and the SWAP run stopped in phase 2, where each rank's model is its own: it cannot continue.");
         }

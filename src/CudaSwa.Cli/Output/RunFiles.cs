@@ -37,8 +37,11 @@ public sealed class RunFiles : IDisposable
         AtomicFile.WriteAllText(Path.Combine(OutDir, "metrics.csv"), sb.ToString());
     }
 
+    /// <summary>The run's final table and options (its outcome included).</summary>
+    public const string SummaryFile = "summary.json";
+
     public void WriteSummary(RunSummary summary) =>
-        AtomicFile.WriteAllText(Path.Combine(OutDir, "summary.json"), JsonSerializer.Serialize(summary, CliJsonContext.Default.RunSummary));
+        AtomicFile.WriteAllText(Path.Combine(OutDir, SummaryFile), JsonSerializer.Serialize(summary, CliJsonContext.Default.RunSummary));
 
     public void Dispose() => _log.Dispose();
 }

@@ -41,8 +41,9 @@ internal static unsafe class CpuSwag
     /// <summary>
     /// out = mean + a·sqrt(max(sq − mean², floor))·z₁ + b·Σₖ D[k]·zₖ, z₁ of elements 2j and 2j+1 the
     /// Box-Muller pair of Philox block (j, sample, tag). Block by block: the normals of the block
-    /// first (a SIMD batch, <see cref="PhiloxNormals"/>), then the column sum one column at a time (vectorised, k = 0, 1, ... with one fused
-    /// multiply-add each, as the kernel sums), then the combination — the same bits as the kernel.
+    /// first (a SIMD batch, <see cref="PhiloxNormals"/>), then the column sum one column at a time
+    /// (vectorised, k = 0, 1, ... with one fused multiply-add each, as the kernel sums), then the
+    /// combination — the same bits as the kernel.
     /// </summary>
     public static void Sample(Tensor mean, Tensor squareMean, Tensor deviations, Tensor columnNormals, SwagSampleSpec spec, Tensor output)
     {

@@ -6,8 +6,9 @@ namespace CudaSwa.Distributed;
 /// <summary>
 /// What the ranks of one data-parallel job do together: sum a buffer across ranks (every rank gets
 /// the sum), broadcast bytes from one rank, wait for all. Every rank must make the same calls in
-/// the same order. Implementations: <see cref="Single"/> (one process: nothing to exchange) and
-/// <see cref="MpiCollective"/> (CPU ranks over MPI). Rank and size come from the launcher.
+/// the same order. Implementations: <see cref="Single"/> (one process: nothing to exchange),
+/// <see cref="MpiCollective"/> (ranks over MPI) and <see cref="NcclCollective"/> (GPU tensors by
+/// NCCL, the rest over MPI). Rank and size come from the launcher.
 /// </summary>
 public abstract class Collective : IDisposable
 {
@@ -85,12 +86,13 @@ public abstract class Collective : IDisposable
     /// Whether a launcher started this process as one rank of several: MPICH/Intel MPI's hydra
     /// (PMI_SIZE), Open MPI (OMPI_COMM_WORLD_SIZE) or Slurm's srun with PMI (PMI_SIZE) with a size above 1.
     /// </summary>
-    public static bool LaunchedAsRanks(Func<string, string?> variables)
+    public static bool LaunchedAsRanks(Func<string, string?> variables) => LaunchedSize(variables) > 1;
+
+    /// <summary>The number of ranks the launcher says it started (0 when none says).</summary>
+    private static int LaunchedSize(Func<string, string?> variables)
     {
         ArgumentNullException.ThrowIfNull(variables);
-        foreach (var name in new[] { "PMI_SIZE", "OMPI_COMM_WORLD_SIZE" })
-            if (int.TryParse(variables(name), out int size) && size > 1) return true;
-        return false;
+        return new[] { "PMI_SIZE", "OMPI_COMM_WORLD_SIZE" }.Select(n => int.TryParse(variables(n), out int s) ? s : 0).Max();
     }
 
     /// <summary>
@@ -100,9 +102,9 @@ public abstract class Collective : IDisposable
     /// </summary>
     public static Collective FromLauncher(Func<string, string?> variables)
     {
-        if (!LaunchedAsRanks(variables)) return Single;
+        int launched = LaunchedSize(variables);
+        if (launched <= 1) return Single;
         var mpi = MpiCollective.Open();
-        int launched = new[] { "PMI_SIZE", "OMPI_COMM_WORLD_SIZE" }.Select(n => int.TryParse(variables(n), out int s) ? s : 0).Max();
         if (mpi.Size != launched)
             throw new InvalidOperationException($"The launcher started {launched} ranks but MPI ({mpi.Description}) sees {mpi.Size}: the launcher (mpiexec/mpirun) and the MPI library " +
                 $"({string.Join(" or ", MpiCollective.Libraries)}) must come from the same MPI (e.g. MPICH's mpiexec with libmpich).");

@@ -126,11 +126,9 @@ public sealed unsafe class MpiCollective : Collective
         public delegate* unmanaged<byte*, int*, int> GetLibraryVersion;
         public delegate* unmanaged<int, int, int> Abort;
 
-        private static Api? s_api;
-
+        /// <summary>Loads and binds the library (once per process: <see cref="Open"/> joins the job once).</summary>
         public static Api Load()
         {
-            if (s_api is not null) return s_api;
             IntPtr handle = IntPtr.Zero;
             foreach (var name in Libraries)
                 if (NativeLibrary.TryLoad(name, out handle)) break;
@@ -138,7 +136,7 @@ public sealed unsafe class MpiCollective : Collective
                 throw new DllNotFoundException($"No MPI library with the MPICH ABI was found ({string.Join(", ", Libraries)}). Install MPICH (Debian/Ubuntu: apt-get install mpich) and launch with mpiexec -n N.");
             IntPtr Get(string symbol) => NativeLibrary.TryGetExport(handle, symbol, out var f) ? f
                 : throw new EntryPointNotFoundException($"The MPI library has no {symbol}: it is not an MPICH-ABI library.");
-            s_api = new Api
+            return new Api
             {
                 Init = (delegate* unmanaged<int*, byte***, int>)Get("MPI_Init"),
                 Initialized = (delegate* unmanaged<int*, int>)Get("MPI_Initialized"),
@@ -151,7 +149,6 @@ public sealed unsafe class MpiCollective : Collective
                 GetLibraryVersion = (delegate* unmanaged<byte*, int*, int>)Get("MPI_Get_library_version"),
                 Abort = (delegate* unmanaged<int, int, int>)Get("MPI_Abort"),
             };
-            return s_api;
         }
     }
 }

@@ -234,7 +234,7 @@ public sealed class Trainer : IDisposable
         collective.CheckSame(_state.GlobalStep, "The run's position (global step)");
         // (positions agree from here on, so every rank takes the same branches below)
         // SWAP's phase 2 gives every rank a model of its own: continuing there needs each rank's own checkpoint.
-        bool inPhase2 = _o.SwapPhase2 is int swap && (_state.NextEpoch > swap || (_state.NextEpoch == swap && _state.NextBatch > 0));
+        bool inPhase2 = _state.StoppedInSwapPhase2;
         if (inPhase2 && collective.Any(_outDir is null))
             throw new InvalidOperationException($"This SWAP run stopped in phase 2 (epoch {_state.NextEpoch + 1}, after epoch {_o.SwapPhase2}): each rank's phase-2 model is its own, " +
                 "and some rank has no run folder of its own to continue from (cudaswa train keeps one per rank under ranks/).");
@@ -384,25 +384,21 @@ public sealed class Trainer : IDisposable
                 return RunOutcome.Interrupted;
             }
             lr = _schedule.At(epoch, i, batches);
+            // Dropout masks keyed by (step, rank): the ranks draw different masks (one process: by step alone).
+            ulong key = (ulong)globalStep * (ulong)_collective.Size + (ulong)_collective.Rank;
             int b;
-            if (phase2)
+            if (parallel && !phase2)
             {
-                b = loader.Load(i, _net.Input(_o.BatchSize), _step.Labels);
-                _step.Run(b, (float)lr, (ulong)globalStep * (ulong)_collective.Size + (ulong)_collective.Rank);
-            }
-            else if (parallel)
-            {
-                // Dropout masks keyed by (step, rank): the ranks' shards draw different masks.
                 b = _trainLoader.LoadShard(i, _collective.Rank, _collective.Size, _net.Input(_o.BatchSize), _step.Labels);
-                _step.RunShard(b, _trainLoader.SizeOf(i), (float)lr, (ulong)globalStep * (ulong)_collective.Size + (ulong)_collective.Rank, _collective);
+                _step.RunShard(b, _trainLoader.SizeOf(i), (float)lr, key, _collective);
             }
             else
             {
-                b = _trainLoader.Load(i, _net.Input(_o.BatchSize), _step.Labels);
-                _step.Run(b, (float)lr, (ulong)globalStep);
+                b = loader.Load(i, _net.Input(_o.BatchSize), _step.Labels);
+                _step.Run(b, (float)lr, key);
             }
             globalStep++;
-            seen += phase2 ? (long)b * _collective.Size : _trainLoader.SizeOf(i);
+            seen += phase2 ? b * passes : _trainLoader.SizeOf(i);
             seenHere += b;
             if (_averager is not null && _averaging!.AfterStep(globalStep)) _averager.Update();
             _events.BatchCompleted?.Invoke(new BatchDone(epoch, i));
@@ -430,9 +426,8 @@ public sealed class Trainer : IDisposable
         {
             Epoch = epoch + 1,
             LearningRate = lr,
-            // In SWAP's phase 2 every rank goes through the whole training set.
-            TrainLoss = trainLossSum / ((double)_train.Count * (phase2 ? _collective.Size : 1)),
-            TrainAccuracy = trainCorrect / ((double)_train.Count * (phase2 ? _collective.Size : 1)),
+            TrainLoss = trainLossSum / ((double)_train.Count * passes),
+            TrainAccuracy = trainCorrect / ((double)_train.Count * passes),
             AveragedModels = _averager?.Count ?? 0,
             EnsembleSnapshots = _ensemble?.Count ?? 0,
             TrainSeconds = trainSeconds,

@@ -35,6 +35,10 @@ public sealed record TrainingState
     /// order (rank r at 2r, 2r+1), so every rank continues its own float sums exactly; null otherwise.
     /// </summary>
     public IReadOnlyList<float>? PartialRankSums { get; init; }
+    /// <summary>Whether the run stopped inside SWAP's phase 2, where every rank's model is its own.</summary>
+    [JsonIgnore]
+    internal bool StoppedInSwapPhase2 => Options.SwapPhase2 is int swap && (NextEpoch > swap || (NextEpoch == swap && NextBatch > 0));
+
     /// <summary>Models averaged so far.</summary>
     public long AveragedModels { get; init; }
     /// <summary>Snapshots in the prediction ensemble so far.</summary>

@@ -38,12 +38,18 @@ public sealed class TrainingStep : IDisposable
     /// </summary>
     public void Run(int batch, float learningRate, ulong step)
     {
-        var backend = Network.Backend;
-        Network.ZeroGradients();
-        Network.Forward(batch, RunMode.Train, step: step);
-        backend.SoftmaxCrossEntropy(Network.Logits(batch), Labels.WithBatch(batch), Network.LogitsGradient(batch), Stats);
-        Network.Backward(batch);
+        Gradients(batch, step);
         Optimizer.Step(learningRate);
+    }
+
+    /// <summary>Zeroes the gradient arena, then forward, loss (summed into <see cref="Stats"/>) and backward over the first <paramref name="batch"/> samples (none: zero gradients).</summary>
+    private void Gradients(int batch, ulong step)
+    {
+        Network.ZeroGradients();
+        if (batch == 0) return;
+        Network.Forward(batch, RunMode.Train, step: step);
+        Network.Backend.SoftmaxCrossEntropy(Network.Logits(batch), Labels.WithBatch(batch), Network.LogitsGradient(batch), Stats);
+        Network.Backward(batch);
     }
 
     /// <summary>
@@ -55,15 +61,8 @@ public sealed class TrainingStep : IDisposable
     public void RunShard(int shard, int globalBatch, float learningRate, ulong step, Distributed.Collective collective)
     {
         ArgumentNullException.ThrowIfNull(collective);
-        var backend = Network.Backend;
-        Network.ZeroGradients();
-        if (shard > 0)
-        {
-            Network.Forward(shard, RunMode.Train, step: step);
-            backend.SoftmaxCrossEntropy(Network.Logits(shard), Labels.WithBatch(shard), Network.LogitsGradient(shard), Stats);
-            Network.Backward(shard);
-        }
-        collective.AllReduceSum(backend, Network.Gradients.All, (float)shard / globalBatch);
+        Gradients(shard, step);
+        collective.AllReduceSum(Network.Backend, Network.Gradients.All, (float)shard / globalBatch);
         Optimizer.Step(learningRate);
     }
 

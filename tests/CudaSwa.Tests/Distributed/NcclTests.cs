@@ -54,7 +54,7 @@ public class NcclTests
 
     [Test]
     [Category("Gpu")]
-    public void NcclOneRankWeightedAllReduceOnTheGpu()
+    public void NcclOneRankWeightedSumOnTheGpu()
     {
         var backend = BackendFixtures.RequireCuda();
         if (!NcclCollective.IsAvailable(out string reason)) Assert.Ignore(reason);

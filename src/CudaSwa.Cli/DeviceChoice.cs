@@ -7,7 +7,7 @@ namespace CudaSwa.Cli;
 /// Opens the backend a command's --device names, with a sentence describing what was opened (or why
 /// the CPU was chosen); a malformed value is a --device option error.
 /// </summary>
-public static class DeviceOption
+public static class DeviceChoice
 {
     /// <summary>
     /// The device of one rank of a data-parallel job: `--device cuda` (and `auto` where this
