@@ -1,7 +1,10 @@
 // Batch-norm helpers around cuDNN's BN: Chan's parallel merge of one batch's per-channel
-// statistics into the running (mean, M2) pair (BN recompute), and folding an inference-mode BN
-// into the convolution before it (evaluation).
-// CPU twins: CpuBatchNorm.MergeStatistics and CpuBatchNorm.Fold (src/CudaSwa/Cpu/CpuBatchNorm.cs).
+// statistics into the running (mean, M2) pair (BN recompute), folding an inference-mode BN
+// into the convolution before it (evaluation), and the per-shard halves of BN over several
+// ranks (synchronised BN): a shard's moments, its backward sums, and the input gradient from
+// the whole batch's sums.
+// CPU twins: CpuBatchNorm.MergeStatistics, Fold, ShardMoments, BackwardReduce and
+// BackwardElementwise (src/CudaSwa/Cpu/CpuBatchNorm.cs).
 // Tests: EmulatedKernelTests (this source run on the CPU), StandInDriverTests, BatchNormTests,
 // BatchNormRecomputeTests, CpuVsCudaTests, FusionTests.
 #include "common.cuh"
@@ -49,5 +52,103 @@ extern "C" __global__ void batchnorm_fold(const float* __restrict__ weight, cons
             float shift = (float)__dsub_rn((double)beta[o], __dmul_rn((double)__fmul_rn(mean[o], gamma[o]), inv));
             folded_bias[o] = bias ? __fadd_rn(shift, __fmul_rn(bias[o], scale)) : shift;
         }
+    }
+}
+
+// A 256-thread block's two double partial sums, tree-reduced in a fixed order; thread 0 gets the totals.
+__device__ __forceinline__ void block_sum2(double* a, double* b, double va, double vb)
+{
+    int t = threadIdx.x;
+    a[t] = va;
+    b[t] = vb;
+    __syncthreads();
+    for (int s = 128; s > 0; s >>= 1)
+    {
+        if (t < s) { a[t] += a[t + s]; b[t] += b[t + s]; }
+        __syncthreads();
+    }
+}
+
+// One block of 256 threads per channel (grid = channels). Moments about k = the channel's first
+// value (d = x - k in float, as the twin), summed in double: mean = k + S1/m, M2 = S2 - S1 * S1/m.
+extern "C" __global__ void bn_moments(const float* __restrict__ x, float* __restrict__ mean, float* __restrict__ m2,
+                                      int n, int channels, int hw)
+{
+    __shared__ double s1[256];
+    __shared__ double s2[256];
+    int c = blockIdx.x;
+    float k = x[(i64)c * hw];
+    i64 m = (i64)n * hw;
+    double a = 0.0, b = 0.0;
+    for (i64 j = threadIdx.x; j < m; j += 256)
+    {
+        i64 image = j / hw, p = j - image * hw;
+        float d = __fsub_rn(x[(image * channels + c) * hw + p], k);
+        a += d;
+        b += (double)d * d;
+    }
+    block_sum2(s1, s2, a, b);
+    if (threadIdx.x == 0)
+    {
+        double shifted = s1[0] / (double)m;
+        mean[c] = (float)((double)k + shifted);
+        double sq = s2[0] - s1[0] * shifted;
+        m2[c] = (float)(sq > 0.0 ? sq : 0.0);
+    }
+}
+
+// One block of 256 threads per channel. g = dy (masked where the fused ReLU's output y <= 0 when y
+// is not null); sum_dy = Σ g, sum_dy_xhat = inv_std * (Σ g*x - mean * Σ g), both in double,
+// written and added (in float) to d_beta and d_gamma.
+extern "C" __global__ void bn_backward_reduce(const float* __restrict__ x, const float* __restrict__ y, const float* __restrict__ dy,
+                                              const float* __restrict__ save_mean, const float* __restrict__ save_inv_std,
+                                              float* __restrict__ sum_dy, float* __restrict__ sum_dy_xhat,
+                                              float* __restrict__ d_gamma, float* __restrict__ d_beta, int n, int channels, int hw)
+{
+    __shared__ double s1[256];
+    __shared__ double s2[256];
+    int c = blockIdx.x;
+    i64 m = (i64)n * hw;
+    double a = 0.0, b = 0.0;
+    for (i64 j = threadIdx.x; j < m; j += 256)
+    {
+        i64 image = j / hw, p = j - image * hw;
+        i64 i = (image * channels + c) * hw + p;
+        float g = y && !(y[i] > 0.0f) ? 0.0f : dy[i];
+        a += g;
+        b += (double)g * x[i];
+    }
+    block_sum2(s1, s2, a, b);
+    if (threadIdx.x == 0)
+    {
+        double sdy = s1[0];
+        double sdx = (double)save_inv_std[c] * (s2[0] - (double)save_mean[c] * sdy);
+        sum_dy[c] = (float)sdy;
+        sum_dy_xhat[c] = (float)sdx;
+        d_beta[c] = __fadd_rn(d_beta[c], (float)sdy);
+        d_gamma[c] = __fadd_rn(d_gamma[c], (float)sdx);
+    }
+}
+
+// dx = k1*g + k2*x + k3 per channel with k1 = gamma*inv, k2 = -gamma*inv*inv*mean_dy_xhat,
+// k3 = -gamma*inv*mean_dy - k2*mean: the constants in double, rounded once, and the float
+// expression in the twin's order, every step pinned, so the result is the twin's bit for bit.
+extern "C" __global__ void bn_backward_elementwise(const float* __restrict__ x, const float* __restrict__ y, const float* __restrict__ dy,
+                                                   const float* __restrict__ gamma, const float* __restrict__ save_mean,
+                                                   const float* __restrict__ save_inv_std, const float* __restrict__ mean_dy,
+                                                   const float* __restrict__ mean_dy_xhat, float* __restrict__ dx, i64 total,
+                                                   int channels, int hw, int accumulate)
+{
+    GRID_STRIDE(i, total)
+    {
+        int c = (int)((i / hw) % channels);
+        double g = gamma[c], inv = save_inv_std[c];
+        double gi = __dmul_rn(-g, inv);
+        double k2d = __dmul_rn(__dmul_rn(gi, inv), (double)mean_dy_xhat[c]);
+        double k3d = __dsub_rn(__dmul_rn(gi, (double)mean_dy[c]), __dmul_rn(k2d, (double)save_mean[c]));
+        float k1 = (float)__dmul_rn(g, inv), k2 = (float)k2d, k3 = (float)k3d;
+        float grad = y && !(y[i] > 0.0f) ? 0.0f : dy[i];
+        float v = __fadd_rn(__fadd_rn(__fmul_rn(k1, grad), __fmul_rn(k2, x[i])), k3);
+        dx[i] = accumulate ? __fadd_rn(dx[i], v) : v;
     }
 }

@@ -74,7 +74,7 @@ public sealed partial record RunSettings
         [nameof(TrainingOptions.SwaLrMin)] = "--swa-lr-min", [nameof(TrainingOptions.SwaLr)] = "--swa-lr", [nameof(TrainingOptions.Cycle)] = "--cycle",
         [nameof(TrainingOptions.AnnealEpochs)] = "--anneal-epochs", [nameof(TrainingOptions.EmaDecay)] = "--ema-decay",
         [nameof(TrainingOptions.AverageEverySteps)] = "--average-every-steps", [nameof(TrainingOptions.EvalEvery)] = "--eval-every",
-        [nameof(TrainingOptions.EvaluateAt)] = "--eval-at", [nameof(TrainingOptions.SwapPhase2)] = "--swap-phase2",
+        [nameof(TrainingOptions.EvaluateAt)] = "--eval-at", [nameof(TrainingOptions.SwapPhase2)] = "--swap-phase2", [nameof(TrainingOptions.SyncBatchNorm)] = "--sync-bn",
         [nameof(TrainingOptions.SwagRank)] = "--swag-rank", [nameof(TrainingOptions.SwagSamples)] = "--swag-samples", [nameof(TrainingOptions.SwagScale)] = "--swag-scale",
     };
 

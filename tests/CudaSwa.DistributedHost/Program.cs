@@ -9,6 +9,9 @@ using CudaSwa.Training;
 //   train OUT STEPS              a short data-parallel run of a BN-free network; rank 0 writes the
 //                               count, then its final weights, SWA average and initial weights to
 //                               OUT (int32 and float32, little-endian)
+//   train-sync-bn OUT STEPS      the same with a conv-BN network and synchronised BN, over STEPS
+//                               batches of 128 and a last batch of 2 (with 3 ranks one rank gets none);
+//                               rank 0 writes the same plus the BN running statistics
 //   swap OUT                     SWAP on the BN-free network (phase 2 after epoch 1 of 2): every rank
 //                               writes its own phase-2 weights to OUT.rank<r> just before phase 3,
 //                               rank 0 the averaged weights to OUT (float32 after an int32 count)
@@ -18,7 +21,8 @@ using var collective = Collective.FromLauncher(Environment.GetEnvironmentVariabl
 return args.FirstOrDefault() switch
 {
     "collectives" => Collectives(collective),
-    "train" => Train(collective, args[1], int.Parse(args[2])),
+    "train" => Train(collective, args[1], int.Parse(args[2]), syncBatchNorm: false),
+    "train-sync-bn" => Train(collective, args[1], int.Parse(args[2]), syncBatchNorm: true),
     "bn-recompute" => RecomputeBatchNorm(collective, args[1]),
     "swap" => Swap(collective, args[1]),
     _ => Usage(),
@@ -79,9 +83,19 @@ static NetworkBuilder Probe(int classes)
     return b;
 }
 
+// BN fused with the ReLU after it (bn1) and BN alone before the pooling (bn2): both backward paths.
+static NetworkBuilder ProbeWithBatchNorm(int classes)
+{
+    var b = new NetworkBuilder("dp-probe-bn");
+    Node x = b.Relu(b.BatchNorm(b.Conv(b.Input, "conv1", 8, kernel: 3, padding: 1), "bn1"));
+    x = b.BatchNorm(b.Conv(x, "conv2", 16, kernel: 3, stride: 2, padding: 1), "bn2");
+    b.Linear(b.GlobalAvgPool(x), "fc", classes);
+    return b;
+}
+
 static int Usage()
 {
-    Console.Error.WriteLine("usage: CudaSwa.DistributedHost collectives | train OUT STEPS");
+    Console.Error.WriteLine("usage: CudaSwa.DistributedHost collectives | train OUT STEPS | train-sync-bn OUT STEPS | swap OUT | bn-recompute OUT");
     return 2;
 }
 
@@ -133,15 +147,17 @@ static int Collectives(Collective c)
 
 // A BN-free network (conv-ReLU-conv-ReLU-pool-linear): its gradient does not depend on how a batch
 // is split, so R ranks x (batch / R) must give the weights of 1 rank x batch up to summation order.
-static int Train(Collective c, string outFile, int steps)
+// With synchronised BN the same holds for a network with BN: every BN layer sees the whole batch.
+static int Train(Collective c, string outFile, int steps, bool syncBatchNorm)
 {
-    var (train, test) = SyntheticCifar.Generate(trainCount: 128 * steps, testCount: 128, seed: 5);
+    var (train, test) = SyntheticCifar.Generate(trainCount: 128 * steps + (syncBatchNorm ? 2 : 0), testCount: 128, seed: 5);
     var options = new TrainingOptions
     {
-        Model = "dp-probe", Epochs = 2, BatchSize = 128, Lr = 0.05, SwaStart = 1, SwaLr = 0.05, Ensemble = false, Seed = 9,
+        Model = syncBatchNorm ? "dp-probe-bn" : "dp-probe", Epochs = 2, BatchSize = 128, Lr = 0.05, SwaStart = 1, SwaLr = 0.05, Ensemble = false, Seed = 9,
+        SyncBatchNorm = syncBatchNorm,
     };
     using var backend = new CpuBackend();
-    using var trainer = Trainer.ForNetwork(options, Probe, backend, train, test, outDir: null);
+    using var trainer = Trainer.ForNetwork(options, syncBatchNorm ? ProbeWithBatchNorm : Probe, backend, train, test, outDir: null);
     var initial = backend.ToArray(trainer.Network.Parameters.All);
     if (c.Size > 1) trainer.DistributeOver(c);
     var outcome = trainer.Run(CancellationToken.None);
@@ -155,6 +171,12 @@ static int Train(Collective c, string outFile, int steps)
         foreach (float v in weights) w.Write(v);
         foreach (float v in average) w.Write(v);
         foreach (float v in initial) w.Write(v);
+        if (syncBatchNorm)
+        {
+            var buffers = backend.ToArray(trainer.Network.Buffers.All);
+            w.Write(buffers.Length);
+            foreach (float v in buffers) w.Write(v);
+        }
     }
     Console.WriteLine($"rank {c.Rank} of {c.Size}: trained {trainer.State.GlobalStep} steps, test accuracy {trainer.State.History[^1].TestAccuracy:P2}");
     return 0;

@@ -28,6 +28,7 @@ public static class TrainCommand
     private static readonly Option<bool> Nesterov = new("--nesterov") { Description = "Nesterov momentum." };
     private static readonly Option<string?> Schedule = new("--schedule") { Description = "swa (the paper's piecewise-linear), swalr (cosine then SWALR anneal), cyclic, cosine, constant." };
     private static readonly Option<int?> SwapPhase2 = new("--swap-phase2") { Description = "SWAP (with mpiexec -n N, N >= 2): data-parallel with the whole batch up to this epoch, then each rank alone with batch/N and its own data order, then the ranks' weights averaged and BN recomputed. Implies --sgd-only." };
+    private static readonly Option<bool> SyncBn = new("--sync-bn") { Description = "Data-parallel (mpiexec -n N): every BN layer normalises with the whole batch's statistics over all ranks (synchronised BN) instead of its rank's shard; N ranks then train as one process would." };
     private static readonly Option<int?> SwaStart = new("--swa-start") { Description = "Epoch (1-based) after which averaging begins; the schedules reach swa-lr by then." };
     private static readonly Option<double?> SwaLr = new("--swa-lr") { Description = "Learning rate during averaging (cyclic: the top of each cycle)." };
     private static readonly Option<double?> SwaLrMin = new("--swa-lr-min") { Description = "Cyclic schedule: the bottom of each cycle (default swa-lr/10)." };
@@ -65,7 +66,7 @@ public static class TrainCommand
         var cmd = new Command("train", "Train a CIFAR model with SGD and Stochastic Weight Averaging; prints SGD vs SWA vs ensemble.");
         foreach (var o in new Option[] { Preset, SgdOnly, Model, Dataset, Data, Epochs, Batch, Lr, Momentum, Wd, Nesterov, Schedule, SwaStart, SwaLr, SwaLrMin,
                      Cycle, AnnealEpochs, Anneal, Average, SwagRank, SwagSamples, SwagScale, EmaDecay, AverageEverySteps, BnUpdate, EvalEvery, EvalAt, Device, Tf32, Seed, Out, Resume, Padding,
-                     TrainSubset, TestSubset, SyntheticTrain, SyntheticTest, NoEnsemble, Profile, HaltAfterBatches, SwapPhase2 })
+                     TrainSubset, TestSubset, SyntheticTrain, SyntheticTest, NoEnsemble, Profile, HaltAfterBatches, SwapPhase2, SyncBn })
             cmd.Options.Add(o);
         cmd.SetAction(parse => Execute(parse, env));
         return cmd;
@@ -125,6 +126,7 @@ public static class TrainCommand
             {
                 SgdOnly = p.GetValue(SgdOnly) || o.SgdOnly || p.GetValue(SwapPhase2) is not null,
                 SwapPhase2 = p.GetValue(SwapPhase2) ?? o.SwapPhase2,
+                SyncBatchNorm = p.GetValue(SyncBn) || o.SyncBatchNorm,
                 Model = p.GetValue(Model) ?? o.Model,
                 Epochs = p.GetValue(Epochs) ?? o.Epochs,
                 BatchSize = p.GetValue(Batch) ?? o.BatchSize,
@@ -390,7 +392,12 @@ public static class TrainCommand
         if (collective.Size > 1)
         {
             trainer.DistributeOver(collective);
-            reporter.Line($"data-parallel: {collective.Description}; each rank trains on its share of every batch of {options.BatchSize}, one gradient all-reduce per step; rank 0 writes");
+            reporter.Line($"data-parallel: {collective.Description}; each rank trains on its share of every batch of {options.BatchSize}, one gradient all-reduce per step; " +
+                (options.SyncBatchNorm ? "BN synchronised (the whole batch's statistics); " : "BN per rank; ") + "rank 0 writes");
+        }
+        else if (options.SyncBatchNorm)
+        {
+            reporter.Note("--sync-bn has no effect on one process: BN already sees the whole batch.");
             if (ncclMissing is not null) reporter.Note($"The gradients go through host memory to MPI (slow on GPUs): {ncclMissing}");
         }
         reporter.Line($"output: {Path.GetFullPath(outDir)}");

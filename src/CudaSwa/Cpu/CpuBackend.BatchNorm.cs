@@ -40,4 +40,17 @@ public sealed unsafe partial class CpuBackend
     /// <inheritdoc/>
     protected override void BatchNormMergeStatisticsCore(Tensor saveMean, Tensor saveInvStd, double epsilon, long batchCount, long previousCount, Tensor accMean, Tensor accM2) =>
         CpuBatchNorm.MergeStatistics(saveMean, saveInvStd, epsilon, batchCount, previousCount, accMean, accM2);
+
+    /// <inheritdoc/>
+    protected override void BatchNormMomentsCore(Tensor x, Tensor mean, Tensor m2) => CpuBatchNorm.ShardMoments(x, mean, m2);
+
+    /// <inheritdoc/>
+    protected override void BatchNormBackwardReduceCore(Tensor x, Tensor y, Tensor dy, Tensor saveMean, Tensor saveInvStd,
+        Tensor sumDy, Tensor sumDyXhat, Tensor dGamma, Tensor dBeta) =>
+        CpuBatchNorm.BackwardReduce(x, y, dy, saveMean, saveInvStd, sumDy, sumDyXhat, dGamma, dBeta);
+
+    /// <inheritdoc/>
+    protected override void BatchNormBackwardElementwiseCore(Tensor x, Tensor y, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd,
+        Tensor meanDy, Tensor meanDyXhat, Tensor dx, bool accumulate) =>
+        CpuBatchNorm.BackwardElementwise(x, y, dy, gamma, saveMean, saveInvStd, meanDy, meanDyXhat, dx, accumulate);
 }

@@ -26,16 +26,7 @@ internal static unsafe class CpuBatchNorm
         CpuParallel.For(c, ch =>
         {
             float* xs = (float*)px, ys = (float*)py;
-            // One pass for both moments, shifted by one of the channel's own values so the
-            // subtraction in var = E[(x-k)^2] - E[x-k]^2 does not cancel catastrophically.
-            float shiftValue = xs[(long)ch * hw];
-            double s1 = 0, s2 = 0;
-            for (int i = 0; i < n; i++)
-            {
-                var (a, b) = Moments.Sum(xs + ((long)i * c + ch) * hw, hw, new ShiftedMoments(shiftValue));
-                s1 += a;
-                s2 += b;
-            }
+            var (shiftValue, s1, s2) = ShiftedSums(xs, n, c, hw, ch);
             double meanShifted = s1 / m;
             double mean = shiftValue + meanShifted;
             double varBiased = Math.Max(0, s2 / m - meanShifted * meanShifted);
@@ -54,6 +45,38 @@ internal static unsafe class CpuBatchNorm
             rvar[ch] = (float)((1 - factor) * rvar[ch] + factor * varUnbiased);
             ((float*)psm)[ch] = (float)mean;
             ((float*)psi)[ch] = (float)invStd;
+        });
+    }
+
+    /// <summary>
+    /// (k, Σ(x-k), Σ(x-k)^2) of channel ch over N planes of hw values in one pass, shifted by k, one
+    /// of the channel's own values, so that the variance's subtraction does not cancel catastrophically.
+    /// </summary>
+    private static (float Shift, double S1, double S2) ShiftedSums(float* xs, int n, int c, int hw, int ch)
+    {
+        float shiftValue = xs[(long)ch * hw];
+        double s1 = 0, s2 = 0;
+        for (int i = 0; i < n; i++)
+        {
+            var (a, b) = Moments.Sum(xs + ((long)i * c + ch) * hw, hw, new ShiftedMoments(shiftValue));
+            s1 += a;
+            s2 += b;
+        }
+        return (shiftValue, s1, s2);
+    }
+
+    /// <summary>Per-channel mean and M2 of one shard (<see cref="Tensors.Backend.BatchNormMoments"/>).</summary>
+    public static void ShardMoments(Tensor x, Tensor mean, Tensor m2)
+    {
+        var s = x.Shape;
+        int n = s.N, c = s.C, hw = s.H * s.W;
+        nint px = (nint)CpuTensor.Ptr(x), pm = (nint)CpuTensor.Ptr(mean), pm2 = (nint)CpuTensor.Ptr(m2);
+        CpuParallel.For(c, ch =>
+        {
+            var (shiftValue, s1, s2) = ShiftedSums((float*)px, n, c, hw, ch);
+            double meanShifted = s1 / ((long)n * hw);
+            ((float*)pm)[ch] = (float)(shiftValue + meanShifted);
+            ((float*)pm2)[ch] = (float)Math.Max(0, s2 - s1 * meanShifted);
         });
     }
 
@@ -126,34 +149,82 @@ internal static unsafe class CpuBatchNorm
         nint pdg = (nint)CpuTensor.Ptr(dGamma), pdb = (nint)CpuTensor.Ptr(dBeta);
         CpuParallel.For(c, ch =>
         {
-            float* xs = (float*)px, dys = (float*)pdy, dxs = (float*)pdx;
-            double mean = ((float*)psm)[ch], invStd = ((float*)psi)[ch], g = ((float*)pg)[ch];
-            double sumDy = 0, sumDyX = 0;
-            for (int i = 0; i < n; i++)
-            {
-                long off = ((long)i * c + ch) * hw;
-                var (a, b) = relu
-                    ? Moments.Sum((float*)pyOut + off, dys + off, xs + off, hw, new MaskedSumAndDot())
-                    : Moments.Sum(dys + off, xs + off, hw, new SumAndDot());
-                sumDy += a;
-                sumDyX += b;
-            }
-            // dBeta = sum dy; dGamma = sum dy * xhat = invStd * (sum dy*x - mean * sum dy).
-            double dBetaC = sumDy;
-            double dGammaC = invStd * (sumDyX - mean * sumDy);
+            float* xs = (float*)px, dys = (float*)pdy, dxs = (float*)pdx, ys = (float*)pyOut;
+            double mean = ((float*)psm)[ch], invStd = ((float*)psi)[ch];
+            var (dBetaC, dGammaC) = GradientSums(xs, ys, dys, n, c, hw, ch, mean, invStd);
             ((float*)pdb)[ch] += (float)dBetaC;
             ((float*)pdg)[ch] += (float)dGammaC;
-            // dx = g*invStd*(dy - dBeta/M - xhat*dGamma/M) = k1*dy + k2*x + k3.
-            double k1 = g * invStd;
-            double k2 = -g * invStd * invStd * dGammaC / m;
-            double k3 = -g * invStd * dBetaC / m - k2 * mean;
-            for (int i = 0; i < n; i++)
-            {
-                long off = ((long)i * c + ch) * hw;
-                if (relu) Elementwise.MapInto((float*)pyOut + off, dys + off, xs + off, dxs + off, hw, new MaskedInputGradient((float)k1, (float)k2, (float)k3), accumulate);
-                else Elementwise.MapInto(dys + off, xs + off, dxs + off, hw, new InputGradient((float)k1, (float)k2, (float)k3), accumulate);
-            }
+            InputGradientOfChannel(xs, ys, dys, dxs, n, c, hw, ch, ((float*)pg)[ch], mean, invStd, dBetaC, dGammaC, m, accumulate);
         });
+    }
+
+    /// <summary>
+    /// (Σ dy, Σ dy·xhat) of channel ch, xhat = (x - mean)·invStd = invStd·(Σ dy·x - mean·Σ dy); with
+    /// a fused ReLU's output ys (not null), dy masked where y &lt;= 0.
+    /// </summary>
+    private static (double SumDy, double SumDyXhat) GradientSums(float* xs, float* ys, float* dys, int n, int c, int hw, int ch, double mean, double invStd)
+    {
+        double sumDy = 0, sumDyX = 0;
+        for (int i = 0; i < n; i++)
+        {
+            long off = ((long)i * c + ch) * hw;
+            var (a, b) = ys is not null
+                ? Moments.Sum(ys + off, dys + off, xs + off, hw, new MaskedSumAndDot())
+                : Moments.Sum(dys + off, xs + off, hw, new SumAndDot());
+            sumDy += a;
+            sumDyX += b;
+        }
+        return (sumDy, invStd * (sumDyX - mean * sumDy));
+    }
+
+    /// <summary>
+    /// dx = g·invStd·(dy - sumDy/count - xhat·sumDyXhat/count) = k1·dy + k2·x + k3 over channel ch,
+    /// the constants computed in double and rounded once (batchnorm.cu's bn_backward_elementwise
+    /// does the same with count 1 and the sums already divided).
+    /// </summary>
+    private static void InputGradientOfChannel(float* xs, float* ys, float* dys, float* dxs, int n, int c, int hw, int ch,
+        double g, double mean, double invStd, double sumDy, double sumDyXhat, double count, bool accumulate)
+    {
+        double k1 = g * invStd;
+        double k2 = -g * invStd * invStd * sumDyXhat / count;
+        double k3 = -g * invStd * sumDy / count - k2 * mean;
+        for (int i = 0; i < n; i++)
+        {
+            long off = ((long)i * c + ch) * hw;
+            if (ys is not null) Elementwise.MapInto(ys + off, dys + off, xs + off, dxs + off, hw, new MaskedInputGradient((float)k1, (float)k2, (float)k3), accumulate);
+            else Elementwise.MapInto(dys + off, xs + off, dxs + off, hw, new InputGradient((float)k1, (float)k2, (float)k3), accumulate);
+        }
+    }
+
+    /// <summary>This shard's gradient sums (<see cref="Tensors.Backend.BatchNormBackwardReduce"/>); ys is null without a fused ReLU.</summary>
+    public static void BackwardReduce(Tensor x, Tensor y, Tensor dy, Tensor saveMean, Tensor saveInvStd, Tensor sumDy, Tensor sumDyXhat, Tensor dGamma, Tensor dBeta)
+    {
+        var s = x.Shape;
+        int n = s.N, c = s.C, hw = s.H * s.W;
+        nint px = (nint)CpuTensor.Ptr(x), py = y.IsNull ? 0 : (nint)CpuTensor.Ptr(y), pdy = (nint)CpuTensor.Ptr(dy);
+        nint psm = (nint)CpuTensor.Ptr(saveMean), psi = (nint)CpuTensor.Ptr(saveInvStd);
+        nint ps1 = (nint)CpuTensor.Ptr(sumDy), ps2 = (nint)CpuTensor.Ptr(sumDyXhat), pdg = (nint)CpuTensor.Ptr(dGamma), pdb = (nint)CpuTensor.Ptr(dBeta);
+        CpuParallel.For(c, ch =>
+        {
+            var (s1, s2) = GradientSums((float*)px, (float*)py, (float*)pdy, n, c, hw, ch, ((float*)psm)[ch], ((float*)psi)[ch]);
+            ((float*)ps1)[ch] = (float)s1;
+            ((float*)ps2)[ch] = (float)s2;
+            ((float*)pdb)[ch] += (float)s1;
+            ((float*)pdg)[ch] += (float)s2;
+        });
+    }
+
+    /// <summary>dx from the batch's gradient means (<see cref="Tensors.Backend.BatchNormBackwardElementwise"/>); ys is null without a fused ReLU.</summary>
+    public static void BackwardElementwise(Tensor x, Tensor y, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd, Tensor meanDy, Tensor meanDyXhat,
+        Tensor dx, bool accumulate)
+    {
+        var s = x.Shape;
+        int n = s.N, c = s.C, hw = s.H * s.W;
+        nint px = (nint)CpuTensor.Ptr(x), py = y.IsNull ? 0 : (nint)CpuTensor.Ptr(y), pdy = (nint)CpuTensor.Ptr(dy), pdx = (nint)CpuTensor.Ptr(dx);
+        nint pg = (nint)CpuTensor.Ptr(gamma), psm = (nint)CpuTensor.Ptr(saveMean), psi = (nint)CpuTensor.Ptr(saveInvStd);
+        nint pmd = (nint)CpuTensor.Ptr(meanDy), pmx = (nint)CpuTensor.Ptr(meanDyXhat);
+        CpuParallel.For(c, ch => InputGradientOfChannel((float*)px, (float*)py, (float*)pdy, (float*)pdx, n, c, hw, ch,
+            ((float*)pg)[ch], ((float*)psm)[ch], ((float*)psi)[ch], ((float*)pmd)[ch], ((float*)pmx)[ch], 1, accumulate));
     }
 
     /// <summary>(sum of (x - k), sum of (x - k)^2): the moments shifted by one of the channel's own values k.</summary>

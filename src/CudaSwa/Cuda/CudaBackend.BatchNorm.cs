@@ -61,4 +61,34 @@ public sealed unsafe partial class CudaBackend
         int c = (int)saveMean.Length;
         Launch(Kernels.BnMergeStatistics, GridExact(c), new(P(saveMean), P(saveInvStd), P(accMean), P(accM2), c, epsilon, batchCount, previousCount));
     }
+
+    // ---------------------------------------------------------------- the per-shard halves of synchronised BN (batchnorm.cu)
+
+    /// <inheritdoc/>
+    protected override void BatchNormMomentsCore(Tensor x, Tensor mean, Tensor m2)
+    {
+        Ctx();
+        var s = x.Shape;
+        Launch(Kernels.BnMoments, (uint)s.C, new(P(x), P(mean), P(m2), s.N, s.C, s.H * s.W));
+    }
+
+    /// <inheritdoc/>
+    protected override void BatchNormBackwardReduceCore(Tensor x, Tensor y, Tensor dy, Tensor saveMean, Tensor saveInvStd,
+        Tensor sumDy, Tensor sumDyXhat, Tensor dGamma, Tensor dBeta)
+    {
+        Ctx();
+        var s = x.Shape;
+        Launch(Kernels.BnBackwardReduce, (uint)s.C, new(P(x), y.IsNull ? DevicePtr.Null : P(y), P(dy), P(saveMean), P(saveInvStd),
+            P(sumDy), P(sumDyXhat), P(dGamma), P(dBeta), s.N, s.C, s.H * s.W));
+    }
+
+    /// <inheritdoc/>
+    protected override void BatchNormBackwardElementwiseCore(Tensor x, Tensor y, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd,
+        Tensor meanDy, Tensor meanDyXhat, Tensor dx, bool accumulate)
+    {
+        Ctx();
+        var s = x.Shape;
+        Launch(Kernels.BnBackwardElementwise, Grid(x.Length), new(P(x), y.IsNull ? DevicePtr.Null : P(y), P(dy), P(gamma), P(saveMean), P(saveInvStd),
+            P(meanDy), P(meanDyXhat), P(dx), x.Length, s.C, s.H * s.W, accumulate));
+    }
 }

@@ -46,10 +46,13 @@ internal static class Kernels
     public static readonly KernelSpec<SwagCollectArgs> SwagCollect = new("swag.cu", "swag_collect");
     public static readonly KernelSpec<SwagSampleArgs> SwagSample = new("swag.cu", "swag_sample");
 
-    // ---------------------------------------------------------------- batchnorm.cu (twins: CpuBatchNorm.MergeStatistics, CpuBatchNorm.Fold)
+    // ---------------------------------------------------------------- batchnorm.cu (twins: CpuBatchNorm.MergeStatistics, Fold, ShardMoments, BackwardReduce, BackwardElementwise)
 
     public static readonly KernelSpec<BnMergeStatisticsArgs> BnMergeStatistics = new("batchnorm.cu", "bn_merge_statistics");
     public static readonly KernelSpec<BatchNormFoldArgs> BatchNormFold = new("batchnorm.cu", "batchnorm_fold");
+    public static readonly KernelSpec<BnMomentsArgs> BnMoments = new("batchnorm.cu", "bn_moments");
+    public static readonly KernelSpec<BnBackwardReduceArgs> BnBackwardReduce = new("batchnorm.cu", "bn_backward_reduce");
+    public static readonly KernelSpec<BnBackwardElementwiseArgs> BnBackwardElementwise = new("batchnorm.cu", "bn_backward_elementwise");
 
     // ---------------------------------------------------------------- augment.cu (twin: Cpu/CpuAugment.cs)
 
@@ -63,7 +66,7 @@ internal static class Kernels
         SoftmaxCrossEntropy, AddRowStats, Softmax,
         AverageUpdate, SgdStep,
         SwagCollect, SwagSample,
-        BnMergeStatistics, BatchNormFold,
+        BnMergeStatistics, BatchNormFold, BnMoments, BnBackwardReduce, BnBackwardElementwise,
         AugmentBatch,
     ];
 }
@@ -101,6 +104,14 @@ internal readonly record struct BnMergeStatisticsArgs(DevicePtr batch_mean, Devi
 
 internal readonly record struct BatchNormFoldArgs(DevicePtr weight, DevicePtr bias, DevicePtr gamma, DevicePtr beta, DevicePtr mean, DevicePtr var,
     DevicePtr folded_weight, DevicePtr folded_bias, long n, long per_filter, double eps);
+
+internal readonly record struct BnMomentsArgs(DevicePtr x, DevicePtr mean, DevicePtr m2, int n, int channels, int hw);
+
+internal readonly record struct BnBackwardReduceArgs(DevicePtr x, DevicePtr y, DevicePtr dy, DevicePtr save_mean, DevicePtr save_inv_std,
+    DevicePtr sum_dy, DevicePtr sum_dy_xhat, DevicePtr d_gamma, DevicePtr d_beta, int n, int channels, int hw);
+
+internal readonly record struct BnBackwardElementwiseArgs(DevicePtr x, DevicePtr y, DevicePtr dy, DevicePtr gamma, DevicePtr save_mean,
+    DevicePtr save_inv_std, DevicePtr mean_dy, DevicePtr mean_dy_xhat, DevicePtr dx, long total, int channels, int hw, Flag accumulate);
 
 internal readonly record struct AugmentBatchArgs(DevicePtr images, DevicePtr source_labels, DevicePtr indices, DevicePtr x, DevicePtr labels,
     int batch, int channels, int h, int w, int pad, Flag crop, Flag flip, Flag reflect, int epoch, uint seed_lo, uint seed_hi,

@@ -69,6 +69,12 @@ public sealed class BatchNorm2d : Layer
             return;
         }
         double factor = ctx.Mode == RunMode.Train ? DefaultMomentum : ctx.BatchNormFactor;
+        if (ctx.Mode == RunMode.Train && ctx.BatchNormSync is { } sync)
+        {
+            sync.Forward(In(0, ctx), y, p[ScaleIndex], p[ShiftIndex], b[RunningMeanIndex], b[RunningVarIndex], factor, Epsilon,
+                SavedMean, SavedInvStd, relu: FusedRelu is not null);
+            return;
+        }
         if (FusedRelu is not null)
             ctx.Backend.BatchNormReluForwardTraining(In(0, ctx), y, p[ScaleIndex], p[ShiftIndex], b[RunningMeanIndex], b[RunningVarIndex],
                 factor, Epsilon, SavedMean, SavedInvStd);
@@ -82,7 +88,15 @@ public sealed class BatchNorm2d : Layer
     {
         if (!Inputs[0].RequiresGradient)
             throw new InvalidOperationException("Batch norm directly on the network input is not supported in backward.");
-        if (FusedRelu is { } relu)
+        if (ctx.BatchNormSync is { } sync)
+        {
+            var (yRelu, dy) = FusedRelu is { } fused
+                ? (fused.Output.Value.WithBatch(ctx.Batch), fused.Output.Gradient.WithBatch(ctx.Batch))
+                : (default, OutGrad(ctx));
+            sync.Backward(In(0, ctx), yRelu, dy, ctx.Parameters[ScaleIndex], SavedMean, SavedInvStd, InGrad(0, ctx),
+                ctx.Gradients[ScaleIndex], ctx.Gradients[ShiftIndex], AccumulateInput[0]);
+        }
+        else if (FusedRelu is { } relu)
             ctx.Backend.BatchNormReluBackward(In(0, ctx), relu.Output.Value.WithBatch(ctx.Batch), relu.Output.Gradient.WithBatch(ctx.Batch),
                 ctx.Parameters[ScaleIndex], SavedMean, SavedInvStd, InGrad(0, ctx), ctx.Gradients[ScaleIndex], ctx.Gradients[ShiftIndex], Epsilon, AccumulateInput[0]);
         else

@@ -265,6 +265,23 @@ public sealed class Network : IDisposable
         CheckBatch(batch);
         if (mode == RunMode.Train && batch < 2 && BatchNormLayers.Count > 0)
             throw new ArgumentOutOfRangeException(nameof(batch), "Training with batch norm needs at least 2 samples per batch.");
+        Run(batch, mode, stopAfterLayer, batchNormFactor, step, batchNormSync: null);
+    }
+
+    /// <summary>
+    /// A training forward of this rank's <paramref name="shard"/> of a batch spread over ranks,
+    /// every BN layer normalising with the whole batch's statistics through <paramref name="sync"/>
+    /// (so a shard of one sample is fine); <see cref="Backward"/> then exchanges the BN gradient sums too.
+    /// </summary>
+    internal void ForwardShard(int shard, ulong step, Distributed.SyncBatchNorm sync)
+    {
+        CheckBatch(shard);
+        Run(shard, RunMode.Train, -1, 0, step, sync);
+    }
+
+    private void Run(int batch, RunMode mode, int stopAfterLayer, double batchNormFactor, ulong step, Distributed.SyncBatchNorm? batchNormSync)
+    {
+        _context.BatchNormSync = batchNormSync;
         _context.Batch = batch;
         _context.Mode = mode;
         _context.BatchNormFactor = batchNormFactor;

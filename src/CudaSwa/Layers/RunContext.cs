@@ -28,4 +28,7 @@ public sealed class RunContext
 
     /// <summary>Step counter that keys the dropout masks (same value in forward and backward).</summary>
     public ulong Step { get; internal set; }
+
+    /// <summary>In a data-parallel training pass with synchronised BN: the exchange that gives BN the whole batch's statistics; otherwise null.</summary>
+    internal Distributed.SyncBatchNorm? BatchNormSync { get; set; }
 }

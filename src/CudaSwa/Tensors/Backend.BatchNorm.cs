@@ -127,6 +127,77 @@ public abstract partial class Backend
         using (new OpTimer(this, "FoldBatchNorm")) FoldBatchNormCore(weight, bias, gamma, beta, runningMean, runningVar, epsilon, foldedWeight, foldedBias);
     }
 
+    // ---------------------------------------------------------------- batch norm over several ranks' shards (synchronised BN)
+    // Training-mode BN whose batch is split over ranks needs the whole batch's statistics: each rank
+    // reduces its shard (BatchNormMoments, BatchNormBackwardReduce), the ranks combine the per-channel
+    // results, and each rank finishes its shard with the combined values (the forward as inference-mode
+    // BN with the batch's mean and biased variance, the backward with BatchNormBackwardElementwise).
+    // Run on one whole batch, the three steps give BatchNormForwardTraining and BatchNormBackward.
+
+    /// <summary>
+    /// Per-channel mean and M2 (sum of squared deviations from that mean) of <paramref name="x"/> over
+    /// N, H and W: this shard's share of a batch's statistics, in the form Chan's formula merges.
+    /// Summed in double about one of the channel's own values (no cancellation), each rounded once.
+    /// </summary>
+    public void BatchNormMoments(Tensor x, Tensor mean, Tensor m2)
+    {
+        Own(x, nameof(x)); Own(mean, nameof(mean)); Own(m2, nameof(m2));
+        RequireFloat(x, nameof(x));
+        int c = x.Shape.C;
+        RequireLength(mean, c, nameof(mean), "one value per channel");
+        RequireLength(m2, c, nameof(m2), "one value per channel");
+        if (x.Length == 0) throw new ArgumentException($"Batch-norm moments need at least one value per channel; got {x.Shape}.", nameof(x));
+        Wrote(mean); Wrote(m2);
+        using (new OpTimer(this, "BatchNormMoments")) BatchNormMomentsCore(x, mean, m2);
+    }
+
+    /// <summary>
+    /// The reduction half of BN's backward on this shard: per channel sumDy = Σ dy and
+    /// sumDyXhat = Σ dy·xhat with xhat = (x - saveMean)·saveInvStd (written), and the same values
+    /// added to dBeta and dGamma. With <paramref name="y"/> (the output of a ReLU fused after the BN;
+    /// a default tensor when there is none) dy is first masked where y &lt;= 0.
+    /// </summary>
+    public void BatchNormBackwardReduce(Tensor x, Tensor y, Tensor dy, Tensor saveMean, Tensor saveInvStd,
+        Tensor sumDy, Tensor sumDyXhat, Tensor dGamma, Tensor dBeta)
+    {
+        Own(x, nameof(x)); Own(dy, nameof(dy));
+        RequireShape(dy, x.Shape, nameof(dy));
+        CheckFusedReluOutput(x, y);
+        int c = x.Shape.C;
+        RequireLength(saveMean, c, nameof(saveMean), "one value per channel");
+        RequireLength(saveInvStd, c, nameof(saveInvStd), "one value per channel");
+        RequireLength(sumDy, c, nameof(sumDy), "one value per channel");
+        RequireLength(sumDyXhat, c, nameof(sumDyXhat), "one value per channel");
+        RequireLength(dGamma, c, nameof(dGamma), "one value per channel");
+        RequireLength(dBeta, c, nameof(dBeta), "one value per channel");
+        Wrote(sumDy); Wrote(sumDyXhat); Wrote(dGamma); Wrote(dBeta);
+        using (new OpTimer(this, "BatchNormBackwardReduce")) BatchNormBackwardReduceCore(x, y, dy, saveMean, saveInvStd, sumDy, sumDyXhat, dGamma, dBeta);
+    }
+
+    /// <summary>
+    /// The elementwise half of BN's backward: dx = gamma·saveInvStd·(dy - meanDy - xhat·meanDyXhat)
+    /// per channel (overwrite unless <paramref name="accumulate"/>), with meanDy and meanDyXhat the
+    /// batch's Σ dy and Σ dy·xhat divided by its value count (in the scale of this shard's dy).
+    /// With <paramref name="y"/> (a fused ReLU's output, or a default tensor) dy is masked where y &lt;= 0.
+    /// </summary>
+    public void BatchNormBackwardElementwise(Tensor x, Tensor y, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd,
+        Tensor meanDy, Tensor meanDyXhat, Tensor dx, bool accumulate)
+    {
+        Own(x, nameof(x)); Own(dy, nameof(dy)); Own(dx, nameof(dx));
+        RequireShape(dy, x.Shape, nameof(dy));
+        RequireShape(dx, x.Shape, nameof(dx));
+        CheckFusedReluOutput(x, y);
+        int c = x.Shape.C;
+        RequireLength(gamma, c, nameof(gamma), "one value per channel");
+        RequireLength(saveMean, c, nameof(saveMean), "one value per channel");
+        RequireLength(saveInvStd, c, nameof(saveInvStd), "one value per channel");
+        RequireLength(meanDy, c, nameof(meanDy), "one value per channel");
+        RequireLength(meanDyXhat, c, nameof(meanDyXhat), "one value per channel");
+        Wrote(dx);
+        using (new OpTimer(this, "BatchNormBackwardElementwise"))
+            BatchNormBackwardElementwiseCore(x, y, dy, gamma, saveMean, saveInvStd, meanDy, meanDyXhat, dx, accumulate);
+    }
+
     // ---------------------------------------------------------------- the Core methods a backend writes
 
     /// <summary>The backend's implementation of <see cref="BatchNormForwardTraining"/>; the arguments are already validated.</summary>
@@ -176,6 +247,17 @@ public abstract partial class Backend
     protected abstract void BatchNormMergeStatisticsCore(Tensor saveMean, Tensor saveInvStd, double epsilon,
         long batchCount, long previousCount, Tensor accMean, Tensor accM2);
 
+    /// <summary>The backend's implementation of <see cref="BatchNormMoments"/>; the arguments are already validated.</summary>
+    protected abstract void BatchNormMomentsCore(Tensor x, Tensor mean, Tensor m2);
+
+    /// <summary>The backend's implementation of <see cref="BatchNormBackwardReduce"/>; the arguments are already validated.</summary>
+    protected abstract void BatchNormBackwardReduceCore(Tensor x, Tensor y, Tensor dy, Tensor saveMean, Tensor saveInvStd,
+        Tensor sumDy, Tensor sumDyXhat, Tensor dGamma, Tensor dBeta);
+
+    /// <summary>The backend's implementation of <see cref="BatchNormBackwardElementwise"/>; the arguments are already validated.</summary>
+    protected abstract void BatchNormBackwardElementwiseCore(Tensor x, Tensor y, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd,
+        Tensor meanDy, Tensor meanDyXhat, Tensor dx, bool accumulate);
+
     // ---------------------------------------------------------------- validation helpers
 
     private void CheckBatchNorm(Tensor x, Tensor y, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, double epsilon)
@@ -214,5 +296,12 @@ public abstract partial class Backend
         RequireLength(saveInvStd, c, nameof(saveInvStd), "one value per channel");
         RequireLength(dGamma, c, nameof(dGamma), "one value per channel");
         RequireLength(dBeta, c, nameof(dBeta), "one value per channel");
+    }
+
+    private void CheckFusedReluOutput(Tensor x, Tensor y)
+    {
+        if (y.IsNull) return;
+        Own(y, nameof(y));
+        RequireShape(y, x.Shape, nameof(y));
     }
 }

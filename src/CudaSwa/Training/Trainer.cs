@@ -42,6 +42,7 @@ public sealed class Trainer : IDisposable
     private Distributed.Collective _collective = Distributed.Collective.Single;
     /// <summary>SWAP's phase-2 loader: this rank's small batches in a data order of its own (null before DistributeOver or without SWAP).</summary>
     private BatchLoader? _swapLoader;
+    private Distributed.SyncBatchNorm? _syncBatchNorm;
     /// <summary>The salt of SWAP's phase-2 data order: seed ^ (salt + rank).</summary>
     private const ulong SwapSeedSalt = 0x5A4A5000UL;
 
@@ -202,7 +203,8 @@ public sealed class Trainer : IDisposable
     /// options, seed and data) and takes its shard of each global batch of BatchSize samples; the
     /// gradient arena is summed over the ranks in one call per step, so every rank takes the same
     /// step and the weights (and the SWA average, which needs no exchange) stay identical. BN
-    /// statistics are per rank while training (as PyTorch's DDP); evaluations and the SWA model's BN
+    /// statistics are per rank while training (as PyTorch's DDP), or the whole batch's with
+    /// <see cref="TrainingOptions.SyncBatchNorm"/>; evaluations and the SWA model's BN
     /// recompute see the whole data on every rank. Ranks agree on stopping every step (Ctrl-C,
     /// SIGTERM) and on divergence at the end of each epoch (the loss sums are reduced then). Only
     /// the rank built with a run folder (rank 0) writes. Throws when
@@ -215,9 +217,9 @@ public sealed class Trainer : IDisposable
         if (_clock is not null) throw new InvalidOperationException("DistributeOver must come before the first epoch runs.");
         if (collective.Size > _o.BatchSize)
             throw new ArgumentException($"{collective.Size} ranks cannot share batches of {_o.BatchSize} samples: give each rank at least one.", nameof(collective));
-        if (_net.BatchNormLayers.Count > 0)
+        if (_net.BatchNormLayers.Count > 0 && !(_o.SyncBatchNorm && collective.Size > 1))
         {
-            // Batch statistics need two samples: no rank may get exactly one of a full or of the last batch.
+            // Batch statistics per rank need two samples: no rank may get exactly one of a full or of the last batch.
             foreach (int batch in new[] { 0, _trainLoader.BatchCount - 1 })
             {
                 int size = _trainLoader.SizeOf(batch);
@@ -226,10 +228,10 @@ public sealed class Trainer : IDisposable
                         throw new ArgumentException($"With {collective.Size} ranks, batch {batch + 1} of {size} samples gives rank {r} a single sample, and batch norm needs two: " +
                             $"choose a batch size (or training-set size) that leaves each rank 0 or at least 2 samples of every batch.", nameof(collective));
             }
-            if (_o.SwapPhase2 is not null && _train.Count % SwapBatch(collective.Size) == 1)
-                throw new ArgumentException($"SWAP's phase 2 trains each rank on batches of {SwapBatch(collective.Size)}, and {_train.Count} training images leave a last batch of a single sample, " +
-                    "which batch norm cannot use: change the batch size or the training-set size by one.", nameof(collective));
         }
+        if (_net.BatchNormLayers.Count > 0 && _o.SwapPhase2 is not null && _train.Count % SwapBatch(collective.Size) == 1)
+            throw new ArgumentException($"SWAP's phase 2 trains each rank on batches of {SwapBatch(collective.Size)}, and {_train.Count} training images leave a last batch of a single sample, " +
+                "which batch norm cannot use: change the batch size or the training-set size by one.", nameof(collective));
         CheckRanks(collective.Size);
         collective.CheckSame(_state.GlobalStep, "The run's position (global step)");
         // (positions agree from here on, so every rank takes the same branches below)
@@ -241,6 +243,7 @@ public sealed class Trainer : IDisposable
         if (!inPhase2) collective.CheckSame(Checksum(Backend.ToArray(_net.Parameters.All)), "The model's weights");
         _collective = collective;
         _state = _state with { Ranks = collective.Size };
+        if (_o.SyncBatchNorm && collective.Size > 1 && _net.BatchNormLayers.Count > 0) _syncBatchNorm = new Distributed.SyncBatchNorm(_net, collective);
         if (_o.SwapPhase2 is not null && collective.Size > 1)
             _swapLoader = new BatchLoader(_train, SwapBatch(collective.Size), shuffle: true, new AugmentSpec { Padding = _o.Padding },
                 _o.Seed ^ (SwapSeedSalt + (ulong)collective.Rank));
@@ -272,6 +275,8 @@ public sealed class Trainer : IDisposable
         _collective.CheckSame(Checksum(Backend.ToArray(_net.Parameters.All)), $"After epoch {epoch + 1}, the weights' checksum");
         if (_averager is not null && _averager.Count > 0)
             _collective.CheckSame(Checksum(Backend.ToArray(_averager.Parameters.All)), $"After epoch {epoch + 1}, the SWA average's checksum");
+        if (_syncBatchNorm is not null) // synchronised BN gives every rank the same running statistics too
+            _collective.CheckSame(Checksum(Backend.ToArray(_net.Buffers.All)), $"After epoch {epoch + 1}, the BN running statistics' checksum");
     }
 
     /// <summary>A position-weighted sum of the values (equal on every rank when the weights are).</summary>
@@ -390,7 +395,7 @@ public sealed class Trainer : IDisposable
             if (parallel && !phase2)
             {
                 b = _trainLoader.LoadShard(i, _collective.Rank, _collective.Size, _net.Input(_o.BatchSize), _step.Labels);
-                _step.RunShard(b, _trainLoader.SizeOf(i), (float)lr, key, _collective);
+                _step.RunShard(b, _trainLoader.SizeOf(i), (float)lr, key, _collective, _syncBatchNorm);
             }
             else
             {
@@ -637,6 +642,7 @@ public sealed class Trainer : IDisposable
     /// <summary>Frees the model, optimizer, averager, ensemble, loaders and device datasets.</summary>
     public void Dispose()
     {
+        _syncBatchNorm?.Dispose();
         _ensemble?.Dispose();
         _averager?.Dispose();
         _evaluator.Dispose();

@@ -123,6 +123,15 @@ public sealed record TrainingOptions
     /// </summary>
     public int? SwapPhase2 { get; init; }
 
+    /// <summary>
+    /// Data-parallel training only: every BN layer normalises with the statistics of the whole
+    /// global batch (all ranks' shards) instead of its rank's shard (synchronised BN), so R ranks
+    /// train the network one process would with the whole batch, and the BN running statistics are
+    /// the same on every rank. Costs two small exchanges per BN layer and step. Off (false): BN per
+    /// rank, as PyTorch's DDP. No effect on one process or in SWAP's phase 2.
+    /// </summary>
+    public bool SyncBatchNorm { get; init; }
+
     /// <summary>Seed of initialisation, batch order, augmentation and dropout.</summary>
     public ulong Seed { get; init; } = 1;
 

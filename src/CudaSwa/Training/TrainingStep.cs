@@ -42,12 +42,20 @@ public sealed class TrainingStep : IDisposable
         Optimizer.Step(learningRate);
     }
 
-    /// <summary>Zeroes the gradient arena, then forward, loss (summed into <see cref="Stats"/>) and backward over the first <paramref name="batch"/> samples (none: zero gradients).</summary>
-    private void Gradients(int batch, ulong step)
+    /// <summary>
+    /// Zeroes the gradient arena, then forward, loss (summed into <see cref="Stats"/>) and backward over the first <paramref name="batch"/>
+    /// samples (none: zero gradients); with <paramref name="sync"/>, BN uses the statistics of every rank's shard.
+    /// </summary>
+    private void Gradients(int batch, ulong step, Distributed.SyncBatchNorm? sync = null)
     {
         Network.ZeroGradients();
-        if (batch == 0) return;
-        Network.Forward(batch, RunMode.Train, step: step);
+        if (batch == 0)
+        {
+            sync?.TakePartWithoutSamples(Network);
+            return;
+        }
+        if (sync is not null) Network.ForwardShard(batch, step, sync);
+        else Network.Forward(batch, RunMode.Train, step: step);
         Network.Backend.SoftmaxCrossEntropy(Network.Logits(batch), Labels.WithBatch(batch), Network.LogitsGradient(batch), Stats);
         Network.Backward(batch);
     }
@@ -58,10 +66,14 @@ public sealed class TrainingStep : IDisposable
     /// ONE all-reduce, each rank weighting its shard-mean gradient by shard/globalBatch so the sum is
     /// the global batch's mean gradient; then every rank takes the same step.
     /// </summary>
-    public void RunShard(int shard, int globalBatch, float learningRate, ulong step, Distributed.Collective collective)
+    public void RunShard(int shard, int globalBatch, float learningRate, ulong step, Distributed.Collective collective) =>
+        RunShard(shard, globalBatch, learningRate, step, collective, sync: null);
+
+    /// <summary><see cref="RunShard(int, int, float, ulong, Distributed.Collective)"/>, BN synchronised over the ranks by <paramref name="sync"/> when not null.</summary>
+    internal void RunShard(int shard, int globalBatch, float learningRate, ulong step, Distributed.Collective collective, Distributed.SyncBatchNorm? sync)
     {
         ArgumentNullException.ThrowIfNull(collective);
-        Gradients(shard, step);
+        Gradients(shard, step, sync);
         collective.AllReduceSum(Network.Backend, Network.Gradients.All, (float)shard / globalBatch);
         Optimizer.Step(learningRate);
     }

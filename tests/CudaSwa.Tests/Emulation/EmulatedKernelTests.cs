@@ -277,6 +277,77 @@ public class EmulatedKernelTests
         Same(hfb.Span, Read(tfb), $"batchnorm_fold bias ({_rng})");
     }
 
+    // (n, c, hw, relu): fewer values per channel than threads in a block; several values per thread
+    // and a plane size that does not divide 256; large planes.
+    private static readonly (int N, int C, int Hw, bool Relu)[] ShardShapes = [(2, 3, 1, false), (5, 7, 37, true), (3, 2, 1024, true)];
+
+    [Test]
+    public void EmulatedShardedBatchNormKernelsMatchTheirTwins([Values] Rounding rounding, [Values(0, 1, 2)] int shape)
+    {
+        // The per-shard halves of synchronised BN. bn_moments and bn_backward_reduce sum in double in
+        // another order than the twin (tolerance); bn_backward_elementwise pins every step: bit for bit.
+        var lib = EmulationLibrary.Require(rounding);
+        var (n, c, hw, relu) = ShardShapes[shape];
+        int total = n * c * hw;
+        var offsets = _rng.Floats(c, -20, 20);
+        var x = _rng.Floats(total, -1, 1).Select((v, i) => v + offsets[(i / hw) % c]).ToArray();
+        var y = _rng.Floats(total, -1, 1);
+        var dy = _rng.Floats(total);
+        var gamma = _rng.Floats(c, 0.5f, 1.5f);
+        var mean = _rng.Floats(c, -20, 20);
+        var inv = _rng.Floats(c, 0.5f, 2f);
+        var md = _rng.Floats(c);
+        var mdx = _rng.Floats(c);
+        var dg0 = _rng.Floats(c);
+        var db0 = _rng.Floats(c);
+        var prior = _rng.Floats(total);
+        using var hx = HostArray<float>.Of(x);
+        using var hy = HostArray<float>.Of(y);
+        using var hdy = HostArray<float>.Of(dy);
+        using var hg = HostArray<float>.Of(gamma);
+        using var hmean = HostArray<float>.Of(mean);
+        using var hinv = HostArray<float>.Of(inv);
+        using var hmd = HostArray<float>.Of(md);
+        using var hmdx = HostArray<float>.Of(mdx);
+        using var hMomentMean = HostArray<float>.Of(Close.Poison(c));
+        using var hMomentM2 = HostArray<float>.Of(Close.Poison(c));
+        using var hs1 = HostArray<float>.Of(Close.Poison(c));
+        using var hs2 = HostArray<float>.Of(Close.Poison(c));
+        using var hdg = HostArray<float>.Of(dg0);
+        using var hdb = HostArray<float>.Of(db0);
+        using var hdx = HostArray<float>.Of(Close.Poison(total));
+        using var hdxAcc = HostArray<float>.Of(prior);
+        var yPtr = relu ? hy.Ptr : default;
+        lib.Launch(Kernels.BnMoments, (uint)c, Block, new(hx.Ptr, hMomentMean.Ptr, hMomentM2.Ptr, n, c, hw));
+        lib.Launch(Kernels.BnBackwardReduce, (uint)c, Block, new(hx.Ptr, yPtr, hdy.Ptr, hmean.Ptr, hinv.Ptr, hs1.Ptr, hs2.Ptr, hdg.Ptr, hdb.Ptr, n, c, hw));
+        lib.Launch(Kernels.BnBackwardElementwise, Grid(total), Block, new(hx.Ptr, yPtr, hdy.Ptr, hg.Ptr, hmean.Ptr, hinv.Ptr, hmd.Ptr, hmdx.Ptr, hdx.Ptr, total, c, hw, false));
+        lib.Launch(Kernels.BnBackwardElementwise, Grid(total), Block, new(hx.Ptr, yPtr, hdy.Ptr, hg.Ptr, hmean.Ptr, hinv.Ptr, hmd.Ptr, hmdx.Ptr, hdxAcc.Ptr, total, c, hw, true));
+
+        var tx = _cpu.AllocateTensor(TensorShape.Nchw(n, c, hw, 1));
+        _cpu.Upload<float>(x, tx);
+        var ty = _cpu.AllocateTensor(TensorShape.Nchw(n, c, hw, 1));
+        _cpu.Upload<float>(y, ty);
+        var tdy = _cpu.AllocateTensor(TensorShape.Nchw(n, c, hw, 1));
+        _cpu.Upload<float>(dy, tdy);
+        Tensor tm = Cpu(new float[c]), tm2 = Cpu(new float[c]), ts1 = Cpu(new float[c]), ts2 = Cpu(new float[c]), tdg = Cpu(dg0), tdb = Cpu(db0);
+        _cpu.BatchNormMoments(tx, tm, tm2);
+        _cpu.BatchNormBackwardReduce(tx, relu ? ty : default, tdy, Cpu(mean), Cpu(inv), ts1, ts2, tdg, tdb);
+        var tdx = _cpu.AllocateTensor(TensorShape.Nchw(n, c, hw, 1));
+        _cpu.BatchNormBackwardElementwise(tx, relu ? ty : default, tdy, Cpu(gamma), Cpu(mean), Cpu(inv), Cpu(md), Cpu(mdx), tdx, accumulate: false);
+        var tdxAcc = _cpu.AllocateTensor(TensorShape.Nchw(n, c, hw, 1));
+        _cpu.Upload<float>(prior, tdxAcc);
+        _cpu.BatchNormBackwardElementwise(tx, relu ? ty : default, tdy, Cpu(gamma), Cpu(mean), Cpu(inv), Cpu(md), Cpu(mdx), tdxAcc, accumulate: true);
+
+        Close.Check(hMomentMean.Span, Read(tm), 1e-6, 1e-6, $"bn_moments mean ({_rng})");
+        Close.Check(hMomentM2.Span, Read(tm2), 1e-6, 1e-5, $"bn_moments M2 ({_rng})");
+        Close.Check(hs1.Span, Read(ts1), 1e-5, 1e-5, $"bn_backward_reduce sum dy ({_rng})");
+        Close.Check(hs2.Span, Read(ts2), 1e-4, 1e-5, $"bn_backward_reduce sum dy*xhat ({_rng})");
+        Close.Check(hdb.Span, Read(tdb), 1e-5, 1e-5, $"bn_backward_reduce dBeta ({_rng})");
+        Close.Check(hdg.Span, Read(tdg), 1e-4, 1e-5, $"bn_backward_reduce dGamma ({_rng})");
+        Same(hdx.Span, Read(tdx), $"bn_backward_elementwise ({_rng})");
+        Same(hdxAcc.Span, Read(tdxAcc), $"bn_backward_elementwise accumulating ({_rng})");
+    }
+
     [TestCase(1, 10)]
     [TestCase(128, 10)]
     [TestCase(33, 513)]
