@@ -55,6 +55,8 @@ extern "C" __global__ void batchnorm_fold(const float* __restrict__ weight, cons
     }
 }
 
+// bn_moments and bn_backward_reduce are launched with blocks of exactly 256 threads (CudaBackend's
+// Block), which their shared arrays and strides assume.
 // A 256-thread block's two double partial sums, tree-reduced in a fixed order; thread 0 gets the totals.
 __device__ __forceinline__ void block_sum2(double* a, double* b, double va, double vb)
 {

@@ -339,6 +339,7 @@ public static class TrainCommand
         string? own = options.SwapPhase2 is null ? null : RankFolder(outDir, collective.Rank);
         if (own is not null) Directory.CreateDirectory(own);
         using var trainer = new Trainer(options, backend, train, test, own);
+        if (state is not null && own is not null) (state, _) = SwapCheckpoints.Agree(outDir, state, collective);
         collective.Barrier();
         if (state is not null)
         {
@@ -368,6 +369,8 @@ public static class TrainCommand
             $"building {options.Model} for batch {options.BatchSize} on {backend.Name}", "--batch", options.BatchSize);
         RunFolder.Create(outDir, resume is not null ? "--resume" : "--out");
         using var runLock = RunLock.Acquire(outDir);
+        string? rankNote = null;
+        if (state is not null && options.SwapPhase2 is not null && collective.Size > 1) (state, rankNote) = SwapCheckpoints.Agree(outDir, state, collective);
         if (state is not null)
         {
             trainer.Resume(outDir, state);
@@ -380,6 +383,7 @@ public static class TrainCommand
         SamePosition(trainer, collective);
         using var run = new RunFiles(outDir, append: state is not null);
         var reporter = new ConsoleReporter(env, run, settings, events);
+        if (rankNote is not null) reporter.Note(rankNote);
         if (state is not null && trainer.IsComplete)
             return Finish(reporter, run, trainer, settings, train, test, backend, outDir, RunOutcome.Completed,
                 $"The run in {outDir} is complete ({state.NextEpoch} of {options.Epochs} epochs): nothing left to train. Its outputs are checked and in place.");
@@ -394,12 +398,9 @@ public static class TrainCommand
             trainer.DistributeOver(collective);
             reporter.Line($"data-parallel: {collective.Description}; each rank trains on its share of every batch of {options.BatchSize}, one gradient all-reduce per step; " +
                 (options.SyncBatchNorm ? "BN synchronised (the whole batch's statistics); " : "BN per rank; ") + "rank 0 writes");
-        }
-        else if (options.SyncBatchNorm)
-        {
-            reporter.Note("--sync-bn has no effect on one process: BN already sees the whole batch.");
             if (ncclMissing is not null) reporter.Note($"The gradients go through host memory to MPI (slow on GPUs): {ncclMissing}");
         }
+        else if (options.SyncBatchNorm) reporter.Note("--sync-bn has no effect on one process: BN already sees the whole batch.");
         reporter.Line($"output: {Path.GetFullPath(outDir)}");
 
         // Ctrl-C (or the testing aid --halt-after-batches) cancels; the trainer then saves and stops.

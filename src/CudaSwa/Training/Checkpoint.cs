@@ -56,7 +56,15 @@ public static class Checkpoint
     /// <param name="swaStatistics">Where the SWA model's BN statistics come from, stored in swa.safetensors' metadata
     /// (between evaluations they belong to an earlier average).</param>
     public static TrainingState Save(string outDir, TrainingState state, Network network, Sgd sgd, WeightAverager? averager, PredictionEnsemble? ensemble,
-        string swaStatistics = "")
+        string swaStatistics = "") => Save(outDir, state, network, sgd, averager, ensemble, swaStatistics, keepPrevious: false);
+
+    /// <summary>
+    /// <see cref="Save(string, TrainingState, Network, Sgd, WeightAverager?, PredictionEnsemble?, string)"/>;
+    /// with <paramref name="keepPrevious"/> the checkpoint committed before stays too (named in
+    /// <see cref="TrainingState.PreviousCheckpointFolder"/>) so <see cref="RollBack"/> can return to it.
+    /// </summary>
+    internal static TrainingState Save(string outDir, TrainingState state, Network network, Sgd sgd, WeightAverager? averager, PredictionEnsemble? ensemble,
+        string swaStatistics, bool keepPrevious)
     {
         string root = Path.Combine(outDir, "checkpoints");
         Directory.CreateDirectory(root);
@@ -64,11 +72,17 @@ public static class Checkpoint
         string name;
         do name = $"epoch-{state.NextEpoch:D4}-batch-{state.NextBatch:D5}-{serial++}";
         while (Directory.Exists(Path.Combine(root, name)));
+        // The folder committed until now stays as the previous one where asked (and where it is this run folder's own).
+        string? previous = keepPrevious && state.CheckpointFolder != "" && Directory.Exists(Path.Combine(outDir, state.CheckpointFolder))
+            ? state.CheckpointFolder : null;
+        var committed = state with { CheckpointFolder = Path.Combine("checkpoints", name), SavedAt = DateTime.UtcNow.ToString("o"), PreviousCheckpointFolder = previous };
         string temp = Path.Combine(root, $"{TempFolderPrefix}{Guid.NewGuid():N}");
         Directory.CreateDirectory(temp);
         FileEvents.Hit("checkpoint folder created", temp);
         try
         {
+            // Each checkpoint folder carries the state that commits it, so a rollback can make it current again.
+            File.WriteAllText(Path.Combine(temp, StateFile), committed.ToJson());
             ModelWeights.Save(Path.Combine(temp, ModelFile), network.OwnParameters, network.OwnBuffers, Metadata(network, state, "SGD model"));
             SafeTensors.Write(Path.Combine(temp, OptimizerFile), ModelWeights.Entries(network.ParameterLayout, sgd.Velocity.ToHost(), MomentumPrefix),
                 Metadata(network, state, "SGD momentum buffers"));
@@ -104,7 +118,6 @@ public static class Checkpoint
             throw;
         }
 
-        var committed = state with { CheckpointFolder = Path.Combine("checkpoints", name), SavedAt = DateTime.UtcNow.ToString("o") };
         AtomicFile.WriteAllText(Path.Combine(outDir, StateFile), committed.ToJson());
 
         RemoveStale(outDir, committed);
@@ -119,9 +132,10 @@ public static class Checkpoint
     {
         string root = Path.Combine(outDir, "checkpoints");
         string keep = Path.GetFileName(committed.CheckpointFolder);
+        string? keepToo = committed.PreviousCheckpointFolder is { } previous ? Path.GetFileName(previous) : null;
         if (Directory.Exists(root))
             foreach (var dir in Directory.GetDirectories(root))
-                if (Path.GetFileName(dir) != keep)
+                if (Path.GetFileName(dir) != keep && Path.GetFileName(dir) != keepToo)
                 {
                     try { Directory.Delete(dir, recursive: true); } catch (IOException) { }
                     FileEvents.Hit("stale folder removed", dir);
@@ -152,6 +166,33 @@ public static class Checkpoint
         using var src = File.OpenRead(from);
         src.CopyTo(s);
     });
+
+    /// <summary>
+    /// The state that committed <paramref name="state"/>'s previous checkpoint (kept by a save with
+    /// keepPrevious), or null where none is kept or it is incomplete.
+    /// </summary>
+    internal static TrainingState? ReadPrevious(string runDir, TrainingState state)
+    {
+        if (state.PreviousCheckpointFolder is not { } previous) return null;
+        string folder = Path.Combine(runDir, previous), path = Path.Combine(folder, StateFile);
+        if (!File.Exists(path) || !File.Exists(Path.Combine(folder, ModelFile)) || !File.Exists(Path.Combine(folder, OptimizerFile))) return null;
+        return TrainingState.FromJson(File.ReadAllText(path), path);
+    }
+
+    /// <summary>
+    /// Makes the checkpoint before <paramref name="state"/>'s the committed one again (state.json
+    /// replaced atomically, the later checkpoint removed, the files at the top of the folder
+    /// republished) and returns its state. Throws when none is kept.
+    /// </summary>
+    internal static TrainingState RollBack(string runDir, TrainingState state)
+    {
+        var previous = ReadPrevious(runDir, state)
+            ?? throw new DataFormatException($"'{Path.Combine(runDir, StateFile)}' keeps no complete checkpoint before its current one to go back to.");
+        AtomicFile.WriteAllText(Path.Combine(runDir, StateFile), previous.ToJson());
+        RemoveStale(runDir, previous);
+        PublishOutputs(runDir, previous);
+        return previous;
+    }
 
     /// <summary>Reads state.json of a run folder (for --resume), with errors that name the file.</summary>
     public static TrainingState ReadState(string runDir)

@@ -232,8 +232,13 @@ public sealed class Trainer : IDisposable
         if (_net.BatchNormLayers.Count > 0 && _o.SwapPhase2 is not null && _train.Count % SwapBatch(collective.Size) == 1)
             throw new ArgumentException($"SWAP's phase 2 trains each rank on batches of {SwapBatch(collective.Size)}, and {_train.Count} training images leave a last batch of a single sample, " +
                 "which batch norm cannot use: change the batch size or the training-set size by one.", nameof(collective));
+        bool sync = _o.SyncBatchNorm && collective.Size > 1 && _net.BatchNormLayers.Count > 0;
+        if (sync && _trainLoader.SizeOf(_trainLoader.BatchCount - 1) == 1)
+            throw new ArgumentException($"The last batch of each epoch holds a single sample ({_train.Count} training images in batches of {_o.BatchSize}), and batch norm needs two: " +
+                "change the batch size or the training-set size by one.", nameof(collective));
         CheckRanks(collective.Size);
         collective.CheckSame(_state.GlobalStep, "The run's position (global step)");
+        collective.CheckSame(sync ? 1 : 0, "Synchronised BN (SyncBatchNorm: 1 on, 0 off)");
         // (positions agree from here on, so every rank takes the same branches below)
         // SWAP's phase 2 gives every rank a model of its own: continuing there needs each rank's own checkpoint.
         bool inPhase2 = _state.StoppedInSwapPhase2;
@@ -243,7 +248,8 @@ public sealed class Trainer : IDisposable
         if (!inPhase2) collective.CheckSame(Checksum(Backend.ToArray(_net.Parameters.All)), "The model's weights");
         _collective = collective;
         _state = _state with { Ranks = collective.Size };
-        if (_o.SyncBatchNorm && collective.Size > 1 && _net.BatchNormLayers.Count > 0) _syncBatchNorm = new Distributed.SyncBatchNorm(_net, collective);
+        _syncBatchNorm?.Dispose();
+        _syncBatchNorm = sync ? new Distributed.SyncBatchNorm(_net, collective) : null;
         if (_o.SwapPhase2 is not null && collective.Size > 1)
             _swapLoader = new BatchLoader(_train, SwapBatch(collective.Size), shuffle: true, new AugmentSpec { Padding = _o.Padding },
                 _o.Seed ^ (SwapSeedSalt + (ulong)collective.Rank));
@@ -635,7 +641,10 @@ public sealed class Trainer : IDisposable
         };
         if (_outDir is null) return true;
         _events.Phase?.Invoke(new PhaseProgress("checkpoint", 0, 1));
-        _state = Checkpoint.Save(_outDir, _state, _net, _sgd, _averager, _ensemble, _swaStatistics);
+        // Where every rank keeps checkpoints of its own (SWAP), the one before stays too: a crash between
+        // two ranks' saves leaves positions one save apart, and the ranks can then agree on the earlier one.
+        bool ownCheckpointsPerRank = _o.SwapPhase2 is not null && _collective.Size > 1;
+        _state = Checkpoint.Save(_outDir, _state, _net, _sgd, _averager, _ensemble, _swaStatistics, keepPrevious: ownCheckpointsPerRank);
         return true;
     }
 

@@ -47,6 +47,12 @@ public sealed record TrainingState
     public double ElapsedSeconds { get; init; }
     /// <summary>The checkpoint folder with the matching weights, relative to the run folder.</summary>
     public string CheckpointFolder { get; init; } = "";
+    /// <summary>
+    /// The checkpoint committed before <see cref="CheckpointFolder"/>, kept (with its own state
+    /// inside) where every rank of a run keeps checkpoints of its own (SWAP), so ranks whose last
+    /// saves differ by one can all go back to the position before; null where none is kept.
+    /// </summary>
+    public string? PreviousCheckpointFolder { get; init; }
     /// <summary>Description of the backend the run last used.</summary>
     public string Device { get; init; } = "";
 

@@ -213,6 +213,84 @@ public class DistributedTests
     }
 
     [Test]
+    public void DistributedSwapRanksASaveApartGoBackToTheCommonPositionAndResumeBitForBit([Values] bool rankZeroAhead)
+    {
+        // A stop between the ranks' saves leaves one rank's last checkpoint a save ahead. Made here
+        // exactly: stop inside phase 2, keep a copy of one rank's checkpoints, run one more batch
+        // (a stop saves again), then put the copy back. The resume must bring every rank to the
+        // common position and give the uninterrupted job's SWAP model bit for bit.
+        string[] Args(string dir) => ["train", "--model", "resnet8", "--epochs", "3", "--swap-phase2", "1", "--synthetic-train", "512",
+            "--synthetic-test", "128", "--device", "cpu", "--out", dir];
+        string whole = Path.Combine(_root, "apart-whole"), run = Path.Combine(_root, "apart"), kept = Path.Combine(_root, "apart-kept");
+        var a = MpiJob.Run(2, "cudaswa.dll", Args(whole), Limit);
+        Assert.That(a.ExitCode, Is.EqualTo(0), a.All);
+        var stop = MpiJob.Run(2, "cudaswa.dll", [.. Args(run), "--halt-after-batches", "10"], Limit);
+        Assert.That(stop.ExitCode, Is.EqualTo(130), stop.All);
+        long behind = Checkpoint.ReadState(run).GlobalStep;
+        string rank1 = CudaSwa.Cli.Commands.TrainCommand.RankFolder(run, 1);
+        // The rank that will be behind: rank 1 (its folder) or rank 0 (state.json and checkpoints/ of the run folder).
+        if (rankZeroAhead) CopyFolder(rank1, kept);
+        else
+        {
+            CopyFolder(Path.Combine(run, "checkpoints"), Path.Combine(kept, "checkpoints"));
+            File.Copy(Path.Combine(run, Checkpoint.StateFile), Path.Combine(kept, Checkpoint.StateFile));
+        }
+        var step = MpiJob.Run(2, "cudaswa.dll", ["train", "--resume", run, "--halt-after-batches", "1"], Limit);
+        Assert.That(step.ExitCode, Is.EqualTo(130), step.All);
+        Assert.That(Checkpoint.ReadState(run).GlobalStep, Is.EqualTo(behind + 1));
+        if (rankZeroAhead)
+        {
+            Directory.Delete(rank1, recursive: true);
+            CopyFolder(kept, rank1);
+        }
+        else
+        {
+            Directory.Delete(Path.Combine(run, "checkpoints"), recursive: true);
+            CopyFolder(Path.Combine(kept, "checkpoints"), Path.Combine(run, "checkpoints"));
+            File.Copy(Path.Combine(kept, Checkpoint.StateFile), Path.Combine(run, Checkpoint.StateFile), overwrite: true);
+        }
+        Assert.That(Checkpoint.ReadState(run).GlobalStep, Is.EqualTo(rankZeroAhead ? behind + 1 : behind), "the ranks are a save apart");
+
+        var resume = MpiJob.Run(2, "cudaswa.dll", ["train", "--resume", run], Limit);
+        Assert.That(resume.TimedOut, Is.False, "the resume hung");
+        Assert.That(resume.ExitCode, Is.EqualTo(0), resume.All);
+        Assert.That(resume.All, Does.Contain($"global step {behind}"), "the run says it went back, and to where");
+        Assert.That(File.ReadAllBytes(Path.Combine(run, "model.safetensors")), Is.EqualTo(File.ReadAllBytes(Path.Combine(whole, "model.safetensors"))),
+            "the SWAP model after going back and resuming = the uninterrupted job's");
+    }
+
+    [Test]
+    public void DistributedSwapRanksTwoSavesApartStopWithTheReasonInsteadOfHanging()
+    {
+        string[] Args(string dir) => ["train", "--model", "resnet8", "--epochs", "3", "--swap-phase2", "1", "--synthetic-train", "512",
+            "--synthetic-test", "128", "--device", "cpu", "--out", dir];
+        string run = Path.Combine(_root, "far"), kept = Path.Combine(_root, "far-kept");
+        var stop = MpiJob.Run(2, "cudaswa.dll", [.. Args(run), "--halt-after-batches", "10"], Limit);
+        Assert.That(stop.ExitCode, Is.EqualTo(130), stop.All);
+        string rank1 = CudaSwa.Cli.Commands.TrainCommand.RankFolder(run, 1);
+        CopyFolder(rank1, kept);
+        for (int i = 0; i < 2; i++)
+        {
+            var step = MpiJob.Run(2, "cudaswa.dll", ["train", "--resume", run, "--halt-after-batches", "1"], Limit);
+            Assert.That(step.ExitCode, Is.EqualTo(130), step.All);
+        }
+        Directory.Delete(rank1, recursive: true);
+        CopyFolder(kept, rank1);
+        var resume = MpiJob.Run(2, "cudaswa.dll", ["train", "--resume", run], Limit);
+        Assert.That(resume.TimedOut, Is.False, "the resume hung");
+        Assert.That(resume.ExitCode, Is.Not.EqualTo(0), resume.All);
+        Assert.That(resume.All, Does.Contain("do not meet"));
+        Assert.That(resume.All, Does.Contain("rank 1 holds"));
+    }
+
+    private static void CopyFolder(string from, string to)
+    {
+        Directory.CreateDirectory(to);
+        foreach (var file in Directory.GetFiles(from)) File.Copy(file, Path.Combine(to, Path.GetFileName(file)));
+        foreach (var dir in Directory.GetDirectories(from)) CopyFolder(dir, Path.Combine(to, Path.GetFileName(dir)));
+    }
+
+    [Test]
     public void DistributedTorchrunStyleLaunchWithoutMpiIsRefusedWithTheReason()
     {
         string dir = Path.Combine(_root, "torchrun");
