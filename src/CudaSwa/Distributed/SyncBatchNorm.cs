@@ -36,12 +36,18 @@ internal sealed class SyncBatchNorm : IDisposable
 
     /// <summary>Scratch for the widest BN layer of <paramref name="network"/>, exchanging over <paramref name="collective"/>.</summary>
     public SyncBatchNorm(Network network, Collective collective)
+        : this(network.Backend, network.BatchNormLayers.Count == 0 ? 1 : network.BatchNormLayers.Max(b => b.Channels), collective)
     {
-        ArgumentNullException.ThrowIfNull(network);
+    }
+
+    /// <summary>Scratch for BN layers of up to <paramref name="channels"/> channels on <paramref name="backend"/>.</summary>
+    public SyncBatchNorm(Backend backend, int channels, Collective collective)
+    {
+        ArgumentNullException.ThrowIfNull(backend);
         ArgumentNullException.ThrowIfNull(collective);
+        ArgumentOutOfRangeException.ThrowIfLessThan(channels, 1);
         _collective = collective;
-        _backend = network.Backend;
-        int channels = Math.Max(1, network.BatchNormLayers.Count == 0 ? 1 : network.BatchNormLayers.Max(b => b.Channels));
+        _backend = backend;
         _first = _backend.AllocateTensor(new TensorShape(channels));
         _second = _backend.AllocateTensor(new TensorShape(channels));
         _hostFirst = new float[channels];
