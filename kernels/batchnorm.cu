@@ -132,13 +132,13 @@ extern "C" __global__ void bn_backward_reduce(const float* __restrict__ x, const
     }
 }
 
-// dx = k1*g + k2*x + k3 per channel with k1 = gamma*inv, k2 = -gamma*inv*inv*mean_dy_xhat,
-// k3 = -gamma*inv*mean_dy - k2*mean: the constants in double, rounded once, and the float
+// dx = k1*g + k2*x + k3 per channel with k1 = gamma*inv, k2 = -gamma*inv*inv*sum_dy_xhat/count,
+// k3 = -gamma*inv*sum_dy/count - k2*mean: the constants in double, rounded once, and the float
 // expression in the twin's order, every step pinned, so the result is the twin's bit for bit.
 extern "C" __global__ void bn_backward_elementwise(const float* __restrict__ x, const float* __restrict__ y, const float* __restrict__ dy,
                                                    const float* __restrict__ gamma, const float* __restrict__ save_mean,
-                                                   const float* __restrict__ save_inv_std, const float* __restrict__ mean_dy,
-                                                   const float* __restrict__ mean_dy_xhat, float* __restrict__ dx, i64 total,
+                                                   const float* __restrict__ save_inv_std, const float* __restrict__ sum_dy,
+                                                   const float* __restrict__ sum_dy_xhat, double count, float* __restrict__ dx, i64 total,
                                                    int channels, int hw, int accumulate)
 {
     GRID_STRIDE(i, total)
@@ -146,11 +146,47 @@ extern "C" __global__ void bn_backward_elementwise(const float* __restrict__ x, 
         int c = (int)((i / hw) % channels);
         double g = gamma[c], inv = save_inv_std[c];
         double gi = __dmul_rn(-g, inv);
-        double k2d = __dmul_rn(__dmul_rn(gi, inv), (double)mean_dy_xhat[c]);
-        double k3d = __dsub_rn(__dmul_rn(gi, (double)mean_dy[c]), __dmul_rn(k2d, (double)save_mean[c]));
+        double k2d = __ddiv_rn(__dmul_rn(__dmul_rn(gi, inv), (double)sum_dy_xhat[c]), count);
+        double k3d = __dsub_rn(__ddiv_rn(__dmul_rn(gi, (double)sum_dy[c]), count), __dmul_rn(k2d, (double)save_mean[c]));
         float k1 = (float)__dmul_rn(g, inv), k2 = (float)k2d, k3 = (float)k3d;
         float grad = y && !(y[i] > 0.0f) ? 0.0f : dy[i];
         float v = __fadd_rn(__fadd_rn(__fmul_rn(k1, grad), __fmul_rn(k2, x[i])), k3);
         dx[i] = accumulate ? __fadd_rn(dx[i], v) : v;
     }
+}
+
+// One thread per channel: the ranks' rows of shards (count, C means, C M2s) merged with Chan's
+// formula in rank order (rows with count 0 skipped), in double, then the batch's statistics and
+// the running update as cuDNN's training BN stores them. Every step pinned, in the twin's order.
+extern "C" __global__ void bn_merge_shards(const float* __restrict__ shards, int ranks, int channels, double factor, double eps,
+                                           float* __restrict__ running_mean, float* __restrict__ running_var, float* __restrict__ save_mean,
+                                           float* __restrict__ save_inv_std, float* __restrict__ batch_var)
+{
+    int c = blockIdx.x * blockDim.x + threadIdx.x;
+    if (c >= channels) return;
+    i64 row = 1 + 2 * (i64)channels;
+    double total = 0.0, mean = 0.0, m2 = 0.0;
+    for (int r = 0; r < ranks; r++)
+    {
+        double count = shards[r * row];
+        if (count == 0.0) continue;
+        double shard_mean = shards[r * row + 1 + c], shard_m2 = shards[r * row + 1 + channels + c];
+        if (total == 0.0) { mean = shard_mean; m2 = shard_m2; }
+        else
+        {
+            double sum = __dadd_rn(total, count), delta = __dsub_rn(shard_mean, mean);
+            mean = __dadd_rn(mean, __ddiv_rn(__dmul_rn(delta, count), sum));
+            m2 = __dadd_rn(m2, __dadd_rn(shard_m2, __ddiv_rn(__dmul_rn(__dmul_rn(__dmul_rn(delta, delta), total), count), sum)));
+        }
+        total = __dadd_rn(total, count);
+    }
+    double var_biased = 0.0;
+    if (total > 0.0) { var_biased = __ddiv_rn(m2, total); if (var_biased < 0.0) var_biased = 0.0; }
+    double var_unbiased = total > 1.0 ? __ddiv_rn(__dmul_rn(var_biased, total), __dsub_rn(total, 1.0)) : var_biased;
+    double keep = __dsub_rn(1.0, factor);
+    running_mean[c] = (float)__dadd_rn(__dmul_rn(keep, (double)running_mean[c]), __dmul_rn(factor, mean));
+    running_var[c] = (float)__dadd_rn(__dmul_rn(keep, (double)running_var[c]), __dmul_rn(factor, var_unbiased));
+    save_mean[c] = (float)mean;
+    save_inv_std[c] = (float)__ddiv_rn(1.0, __dsqrt_rn(__dadd_rn(var_biased, eps)));
+    batch_var[c] = (float)var_biased;
 }

@@ -51,6 +51,11 @@ public sealed unsafe partial class CpuBackend
 
     /// <inheritdoc/>
     protected override void BatchNormBackwardElementwiseCore(Tensor x, Tensor y, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd,
-        Tensor meanDy, Tensor meanDyXhat, Tensor dx, bool accumulate) =>
-        CpuBatchNorm.BackwardElementwise(x, y, dy, gamma, saveMean, saveInvStd, meanDy, meanDyXhat, dx, accumulate);
+        Tensor sumDy, Tensor sumDyXhat, double count, Tensor dx, bool accumulate) =>
+        CpuBatchNorm.BackwardElementwise(x, y, dy, gamma, saveMean, saveInvStd, sumDy, sumDyXhat, count, dx, accumulate);
+
+    /// <inheritdoc/>
+    protected override void BatchNormMergeShardsCore(Tensor shards, int ranks, double factor, double epsilon, Tensor runningMean, Tensor runningVar,
+        Tensor saveMean, Tensor saveInvStd, Tensor batchVar) =>
+        CpuBatchNorm.MergeShards(shards, ranks, factor, epsilon, runningMean, runningVar, saveMean, saveInvStd, batchVar);
 }

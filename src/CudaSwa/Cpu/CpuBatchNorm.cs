@@ -180,7 +180,7 @@ internal static unsafe class CpuBatchNorm
     /// <summary>
     /// dx = g·invStd·(dy - sumDy/count - xhat·sumDyXhat/count) = k1·dy + k2·x + k3 over channel ch,
     /// the constants computed in double and rounded once (batchnorm.cu's bn_backward_elementwise
-    /// does the same with count 1 and the sums already divided).
+    /// does the same).
     /// </summary>
     private static void InputGradientOfChannel(float* xs, float* ys, float* dys, float* dxs, int n, int c, int hw, int ch,
         double g, double mean, double invStd, double sumDy, double sumDyXhat, double count, bool accumulate)
@@ -214,17 +214,54 @@ internal static unsafe class CpuBatchNorm
         });
     }
 
-    /// <summary>dx from the batch's gradient means (<see cref="Tensors.Backend.BatchNormBackwardElementwise"/>); ys is null without a fused ReLU.</summary>
-    public static void BackwardElementwise(Tensor x, Tensor y, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd, Tensor meanDy, Tensor meanDyXhat,
-        Tensor dx, bool accumulate)
+    /// <summary>dx from the batch's gradient sums (<see cref="Tensors.Backend.BatchNormBackwardElementwise"/>); ys is null without a fused ReLU.</summary>
+    public static void BackwardElementwise(Tensor x, Tensor y, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd, Tensor sumDy, Tensor sumDyXhat,
+        double count, Tensor dx, bool accumulate)
     {
         var s = x.Shape;
         int n = s.N, c = s.C, hw = s.H * s.W;
         nint px = (nint)CpuTensor.Ptr(x), py = y.IsNull ? 0 : (nint)CpuTensor.Ptr(y), pdy = (nint)CpuTensor.Ptr(dy), pdx = (nint)CpuTensor.Ptr(dx);
         nint pg = (nint)CpuTensor.Ptr(gamma), psm = (nint)CpuTensor.Ptr(saveMean), psi = (nint)CpuTensor.Ptr(saveInvStd);
-        nint pmd = (nint)CpuTensor.Ptr(meanDy), pmx = (nint)CpuTensor.Ptr(meanDyXhat);
+        nint ps1 = (nint)CpuTensor.Ptr(sumDy), ps2 = (nint)CpuTensor.Ptr(sumDyXhat);
         CpuParallel.For(c, ch => InputGradientOfChannel((float*)px, (float*)py, (float*)pdy, (float*)pdx, n, c, hw, ch,
-            ((float*)pg)[ch], ((float*)psm)[ch], ((float*)psi)[ch], ((float*)pmd)[ch], ((float*)pmx)[ch], 1, accumulate));
+            ((float*)pg)[ch], ((float*)psm)[ch], ((float*)psi)[ch], ((float*)ps1)[ch], ((float*)ps2)[ch], count, accumulate));
+    }
+
+    /// <summary>
+    /// The ranks' (count, means, M2s) rows merged with Chan's formula in rank order, in double
+    /// (<see cref="Tensors.Backend.BatchNormMergeShards"/>); batchnorm.cu's bn_merge_shards does the same.
+    /// </summary>
+    public static void MergeShards(Tensor shards, int ranks, double factor, double eps, Tensor runningMean, Tensor runningVar,
+        Tensor saveMean, Tensor saveInvStd, Tensor batchVar)
+    {
+        int c = (int)runningMean.Length, row = 1 + 2 * c;
+        float* rows = CpuTensor.Ptr(shards), rm = CpuTensor.Ptr(runningMean), rv = CpuTensor.Ptr(runningVar);
+        float* sm = CpuTensor.Ptr(saveMean), si = CpuTensor.Ptr(saveInvStd), bv = CpuTensor.Ptr(batchVar);
+        for (int ch = 0; ch < c; ch++)
+        {
+            double total = 0, mean = 0, m2 = 0;
+            for (int r = 0; r < ranks; r++)
+            {
+                double count = rows[(long)r * row];
+                if (count == 0) continue;
+                double shardMean = rows[(long)r * row + 1 + ch], shardM2 = rows[(long)r * row + 1 + c + ch];
+                if (total == 0) (mean, m2) = (shardMean, shardM2);
+                else
+                {
+                    double sum = total + count, delta = shardMean - mean;
+                    mean += delta * count / sum;
+                    m2 += shardM2 + delta * delta * total * count / sum;
+                }
+                total += count;
+            }
+            double varBiased = total > 0 ? Math.Max(0, m2 / total) : 0;
+            double varUnbiased = total > 1 ? varBiased * total / (total - 1) : varBiased;
+            rm[ch] = (float)((1 - factor) * rm[ch] + factor * mean);
+            rv[ch] = (float)((1 - factor) * rv[ch] + factor * varUnbiased);
+            sm[ch] = (float)mean;
+            si[ch] = (float)(1.0 / Math.Sqrt(varBiased + eps));
+            bv[ch] = (float)varBiased;
+        }
     }
 
     /// <summary>(sum of (x - k), sum of (x - k)^2): the moments shifted by one of the channel's own values k.</summary>

@@ -84,11 +84,20 @@ public sealed unsafe partial class CudaBackend
 
     /// <inheritdoc/>
     protected override void BatchNormBackwardElementwiseCore(Tensor x, Tensor y, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd,
-        Tensor meanDy, Tensor meanDyXhat, Tensor dx, bool accumulate)
+        Tensor sumDy, Tensor sumDyXhat, double count, Tensor dx, bool accumulate)
     {
         Ctx();
         var s = x.Shape;
         Launch(Kernels.BnBackwardElementwise, Grid(x.Length), new(P(x), y.IsNull ? DevicePtr.Null : P(y), P(dy), P(gamma), P(saveMean), P(saveInvStd),
-            P(meanDy), P(meanDyXhat), P(dx), x.Length, s.C, s.H * s.W, accumulate));
+            P(sumDy), P(sumDyXhat), count, P(dx), x.Length, s.C, s.H * s.W, accumulate));
+    }
+
+    /// <inheritdoc/>
+    protected override void BatchNormMergeShardsCore(Tensor shards, int ranks, double factor, double epsilon, Tensor runningMean, Tensor runningVar,
+        Tensor saveMean, Tensor saveInvStd, Tensor batchVar)
+    {
+        Ctx();
+        int c = (int)runningMean.Length;
+        Launch(Kernels.BnMergeShards, GridExact(c), new(P(shards), ranks, c, factor, epsilon, P(runningMean), P(runningVar), P(saveMean), P(saveInvStd), P(batchVar)));
     }
 }

@@ -46,13 +46,14 @@ internal static class Kernels
     public static readonly KernelSpec<SwagCollectArgs> SwagCollect = new("swag.cu", "swag_collect");
     public static readonly KernelSpec<SwagSampleArgs> SwagSample = new("swag.cu", "swag_sample");
 
-    // ---------------------------------------------------------------- batchnorm.cu (twins: CpuBatchNorm.MergeStatistics, Fold, ShardMoments, BackwardReduce, BackwardElementwise)
+    // ---------------------------------------------------------------- batchnorm.cu (twins: CpuBatchNorm.MergeStatistics, Fold, ShardMoments, BackwardReduce, BackwardElementwise, MergeShards)
 
     public static readonly KernelSpec<BnMergeStatisticsArgs> BnMergeStatistics = new("batchnorm.cu", "bn_merge_statistics");
     public static readonly KernelSpec<BatchNormFoldArgs> BatchNormFold = new("batchnorm.cu", "batchnorm_fold");
     public static readonly KernelSpec<BnMomentsArgs> BnMoments = new("batchnorm.cu", "bn_moments");
     public static readonly KernelSpec<BnBackwardReduceArgs> BnBackwardReduce = new("batchnorm.cu", "bn_backward_reduce");
     public static readonly KernelSpec<BnBackwardElementwiseArgs> BnBackwardElementwise = new("batchnorm.cu", "bn_backward_elementwise");
+    public static readonly KernelSpec<BnMergeShardsArgs> BnMergeShards = new("batchnorm.cu", "bn_merge_shards");
 
     // ---------------------------------------------------------------- augment.cu (twin: Cpu/CpuAugment.cs)
 
@@ -66,7 +67,7 @@ internal static class Kernels
         SoftmaxCrossEntropy, AddRowStats, Softmax,
         AverageUpdate, SgdStep,
         SwagCollect, SwagSample,
-        BnMergeStatistics, BatchNormFold, BnMoments, BnBackwardReduce, BnBackwardElementwise,
+        BnMergeStatistics, BatchNormFold, BnMoments, BnBackwardReduce, BnBackwardElementwise, BnMergeShards,
         AugmentBatch,
     ];
 }
@@ -111,7 +112,10 @@ internal readonly record struct BnBackwardReduceArgs(DevicePtr x, DevicePtr y, D
     DevicePtr sum_dy, DevicePtr sum_dy_xhat, DevicePtr d_gamma, DevicePtr d_beta, int n, int channels, int hw);
 
 internal readonly record struct BnBackwardElementwiseArgs(DevicePtr x, DevicePtr y, DevicePtr dy, DevicePtr gamma, DevicePtr save_mean,
-    DevicePtr save_inv_std, DevicePtr mean_dy, DevicePtr mean_dy_xhat, DevicePtr dx, long total, int channels, int hw, Flag accumulate);
+    DevicePtr save_inv_std, DevicePtr sum_dy, DevicePtr sum_dy_xhat, double count, DevicePtr dx, long total, int channels, int hw, Flag accumulate);
+
+internal readonly record struct BnMergeShardsArgs(DevicePtr shards, int ranks, int channels, double factor, double eps, DevicePtr running_mean,
+    DevicePtr running_var, DevicePtr save_mean, DevicePtr save_inv_std, DevicePtr batch_var);
 
 internal readonly record struct AugmentBatchArgs(DevicePtr images, DevicePtr source_labels, DevicePtr indices, DevicePtr x, DevicePtr labels,
     int batch, int channels, int h, int w, int pad, Flag crop, Flag flip, Flag reflect, int epoch, uint seed_lo, uint seed_hi,

@@ -8,31 +8,33 @@ namespace CudaSwa.Distributed;
 /// ranks (synchronised BN): each BN layer normalises with the batch's mean and variance, not its
 /// shard's, so R ranks train the network one process would with the whole batch.
 /// <para>
-/// Forward, per layer: each rank's per-channel (count, mean, M2) are gathered (one small
-/// all-reduce in double; each rank fills its own slot, so the sum is exact) and merged with Chan's
-/// formula in rank order, identically on every rank; each rank then normalises its shard with the
-/// merged mean and biased variance (inference-mode BN with those statistics) and updates the
-/// running statistics as one process would (so they too are equal on every rank). Backward: each
-/// rank's Σ dy and Σ dy·xhat are gathered the same way and combined as the gradient of the batch's
-/// mean loss; each rank's dy is the gradient of its shard's mean loss (as <c>TrainingStep.RunShard</c>
-/// computes it), which sets the weights. dGamma and dBeta stay per rank: the gradient all-reduce
-/// sums them with the rest.
+/// Forward, per layer: every rank writes its shard's (count, C means, C M2s) into its own row of a
+/// zeroed table (<see cref="Backend.BatchNormMoments"/>), one all-reduce gathers the rows (the
+/// other rows are zero, so the sum is exact), and <see cref="Backend.BatchNormMergeShards"/> merges
+/// them with Chan's formula in rank order — the same bits on every rank — into the batch's
+/// statistics and the running statistics (equal on every rank too); each rank then normalises its
+/// shard as inference-mode BN with the batch's mean and biased variance. Backward: each rank's
+/// Σ dy and Σ dy·xhat (<see cref="Backend.BatchNormBackwardReduce"/>) are summed by one all-reduce
+/// weighted by shard/batch — each rank's dy is the gradient of its shard's mean loss, as
+/// <c>TrainingStep.RunShard</c> computes it — and <see cref="Backend.BatchNormBackwardElementwise"/>
+/// finishes dx with this shard's count, in this shard's scale. dGamma and dBeta stay per rank: the
+/// gradient all-reduce weights and sums them with the rest.
 /// </para>
 /// <para>
-/// A rank whose shard of a batch is empty still takes part in every exchange
-/// (<see cref="TakePartWithoutSamples"/>). The per-channel values travel through the host in double
-/// (a device-to-host copy per layer and direction): correct first; an on-device path over NCCL
-/// would save the copies on GPUs.
+/// Everything stays on the device: with NCCL the exchanges run on the backend's stream without a
+/// host synchronisation. A rank whose shard of a batch is empty still takes part in every exchange
+/// (<see cref="TakePartWithoutSamples"/>).
 /// </para>
 /// </summary>
 internal sealed class SyncBatchNorm : IDisposable
 {
     private readonly Collective _collective;
     private readonly Backend _backend;
-    private readonly Tensor _first, _second;      // per-channel device scratch: (mean, M2) forward, (Σ dy, Σ dy·xhat) backward
-    private readonly float[] _hostFirst, _hostSecond, _hostInvStd, _hostRunningMean, _hostRunningVar;
-    private readonly double[] _gathered;         // (count, C values, C values) per rank
-    private readonly double[] _mergedFirst, _mergedSecond;
+    private readonly Tensor _rows;     // ranks x (1 + 2C) for the widest layer: the gathered shard statistics
+    private readonly Tensor _sums;     // 2C: Σ dy, Σ dy·xhat
+    private readonly Tensor _batchVar; // C: the batch's biased variance
+    private int _shard;
+    private float _weight;
 
     /// <summary>Scratch for the widest BN layer of <paramref name="network"/>, exchanging over <paramref name="collective"/>.</summary>
     public SyncBatchNorm(Network network, Collective collective)
@@ -48,20 +50,26 @@ internal sealed class SyncBatchNorm : IDisposable
         ArgumentOutOfRangeException.ThrowIfLessThan(channels, 1);
         _collective = collective;
         _backend = backend;
-        _first = _backend.AllocateTensor(new TensorShape(channels));
-        _second = _backend.AllocateTensor(new TensorShape(channels));
-        _hostFirst = new float[channels];
-        _hostSecond = new float[channels];
-        _hostInvStd = new float[channels];
-        _mergedFirst = new double[channels];
-        _mergedSecond = new double[channels];
-        _hostRunningMean = new float[channels];
-        _hostRunningVar = new float[channels];
-        _gathered = new double[collective.Size * (1 + 2 * channels)];
+        _rows = backend.AllocateTensor(new TensorShape(checked(collective.Size * (1 + 2 * channels))));
+        _sums = backend.AllocateTensor(new TensorShape(2 * channels));
+        _batchVar = backend.AllocateTensor(new TensorShape(channels));
     }
 
     /// <summary>The ranks the statistics span.</summary>
     public Collective Collective => _collective;
+
+    /// <summary>
+    /// Sets this step's split: this rank holds <paramref name="shard"/> of the <paramref name="globalBatch"/>
+    /// samples (0 for none); the backward weights this rank's sums by shard/globalBatch.
+    /// </summary>
+    public void BeginStep(int shard, int globalBatch)
+    {
+        if (globalBatch < 2) throw new ArgumentOutOfRangeException(nameof(globalBatch), $"Training-mode batch norm needs at least 2 samples per batch over all ranks; got {globalBatch}.");
+        ArgumentOutOfRangeException.ThrowIfNegative(shard);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(shard, globalBatch);
+        _shard = shard;
+        _weight = (float)shard / globalBatch;
+    }
 
     /// <summary>
     /// One BN layer's training forward on this rank's shard <paramref name="x"/> (y = BN(x), or
@@ -72,44 +80,22 @@ internal sealed class SyncBatchNorm : IDisposable
     public void Forward(Tensor x, Tensor y, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
         double factor, double epsilon, Tensor saveMean, Tensor saveInvStd, bool relu)
     {
-        int c = (int)runningMean.Length;
-        var mean = _first.Slice(0, c);
-        var m2 = _second.Slice(0, c);
-        long count = 0;
+        int c = (int)runningMean.Length, row = 1 + 2 * c, ranks = _collective.Size;
+        var rows = _rows.Slice(0, ranks * row);
+        _backend.Fill(rows, 0f);
         if (!x.IsNull)
         {
-            count = (long)x.Shape.N * x.Shape.H * x.Shape.W;
-            _backend.BatchNormMoments(x, mean, m2);
-            _backend.Download<float>(mean, _hostFirst.AsSpan(0, c));
-            _backend.Download<float>(m2, _hostSecond.AsSpan(0, c));
+            var mine = rows.Slice((long)_collective.Rank * row, row);
+            _backend.Fill(mine.Slice(0, 1), (float)((long)x.Shape.N * x.Shape.H * x.Shape.W));
+            _backend.BatchNormMoments(x, mine.Slice(1, c), mine.Slice(1 + c, c));
         }
-        var (total, batchMean, batchM2) = Gather(count, c);
-        if (total < 2)
-            throw new InvalidOperationException($"Training-mode batch norm needs at least 2 values per channel over all ranks; the ranks' shards hold {total}.");
-
-        // The batch's statistics and the running update, as BatchNormForwardTraining computes them.
-        _backend.Download<float>(runningMean, _hostRunningMean.AsSpan(0, c));
-        _backend.Download<float>(runningVar, _hostRunningVar.AsSpan(0, c));
-        for (int ch = 0; ch < c; ch++)
-        {
-            double varBiased = Math.Max(0, batchM2[ch] / total);
-            double varUnbiased = varBiased * total / (total - 1);
-            _hostRunningMean[ch] = (float)((1 - factor) * _hostRunningMean[ch] + factor * batchMean[ch]);
-            _hostRunningVar[ch] = (float)((1 - factor) * _hostRunningVar[ch] + factor * varUnbiased);
-            _hostFirst[ch] = (float)batchMean[ch];
-            _hostSecond[ch] = (float)varBiased;
-            _hostInvStd[ch] = (float)(1.0 / Math.Sqrt(varBiased + epsilon));
-        }
-        _backend.Upload<float>(_hostRunningMean.AsSpan(0, c), runningMean);
-        _backend.Upload<float>(_hostRunningVar.AsSpan(0, c), runningVar);
-        _backend.Upload<float>(_hostFirst.AsSpan(0, c), saveMean);
-        _backend.Upload<float>(_hostInvStd.AsSpan(0, c), saveInvStd);
+        _collective.AllReduceSum(_backend, rows, 1f);
+        var batchVar = _batchVar.Slice(0, c);
+        _backend.BatchNormMergeShards(rows, ranks, factor, epsilon, runningMean, runningVar, saveMean, saveInvStd, batchVar);
         if (x.IsNull) return;
-
         // Normalising with the batch's mean and biased variance is inference-mode BN with them.
-        _backend.Upload<float>(_hostSecond.AsSpan(0, c), m2);
-        if (relu) _backend.BatchNormReluForwardInference(x, y, gamma, beta, saveMean, m2, epsilon);
-        else _backend.BatchNormForwardInference(x, y, gamma, beta, saveMean, m2, epsilon);
+        if (relu) _backend.BatchNormReluForwardInference(x, y, gamma, beta, saveMean, batchVar, epsilon);
+        else _backend.BatchNormForwardInference(x, y, gamma, beta, saveMean, batchVar, epsilon);
     }
 
     /// <summary>
@@ -122,28 +108,16 @@ internal sealed class SyncBatchNorm : IDisposable
         Tensor dx, Tensor dGamma, Tensor dBeta, bool accumulate)
     {
         int c = (int)saveMean.Length;
-        var sumDy = _first.Slice(0, c);
-        var sumDyXhat = _second.Slice(0, c);
-        long count = 0;
-        if (!x.IsNull)
-        {
-            count = (long)x.Shape.N * x.Shape.H * x.Shape.W;
-            _backend.BatchNormBackwardReduce(x, y, dy, saveMean, saveInvStd, sumDy, sumDyXhat, dGamma, dBeta);
-            _backend.Download<float>(sumDy, _hostFirst.AsSpan(0, c));
-            _backend.Download<float>(sumDyXhat, _hostSecond.AsSpan(0, c));
-        }
-        // Rank q's dy is its shard-mean loss's gradient, (n/n_q) times the batch-mean loss's: the
-        // batch's sums are S = Σ_q (n_q/n) s_q, and in this rank's scale dx needs S/n_r.
-        var (_, s1, s2) = Gather(count, c, weighted: true);
+        var sums = _sums.Slice(0, 2 * c);
+        Tensor sumDy = sums.Slice(0, c), sumDyXhat = sums.Slice(c, c);
+        if (x.IsNull) _backend.Fill(sums, 0f);
+        else _backend.BatchNormBackwardReduce(x, y, dy, saveMean, saveInvStd, sumDy, sumDyXhat, dGamma, dBeta);
+        // Rank q's dy is n/n_q times the batch-mean loss's gradient: the batch's sums are
+        // Σ_q (n_q/n) s_q, and divided by this rank's count they give dx in this rank's scale.
+        _collective.AllReduceSum(_backend, sums, _weight);
         if (x.IsNull) return;
-        for (int ch = 0; ch < c; ch++)
-        {
-            _hostFirst[ch] = (float)(s1[ch] / count);
-            _hostSecond[ch] = (float)(s2[ch] / count);
-        }
-        _backend.Upload<float>(_hostFirst.AsSpan(0, c), sumDy);
-        _backend.Upload<float>(_hostSecond.AsSpan(0, c), sumDyXhat);
-        _backend.BatchNormBackwardElementwise(x, y, dy, gamma, saveMean, saveInvStd, sumDy, sumDyXhat, dx, accumulate);
+        _backend.BatchNormBackwardElementwise(x, y, dy, gamma, saveMean, saveInvStd, sumDy, sumDyXhat,
+            (double)x.Shape.N * x.Shape.H * x.Shape.W, dx, accumulate);
     }
 
     /// <summary>
@@ -153,6 +127,7 @@ internal sealed class SyncBatchNorm : IDisposable
     /// </summary>
     public void TakePartWithoutSamples(Network network)
     {
+        if (_shard != 0) throw new InvalidOperationException($"This rank holds {_shard} samples of the step's batch: it takes part with them.");
         var p = network.Parameters;
         var b = network.Buffers;
         foreach (var bn in network.BatchNormLayers)
@@ -166,67 +141,11 @@ internal sealed class SyncBatchNorm : IDisposable
         }
     }
 
-    /// <summary>
-    /// Every rank's (count, first C values, second C values), this rank's from its host scratch,
-    /// gathered with one all-reduce and combined in rank order: Chan's merge of (mean, M2) pairs,
-    /// or (weighted) sums weighted by count/total. Identical on every rank.
-    /// </summary>
-    private (long Total, double[] First, double[] Second) Gather(long count, int c, bool weighted = false)
-    {
-        int slot = 1 + 2 * c, ranks = _collective.Size;
-        var all = _gathered.AsSpan(0, ranks * slot);
-        all.Clear();
-        var mine = all.Slice(_collective.Rank * slot, slot);
-        mine[0] = count;
-        if (count > 0)
-            for (int ch = 0; ch < c; ch++)
-            {
-                mine[1 + ch] = _hostFirst[ch];
-                mine[1 + c + ch] = _hostSecond[ch];
-            }
-        _collective.AllReduceSumDouble(all);
-
-        var first = _mergedFirst.AsSpan(0, c);
-        var second = _mergedSecond.AsSpan(0, c);
-        first.Clear();
-        second.Clear();
-        long total = 0;
-        for (int r = 0; r < ranks; r++) total += (long)all[r * slot];
-        double merged = 0;
-        for (int r = 0; r < ranks; r++)
-        {
-            var theirs = all.Slice(r * slot, slot);
-            double n = theirs[0];
-            if (n == 0) continue;
-            for (int ch = 0; ch < c; ch++)
-            {
-                double a = theirs[1 + ch], b = theirs[1 + c + ch];
-                if (weighted)
-                {
-                    first[ch] += n / total * a;
-                    second[ch] += n / total * b;
-                }
-                else if (merged == 0)
-                {
-                    first[ch] = a;
-                    second[ch] = b;
-                }
-                else
-                {
-                    double delta = a - first[ch], sum = merged + n;
-                    first[ch] += delta * n / sum;
-                    second[ch] += b + delta * delta * merged * n / sum;
-                }
-            }
-            merged += n;
-        }
-        return (total, _mergedFirst, _mergedSecond);
-    }
-
     /// <summary>Frees the device scratch.</summary>
     public void Dispose()
     {
-        _first.Buffer.Dispose();
-        _second.Buffer.Dispose();
+        _rows.Buffer.Dispose();
+        _sums.Buffer.Dispose();
+        _batchVar.Buffer.Dispose();
     }
 }

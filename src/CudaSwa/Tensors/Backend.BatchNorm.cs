@@ -130,8 +130,9 @@ public abstract partial class Backend
     // ---------------------------------------------------------------- batch norm over several ranks' shards (synchronised BN)
     // Training-mode BN whose batch is split over ranks needs the whole batch's statistics: each rank
     // reduces its shard (BatchNormMoments, BatchNormBackwardReduce), the ranks combine the per-channel
-    // results, and each rank finishes its shard with the combined values (the forward as inference-mode
-    // BN with the batch's mean and biased variance, the backward with BatchNormBackwardElementwise).
+    // results (an all-reduce, then BatchNormMergeShards forward), and each rank finishes its shard with
+    // the combined values (the forward as inference-mode BN with the batch's mean and biased variance,
+    // the backward with BatchNormBackwardElementwise).
     // Run on one whole batch, the three steps give BatchNormForwardTraining and BatchNormBackward.
 
     /// <summary>
@@ -175,13 +176,15 @@ public abstract partial class Backend
     }
 
     /// <summary>
-    /// The elementwise half of BN's backward: dx = gamma·saveInvStd·(dy - meanDy - xhat·meanDyXhat)
-    /// per channel (overwrite unless <paramref name="accumulate"/>), with meanDy and meanDyXhat the
-    /// batch's Σ dy and Σ dy·xhat divided by its value count (in the scale of this shard's dy).
+    /// The elementwise half of BN's backward: dx = gamma·saveInvStd·(dy - sumDy/count - xhat·sumDyXhat/count)
+    /// per channel (overwrite unless <paramref name="accumulate"/>), with sumDy and sumDyXhat the
+    /// batch's Σ dy and Σ dy·xhat and <paramref name="count"/> its values per channel (over several
+    /// ranks whose dy are their shard-mean losses' gradients: the sums weighted by shard/batch and
+    /// this shard's own count, which puts dx in this shard's scale).
     /// With <paramref name="y"/> (a fused ReLU's output, or a default tensor) dy is masked where y &lt;= 0.
     /// </summary>
     public void BatchNormBackwardElementwise(Tensor x, Tensor y, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd,
-        Tensor meanDy, Tensor meanDyXhat, Tensor dx, bool accumulate)
+        Tensor sumDy, Tensor sumDyXhat, double count, Tensor dx, bool accumulate)
     {
         Own(x, nameof(x)); Own(dy, nameof(dy)); Own(dx, nameof(dx));
         RequireShape(dy, x.Shape, nameof(dy));
@@ -191,11 +194,38 @@ public abstract partial class Backend
         RequireLength(gamma, c, nameof(gamma), "one value per channel");
         RequireLength(saveMean, c, nameof(saveMean), "one value per channel");
         RequireLength(saveInvStd, c, nameof(saveInvStd), "one value per channel");
-        RequireLength(meanDy, c, nameof(meanDy), "one value per channel");
-        RequireLength(meanDyXhat, c, nameof(meanDyXhat), "one value per channel");
+        RequireLength(sumDy, c, nameof(sumDy), "one value per channel");
+        RequireLength(sumDyXhat, c, nameof(sumDyXhat), "one value per channel");
+        if (!(count > 0) || !double.IsFinite(count)) throw new ArgumentOutOfRangeException(nameof(count), $"The value count must be a finite number > 0; got {count}.");
         Wrote(dx);
         using (new OpTimer(this, "BatchNormBackwardElementwise"))
-            BatchNormBackwardElementwiseCore(x, y, dy, gamma, saveMean, saveInvStd, meanDy, meanDyXhat, dx, accumulate);
+            BatchNormBackwardElementwiseCore(x, y, dy, gamma, saveMean, saveInvStd, sumDy, sumDyXhat, count, dx, accumulate);
+    }
+
+    /// <summary>
+    /// Merges the ranks' shard statistics gathered in <paramref name="shards"/> — <paramref name="ranks"/>
+    /// rows of (count, C means, C M2s), as <see cref="BatchNormMoments"/> writes them, count 0 for a
+    /// rank without samples — with Chan's formula in rank order, in double; then, as
+    /// <see cref="BatchNormForwardTraining"/> does for one batch: saveMean = the batch mean,
+    /// saveInvStd = 1/sqrt(biased variance + eps), running = (1 - factor)·running + factor·batch with
+    /// the unbiased variance; and batchVar = the biased variance (for normalising the shards).
+    /// </summary>
+    public void BatchNormMergeShards(Tensor shards, int ranks, double factor, double epsilon, Tensor runningMean, Tensor runningVar,
+        Tensor saveMean, Tensor saveInvStd, Tensor batchVar)
+    {
+        int c = checked((int)runningMean.Length);
+        if (ranks < 1) throw new ArgumentOutOfRangeException(nameof(ranks), $"Need at least one rank; got {ranks}.");
+        RequireLength(shards, (long)ranks * (1 + 2 * c), nameof(shards), $"{ranks} rows of (count, {c} means, {c} M2s)");
+        RequireLength(runningVar, c, nameof(runningVar), "as many channels as runningMean");
+        RequireLength(saveMean, c, nameof(saveMean), "as many channels as runningMean");
+        RequireLength(saveInvStd, c, nameof(saveInvStd), "as many channels as runningMean");
+        RequireLength(batchVar, c, nameof(batchVar), "as many channels as runningMean");
+        if (!(factor >= 0 && factor <= 1))
+            throw new ArgumentOutOfRangeException(nameof(factor), $"The running-average factor must be in [0, 1]; got {factor}.");
+        if (!(epsilon > 0)) throw new ArgumentOutOfRangeException(nameof(epsilon), $"Epsilon must be > 0; got {epsilon}.");
+        Wrote(runningMean); Wrote(runningVar); Wrote(saveMean); Wrote(saveInvStd); Wrote(batchVar);
+        using (new OpTimer(this, "BatchNormMergeShards"))
+            BatchNormMergeShardsCore(shards, ranks, factor, epsilon, runningMean, runningVar, saveMean, saveInvStd, batchVar);
     }
 
     // ---------------------------------------------------------------- the Core methods a backend writes
@@ -256,7 +286,11 @@ public abstract partial class Backend
 
     /// <summary>The backend's implementation of <see cref="BatchNormBackwardElementwise"/>; the arguments are already validated.</summary>
     protected abstract void BatchNormBackwardElementwiseCore(Tensor x, Tensor y, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd,
-        Tensor meanDy, Tensor meanDyXhat, Tensor dx, bool accumulate);
+        Tensor sumDy, Tensor sumDyXhat, double count, Tensor dx, bool accumulate);
+
+    /// <summary>The backend's implementation of <see cref="BatchNormMergeShards"/>; the arguments are already validated.</summary>
+    protected abstract void BatchNormMergeShardsCore(Tensor shards, int ranks, double factor, double epsilon, Tensor runningMean, Tensor runningVar,
+        Tensor saveMean, Tensor saveInvStd, Tensor batchVar);
 
     // ---------------------------------------------------------------- validation helpers
 

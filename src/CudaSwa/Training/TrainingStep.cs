@@ -73,6 +73,7 @@ public sealed class TrainingStep : IDisposable
     internal void RunShard(int shard, int globalBatch, float learningRate, ulong step, Distributed.Collective collective, Distributed.SyncBatchNorm? sync)
     {
         ArgumentNullException.ThrowIfNull(collective);
+        sync?.BeginStep(shard, globalBatch);
         Gradients(shard, step, sync);
         collective.AllReduceSum(Network.Backend, Network.Gradients.All, (float)shard / globalBatch);
         Optimizer.Step(learningRate);

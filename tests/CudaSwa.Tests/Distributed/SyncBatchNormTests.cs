@@ -93,6 +93,7 @@ public class SyncBatchNormTests
         Tensor Put(float[] v, params int[] shape) { var t = cpu.AllocateTensor(new TensorShape(shape)); cpu.Upload<float>(v, t); return t; }
         using var sync = new SyncBatchNorm(cpu, c, collective);
         int per = c * h * w, start = shards.Take(rank).Sum(), mine = shards[rank], n = shards.Sum();
+        sync.BeginStep(mine, n);
         Tensor g = Put(gamma, c), b = Put(beta, c), rm = Put(runningMean, c), rv = Put(runningVar, c), sm = Put(new float[c], c), si = Put(new float[c], c);
         Tensor dg = Put(new float[c], c), db = Put(new float[c], c);
         if (mine == 0)

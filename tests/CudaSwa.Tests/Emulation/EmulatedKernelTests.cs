@@ -296,8 +296,9 @@ public class EmulatedKernelTests
         var gamma = _rng.Floats(c, 0.5f, 1.5f);
         var mean = _rng.Floats(c, -20, 20);
         var inv = _rng.Floats(c, 0.5f, 2f);
-        var md = _rng.Floats(c);
-        var mdx = _rng.Floats(c);
+        var md = _rng.Floats(c, -50, 50);  // the batch's sums of dy and dy*xhat
+        var mdx = _rng.Floats(c, -50, 50);
+        double count = 3 + _rng.Random.Next(500);
         var dg0 = _rng.Floats(c);
         var db0 = _rng.Floats(c);
         var prior = _rng.Floats(total);
@@ -320,8 +321,8 @@ public class EmulatedKernelTests
         var yPtr = relu ? hy.Ptr : default;
         lib.Launch(Kernels.BnMoments, (uint)c, Block, new(hx.Ptr, hMomentMean.Ptr, hMomentM2.Ptr, n, c, hw));
         lib.Launch(Kernels.BnBackwardReduce, (uint)c, Block, new(hx.Ptr, yPtr, hdy.Ptr, hmean.Ptr, hinv.Ptr, hs1.Ptr, hs2.Ptr, hdg.Ptr, hdb.Ptr, n, c, hw));
-        lib.Launch(Kernels.BnBackwardElementwise, Grid(total), Block, new(hx.Ptr, yPtr, hdy.Ptr, hg.Ptr, hmean.Ptr, hinv.Ptr, hmd.Ptr, hmdx.Ptr, hdx.Ptr, total, c, hw, false));
-        lib.Launch(Kernels.BnBackwardElementwise, Grid(total), Block, new(hx.Ptr, yPtr, hdy.Ptr, hg.Ptr, hmean.Ptr, hinv.Ptr, hmd.Ptr, hmdx.Ptr, hdxAcc.Ptr, total, c, hw, true));
+        lib.Launch(Kernels.BnBackwardElementwise, Grid(total), Block, new(hx.Ptr, yPtr, hdy.Ptr, hg.Ptr, hmean.Ptr, hinv.Ptr, hmd.Ptr, hmdx.Ptr, count, hdx.Ptr, total, c, hw, false));
+        lib.Launch(Kernels.BnBackwardElementwise, Grid(total), Block, new(hx.Ptr, yPtr, hdy.Ptr, hg.Ptr, hmean.Ptr, hinv.Ptr, hmd.Ptr, hmdx.Ptr, count, hdxAcc.Ptr, total, c, hw, true));
 
         var tx = _cpu.AllocateTensor(TensorShape.Nchw(n, c, hw, 1));
         _cpu.Upload<float>(x, tx);
@@ -333,10 +334,10 @@ public class EmulatedKernelTests
         _cpu.BatchNormMoments(tx, tm, tm2);
         _cpu.BatchNormBackwardReduce(tx, relu ? ty : default, tdy, Cpu(mean), Cpu(inv), ts1, ts2, tdg, tdb);
         var tdx = _cpu.AllocateTensor(TensorShape.Nchw(n, c, hw, 1));
-        _cpu.BatchNormBackwardElementwise(tx, relu ? ty : default, tdy, Cpu(gamma), Cpu(mean), Cpu(inv), Cpu(md), Cpu(mdx), tdx, accumulate: false);
+        _cpu.BatchNormBackwardElementwise(tx, relu ? ty : default, tdy, Cpu(gamma), Cpu(mean), Cpu(inv), Cpu(md), Cpu(mdx), count, tdx, accumulate: false);
         var tdxAcc = _cpu.AllocateTensor(TensorShape.Nchw(n, c, hw, 1));
         _cpu.Upload<float>(prior, tdxAcc);
-        _cpu.BatchNormBackwardElementwise(tx, relu ? ty : default, tdy, Cpu(gamma), Cpu(mean), Cpu(inv), Cpu(md), Cpu(mdx), tdxAcc, accumulate: true);
+        _cpu.BatchNormBackwardElementwise(tx, relu ? ty : default, tdy, Cpu(gamma), Cpu(mean), Cpu(inv), Cpu(md), Cpu(mdx), count, tdxAcc, accumulate: true);
 
         Close.Check(hMomentMean.Span, Read(tm), 1e-6, 1e-6, $"bn_moments mean ({_rng})");
         Close.Check(hMomentM2.Span, Read(tm2), 1e-6, 1e-5, $"bn_moments M2 ({_rng})");
@@ -346,6 +347,44 @@ public class EmulatedKernelTests
         Close.Check(hdg.Span, Read(tdg), 1e-4, 1e-5, $"bn_backward_reduce dGamma ({_rng})");
         Same(hdx.Span, Read(tdx), $"bn_backward_elementwise ({_rng})");
         Same(hdxAcc.Span, Read(tdxAcc), $"bn_backward_elementwise accumulating ({_rng})");
+    }
+
+    [Test]
+    public void EmulatedMergeShardsMatchesItsTwin([Values] Rounding rounding, [Values(1, 3, 8)] int ranks)
+    {
+        // Chan's merge of the ranks' rows pins every double step in the twin's order: bit for bit.
+        var lib = EmulationLibrary.Require(rounding);
+        int c = 300, row = 1 + 2 * c; // more channels than one block
+        var table = new float[ranks * row];
+        for (int r = 0; r < ranks; r++)
+        {
+            int count = r == 1 ? 0 : 1 + _rng.Random.Next(5000); // rank 1 (where there is one) holds no sample
+            table[r * row] = count;
+            var means = _rng.Floats(c, -3, 3);
+            var m2s = _rng.Floats(c, 0, 2 * Math.Max(count, 1));
+            for (int ch = 0; ch < c; ch++)
+            {
+                table[r * row + 1 + ch] = count == 0 ? 0 : means[ch];
+                table[r * row + 1 + c + ch] = count == 0 ? 0 : m2s[ch];
+            }
+        }
+        var rm = _rng.Floats(c);
+        var rv = _rng.Floats(c, 0.5f, 2f);
+        double factor = _rng.Random.NextDouble();
+        using var hTable = HostArray<float>.Of(table);
+        using var hrm = HostArray<float>.Of(rm);
+        using var hrv = HostArray<float>.Of(rv);
+        using var hsm = HostArray<float>.Of(Close.Poison(c));
+        using var hsi = HostArray<float>.Of(Close.Poison(c));
+        using var hbv = HostArray<float>.Of(Close.Poison(c));
+        lib.Launch(Kernels.BnMergeShards, GridExact(c), Block, new(hTable.Ptr, ranks, c, factor, 1e-5, hrm.Ptr, hrv.Ptr, hsm.Ptr, hsi.Ptr, hbv.Ptr));
+        Tensor trm = Cpu(rm), trv = Cpu(rv), tsm = Cpu(new float[c]), tsi = Cpu(new float[c]), tbv = Cpu(new float[c]);
+        _cpu.BatchNormMergeShards(Cpu(table), ranks, factor, 1e-5, trm, trv, tsm, tsi, tbv);
+        Same(hrm.Span, Read(trm), $"bn_merge_shards running mean ({_rng})");
+        Same(hrv.Span, Read(trv), $"bn_merge_shards running variance ({_rng})");
+        Same(hsm.Span, Read(tsm), $"bn_merge_shards mean ({_rng})");
+        Same(hsi.Span, Read(tsi), $"bn_merge_shards inverse std ({_rng})");
+        Same(hbv.Span, Read(tbv), $"bn_merge_shards biased variance ({_rng})");
     }
 
     [TestCase(1, 10)]

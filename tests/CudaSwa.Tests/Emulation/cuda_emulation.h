@@ -106,6 +106,7 @@ static inline int __float_as_int(float x) { int r; std::memcpy(&r, &x, sizeof r)
 static inline float __int_as_float(int x) { float r; std::memcpy(&r, &x, sizeof r); return r; }
 static inline double __dmul_rn(double a, double b) { double r = a * b; asm("" : "+x"(r)); return r; }
 static inline double __dadd_rn(double a, double b) { double r = a + b; asm("" : "+x"(r)); return r; }
+static inline double __ddiv_rn(double a, double b) { double r = a / b; asm("" : "+x"(r)); return r; }
 
 template <class T> static inline T atomicAdd(T* address, T value)
 {

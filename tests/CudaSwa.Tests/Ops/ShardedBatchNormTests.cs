@@ -52,8 +52,9 @@ public class ShardedBatchNormTests(string backend) : BackendTest(backend)
         var sm = B.AllocateTensor(new TensorShape(c));
         var si = B.AllocateTensor(new TensorShape(c));
         var xt = Put(x, n, c, h, w);
-        if (relu) B.BatchNormReluForwardTraining(xt, y, g, bt, Put(new float[c], c), Put(Enumerable.Repeat(1f, c).ToArray(), c), 0.1, Eps, sm, si);
-        else B.BatchNormForwardTraining(xt, y, g, bt, Put(new float[c], c), Put(Enumerable.Repeat(1f, c).ToArray(), c), 0.1, Eps, sm, si);
+        Tensor rmWhole = Put(new float[c], c), rvWhole = Put(Enumerable.Repeat(1f, c).ToArray(), c);
+        if (relu) B.BatchNormReluForwardTraining(xt, y, g, bt, rmWhole, rvWhole, 0.1, Eps, sm, si);
+        else B.BatchNormForwardTraining(xt, y, g, bt, rmWhole, rvWhole, 0.1, Eps, sm, si);
         var yWhole = Get(y);
         var dx = accumulate ? Put(priorDx, n, c, h, w) : Poisoned(n, c, h, w);
         var dg = Put(dgPrior, c);
@@ -62,31 +63,38 @@ public class ShardedBatchNormTests(string backend) : BackendTest(backend)
         else B.BatchNormBackward(xt, Put(dy, n, c, h, w), g, sm, si, dx, dg, db, Eps, accumulate);
         var (dxWhole, dgWhole, dbWhole) = (Get(dx), Get(dg), Get(db));
 
-        // Forward: each shard's moments, combined with the parallel-axis theorem in float64.
-        int shards = cuts.Length - 1;
+        // Forward: each shard's moments into its row of the table BatchNormMergeShards reads, plus an
+        // empty rank's row (count 0); the merge against the whole batch's statistics, and its
+        // biased variance against the parallel-axis theorem in float64 over the shards' moments.
+        int shards = cuts.Length - 1, row = 1 + 2 * c;
+        var table = Poisoned((shards + 1) * row);
         var moments = new (int N, float[] Mean, float[] M2)[shards];
         for (int s = 0; s < shards; s++)
         {
             int ns = cuts[s + 1] - cuts[s];
-            var mean = Poisoned(c);
-            var m2 = Poisoned(c);
-            B.BatchNormMoments(Put(x[(cuts[s] * per)..(cuts[s + 1] * per)], ns, c, h, w), mean, m2);
-            moments[s] = (ns * hw, Get(mean), Get(m2));
+            var mine = table.Slice(s * row, row);
+            B.Fill(mine.Slice(0, 1), ns * hw);
+            B.BatchNormMoments(Put(x[(cuts[s] * per)..(cuts[s + 1] * per)], ns, c, h, w), mine.Slice(1, c), mine.Slice(1 + c, c));
+            moments[s] = (ns * hw, Get(mine.Slice(1, c)), Get(mine.Slice(1 + c, c)));
         }
+        B.Fill(table.Slice(shards * row, row), 0f);
         int total = n * hw;
-        var batchMean = new float[c];
-        var batchVar = new float[c];
-        var invStd = new float[c];
+        Tensor rmShards = Put(new float[c], c), rvShards = Put(Enumerable.Repeat(1f, c).ToArray(), c);
+        Tensor smShards = Poisoned(c), siShards = Poisoned(c), batchVarT = Poisoned(c);
+        B.BatchNormMergeShards(table, shards + 1, 0.1, Eps, rmShards, rvShards, smShards, siShards, batchVarT);
+        Close.Check(Get(smShards), Get(sm), 1e-6, 1e-5, "merged mean vs the whole batch's");
+        Close.Check(Get(siShards), Get(si), 1e-6, 1e-5, "merged inverse std vs the whole batch's");
+        Close.Check(Get(rmShards), Get(rmWhole), 1e-6, 1e-5, "running mean updated by the merge vs by the whole batch");
+        Close.Check(Get(rvShards), Get(rvWhole), 1e-6, 1e-5, "running variance (unbiased) updated by the merge vs by the whole batch");
+        var refVar = new double[c];
         for (int ch = 0; ch < c; ch++)
         {
             double mu = moments.Sum(m => m.N * (double)m.Mean[ch]) / total;
-            double sq = moments.Sum(m => m.M2[ch] + m.N * Math.Pow(m.Mean[ch] - mu, 2));
-            batchMean[ch] = (float)mu;
-            batchVar[ch] = (float)(sq / total);
-            invStd[ch] = (float)(1 / Math.Sqrt(sq / total + Eps));
+            refVar[ch] = moments.Sum(m => m.M2[ch] + m.N * Math.Pow(m.Mean[ch] - mu, 2)) / total;
         }
-        Close.Check(batchMean, Get(sm), 1e-6, 1e-5, "combined mean vs the whole batch's");
-        Close.Check(invStd, Get(si), 1e-6, 1e-5, "combined inverse std vs the whole batch's");
+        Close.Check(Get(batchVarT), refVar, 1e-6, 1e-5, "merged biased variance vs the parallel-axis theorem");
+        var batchMean = Get(smShards);
+        var batchVar = Get(batchVarT);
 
         // Each shard normalised with the batch's statistics (inference-mode BN), then its backward halves.
         var sumDy = new double[c];
@@ -110,15 +118,15 @@ public class ShardedBatchNormTests(string backend) : BackendTest(backend)
         }
         Close.Check(Get(dgShards), dgWhole, 1e-5, 1e-5 * Tol, "dGamma accumulated over the shards vs the whole batch's");
         Close.Check(Get(dbShards), dbWhole, 1e-5, 1e-5 * Tol, "dBeta accumulated over the shards vs the whole batch's");
-        var meanDy = Put(sumDy.Select(v => (float)(v / total)).ToArray(), c);
-        var meanDyXhat = Put(sumDyXhat.Select(v => (float)(v / total)).ToArray(), c);
+        var sumDyT = Put(sumDy.Select(v => (float)v).ToArray(), c);
+        var sumDyXhatT = Put(sumDyXhat.Select(v => (float)v).ToArray(), c);
         for (int s = 0; s < shards; s++)
         {
             int ns = cuts[s + 1] - cuts[s];
             var range = (cuts[s] * per)..(cuts[s + 1] * per);
             var dxs = accumulate ? Put(priorDx[range], ns, c, h, w) : Poisoned(ns, c, h, w);
             B.BatchNormBackwardElementwise(Put(x[range], ns, c, h, w), relu ? shardY[s] : default, Put(dy[range], ns, c, h, w), g, sm, si,
-                meanDy, meanDyXhat, dxs, accumulate);
+                sumDyT, sumDyXhatT, total, dxs, accumulate);
             Close.Check(Get(dxs), dxWhole[range], 1e-5 * Tol, 1e-4 * Tol, $"dx of shard {s} ({Rng})");
         }
     }
@@ -133,14 +141,15 @@ public class ShardedBatchNormTests(string backend) : BackendTest(backend)
         var gamma = Rng.Floats(c, 0.5f, 1.5f);
         var mean = Rng.Floats(c, -0.5f, 0.5f);
         var inv = Rng.Floats(c, 0.5f, 2f);
-        var md = Rng.Floats(c);
-        var mdx = Rng.Floats(c);
+        var s1In = Rng.Floats(c, -5, 5);
+        var s2In = Rng.Floats(c, -5, 5);
+        double count = 1 + Rng.Random.Next(100);
         var dg0 = Rng.Floats(c);
         var db0 = Rng.Floats(c);
         Tensor xt = Put(x, n, c, hw, 1), yt = relu ? Put(y, n, c, hw, 1) : default, dyt = Put(dy, n, c, hw, 1);
         Tensor s1 = Poisoned(c), s2 = Poisoned(c), dg = Put(dg0, c), db = Put(db0, c), dx = Poisoned(n, c, hw, 1);
         B.BatchNormBackwardReduce(xt, yt, dyt, Put(mean, c), Put(inv, c), s1, s2, dg, db);
-        B.BatchNormBackwardElementwise(xt, yt, dyt, Put(gamma, c), Put(mean, c), Put(inv, c), Put(md, c), Put(mdx, c), dx, accumulate: false);
+        B.BatchNormBackwardElementwise(xt, yt, dyt, Put(gamma, c), Put(mean, c), Put(inv, c), Put(s1In, c), Put(s2In, c), count, dx, accumulate: false);
         var refS1 = new double[c];
         var refS2 = new double[c];
         var refDx = new double[x.Length];
@@ -151,7 +160,7 @@ public class ShardedBatchNormTests(string backend) : BackendTest(backend)
             double xhat = (x[i] - (double)mean[ch]) * inv[ch];
             refS1[ch] += gr;
             refS2[ch] += gr * xhat;
-            refDx[i] = gamma[ch] * (double)inv[ch] * (gr - md[ch] - xhat * mdx[ch]);
+            refDx[i] = gamma[ch] * (double)inv[ch] * (gr - s1In[ch] / count - xhat * s2In[ch] / count);
         }
         Close.Check(Get(s1), refS1, 1e-5, 1e-5 * Tol, $"sum dy ({Rng})");
         Close.Check(Get(s2), refS2, 1e-5, 1e-5 * Tol, $"sum dy*xhat ({Rng})");
@@ -168,8 +177,13 @@ public class ShardedBatchNormTests(string backend) : BackendTest(backend)
         Assert.That(ex!.ParamName, Is.EqualTo("m2"));
         ex = Assert.Throws<ArgumentException>(() => B.BatchNormBackwardReduce(x, Poisoned(2, 3, 2, 1), x, Poisoned(3), Poisoned(3), Poisoned(3), Poisoned(3), Poisoned(3), Poisoned(3)));
         Assert.That(ex!.ParamName, Is.EqualTo("y"));
-        ex = Assert.Throws<ArgumentException>(() => B.BatchNormBackwardElementwise(x, default, x, Poisoned(3), Poisoned(3), Poisoned(3), Poisoned(4), Poisoned(3), Poisoned(2, 3, 2, 2), false));
-        Assert.That(ex!.ParamName, Is.EqualTo("meanDy"));
+        ex = Assert.Throws<ArgumentException>(() => B.BatchNormBackwardElementwise(x, default, x, Poisoned(3), Poisoned(3), Poisoned(3), Poisoned(4), Poisoned(3), 8, Poisoned(2, 3, 2, 2), false));
+        Assert.That(ex!.ParamName, Is.EqualTo("sumDy"));
+        var count = Assert.Throws<ArgumentOutOfRangeException>(() => B.BatchNormBackwardElementwise(x, default, x, Poisoned(3), Poisoned(3), Poisoned(3), Poisoned(3), Poisoned(3), 0, Poisoned(2, 3, 2, 2), false));
+        Assert.That(count!.ParamName, Is.EqualTo("count"));
+        ex = Assert.Throws<ArgumentException>(() => B.BatchNormMergeShards(Poisoned(2 * 7 - 1), 2, 0.1, Eps, Poisoned(3), Poisoned(3), Poisoned(3), Poisoned(3), Poisoned(3)));
+        Assert.That(ex!.ParamName, Is.EqualTo("shards"));
+        Assert.That(ex.Message, Does.Contain("2 rows of (count, 3 means, 3 M2s)"));
     }
 
     private static (double[] Mean, double[] M2) Moments(float[] x, int n, int c, int hw)
