@@ -1,12 +1,12 @@
 // Batch-norm helpers around cuDNN's BN: Chan's parallel merge of one batch's per-channel
 // statistics into the running (mean, M2) pair (BN recompute), folding an inference-mode BN
 // into the convolution before it (evaluation), and the per-shard halves of BN over several
-// ranks (synchronised BN): a shard's moments, its backward sums, and the input gradient from
-// the whole batch's sums.
-// CPU twins: CpuBatchNorm.MergeStatistics, Fold, ShardMoments, BackwardReduce and
-// BackwardElementwise (src/CudaSwa/Cpu/CpuBatchNorm.cs).
+// ranks (synchronised BN): a shard's moments, their merge over the ranks, its backward sums, and
+// the input gradient from the whole batch's sums.
+// CPU twins: CpuBatchNorm.MergeStatistics, Fold, ShardMoments, BackwardReduce, BackwardElementwise
+// and MergeShards (src/CudaSwa/Cpu/CpuBatchNorm.cs).
 // Tests: EmulatedKernelTests (this source run on the CPU), StandInDriverTests, BatchNormTests,
-// BatchNormRecomputeTests, CpuVsCudaTests, FusionTests.
+// BatchNormRecomputeTests, CpuVsCudaTests, FusionTests, ShardedBatchNormTests, SyncBatchNormTests.
 #include "common.cuh"
 
 // The batch's biased variance is read back from cuDNN's saved inverse std: var = 1/inv^2 - eps.

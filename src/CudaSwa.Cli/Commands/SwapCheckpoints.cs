@@ -20,6 +20,10 @@ internal static class SwapCheckpoints
     /// </summary>
     public static (TrainingState State, string? Note) Agree(string outDir, TrainingState state, Distributed.Collective collective)
     {
+        // Every rank read the same state.json of rank 0: all refuse another number of ranks alike, before any exchange.
+        if ((state.NextEpoch > 0 || state.NextBatch > 0) && state.Ranks != collective.Size)
+            throw new InvalidOperationException($"This run was trained on {state.Ranks} rank(s) and continues only on {state.Ranks} (here: {collective.Size}): " +
+                "inside SWAP's phase 2 each rank's model is its own.");
         string own = collective.IsRoot ? outDir : TrainCommand.RankFolder(outDir, collective.Rank);
         TrainingState? latest = collective.IsRoot ? state
             : File.Exists(Path.Combine(own, Checkpoint.StateFile)) ? Checkpoint.ReadState(own) : null;

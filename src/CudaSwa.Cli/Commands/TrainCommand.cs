@@ -275,6 +275,10 @@ public static class TrainCommand
     private static void AbortJob(Exception e, Distributed.Collective collective, CliEnvironment env)
     {
         env.Error.WriteLine($"rank {collective.Rank} of {collective.Size}: {e.Message}");
+        env.Error.Flush();
+        // The launcher forwards each rank's output asynchronously and MPI_Abort tears the job down at
+        // once: a moment first, so the reason reaches the user (on a loaded machine it can be lost).
+        Thread.Sleep(500);
         collective.Abort(e is OptionException or DataFormatException ? ExitCodes.BadInput : ExitCodes.InternalError);
     }
 

@@ -35,6 +35,7 @@ internal sealed class SyncBatchNorm : IDisposable
     private readonly Tensor _batchVar; // C: the batch's biased variance
     private int _shard;
     private float _weight;
+    private bool _begun;
 
     /// <summary>Scratch for the widest BN layer of <paramref name="network"/>, exchanging over <paramref name="collective"/>.</summary>
     public SyncBatchNorm(Network network, Collective collective)
@@ -69,6 +70,7 @@ internal sealed class SyncBatchNorm : IDisposable
         ArgumentOutOfRangeException.ThrowIfGreaterThan(shard, globalBatch);
         _shard = shard;
         _weight = (float)shard / globalBatch;
+        _begun = true;
     }
 
     /// <summary>
@@ -80,6 +82,7 @@ internal sealed class SyncBatchNorm : IDisposable
     public void Forward(Tensor x, Tensor y, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
         double factor, double epsilon, Tensor saveMean, Tensor saveInvStd, bool relu)
     {
+        if (!_begun) throw new InvalidOperationException("BeginStep must say how the batch is split before the first forward pass.");
         int c = (int)runningMean.Length, row = 1 + 2 * c, ranks = _collective.Size;
         var rows = _rows.Slice(0, ranks * row);
         _backend.Fill(rows, 0f);

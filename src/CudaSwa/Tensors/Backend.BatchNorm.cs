@@ -213,6 +213,9 @@ public abstract partial class Backend
     public void BatchNormMergeShards(Tensor shards, int ranks, double factor, double epsilon, Tensor runningMean, Tensor runningVar,
         Tensor saveMean, Tensor saveInvStd, Tensor batchVar)
     {
+        Own(shards, nameof(shards)); Own(runningMean, nameof(runningMean)); Own(runningVar, nameof(runningVar));
+        Own(saveMean, nameof(saveMean)); Own(saveInvStd, nameof(saveInvStd)); Own(batchVar, nameof(batchVar));
+        RequireFloat(shards, nameof(shards));
         int c = checked((int)runningMean.Length);
         if (ranks < 1) throw new ArgumentOutOfRangeException(nameof(ranks), $"Need at least one rank; got {ranks}.");
         RequireLength(shards, (long)ranks * (1 + 2 * c), nameof(shards), $"{ranks} rows of (count, {c} means, {c} M2s)");

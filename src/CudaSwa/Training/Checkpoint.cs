@@ -82,7 +82,12 @@ public static class Checkpoint
         try
         {
             // Each checkpoint folder carries the state that commits it, so a rollback can make it current again.
-            File.WriteAllText(Path.Combine(temp, StateFile), committed.ToJson());
+            // (Written straight, flushed to disk: the folder's rename below is what makes it appear.)
+            using (var stream = new FileStream(Path.Combine(temp, StateFile), FileMode.CreateNew, FileAccess.Write))
+            {
+                stream.Write(System.Text.Encoding.UTF8.GetBytes(committed.ToJson()));
+                stream.Flush(flushToDisk: true);
+            }
             ModelWeights.Save(Path.Combine(temp, ModelFile), network.OwnParameters, network.OwnBuffers, Metadata(network, state, "SGD model"));
             SafeTensors.Write(Path.Combine(temp, OptimizerFile), ModelWeights.Entries(network.ParameterLayout, sgd.Velocity.ToHost(), MomentumPrefix),
                 Metadata(network, state, "SGD momentum buffers"));
@@ -176,7 +181,8 @@ public static class Checkpoint
         if (state.PreviousCheckpointFolder is not { } previous) return null;
         string folder = Path.Combine(runDir, previous), path = Path.Combine(folder, StateFile);
         if (!File.Exists(path) || !File.Exists(Path.Combine(folder, ModelFile)) || !File.Exists(Path.Combine(folder, OptimizerFile))) return null;
-        return TrainingState.FromJson(File.ReadAllText(path), path);
+        try { return TrainingState.FromJson(File.ReadAllText(path), path); }
+        catch (DataFormatException) { return null; } // a damaged previous checkpoint only means there is none to go back to
     }
 
     /// <summary>

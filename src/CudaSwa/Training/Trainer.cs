@@ -641,10 +641,10 @@ public sealed class Trainer : IDisposable
         };
         if (_outDir is null) return true;
         _events.Phase?.Invoke(new PhaseProgress("checkpoint", 0, 1));
-        // Where every rank keeps checkpoints of its own (SWAP), the one before stays too: a crash between
-        // two ranks' saves leaves positions one save apart, and the ranks can then agree on the earlier one.
-        bool ownCheckpointsPerRank = _o.SwapPhase2 is not null && _collective.Size > 1;
-        _state = Checkpoint.Save(_outDir, _state, _net, _sgd, _averager, _ensemble, _swaStatistics, keepPrevious: ownCheckpointsPerRank);
+        // Inside SWAP's phase 2 every rank's checkpoint is its own, and the one before stays too: a crash
+        // between two ranks' saves leaves positions one save apart, and the ranks can then agree on the earlier one.
+        bool ownCheckpointPerRank = _o.SwapPhase2 is not null && _collective.Size > 1 && _state.StoppedInSwapPhase2;
+        _state = Checkpoint.Save(_outDir, _state, _net, _sgd, _averager, _ensemble, _swaStatistics, keepPrevious: ownCheckpointPerRank);
         return true;
     }
 
