@@ -56,20 +56,7 @@ extern "C" __global__ void batchnorm_fold(const float* __restrict__ weight, cons
 }
 
 // bn_moments and bn_backward_reduce are launched with blocks of exactly 256 threads (CudaBackend's
-// Block), which their shared arrays and strides assume.
-// A 256-thread block's two double partial sums, tree-reduced in a fixed order; thread 0 gets the totals.
-__device__ __forceinline__ void block_sum2(double* a, double* b, double va, double vb)
-{
-    int t = threadIdx.x;
-    a[t] = va;
-    b[t] = vb;
-    __syncthreads();
-    for (int s = 128; s > 0; s >>= 1)
-    {
-        if (t < s) { a[t] += a[t + s]; b[t] += b[t + s]; }
-        __syncthreads();
-    }
-}
+// Block), which their shared arrays (block_sum2, common.cuh) and strides assume.
 
 // One block of 256 threads per channel (grid = channels). Moments about k = the channel's first
 // value (d = x - k in float, as the twin), summed in double: mean = k + S1/m, M2 = S2 - S1 * S1/m.

@@ -48,6 +48,21 @@ __device__ __forceinline__ double warp_sum_d(double v)
     return v;
 }
 
+// A 256-thread block's two double partial sums, tree-reduced in a fixed order through the shared
+// arrays a and b (256 each); a[0] and b[0] hold the totals after the call, for every thread.
+__device__ __forceinline__ void block_sum2(double* a, double* b, double va, double vb)
+{
+    int t = threadIdx.x;
+    a[t] = va;
+    b[t] = vb;
+    __syncthreads();
+    for (int s = 128; s > 0; s >>= 1)
+    {
+        if (t < s) { a[t] += a[t + s]; b[t] += b[t + s]; }
+        __syncthreads();
+    }
+}
+
 // Grid-stride loop over [0, n).
 #define GRID_STRIDE(i, n) for (i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x; i < (i64)(n); i += (i64)blockDim.x * gridDim.x)
 

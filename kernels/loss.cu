@@ -53,14 +53,7 @@ extern "C" __global__ void add_row_stats(const float* __restrict__ row_loss, con
     int t = threadIdx.x;
     double l = 0.0, c = 0.0;
     for (int i = t; i < n; i += 256) { l += row_loss[i]; c += row_correct[i]; }
-    loss[t] = l;
-    correct[t] = c;
-    __syncthreads();
-    for (int s = 128; s > 0; s >>= 1)
-    {
-        if (t < s) { loss[t] += loss[t + s]; correct[t] += correct[t + s]; }
-        __syncthreads();
-    }
+    block_sum2(loss, correct, l, c);
     if (t == 0)
     {
         stats[0] += (float)loss[0];      // as the CPU twin: the batch's double sum, rounded, added in float

@@ -64,27 +64,8 @@ public class DistributedTests
     {
         // A BN-free network: R ranks x 128/R samples must give 1 process x 128 up to the order the
         // gradient's partial sums are added (the ranks' shards are summed by the all-reduce).
-        string one = Path.Combine(_root, "one.bin"), many = Path.Combine(_root, "many.bin");
-        var single = MpiJob.Run(0, Host, ["train", one, "4"], Limit);
-        Assert.That(single.ExitCode, Is.EqualTo(0), single.All);
-        var job = MpiJob.Run(ranks, Host, ["train", many, "4"], Limit);
-        Assert.That(job.TimedOut, Is.False, "the job hung");
-        Assert.That(job.ExitCode, Is.EqualTo(0), job.All);
-        var (w1, a1, init) = ReadWeights(one);
-        var (wr, ar, initR) = ReadWeights(many);
-        Assert.That(initR, Is.EqualTo(init), "every rank starts from the same weights as the single process");
-        double moved = w1.Zip(init).Max(p => Math.Abs(p.First - p.Second));
-        double worst = 0, worstAverage = 0;
-        for (int i = 0; i < w1.Length; i++)
-        {
-            // Stated tolerance: 1e-6 absolute + 1e-5 relative after 8 steps (float rounding of a reordered sum, amplified by training).
-            Assert.That(Math.Abs(wr[i] - w1[i]), Is.LessThanOrEqualTo(1e-6 + 1e-5 * Math.Abs(w1[i])), $"weight {i} with {ranks} ranks");
-            Assert.That(Math.Abs(ar[i] - a1[i]), Is.LessThanOrEqualTo(1e-6 + 1e-5 * Math.Abs(a1[i])), $"SWA average {i} with {ranks} ranks");
-            worst = Math.Max(worst, Math.Abs(wr[i] - w1[i]));
-            worstAverage = Math.Max(worstAverage, Math.Abs(ar[i] - a1[i]));
-        }
-        Assert.That(moved, Is.GreaterThan(1000 * Math.Max(worst, 1e-9)), "training moved the weights far more than the ranks' difference");
-        TestContext.Out.WriteLine($"{ranks} ranks vs one process: weights within {worst:E2}, SWA average within {worstAverage:E2}; training moved weights by up to {moved:E2}");
+        var (one, many) = TrainAloneAndOnRanks("train", ranks);
+        TestContext.Out.WriteLine($"{ranks} ranks vs one process: {CompareWeights(one, many, ranks)}");
     }
 
     [Test]
@@ -94,35 +75,49 @@ public class DistributedTests
         // normalises with the whole batch's statistics and back-propagates through them, so R ranks
         // must match one process up to float rounding, running statistics included. Each epoch ends
         // with a batch of 2: 2 ranks get one sample each, 3 ranks one, one and none.
-        string one = Path.Combine(_root, "sync1.bin"), many = Path.Combine(_root, "syncR.bin");
-        var single = MpiJob.Run(0, Host, ["train-sync-bn", one, "4"], Limit);
-        Assert.That(single.ExitCode, Is.EqualTo(0), single.All);
-        var job = MpiJob.Run(ranks, Host, ["train-sync-bn", many, "4"], Limit);
-        Assert.That(job.TimedOut, Is.False, "the job hung");
-        Assert.That(job.ExitCode, Is.EqualTo(0), job.All);
-        var (w1, a1, init) = ReadWeights(one);
-        var (wr, ar, initR) = ReadWeights(many);
+        var (one, many) = TrainAloneAndOnRanks("train-sync-bn", ranks);
+        string weights = CompareWeights(one, many, ranks);
         var (b1, br) = (ReadBuffers(one), ReadBuffers(many));
-        Assert.That(initR, Is.EqualTo(init), "every rank starts from the same weights as the single process");
-        double moved = w1.Zip(init).Max(p => Math.Abs(p.First - p.Second));
-        double worst = 0, worstAverage = 0, worstBuffer = 0;
-        for (int i = 0; i < w1.Length; i++)
-        {
-            // Stated tolerance: 1e-6 absolute + 1e-5 relative after 10 steps (float rounding of reordered sums, amplified by training).
-            Assert.That(Math.Abs(wr[i] - w1[i]), Is.LessThanOrEqualTo(1e-6 + 1e-5 * Math.Abs(w1[i])), $"weight {i} with {ranks} ranks");
-            Assert.That(Math.Abs(ar[i] - a1[i]), Is.LessThanOrEqualTo(1e-6 + 1e-5 * Math.Abs(a1[i])), $"SWA average {i} with {ranks} ranks");
-            worst = Math.Max(worst, Math.Abs(wr[i] - w1[i]));
-            worstAverage = Math.Max(worstAverage, Math.Abs(ar[i] - a1[i]));
-        }
         Assert.That(br, Has.Length.EqualTo(b1.Length));
+        double worstBuffer = 0;
         for (int i = 0; i < b1.Length; i++)
         {
             Assert.That(Math.Abs(br[i] - b1[i]), Is.LessThanOrEqualTo(1e-6 + 1e-5 * Math.Abs(b1[i])), $"BN running statistic {i} with {ranks} ranks");
             worstBuffer = Math.Max(worstBuffer, Math.Abs(br[i] - b1[i]));
         }
+        TestContext.Out.WriteLine($"{ranks} ranks with synchronised BN vs one process: {weights}; BN running statistics within {worstBuffer:E2}");
+    }
+
+    /// <summary>The host program's <paramref name="mode"/> run alone and on <paramref name="ranks"/> ranks; the two output files.</summary>
+    private (string One, string Many) TrainAloneAndOnRanks(string mode, int ranks)
+    {
+        string one = Path.Combine(_root, $"{mode}-1.bin"), many = Path.Combine(_root, $"{mode}-{ranks}.bin");
+        var single = MpiJob.Run(0, Host, [mode, one, "4"], Limit);
+        Assert.That(single.ExitCode, Is.EqualTo(0), single.All);
+        var job = MpiJob.Run(ranks, Host, [mode, many, "4"], Limit);
+        Assert.That(job.TimedOut, Is.False, "the job hung");
+        Assert.That(job.ExitCode, Is.EqualTo(0), job.All);
+        return (one, many);
+    }
+
+    /// <summary>Weights and SWA average of the ranks' run against one process's, within the stated tolerance; a summary of the differences.</summary>
+    private static string CompareWeights(string one, string many, int ranks)
+    {
+        var (w1, a1, init) = ReadWeights(one);
+        var (wr, ar, initR) = ReadWeights(many);
+        Assert.That(initR, Is.EqualTo(init), "every rank starts from the same weights as the single process");
+        double moved = w1.Zip(init).Max(p => Math.Abs(p.First - p.Second));
+        double worst = 0, worstAverage = 0;
+        for (int i = 0; i < w1.Length; i++)
+        {
+            // Stated tolerance: 1e-6 absolute + 1e-5 relative after 8-10 steps (float rounding of reordered sums, amplified by training).
+            Assert.That(Math.Abs(wr[i] - w1[i]), Is.LessThanOrEqualTo(1e-6 + 1e-5 * Math.Abs(w1[i])), $"weight {i} with {ranks} ranks");
+            Assert.That(Math.Abs(ar[i] - a1[i]), Is.LessThanOrEqualTo(1e-6 + 1e-5 * Math.Abs(a1[i])), $"SWA average {i} with {ranks} ranks");
+            worst = Math.Max(worst, Math.Abs(wr[i] - w1[i]));
+            worstAverage = Math.Max(worstAverage, Math.Abs(ar[i] - a1[i]));
+        }
         Assert.That(moved, Is.GreaterThan(1000 * Math.Max(worst, 1e-9)), "training moved the weights far more than the ranks' difference");
-        TestContext.Out.WriteLine($"{ranks} ranks with synchronised BN vs one process: weights within {worst:E2}, SWA average within {worstAverage:E2}, " +
-            $"BN running statistics within {worstBuffer:E2}; training moved weights by up to {moved:E2}");
+        return $"weights within {worst:E2}, SWA average within {worstAverage:E2}; training moved weights by up to {moved:E2}";
     }
 
     /// <summary>The BN running statistics written after the weights by train-sync-bn.</summary>
