@@ -163,7 +163,7 @@ extern "C" __global__ void bn_merge_shards(const float* __restrict__ shards, int
         {
             double sum = __dadd_rn(total, count), delta = __dsub_rn(shard_mean, mean);
             mean = __dadd_rn(mean, __ddiv_rn(__dmul_rn(delta, count), sum));
-            m2 = __dadd_rn(m2, __dadd_rn(shard_m2, __ddiv_rn(__dmul_rn(__dmul_rn(__dmul_rn(delta, delta), total), count), sum)));
+            m2 = __dadd_rn(__dadd_rn(m2, shard_m2), __ddiv_rn(__dmul_rn(__dmul_rn(__dmul_rn(delta, delta), total), count), sum));
         }
         total = __dadd_rn(total, count);
     }

@@ -244,14 +244,7 @@ internal static unsafe class CpuBatchNorm
             {
                 double count = rows[(long)r * row];
                 if (count == 0) continue;
-                double shardMean = rows[(long)r * row + 1 + ch], shardM2 = rows[(long)r * row + 1 + c + ch];
-                if (total == 0) (mean, m2) = (shardMean, shardM2);
-                else
-                {
-                    double sum = total + count, delta = shardMean - mean;
-                    mean += delta * count / sum;
-                    m2 += shardM2 + delta * delta * total * count / sum;
-                }
+                ChanMerge(total, ref mean, ref m2, count, rows[(long)r * row + 1 + ch], rows[(long)r * row + 1 + c + ch]);
                 total += count;
             }
             double varBiased = total > 0 ? Math.Max(0, m2 / total) : 0;
@@ -363,15 +356,28 @@ internal static unsafe class CpuBatchNorm
             double inv = bi[ch];
             double varBiased = Math.Max(0, 1.0 / (inv * inv) - eps);
             double m2b = varBiased * nb;
-            if (previousCount == 0)
-            {
-                am[ch] = bm[ch];
-                a2[ch] = (float)m2b;
-                continue;
-            }
-            double delta = bm[ch] - (double)am[ch];
-            am[ch] = (float)(am[ch] + delta * nb / total);
-            a2[ch] = (float)(a2[ch] + m2b + delta * delta * na * nb / total);
+            double mean = am[ch], m2 = a2[ch];
+            ChanMerge(na, ref mean, ref m2, nb, bm[ch], m2b);
+            am[ch] = (float)mean;
+            a2[ch] = (float)m2;
         }
+    }
+
+    /// <summary>
+    /// Chan's parallel formula: (mean, m2) of <paramref name="count"/> values merged with
+    /// (<paramref name="countB"/>, <paramref name="meanB"/>, <paramref name="m2B"/>), in double, in
+    /// the order batchnorm.cu's bn_merge_statistics and bn_merge_shards pin; with count 0 the
+    /// result is B's.
+    /// </summary>
+    private static void ChanMerge(double count, ref double mean, ref double m2, double countB, double meanB, double m2B)
+    {
+        if (count == 0)
+        {
+            (mean, m2) = (meanB, m2B);
+            return;
+        }
+        double total = count + countB, delta = meanB - mean;
+        mean += delta * countB / total;
+        m2 = m2 + m2B + delta * delta * count * countB / total;
     }
 }
