@@ -15,7 +15,7 @@ public sealed unsafe partial class CudaBackend
         var cudnn = Cudnn("BatchNormForwardTraining");
         float one = 1, zero = 0;
         var d = Nchw(x);
-        Check.Cudnn(CudnnApi.cudnnBatchNormalizationForwardTraining(cudnn, CudnnApi.BatchNormSpatial, &one, &zero, d, P(x).Address, d, P(y).Address,
+        Dnn.Check(Dnn.cudnnBatchNormalizationForwardTraining(cudnn, CudnnApi.BatchNormSpatial, &one, &zero, d, P(x).Address, d, P(y).Address,
             Descriptor(1, x.Shape.C, 1, 1), P(gamma).Address, P(beta).Address, factor, P(runningMean).Address, P(runningVar).Address, epsilon,
             P(saveMean).Address, P(saveInvStd).Address));
     }
@@ -27,7 +27,7 @@ public sealed unsafe partial class CudaBackend
         var cudnn = Cudnn("BatchNormForwardInference");
         float one = 1, zero = 0;
         var d = Nchw(x);
-        Check.Cudnn(CudnnApi.cudnnBatchNormalizationForwardInference(cudnn, CudnnApi.BatchNormSpatial, &one, &zero, d, P(x).Address, d, P(y).Address,
+        Dnn.Check(Dnn.cudnnBatchNormalizationForwardInference(cudnn, CudnnApi.BatchNormSpatial, &one, &zero, d, P(x).Address, d, P(y).Address,
             Descriptor(1, x.Shape.C, 1, 1), P(gamma).Address, P(beta).Address, P(runningMean).Address, P(runningVar).Address, epsilon));
     }
 
@@ -39,7 +39,7 @@ public sealed unsafe partial class CudaBackend
         var cudnn = Cudnn("BatchNormBackward");
         float one = 1, dataBeta = accumulate ? 1 : 0, paramBeta = 1;
         var d = Nchw(x);
-        Check.Cudnn(CudnnApi.cudnnBatchNormalizationBackward(cudnn, CudnnApi.BatchNormSpatial, &one, &dataBeta, &one, &paramBeta,
+        Dnn.Check(Dnn.cudnnBatchNormalizationBackward(cudnn, CudnnApi.BatchNormSpatial, &one, &dataBeta, &one, &paramBeta,
             d, P(x).Address, d, P(dy).Address, d, P(dx).Address, Descriptor(1, x.Shape.C, 1, 1), P(gamma).Address, P(dGamma).Address, P(dBeta).Address,
             epsilon, P(saveMean).Address, P(saveInvStd).Address));
     }

@@ -28,7 +28,7 @@ public sealed unsafe partial class CudaBackend
         for (int attempt = 0; ; attempt++)
         {
             var plan = convolutions.Get(g);
-            var status = CudnnApi.cudnnConvolutionForward(_cudnn, &alpha, plan.X, P(x).Address, plan.W, P(w).Address, plan.Conv, plan.Fwd,
+            var status = Dnn.cudnnConvolutionForward(_cudnn, &alpha, plan.X, P(x).Address, plan.W, P(w).Address, plan.ConvForward, plan.Fwd,
                 WorkspacePointer, plan.WorkspaceBytes, &beta, plan.Y, P(y).Address);
             if (convolutions.Completed(plan, status, attempt, "cudnnConvolutionForward")) break;
         }
@@ -43,7 +43,7 @@ public sealed unsafe partial class CudaBackend
         for (int attempt = 0; ; attempt++)
         {
             var plan = convolutions.Get(g);
-            var status = CudnnApi.cudnnConvolutionBackwardData(_cudnn, &alpha, plan.W, P(w).Address, plan.Y, P(dy).Address, plan.Conv,
+            var status = Dnn.cudnnConvolutionBackwardData(_cudnn, &alpha, plan.W, P(w).Address, plan.Y, P(dy).Address, plan.ConvBackwardData,
                 plan.BwdData, WorkspacePointer, plan.WorkspaceBytes, &beta, plan.X, P(dx).Address);
             if (convolutions.Completed(plan, status, attempt, "cudnnConvolutionBackwardData")) break;
         }
@@ -58,7 +58,7 @@ public sealed unsafe partial class CudaBackend
         for (int attempt = 0; ; attempt++)
         {
             var plan = convolutions.Get(g);
-            var status = CudnnApi.cudnnConvolutionBackwardFilter(_cudnn, &alpha, plan.X, P(x).Address, plan.Y, P(dy).Address, plan.Conv,
+            var status = Dnn.cudnnConvolutionBackwardFilter(_cudnn, &alpha, plan.X, P(x).Address, plan.Y, P(dy).Address, plan.ConvBackwardFilter,
                 plan.BwdFilter, WorkspacePointer, plan.WorkspaceBytes, &beta, plan.W, P(dw).Address);
             if (convolutions.Completed(plan, status, attempt, "cudnnConvolutionBackwardFilter")) break;
         }
@@ -77,7 +77,7 @@ public sealed unsafe partial class CudaBackend
         Ctx();
         var cudnn = Cudnn("AddChannelBias");
         float alpha = 1, beta = 1;
-        Check.Cudnn(CudnnApi.cudnnAddTensor(cudnn, &alpha, Descriptor(1, y.Shape.C, 1, 1), P(bias).Address, &beta, Nchw(y), P(y).Address));
+        Dnn.Check(Dnn.cudnnAddTensor(cudnn, &alpha, Descriptor(1, y.Shape.C, 1, 1), P(bias).Address, &beta, Nchw(y), P(y).Address));
     }
 
     /// <inheritdoc/>
@@ -86,6 +86,6 @@ public sealed unsafe partial class CudaBackend
         Ctx();
         var cudnn = Cudnn("ChannelBiasBackward");
         float alpha = 1, beta = 1;
-        Check.Cudnn(CudnnApi.cudnnConvolutionBackwardBias(cudnn, &alpha, Nchw(dy), P(dy).Address, &beta, Descriptor(1, dy.Shape.C, 1, 1), P(dBias).Address));
+        Dnn.Check(Dnn.cudnnConvolutionBackwardBias(cudnn, &alpha, Nchw(dy), P(dy).Address, &beta, Descriptor(1, dy.Shape.C, 1, 1), P(dBias).Address));
     }
 }

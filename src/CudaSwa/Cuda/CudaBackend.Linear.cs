@@ -17,7 +17,7 @@ public sealed unsafe partial class CudaBackend
         int n = x.Shape.N, inF = w.Shape.C, outF = w.Shape.N;
         float alpha = 1, beta = 0;
         // Y^T (out x n) = W (out x in) * X^T (in x n); row-major W is column-major W^T, hence op T.
-        Check.Cublas(CublasApi.cublasSgemm(cublas, CublasApi.OpT, CublasApi.OpN, outF, n, inF, &alpha, P(w).Address, inF, P(x).Address, inF, &beta, P(y).Address, outF));
+        _blas!.Check(_blas.cublasSgemm(cublas, CublasApi.OpT, CublasApi.OpN, outF, n, inF, &alpha, P(w).Address, inF, P(x).Address, inF, &beta, P(y).Address, outF));
         Launch(Kernels.AddRowBias, Grid((long)n * outF), new(P(y), P(b), n, outF));
     }
 
@@ -29,7 +29,7 @@ public sealed unsafe partial class CudaBackend
         int n = dy.Shape.N, inF = w.Shape.C, outF = w.Shape.N;
         float alpha = 1, beta = accumulate ? 1 : 0;
         // dX^T (in x n) = W^T (in x out) * dY^T (out x n).
-        Check.Cublas(CublasApi.cublasSgemm(cublas, CublasApi.OpN, CublasApi.OpN, inF, n, outF, &alpha, P(w).Address, inF, P(dy).Address, outF, &beta, P(dx).Address, inF));
+        _blas!.Check(_blas.cublasSgemm(cublas, CublasApi.OpN, CublasApi.OpN, inF, n, outF, &alpha, P(w).Address, inF, P(dy).Address, outF, &beta, P(dx).Address, inF));
     }
 
     /// <inheritdoc/>
@@ -40,7 +40,7 @@ public sealed unsafe partial class CudaBackend
         int n = x.Shape.N, inF = dw.Shape.C, outF = dw.Shape.N;
         float alpha = 1, beta = 1;
         // dW^T (in x out) += X^T (in x n) * dY (n x out).
-        Check.Cublas(CublasApi.cublasSgemm(cublas, CublasApi.OpN, CublasApi.OpT, inF, outF, n, &alpha, P(x).Address, inF, P(dy).Address, outF, &beta, P(dw).Address, inF));
+        _blas!.Check(_blas.cublasSgemm(cublas, CublasApi.OpN, CublasApi.OpT, inF, outF, n, &alpha, P(x).Address, inF, P(dy).Address, outF, &beta, P(dw).Address, inF));
         Launch(Kernels.ColumnSumAccumulate, GridExact(outF), new(P(dy), P(db), n, outF));
     }
 }

@@ -19,6 +19,8 @@ public sealed unsafe partial class CudaBackend : Backend
     private readonly CudaDevice _device;
     private readonly CuDriver _driver;
     private readonly KernelLibrary _kernels;
+    private readonly CudnnApi? _dnn;     // the cuDNN this backend was opened with (null: kernels only)
+    private readonly CublasApi? _blas;   // likewise cuBLAS
     private readonly IntPtr _cudnn;
     private readonly IntPtr _cublas;
     private readonly CudnnConvolutions? _convolutions;
@@ -26,42 +28,49 @@ public sealed unsafe partial class CudaBackend : Backend
     private DeviceBuffer? _rowStats; // per-row loss and correctness of the last softmax cross-entropy
     private bool _disposed;
 
-    private CudaBackend(CudaDevice device, bool allowTf32, ToolkitSelection libraries, bool vendorLibraries, string? cacheFolder)
+    private CudaBackend(CudaDevice device, bool allowTf32, ToolkitSelection libraries, string? cacheFolder)
     {
         _device = device;
         _driver = device.Driver;
         AllowTf32 = allowTf32;
         Toolkit = libraries;
+        bool vendorLibraries = libraries.Cublas is not null && libraries.Cudnn is not null;
         HasVendorLibraries = vendorLibraries;
         // Whatever is created before a failure is released again: nothing leaks from a half-built backend.
         IntPtr cudnn = IntPtr.Zero, cublas = IntPtr.Zero;
         KernelLibrary? kernels = null;
+        CudnnApi? dnn = null;
+        CublasApi? blas = null;
         try
         {
             kernels = new KernelLibrary(device, new KernelCompiler(cacheFolder));
             if (vendorLibraries)
             {
+                blas = CublasApi.From(libraries.Cublas!.Handle, libraries.Cublas.Path);
+                dnn = CudnnApi.From(libraries.Cudnn!.Handle, libraries.Cudnn.Path);
                 // cuBLAS first: cuDNN 9's legacy convolutions load cublasLt, which must be the one chosen with it.
-                Check.Cublas(CublasApi.cublasCreate(&cublas));
-                Check.Cublas(CublasApi.cublasSetStream(cublas, IntPtr.Zero));
-                Check.Cublas(CublasApi.cublasSetMathMode(cublas, allowTf32 ? CublasApi.Tf32TensorOpMath : CublasApi.DefaultMath));
+                blas.Check(blas.cublasCreate(&cublas));
+                blas.Check(blas.cublasSetStream(cublas, IntPtr.Zero));
+                blas.Check(blas.cublasSetMathMode(cublas, allowTf32 ? CublasApi.Tf32TensorOpMath : CublasApi.DefaultMath));
                 int cublasVersion;
-                Check.Cublas(CublasApi.cublasGetVersion(cublas, &cublasVersion));
+                blas.Check(blas.cublasGetVersion(cublas, &cublasVersion));
                 CublasVersion = cublasVersion;
-                Check.Cudnn(CudnnApi.cudnnCreate(&cudnn));
-                Check.Cudnn(CudnnApi.cudnnSetStream(cudnn, IntPtr.Zero));
-                CudnnVersion = (long)CudnnApi.cudnnGetVersion();
-                _convolutions = new CudnnConvolutions(this, cudnn, kernels.CacheFolder,
-                    $"{new string(device.Name.Where(char.IsLetterOrDigit).ToArray())}-sm{device.ComputeCapability}-cudnn{CudnnVersion}");
+                dnn.Check(dnn.cudnnCreate(&cudnn));
+                dnn.Check(dnn.cudnnSetStream(cudnn, IntPtr.Zero));
+                CudnnVersion = (long)dnn.cudnnGetVersion();
+                _convolutions = new CudnnConvolutions(this, dnn, cudnn, kernels.CacheFolder,
+                    $"{new string(device.Name.Where(char.IsLetterOrDigit).ToArray())}-sm{device.ComputeCapability}-cudnn{CudnnVersion}", RaiseNotice);
             }
         }
         catch
         {
-            if (cudnn != IntPtr.Zero) CudnnApi.cudnnDestroy(cudnn);
-            if (cublas != IntPtr.Zero) CublasApi.cublasDestroy(cublas);
+            if (cudnn != IntPtr.Zero) dnn!.cudnnDestroy(cudnn);
+            if (cublas != IntPtr.Zero) blas!.cublasDestroy(cublas);
             kernels?.Dispose();
             throw;
         }
+        _dnn = dnn;
+        _blas = blas;
         _kernels = kernels;
         _cudnn = cudnn;
         _cublas = cublas;
@@ -71,24 +80,51 @@ public sealed unsafe partial class CudaBackend : Backend
     public static CudaBackend Create(int ordinal = 0, bool allowTf32 = false) => Create(ordinal, allowTf32, driver: null, vendorLibraries: true);
 
     /// <summary>
+    /// Opens a device of <paramref name="driver"/> with cuBLAS and cuDNN from the exact files named
+    /// (for this backend only, beside whatever the process chose): the tests' stand-in libraries.
+    /// </summary>
+    internal static CudaBackend Create(int ordinal, bool allowTf32, CuDriver driver, string cublasFile, string cudnnFile, string? cacheFolder = null) =>
+        Open(ordinal, driver, version => ToolkitSelection.ForFiles(version, cublasFile, cudnnFile), allowTf32, cacheFolder);
+
+    /// <summary>
     /// Opens a device of <paramref name="driver"/> (the NVIDIA driver when null). Without vendor
     /// libraries the backend runs only its own kernels (cuDNN and cuBLAS ops throw
     /// <see cref="NotSupportedException"/>): that is how the tests drive it over a host-memory
     /// stand-in driver. <paramref name="cacheFolder"/> replaces the kernel and cuDNN-choice cache folder.
     /// </summary>
-    internal static CudaBackend Create(int ordinal, bool allowTf32, CuDriver? driver, bool vendorLibraries, string? cacheFolder = null)
+    internal static CudaBackend Create(int ordinal, bool allowTf32, CuDriver? driver, bool vendorLibraries, string? cacheFolder = null) =>
+        Open(ordinal, driver, version => vendorLibraries ? ToolkitSelection.ForDriver(version) : ToolkitSelection.ForKernels(version), allowTf32, cacheFolder);
+
+    private static CudaBackend Open(int ordinal, CuDriver? driver, Func<int, ToolkitSelection> libraries, bool allowTf32, string? cacheFolder)
     {
         var device = CudaDevice.Open(ordinal, driver); // the driver first: without it nothing else matters
         try
         {
-            var libraries = vendorLibraries ? ToolkitSelection.ForDriver(device.DriverVersion) : ToolkitSelection.ForKernels(device.DriverVersion);
-            return new CudaBackend(device, allowTf32, libraries, vendorLibraries, cacheFolder);
+            return new CudaBackend(device, allowTf32, libraries(device.DriverVersion), cacheFolder);
         }
         catch
         {
             device.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// Something a user of this backend should know that is not an error: e.g. that cuDNN supports
+    /// none of the preferred deterministic algorithms for a convolution shape and another
+    /// deterministic one is used (said once per shape). The CLI prints these.
+    /// </summary>
+    public event Action<string>? Notice;
+
+    private readonly List<string> _notices = [];
+
+    /// <summary>Every notice raised so far (also for those who subscribed late).</summary>
+    public IReadOnlyList<string> Notices => _notices;
+
+    private void RaiseNotice(string message)
+    {
+        _notices.Add(message);
+        Notice?.Invoke(message);
     }
 
     internal CudaDevice Device => _device;
@@ -166,14 +202,17 @@ public sealed unsafe partial class CudaBackend : Backend
 
     private IntPtr Cudnn(string op) => HasVendorLibraries ? _cudnn : throw NoVendor(op, "cuDNN");
 
+    /// <summary>The cuDNN table (only reached after <see cref="Cudnn"/> confirmed there is one).</summary>
+    private CudnnApi Dnn => _dnn!;
+
     private IntPtr Descriptor(int n, int c, int h, int w)
     {
         if (_tensorDescriptors.TryGetValue((n, c, h, w), out var d)) return d;
-        Check.Cudnn(CudnnApi.cudnnCreateTensorDescriptor(&d));
-        try { Check.Cudnn(CudnnApi.cudnnSetTensor4dDescriptor(d, CudnnApi.TensorNchw, CudnnApi.DataFloat, n, c, h, w)); }
+        Dnn.Check(Dnn.cudnnCreateTensorDescriptor(&d));
+        try { Dnn.Check(Dnn.cudnnSetTensor4dDescriptor(d, CudnnApi.TensorNchw, CudnnApi.DataFloat, n, c, h, w)); }
         catch
         {
-            CudnnApi.cudnnDestroyTensorDescriptor(d);
+            Dnn.cudnnDestroyTensorDescriptor(d);
             throw;
         }
         _tensorDescriptors[(n, c, h, w)] = d;
@@ -191,10 +230,10 @@ public sealed unsafe partial class CudaBackend : Backend
         {
             _rowStats?.Dispose();
             _convolutions?.Dispose();
-            foreach (var d in _tensorDescriptors.Values) CudnnApi.cudnnDestroyTensorDescriptor(d);
+            foreach (var d in _tensorDescriptors.Values) _dnn!.cudnnDestroyTensorDescriptor(d);
             _tensorDescriptors.Clear();
-            if (_cudnn != IntPtr.Zero) CudnnApi.cudnnDestroy(_cudnn);
-            if (_cublas != IntPtr.Zero) CublasApi.cublasDestroy(_cublas);
+            if (_cudnn != IntPtr.Zero) _dnn!.cudnnDestroy(_cudnn);
+            if (_cublas != IntPtr.Zero) _blas!.cublasDestroy(_cublas);
             _kernels.Dispose();
         }
         _device.Dispose();

@@ -62,36 +62,15 @@ internal enum CudnnStatus
     ExecutionFailed = 5000,
 }
 
-/// <summary>ThrowIfFailed helpers (ILGPU style) for the libraries bound by name; driver calls are checked by <see cref="CuDriver.Check"/>.</summary>
+/// <summary>
+/// ThrowIfFailed (ILGPU style) for NVRTC, the one library bound by name; driver, cuBLAS and cuDNN calls are checked by
+/// their tables (<see cref="CuDriver.Check"/>, <see cref="CublasApi.Check"/>, <see cref="CudnnApi.Check"/>).
+/// </summary>
 internal static unsafe class Check
 {
     public static void Nvrtc(NvrtcResult result, [CallerArgumentExpression(nameof(result))] string call = "")
     {
         if (result == NvrtcResult.Success) return;
         throw new CudaException($"{call} failed: {NativeLibraries.PtrToString(NvrtcApi.nvrtcGetErrorString(result)) ?? ((int)result).ToString()}");
-    }
-
-    public static void Cublas(CublasStatus status, [CallerArgumentExpression(nameof(status))] string call = "")
-    {
-        if (status == CublasStatus.Success) return;
-        string text;
-        try { text = NativeLibraries.PtrToString(CublasApi.cublasGetStatusString(status)) ?? status.ToString(); }
-        catch (EntryPointNotFoundException) { text = status.ToString(); }
-        throw new CudaException($"{call} failed: {text} ({(int)status})");
-    }
-
-    public static void Cudnn(CudnnStatus status, [CallerArgumentExpression(nameof(status))] string call = "")
-    {
-        if (status == CudnnStatus.Success) return;
-        string text = NativeLibraries.PtrToString(CudnnApi.cudnnGetErrorString(status)) ?? ((int)status).ToString();
-        string detail = "";
-        try
-        {
-            var buffer = stackalloc byte[1024];
-            CudnnApi.cudnnGetLastErrorString(buffer, 1024);
-            detail = NativeLibraries.PtrToString(buffer) ?? "";
-        }
-        catch (EntryPointNotFoundException) { }
-        throw new CudaException($"{call} failed: {text} ({(int)status}){(detail.Length > 0 ? ": " + detail : "")}");
     }
 }

@@ -8,7 +8,8 @@ namespace CudaSwa.Native;
 /// Where the CUDA libraries come from (TorchSharp-style load trace). The bindings name logical
 /// libraries ("cuda", "nvrtc", "cublas", "cudnn"); the one DllImport resolver of this assembly
 /// hands NVRTC, cuBLAS and cuDNN the files <see cref="ToolkitSelection"/> chose — one CUDA major
-/// for all three, no newer than the driver — and the driver is looked up here. Places searched,
+/// for all three, no newer than the driver (cuBLAS and cuDNN are then read as tables of entry
+/// points from those files, NVRTC through the resolver) — and the driver is looked up here. Places searched,
 /// in order: an explicit file (CUDASWA_LIBCUDA, CUDASWA_NVRTC, CUDASWA_CUBLAS, CUDASWA_CUDNN),
 /// the folders in CUDASWA_CUDA_LIBS, CUDA_PATH / CUDA_HOME, LD_LIBRARY_PATH, /usr/local/cuda,
 /// /usr/local/nvidia, the site-packages of the Python interpreters found (asked, not guessed:
@@ -60,7 +61,7 @@ internal static class NativeLibraries
 
     private static IntPtr Resolve(string name, Assembly assembly, DllImportSearchPath? path)
     {
-        if (name is not (Nvrtc or Cublas or Cudnn)) return IntPtr.Zero;
+        if (name != Nvrtc) return IntPtr.Zero;
         // A binding used before any selection (e.g. NVRTC compiling kernels with no GPU at all)
         // gets that library alone; ToolkitSelection keeps later choices consistent with it.
         return ToolkitSelection.HandleFor(name);

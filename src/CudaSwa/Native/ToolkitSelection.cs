@@ -17,8 +17,8 @@ internal sealed partial class ToolkitSelection
     /// <summary>A library file found, with the CUDA major it belongs to (null when it could not be told).</summary>
     public sealed record Candidate(string Logical, string Path, int? CudaMajor, string Version, string Note);
 
-    /// <summary>A library chosen and loaded.</summary>
-    public sealed record Choice(string Logical, string Path, int CudaMajor, string Version);
+    /// <summary>A library chosen and loaded (<paramref name="Handle"/> is the loaded file).</summary>
+    public sealed record Choice(string Logical, string Path, int CudaMajor, string Version, IntPtr Handle);
 
     private static readonly object s_gate = new();
     private static ToolkitSelection? s_vendor;   // NVRTC + cuBLAS + cuDNN
@@ -93,6 +93,28 @@ internal sealed partial class ToolkitSelection
         }
     }
 
+    /// <summary>
+    /// cuBLAS and cuDNN from exact files, beside the process's NVRTC, for one backend only (not the
+    /// process's choice): how the tests open the CUDA backend over stand-in libraries in a process
+    /// that may also hold a real GPU's. Their CUDA major must be the NVRTC's.
+    /// </summary>
+    public static ToolkitSelection ForFiles(int driverVersion, string cublas, string cudnn)
+    {
+        lock (s_gate)
+        {
+            var kernels = ForKernels(driverVersion);
+            var candidates = new List<Candidate> { Describe(NativeLibraries.Cublas, cublas, "named explicitly"), Describe(NativeLibraries.Cudnn, cudnn, "named explicitly") };
+            foreach (var c in candidates)
+                if (c.CudaMajor != kernels.CudaMajor)
+                    throw new DllNotFoundException($"{c.Path} is not usable with NVRTC of CUDA {kernels.CudaMajor}: " +
+                        (c.CudaMajor is int m ? $"it belongs to CUDA {m}" : c.Note));
+            var selection = new ToolkitSelection(driverVersion, candidates) { CudaMajor = kernels.CudaMajor, Nvrtc = kernels.Nvrtc };
+            selection.Cublas = selection.Load(candidates[0]);
+            selection.Cudnn = selection.Load(candidates[1]);
+            return selection;
+        }
+    }
+
     /// <summary>Every NVRTC, cuBLAS and cuDNN file found, nothing chosen (for `cudaswa info` when CUDA is unavailable).</summary>
     public static IReadOnlyList<Candidate> Survey()
     {
@@ -117,7 +139,7 @@ internal sealed partial class ToolkitSelection
                 try { ForKernels(null); } catch (DllNotFoundException) { return IntPtr.Zero; }
                 return s_handles.GetValueOrDefault(logical);
             }
-            return IntPtr.Zero; // cuBLAS / cuDNN are bound only after ForDriver
+            return IntPtr.Zero; // cuBLAS and cuDNN are tables read from the chosen files (CublasApi, CudnnApi), never resolved by name
         }
     }
 
@@ -299,7 +321,7 @@ internal sealed partial class ToolkitSelection
             if (!NativeLibraries.TryLoadFile(c.Logical, c.Path, trace, out handle))
                 throw new DllNotFoundException($"{DisplayName(c.Logical)} at {c.Path} could not be loaded ({string.Join("; ", trace)})");
         }
-        s_handles[c.Logical] = handle;
+        if (c.Logical == NativeLibraries.Nvrtc) s_handles[c.Logical] = handle; // the one library bound through the resolver
         string version = c.Version;
         if (c.Logical == NativeLibraries.Nvrtc && NativeLibrary.TryGetExport(handle, "nvrtcVersion", out var f))
         {
@@ -314,6 +336,6 @@ internal sealed partial class ToolkitSelection
             get(0, &major); get(1, &minor); get(2, &patch);
             version = $"{major}.{minor}.{patch}";
         }
-        return new Choice(c.Logical, c.Path, c.CudaMajor!.Value, version);
+        return new Choice(c.Logical, c.Path, c.CudaMajor!.Value, version, handle);
     }
 }

@@ -12,7 +12,6 @@ namespace CudaSwa.Tests.Averaging;
 /// activations of every sample, with an uneven last batch (10 samples in batches of 4, 4, 2).
 /// </summary>
 [TestFixtureSource(typeof(BackendFixtures), nameof(BackendFixtures.All))]
-[UsesVendorLibraries("cuDNN")]
 public class BatchNormRecomputeTests(string backend) : BackendTest(backend)
 {
     private const int Samples = 10, Batch = 4;

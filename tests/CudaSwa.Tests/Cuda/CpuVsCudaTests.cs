@@ -68,10 +68,14 @@ public class CpuVsCudaTests(string backend) : BackendTest(backend)
     /// <summary>
     /// One full resnet20 training step (forward, loss, backward, SGD) from the same weights on the
     /// same batch. Tolerances cover float32 reordering across ~20 layers (cuDNN vs our GEMM):
-    /// logits and loss 1e-4 relative, gradients 1e-3 abs-scaled, updated weights 1e-5.
+    /// logits and loss 1e-4 relative; gradients per tensor within 3e-2 relative L2, because in most
+    /// draws some ReLU input lies within rounding of zero and the two backends pass or stop its
+    /// gradient differently (measured over 11 draws on the stand-in: worst tensor 3e-6 without such a
+    /// flip, up to 1.1e-2 with one — always a BN bias, a sum over N*H*W); the SGD step's update of
+    /// the weights likewise. Then the device's backward alone, run on the CPU's forward values (so every
+    /// ReLU decides alike), must match element by element: 1e-3 of the largest gradient + 1e-3 relative.
     /// </summary>
     [Test]
-    [UsesVendorLibraries("cuDNN and cuBLAS")]
     public void Resnet20TrainingStepMatchesTheCpu()
     {
         var gpu = B;
@@ -79,7 +83,8 @@ public class CpuVsCudaTests(string backend) : BackendTest(backend)
         int batch = 32;
         using var netC = ModelZoo.Create("resnet20", 10, Cpu, batch, (ulong)rng.Seed);
         using var netG = ModelZoo.Create("resnet20", 10, gpu, batch, (ulong)rng.Seed);
-        netG.Parameters.FromHost(netC.Parameters.ToHost());
+        var initial = netC.Parameters.ToHost();
+        netG.Parameters.FromHost(initial);
         var x = rng.Floats(batch * 3072, -2, 2);
         var labels = rng.Ints(batch, 0, 10);
         Cpu.Upload<float>(x, netC.Input(batch));
@@ -95,14 +100,27 @@ public class CpuVsCudaTests(string backend) : BackendTest(backend)
         Close.Check(gpu.ToArray(netG.Logits(batch)), Cpu.ToArray(netC.Logits(batch)), 1e-4, 1e-4, $"logits ({rng})");
         Assert.That(stepG.ReadStats().LossSum, Is.EqualTo(stepC.ReadStats().LossSum).Within(1e-4 * batch), "loss");
         var gc = netC.Gradients.ToHost();
-        double scale = gc.Max(v => Math.Abs((double)v));
-        Close.Check(netG.Gradients.ToHost(), gc, 1e-3 * scale, 1e-3, $"gradients ({rng})");
-        Close.Check(netG.Parameters.ToHost(), netC.Parameters.ToHost(), 1e-5, 1e-5, "weights after the SGD step");
+        Close.PerTensor(netC.Gradients.Layout, netG.Gradients.ToHost(), gc, 3e-2, 1e-7, $"gradients ({rng})");
+        float[] Update(Network net) => net.Parameters.ToHost().Select((w, i) => initial[i] - w).ToArray();
+        Close.PerTensor(netC.Parameters.Layout, Update(netG), Update(netC), 3e-2, 1e-9, $"the SGD step's update of the weights ({rng})");
         Close.Check(netG.Buffers.ToHost(), netC.Buffers.ToHost(), 1e-5, 1e-4, "BN running statistics");
+
+        // The device's backward alone on the CPU's forward: activations, BN's saved statistics and the loss gradient copied over.
+        netG.Parameters.FromHost(initial);
+        for (int i = 0; i < netC.Nodes.Count; i++) gpu.Upload<float>(Cpu.ToArray(netC.Nodes[i].Value), netG.Nodes[i].Value);
+        for (int i = 0; i < netC.BatchNormLayers.Count; i++)
+        {
+            gpu.Upload<float>(Cpu.ToArray(netC.BatchNormLayers[i].SavedMean), netG.BatchNormLayers[i].SavedMean);
+            gpu.Upload<float>(Cpu.ToArray(netC.BatchNormLayers[i].SavedInvStd), netG.BatchNormLayers[i].SavedInvStd);
+        }
+        gpu.Upload<float>(Cpu.ToArray(netC.LogitsGradient(batch)), netG.LogitsGradient(batch));
+        netG.ZeroGradients();
+        netG.Backward(batch);
+        double scale = gc.Max(v => Math.Abs((double)v));
+        Close.Check(netG.Gradients.ToHost(), gc, 1e-3 * scale, 1e-3, $"gradients of the backward on the CPU's forward ({rng})");
     }
 
     [Test]
-    [UsesVendorLibraries("cuDNN")]
     public void BatchNormRecomputeMatchesTheCpu()
     {
         var gpu = B;

@@ -44,17 +44,26 @@ public unsafe class StandInDriverTests
     private static void Same(float[] actual, float[] expected, string what) => EmulatedKernelTests.Same(actual, expected, what);
 
     [Test]
-    public void StandInBackendIsTheCudaBackendOverTheStandInDriver()
+    public void StandInBackendIsTheCudaBackendOverTheStandInStack()
     {
         Assert.That(_gpu.DeviceName, Does.Contain("stand-in"));
-        Assert.That(_gpu.HasVendorLibraries, Is.False);
+        Assert.That(_gpu.HasVendorLibraries, Is.True);
         Assert.That(_gpu.Device.Driver.Path, Is.EqualTo(EmulationLibrary.Require().Path), "loaded by path through CuDriver.FromFile");
         Assert.That(_gpu.Libraries.Nvrtc?.Path, Is.EqualTo(Toolchain.Nvrtc(out _)), "kernels compiled by the real NVRTC");
+        Assert.That(_gpu.Libraries.Cudnn?.Path, Is.EqualTo(StandIn.VendorFiles().Cudnn), "the stand-in cuDNN, by path");
+        Assert.That(_gpu.Libraries.Cublas?.Path, Is.EqualTo(StandIn.VendorFiles().Cublas), "the stand-in cuBLAS, by path");
         Assert.That(_gpu.KernelLibrary.Cubin, Is.True, "a CUBIN for the stand-in's sm_90");
+    }
+
+    [Test]
+    public void StandInKernelsOnlyBackendSaysWhatAnOpNeeds()
+    {
+        using var kernelsOnly = StandIn.CreateKernelsOnlyBackend();
+        Assert.That(kernelsOnly.HasVendorLibraries, Is.False);
         var e = Assert.Throws<NotSupportedException>(() =>
-            _gpu.ConvolutionForward(_gpu.AllocateTensor(TensorShape.Nchw(1, 1, 3, 3)), _gpu.AllocateTensor(TensorShape.Nchw(1, 1, 3, 3)),
-                _gpu.AllocateTensor(TensorShape.Nchw(1, 1, 3, 3)), new ConvSpec(1, 1)));
-        Assert.That(e!.Message, Does.Contain("cuDNN"), "an op the stand-in cannot run says what it needs");
+            kernelsOnly.ConvolutionForward(kernelsOnly.AllocateTensor(TensorShape.Nchw(1, 1, 3, 3)), kernelsOnly.AllocateTensor(TensorShape.Nchw(1, 1, 3, 3)),
+                kernelsOnly.AllocateTensor(TensorShape.Nchw(1, 1, 3, 3)), new ConvSpec(1, 1)));
+        Assert.That(e!.Message, Does.Contain("cuDNN"), "an op a kernels-only backend cannot run says what it needs");
     }
 
     [Test]
@@ -79,6 +88,8 @@ public unsafe class StandInDriverTests
     [Test]
     public void StandInBuffersAreFreedWithTheirOwners()
     {
+        // The backend keeps one cuDNN workspace, grown to the largest convolution planned: plan them first.
+        using (ModelZoo.Create("resnet20", 10, _gpu, 4, 1)) { }
         var before = StandIn.Memory();
         using (var net = ModelZoo.Create("resnet20", 10, _gpu, 4, 1))
         using (var avg = new WeightAverager(net))
@@ -89,6 +100,8 @@ public unsafe class StandInDriverTests
         var after = StandIn.Memory();
         Assert.That(after.Live, Is.EqualTo(before.Live), "every allocation of the network and the averager was freed");
         Assert.That(after.Bytes, Is.EqualTo(before.Bytes));
+        _gpu.Dispose();
+        Assert.That(StandIn.Memory().Live, Is.Zero, "disposing the backend frees its workspace and everything else");
     }
 
     [Test]

@@ -137,9 +137,19 @@ internal sealed unsafe partial class EmulationLibrary
     [GeneratedRegex(@"extern\s+""C""\s+__global__\s+void\s+(\w+)\s*\(")]
     private static partial Regex KernelPattern();
 
-    private static readonly string[] RuntimeSources = ["emulation_runtime.cpp", "stand_in_driver.cpp"];
+    private static readonly string[] RuntimeSources = ["emulation_runtime.cpp", "stand_in_driver.cpp", "stand_in_cudnn.cpp", "stand_in_cublas.cpp"];
     private const string SelfTest = "emulation_selftest.cu";
-    private static readonly string[] Headers = ["cuda_emulation.h", "emulation_registry.h", "emulation_runtime.h"];
+    private static readonly string[] Headers = ["cuda_emulation.h", "emulation_registry.h", "emulation_runtime.h", "stand_in.h"];
+
+    /// <summary>
+    /// The names the engine's library search knows, each a link to the one library (the loader
+    /// maps a file once, so the driver, cuBLAS and cuDNN share one state): CUDA 11, as the NVRTC
+    /// 11.8 the stand-in runs with, so the engine's one-CUDA-major rule holds.
+    /// </summary>
+    public static readonly string[] VendorNames = ["libcublas.so.11", "libcublasLt.so.11", "libcudnn.so.9"];
+
+    /// <summary>The folder holding <see cref="VendorNames"/> (CUDASWA_CUBLAS / CUDASWA_CUDNN point into it).</summary>
+    public string VendorFolder => System.IO.Path.Combine(System.IO.Path.GetDirectoryName(Path)!, "vendor");
 
     /// <summary>The kernel files and headers exactly as embedded in the engine (what NVRTC compiles).</summary>
     private static IEnumerable<(string Name, string Text)> KernelSources() =>
@@ -203,6 +213,8 @@ internal sealed unsafe partial class EmulationLibrary
             var (linkCode, linkOutput) = Toolchain.Run(compiler, ["-shared", "-pthread", "-o", linked, .. units.Select(u => u.Source + ".o")], work);
             if (linkCode != 0) return (null, "The kernels' CPU emulation did not link:\n" + linkOutput);
             File.WriteAllText(System.IO.Path.Combine(work, "build.log"), string.Join("\n", results.Select(r => $"{System.IO.Path.GetFileName(r.Source)}: {r.output}")));
+            Directory.CreateDirectory(System.IO.Path.Combine(work, "vendor"));
+            foreach (var name in VendorNames) File.CreateSymbolicLink(System.IO.Path.Combine(work, "vendor", name), "../libcudaswa_emulation.so");
             try { Directory.Move(work, dir); }
             catch (IOException) when (File.Exists(library)) { } // another process built the same library first
             RemoveStale(dir);

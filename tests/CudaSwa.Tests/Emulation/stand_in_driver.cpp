@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 #include "emulation_runtime.h"
+#include "stand_in.h"
 
 typedef int CUresult;
 typedef int CUdevice;
@@ -77,7 +78,7 @@ struct Event
     bool recorded = false;
 };
 
-std::recursive_mutex g_mutex;
+std::recursive_mutex& g_mutex = standin::mutex();
 bool g_initialized = false;
 int g_retained = 0;
 CUresult g_sticky = Success;
@@ -214,6 +215,32 @@ void destroy_context()
     g_sticky = Success;
 }
 } // namespace
+
+// ---------------------------------------------------------------- shared with the stand-in cuDNN and cuBLAS (stand_in.h)
+
+std::recursive_mutex& standin::mutex()
+{
+    static std::recursive_mutex m;
+    return m;
+}
+
+int standin::context_error()
+{
+    std::lock_guard<std::recursive_mutex> lock(g_mutex);
+    return need_context();
+}
+
+bool standin::inside(unsigned long long p, size_t bytes) { std::lock_guard<std::recursive_mutex> lock(g_mutex); return holding(p, bytes) != nullptr; }
+
+std::string standin::broken_red_zone() { std::lock_guard<std::recursive_mutex> lock(g_mutex); return ::broken_red_zone(); }
+
+void standin::fault(const std::string& message)
+{
+    std::lock_guard<std::recursive_mutex> lock(g_mutex);
+    g_sticky = failed(IllegalAddress, message);
+}
+
+std::string standin::hex(unsigned long long v) { return ::hex(v); }
 
 // ---------------------------------------------------------------- identity (tests only)
 

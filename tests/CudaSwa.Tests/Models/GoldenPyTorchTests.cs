@@ -20,7 +20,6 @@ namespace CudaSwa.Tests.Models;
 /// times those (Tol).
 /// </summary>
 [TestFixtureSource(typeof(BackendFixtures), nameof(BackendFixtures.All))]
-[UsesVendorLibraries("cuDNN and cuBLAS")]
 public class GoldenPyTorchTests(string backend) : BackendTest(backend)
 {
     [Test]

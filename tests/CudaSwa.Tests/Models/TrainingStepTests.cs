@@ -14,7 +14,6 @@ namespace CudaSwa.Tests.Models;
 /// the new shape, the shared workspace grown if needed).
 /// </summary>
 [TestFixtureSource(typeof(BackendFixtures), nameof(BackendFixtures.All))]
-[UsesVendorLibraries("cuDNN and cuBLAS")]
 public class TrainingStepTests(string backend) : BackendTest(backend)
 {
     private static void Same(float[] actual, float[] expected, string what) => Emulation.EmulatedKernelTests.Same(actual, expected, what);

@@ -10,7 +10,6 @@ namespace CudaSwa.Tests.Ops;
 /// with the running statistics; backward against finite differences of the float64 reference.
 /// </summary>
 [TestFixtureSource(typeof(BackendFixtures), nameof(BackendFixtures.All))]
-[UsesVendorLibraries("cuDNN")]
 public class BatchNormTests(string backend) : BackendTest(backend)
 {
     private const double Eps = 1e-5;

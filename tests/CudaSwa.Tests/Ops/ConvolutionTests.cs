@@ -10,7 +10,6 @@ namespace CudaSwa.Tests.Ops;
 /// to ~1e-9 and the tolerance only has to cover float32 rounding in the op under test).
 /// </summary>
 [TestFixtureSource(typeof(BackendFixtures), nameof(BackendFixtures.All))]
-[UsesVendorLibraries("cuDNN")]
 public class ConvolutionTests(string backend) : BackendTest(backend)
 {
     // (n, c, h, w, k, r, stride, pad): every kind of convolution the models use.

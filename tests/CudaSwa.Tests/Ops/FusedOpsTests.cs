@@ -17,7 +17,6 @@ public class FusedOpsTests(string backend) : BackendTest(backend)
 
     private static void Same(float[] actual, float[] expected, string what) => Emulation.EmulatedKernelTests.Same(actual, expected, what);
 
-    [UsesVendorLibraries("cuDNN")]
     [TestCase(4, 3, 5, 5)]
     [TestCase(2, 16, 8, 8)]
     public void BatchNormReluIsBatchNormThenRelu(int n, int c, int h, int w)
@@ -118,7 +117,6 @@ public class FusedOpsTests(string backend) : BackendTest(backend)
     [TestCase(3, 8, 9, 9, 24, 3, 2, 1)]
     [TestCase(2, 16, 8, 8, 32, 1, 2, 0)]
     [TestCase(2, 3, 11, 11, 5, 5, 1, 2)]
-    [UsesVendorLibraries("cuDNN")]
     public void ConvolutionBiasActivationIsTheConvolutionThenItsBiasPass(int n, int c, int h, int w, int k, int r, int stride, int pad)
     {
         var x = Rng.Floats(n * c * h * w);

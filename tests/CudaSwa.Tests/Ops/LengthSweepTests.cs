@@ -44,7 +44,6 @@ public class LengthSweepTests(string backend) : BackendTest(backend)
         }
     }
 
-    [UsesVendorLibraries("cuDNN")]
     [Test]
     public void BatchNormAtEveryPlaneSizeUpTo64()
     {

@@ -8,7 +8,6 @@ namespace CudaSwa.Tests.Ops;
 [TestFixtureSource(typeof(BackendFixtures), nameof(BackendFixtures.All))]
 public class LinearAndLossTests(string backend) : BackendTest(backend)
 {
-    [UsesVendorLibraries("cuBLAS")]
     [TestCase(3, 7, 5)]
     [TestCase(16, 64, 10)]
     [TestCase(1, 33, 2)]

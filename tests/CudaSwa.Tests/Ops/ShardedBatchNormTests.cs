@@ -33,7 +33,6 @@ public class ShardedBatchNormTests(string backend) : BackendTest(backend)
     }
 
     [Test]
-    [UsesVendorLibraries("cuDNN")]
     public void ShardsCombinedGiveTheWholeBatchForwardAndBackward([Values] bool relu, [Values] bool accumulate)
     {
         int n = 7, c = 3, h = 4, w = 3, hw = h * w, per = c * hw;

@@ -35,6 +35,32 @@ public static class Close
         Check(actual, e, atol, rtol, what);
     }
 
+    /// <summary>
+    /// Each entry of an arena layout (a parameter tensor) within a relative L2 error:
+    /// ||actual - expected||₂ &lt;= rtol * ||expected||₂ + atol * sqrt(n). For whole-network gradients,
+    /// where a ReLU whose input lies within rounding of zero can decide differently in two correct
+    /// float32 implementations and move every gradient upstream of it by a little; a wrong
+    /// transpose, sign, beta or formula moves a tensor by O(1) and still fails.
+    /// </summary>
+    public static void PerTensor(CudaSwa.Tensors.ArenaLayout layout, ReadOnlySpan<float> actual, ReadOnlySpan<float> expected, double rtol, double atol, string what)
+    {
+        Assert.That(actual.Length, Is.EqualTo(expected.Length), $"{what}: length");
+        var bad = new List<string>();
+        foreach (var e in layout.Entries)
+        {
+            double d2 = 0, n2 = 0;
+            for (long i = e.Offset; i < e.Offset + e.Length; i++)
+            {
+                double d = (double)actual[(int)i] - expected[(int)i];
+                d2 += d * d;
+                n2 += (double)expected[(int)i] * expected[(int)i];
+            }
+            double error = Math.Sqrt(d2), allowed = rtol * Math.Sqrt(n2) + atol * Math.Sqrt(e.Length);
+            if (!(error <= allowed)) bad.Add($"{e.Name} (relative L2 error {error / Math.Max(Math.Sqrt(n2), double.Epsilon):g3})");
+        }
+        if (bad.Count > 0) Assert.Fail($"{what}: {bad.Count} of {layout.Entries.Count} tensors outside relative L2 {rtol:g3}: {string.Join(", ", bad.Take(8))}");
+    }
+
     public static double[] ToDouble(ReadOnlySpan<float> a)
     {
         var d = new double[a.Length];

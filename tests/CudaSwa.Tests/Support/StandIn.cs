@@ -7,11 +7,14 @@ using NUnit.Framework;
 namespace CudaSwa.Tests.Support;
 
 /// <summary>
-/// The CUDA backend over the stand-in driver (Emulation/stand_in_driver.cpp, in the emulation
-/// library): loaded by its full path through the engine's own CuDriver.FromFile — the production
-/// loader never looks for it — with its kernels compiled by the real NVRTC and run emulated on
-/// the CPU. Needs clang++-14 (to build it) and NVRTC (tests/tools/fetch-nvrtc.sh); without either
-/// the test is ignored with the reason.
+/// The CUDA backend over the stand-in CUDA stack, all in the emulation library: the stand-in
+/// driver (Emulation/stand_in_driver.cpp), loaded by its full path through the engine's own
+/// CuDriver.FromFile — the production loader never looks for it —, with its kernels compiled by
+/// the real NVRTC and run emulated on the CPU, and the stand-in cuDNN and cuBLAS
+/// (stand_in_cudnn.cpp, stand_in_cublas.cpp: float64 loops written from NVIDIA's documentation)
+/// loaded for this backend only, by path (ToolkitSelection.ForFiles), so a real GPU's libraries
+/// in the same process are untouched. Needs clang++-14 (to build it) and NVRTC
+/// (tests/tools/fetch-nvrtc.sh); without either the test is ignored with the reason.
 /// </summary>
 public static unsafe class StandIn
 {
@@ -25,8 +28,41 @@ public static unsafe class StandIn
         return s_driver ??= CuDriver.FromFile(library.Path);
     }
 
-    /// <summary>A kernels-only CUDA backend on the stand-in's one device; dispose it to release the context.</summary>
-    public static CudaBackend CreateBackend() => CudaBackend.Create(0, allowTf32: false, Driver(), vendorLibraries: false);
+    /// <summary>The CUDA backend on the stand-in's one device, with the stand-in cuDNN and cuBLAS; dispose it to release the context.</summary>
+    public static CudaBackend CreateBackend(bool allowTf32 = false, string? cacheFolder = null)
+    {
+        var driver = Driver();
+        var (cublas, cudnn) = VendorFiles();
+        return CudaBackend.Create(0, allowTf32, driver, cublas, cudnn, cacheFolder);
+    }
+
+    /// <summary>A kernels-only CUDA backend on the stand-in (no cuDNN, no cuBLAS): how the engine runs when it is created without them.</summary>
+    public static CudaBackend CreateKernelsOnlyBackend() => CudaBackend.Create(0, allowTf32: false, Driver(), vendorLibraries: false);
+
+    /// <summary>The stand-in cuBLAS and cuDNN under the names the engine's library search knows.</summary>
+    public static (string Cublas, string Cudnn) VendorFiles()
+    {
+        var library = EmulationLibrary.Require(Rounding.Separate);
+        return (Path.Combine(library.VendorFolder, "libcublas.so.11"), Path.Combine(library.VendorFolder, "libcudnn.so.9"));
+    }
+
+    /// <summary>
+    /// The environment that points a `cudaswa` process at the whole stand-in stack through the
+    /// engine's library overrides (CUDASWA_LIBCUDA, CUDASWA_NVRTC, CUDASWA_CUBLAS, CUDASWA_CUDNN).
+    /// </summary>
+    public static Dictionary<string, string> Environment()
+    {
+        Driver();
+        var library = EmulationLibrary.Require(Rounding.Separate);
+        var (cublas, cudnn) = VendorFiles();
+        return new()
+        {
+            ["CUDASWA_LIBCUDA"] = library.Path,
+            ["CUDASWA_NVRTC"] = Toolchain.Nvrtc(out _)!,
+            ["CUDASWA_CUBLAS"] = cublas,
+            ["CUDASWA_CUDNN"] = cudnn,
+        };
+    }
 
     /// <summary>The stand-in's live allocations, their bytes, and allocations made since it was loaded.</summary>
     public static (ulong Live, ulong Bytes, ulong Made) Memory()
