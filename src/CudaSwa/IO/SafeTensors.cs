@@ -65,9 +65,13 @@ public static class SafeTensors
             stream.Write(json);
             for (int i = json.Length; i < padded; i++) stream.WriteByte((byte)' ');
             foreach (var t in list)
-                stream.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(t.Data.AsSpan()));
+                for (int at = 0; at < t.Data.Length; at += ChunkFloats) // one byte span of a whole large tensor would pass 2 GiB
+                    stream.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(t.Data.AsSpan(at, Math.Min(ChunkFloats, t.Data.Length - at))));
         });
     }
+
+    /// <summary>Data moves between files and arrays in runs of at most 256 Mi floats (1 GiB).</summary>
+    private const int ChunkFloats = 1 << 28;
 
     /// <summary>What a safetensors file holds.</summary>
     /// <param name="Tensors">The tensors, by name.</param>
@@ -101,30 +105,43 @@ public static class SafeTensors
     {
         if (Directory.Exists(path)) throw new InvalidDataException($"'{path}' is a folder, not a safetensors file.");
         if (!File.Exists(path)) throw new FileNotFoundException($"Safetensors file '{path}' does not exist.", path);
-        byte[] all = File.ReadAllBytes(path);
-        return Parse(all, path);
+        // Streamed, not read whole: a SWAG checkpoint of a large network passes 2 GiB, more than one array holds.
+        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1 << 16);
+        return Parse(stream, path);
     }
 
     /// <summary>The same checks as <see cref="Read"/> over bytes already in memory; <paramref name="source"/> names them in errors.</summary>
     public static Contents Parse(byte[] all, string source)
     {
+        using var stream = new MemoryStream(all, writable: false);
+        return Parse(stream, source);
+    }
+
+    /// <summary>The checks of <see cref="Read"/> over a seekable stream holding exactly one file.</summary>
+    private static Contents Parse(Stream stream, string source)
+    {
         InvalidDataException Bad(string what) => new($"'{source}' is not a valid safetensors file: {what}.");
         InvalidDataException BadTensor(string name, string what) => new($"'{source}': tensor '{name}' {what}.");
 
-        if (all.Length < 8) throw Bad($"{all.Length} bytes, shorter than the 8-byte header length");
-        ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(all);
-        if (headerLength > (ulong)(all.Length - 8)) throw Bad($"header length {headerLength} exceeds the file ({all.Length} bytes)");
+        long fileLength = stream.Length;
+        if (fileLength < 8) throw Bad($"{fileLength} bytes, shorter than the 8-byte header length");
+        Span<byte> lengthBytes = stackalloc byte[8];
+        stream.ReadExactly(lengthBytes);
+        ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(lengthBytes);
+        if (headerLength > (ulong)(fileLength - 8)) throw Bad($"header length {headerLength} exceeds the file ({fileLength} bytes)");
         if (headerLength > MaxHeaderBytes) throw Bad($"header length {headerLength} is over the {MaxHeaderBytes}-byte limit");
         if (headerLength < 2) throw Bad($"header length {headerLength} is too short for a JSON object");
         long dataStart = 8 + (long)headerLength;
-        long dataLength = all.Length - dataStart;
+        long dataLength = fileLength - dataStart;
+        var headerBytes = new byte[headerLength];
+        stream.ReadExactly(headerBytes);
 
         JsonDocument document;
         try
         {
             // A strict UTF-8 decode first: invalid bytes must not pass as replacement characters.
-            _ = new UTF8Encoding(false, throwOnInvalidBytes: true).GetCharCount(all, 8, (int)headerLength);
-            document = JsonDocument.Parse(all.AsMemory(8, (int)headerLength), new JsonDocumentOptions { MaxDepth = 16 });
+            _ = new UTF8Encoding(false, throwOnInvalidBytes: true).GetCharCount(headerBytes);
+            document = JsonDocument.Parse(headerBytes.AsMemory(), new JsonDocumentOptions { MaxDepth = 16 });
         }
         catch (Exception e) when (e is JsonException or DecoderFallbackException or ArgumentException)
         {
@@ -215,8 +232,12 @@ public static class SafeTensors
             if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("Big-endian hosts are not supported.");
             foreach (var (name, shape, begin, end) in pending)
             {
-                var data = new float[(end - begin) / sizeof(float)];
-                Buffer.BlockCopy(all, checked((int)(dataStart + begin)), data, 0, checked((int)(end - begin)));
+                long count = (end - begin) / sizeof(float);
+                if (count > Array.MaxLength) throw BadTensor(name, $"holds {count} values, more than one array can");
+                var data = new float[count];
+                stream.Position = dataStart + begin;
+                for (int from = 0; from < data.Length; from += ChunkFloats)
+                    stream.ReadExactly(System.Runtime.InteropServices.MemoryMarshal.AsBytes(data.AsSpan(from, Math.Min(ChunkFloats, data.Length - from))));
                 tensors[name] = new Entry(name, shape, data);
             }
             return new Contents(tensors, metadata);

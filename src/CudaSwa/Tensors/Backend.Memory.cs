@@ -52,8 +52,19 @@ public abstract partial class Backend
         if (source.Length != destination.Length)
             throw new ArgumentException($"Upload of {source.Length} elements into a view of {destination.Length} elements {destination.Shape}.", nameof(source));
         Wrote(destination);
-        UploadCore(System.Runtime.InteropServices.MemoryMarshal.AsBytes(source), destination);
+        // In runs of at most 1 GiB: a byte span of a whole tensor past 2 GiB would overflow its length.
+        int chunk = TransferChunkBytes / Unsafe.SizeOf<T>();
+        if (source.Length <= chunk) UploadCore(System.Runtime.InteropServices.MemoryMarshal.AsBytes(source), destination);
+        else
+            for (int at = 0; at < source.Length; at += chunk)
+            {
+                int n = Math.Min(chunk, source.Length - at);
+                UploadCore(System.Runtime.InteropServices.MemoryMarshal.AsBytes(source.Slice(at, n)), destination.Slice(at, n));
+            }
     }
+
+    /// <summary>The largest single host/device copy (1 GiB): larger transfers go in runs of this size.</summary>
+    internal const int TransferChunkBytes = 1 << 30;
 
     /// <summary>
     /// Copies a tensor's values into host memory, after the queued work that writes them.
@@ -65,7 +76,14 @@ public abstract partial class Backend
         RequireElement<T>(source, nameof(source));
         if (destination.Length != source.Length)
             throw new ArgumentException($"Download of a view of {source.Length} elements {source.Shape} into a span of {destination.Length}.", nameof(destination));
-        DownloadCore(source, System.Runtime.InteropServices.MemoryMarshal.AsBytes(destination));
+        int chunk = TransferChunkBytes / Unsafe.SizeOf<T>();
+        if (destination.Length <= chunk) DownloadCore(source, System.Runtime.InteropServices.MemoryMarshal.AsBytes(destination));
+        else
+            for (int at = 0; at < destination.Length; at += chunk)
+            {
+                int n = Math.Min(chunk, destination.Length - at);
+                DownloadCore(source.Slice(at, n), System.Runtime.InteropServices.MemoryMarshal.AsBytes(destination.Slice(at, n)));
+            }
     }
 
     /// <summary>Downloads a float32 tensor into a new array (waits for queued work).</summary>
