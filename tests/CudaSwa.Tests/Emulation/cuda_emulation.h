@@ -1,11 +1,12 @@
 // CUDA device code as host C++: what the CUDA headers and the GPU would supply, for running the
 // unchanged kernels/*.cu on the CPU in the tests (clang++-14 -include cuda_emulation.h, never seen
-// by NVRTC). The runtime (emulation_runtime.cpp) runs a launch's blocks one after another and the
-// threads of a block concurrently, on real threads, so:
+// by NVRTC). The runtime (emulation_runtime.cpp) runs each CUDA thread as a fiber, the threads of a
+// block taking turns on one OS thread and blocks side by side on the machine's cores, so:
 //   - __syncthreads is a real barrier across the block's threads (threads that returned count as arrived);
 //   - warp shuffles and votes exchange values through the warp's slots between two warp barriers
 //     (converged warps only: every lane of the warp must take part, as in these kernels);
-//   - __shared__ variables are function statics: one copy, used by the one block running at a time;
+//   - __shared__ variables are thread-local function statics: one copy per OS thread, which runs one
+//     block at a time;
 //   - the fixed-rounding intrinsics keep their CUDA meaning even where the emulation is compiled
 //     with FMA contraction on (__fmul_rn/__fadd_rn are never fused; fmaf is one rounding).
 #pragma once
@@ -18,7 +19,7 @@
 #define __host__
 #define __forceinline__ inline __attribute__((always_inline))
 #define __restrict__ __restrict
-#define __shared__ static
+#define __shared__ static thread_local
 
 struct uint3 { unsigned int x, y, z; };
 struct dim3 { unsigned int x, y, z; };

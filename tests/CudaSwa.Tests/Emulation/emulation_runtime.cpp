@@ -1,23 +1,28 @@
-// Runs emulated kernels: the blocks of a launch one after another, the threads of a block
-// concurrently on real threads, with real barriers for __syncthreads and for the warp exchanges
-// behind shuffles and votes. Each CUDA thread runs start to finish on one OS thread. A block
-// starts on a few workers that take its threads in order; a thread that has to wait at a barrier
-// first asks for another worker, so every thread a barrier waits for gets started (a block with
-// __syncthreads ends up with all its threads alive at once, a kernel without barriers costs only
-// a few thread switches per block). Small and strict rather than fast: every rule the emulation
-// cannot honour is reported as a launch error, never guessed around.
+// Runs emulated kernels. Each CUDA thread is a fiber (its own stack; on x86-64 switched by the
+// few instructions below that save the callee-saved registers, elsewhere by swapcontext) and the
+// fibers of one block take turns on one OS thread: a thread runs until it reaches a
+// barrier (__syncthreads, or the warp barriers behind shuffles and votes) or returns, then the
+// next one runs; a barrier lets its waiters go once every thread of its group has arrived or
+// returned. Blocks are independent, as on a GPU, and run on the machine's cores side by side
+// (__shared__ variables are per OS thread, so per block being run). Switching fibers instead of
+// OS threads makes a barrier cost a context switch in user space, not a wake-up of hundreds of
+// kernel threads; and a deadlock is certain the moment no thread can run, so it is reported at
+// once. Small and strict rather than fast: every rule the emulation cannot honour is reported as
+// a launch error, never guessed around.
 #include <atomic>
-#include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
-#include <deque>
-#include <functional>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <thread>
+#include <vector>
+#include <sys/mman.h>
+#include <cstdint>
+#include <ucontext.h>
 #include "cuda_emulation.h"
 #include "emulation_runtime.h"
 
@@ -36,20 +41,91 @@ std::vector<Kernel>& registry()
     return r;
 }
 
-// A waiting thread that gives up (deadlock) leaves its kernel by this exception.
+// ---------------------------------------------------------------- switching fibers
+
+#if defined(__x86_64__)
+// emu_switch(save, to): pushes the callee-saved registers and the SSE/x87 control words, stores the
+// stack pointer in *save, loads `to` and pops the same from there (System V x86-64: everything else
+// is caller-saved, so this is a complete switch). No system call: glibc's swapcontext makes one.
+extern "C" void emu_switch(void** save, void* to);
+asm(R"(
+    .text
+    .globl emu_switch
+    .hidden emu_switch
+    .type emu_switch, @function
+emu_switch:
+    pushq %rbp
+    pushq %rbx
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    subq $8, %rsp
+    stmxcsr (%rsp)
+    fnstcw 4(%rsp)
+    movq %rsp, (%rdi)
+    movq %rsi, %rsp
+    ldmxcsr (%rsp)
+    fldcw 4(%rsp)
+    addq $8, %rsp
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %rbx
+    popq %rbp
+    ret
+    .size emu_switch, .-emu_switch
+)");
+
+struct SwitchPoint
+{
+    void* sp = nullptr;
+};
+
+// A fresh stack that "returns" into entry with the stack aligned as after a call.
+void prepare(SwitchPoint& point, unsigned char* stack, size_t bytes, void (*entry)())
+{
+    auto top = reinterpret_cast<uintptr_t>(stack + bytes) & ~uintptr_t(15);
+    auto* slot = reinterpret_cast<uint64_t*>(top);
+    slot[-1] = 0;                                      // entry's own return address: never used
+    slot[-2] = reinterpret_cast<uint64_t>(entry);      // popped by emu_switch's ret
+    for (int r = 3; r <= 8; ++r) slot[-r] = 0;         // rbp, rbx, r12..r15
+    uint32_t mxcsr;
+    uint16_t fpucw;
+    asm volatile("stmxcsr %0" : "=m"(mxcsr));
+    asm volatile("fnstcw %0" : "=m"(fpucw));
+    std::memcpy(&slot[-9], &mxcsr, 4);
+    std::memcpy(reinterpret_cast<char*>(&slot[-9]) + 4, &fpucw, 2);
+    point.sp = &slot[-9];
+}
+
+void jump(SwitchPoint& from, SwitchPoint& to) { emu_switch(&from.sp, to.sp); }
+#else
+struct SwitchPoint
+{
+    ucontext_t context;
+};
+
+void prepare(SwitchPoint& point, unsigned char* stack, size_t bytes, void (*entry)())
+{
+    getcontext(&point.context);
+    point.context.uc_stack.ss_sp = stack;
+    point.context.uc_stack.ss_size = bytes;
+    point.context.uc_link = nullptr;
+    makecontext(&point.context, entry, 0);
+}
+
+void jump(SwitchPoint& from, SwitchPoint& to) { swapcontext(&from.context, &to.context); }
+#endif
+
+// A thread that can never continue (deadlock, or a failed launch) leaves its kernel by this exception.
 struct Abandon
 {
 };
 
-// How long a thread waits at a barrier before the launch is declared deadlocked
-// (CUDASWA_EMULATION_TIMEOUT_S, default 30 s; the tests shorten it to provoke a deadlock).
-std::atomic<int> g_wait_seconds{[] {
-    const char* s = std::getenv("CUDASWA_EMULATION_TIMEOUT_S");
-    int v = s ? std::atoi(s) : 0;
-    return v > 0 ? v : 30;
-}()};
-
-std::chrono::seconds wait_limit() { return std::chrono::seconds(g_wait_seconds.load()); }
+// Kept for the tests' API (cudaswa_emu_set_timeout): fibers detect a deadlock at once, so no wait ever times out.
+std::atomic<int> g_wait_seconds{30};
 
 std::mutex g_error_mutex;
 std::string g_error;
@@ -60,63 +136,26 @@ void fail(const std::string& message)
     if (g_error.empty()) g_error = message;
 }
 
-struct BlockRun;
-thread_local BlockRun* t_run = nullptr;
-void before_blocking(); // defined with BlockRun: makes sure a thread about to wait does not hold up unstarted ones
+bool failed_already()
+{
+    std::lock_guard<std::mutex> lock(g_error_mutex);
+    return !g_error.empty();
+}
 
 // A reusable barrier whose participants can leave (a thread that returns from the kernel counts
-// as arrived at every later barrier, as on the GPU). Waits time out: a deadlock becomes an error.
-class Barrier
+// as arrived at every later barrier, as on the GPU).
+struct Barrier
 {
-public:
-    explicit Barrier(int expected) : expected_(expected) {}
+    explicit Barrier(int n) : expected(n) {}
+    int expected;
+    int arrived = 0;
+    unsigned long long generation = 0;
 
-    void arrive_and_wait(const char* what)
-    {
-        std::unique_lock<std::mutex> lock(m_);
-        unsigned long long generation = generation_;
-        if (++arrived_ >= expected_)
-        {
-            release();
-            return;
-        }
-        lock.unlock();
-        before_blocking();
-        lock.lock();
-        if (generation_ != generation) return; // released while a worker was being found
-        if (!cv_.wait_for(lock, wait_limit(), [&] { return generation_ != generation || abandoned_; }))
-        {
-            abandoned_ = true;
-            cv_.notify_all();
-            lock.unlock();
-            fail(std::string("deadlock: ") + what + " waited " + std::to_string(wait_limit().count()) +
-                 " s for threads that never arrived (a barrier not reached by every thread of its group?)");
-            throw Abandon{};
-        }
-        if (abandoned_) throw Abandon{};
-    }
-
-    void leave()
-    {
-        std::lock_guard<std::mutex> lock(m_);
-        --expected_;
-        if (arrived_ > 0 && arrived_ >= expected_) release();
-    }
-
-private:
     void release()
     {
-        arrived_ = 0;
-        ++generation_;
-        cv_.notify_all();
+        arrived = 0;
+        ++generation;
     }
-
-    std::mutex m_;
-    std::condition_variable cv_;
-    int expected_;
-    int arrived_ = 0;
-    unsigned long long generation_ = 0;
-    bool abandoned_ = false;
 };
 
 struct Warp
@@ -139,141 +178,242 @@ struct Block
     std::vector<std::unique_ptr<Warp>> warps;
 };
 
-struct ThreadContext
+constexpr size_t StackBytes = 256 * 1024;
+constexpr size_t GuardBytes = 4096;
+
+// One emulated CUDA thread: its fiber, and what it waits for.
+struct Fiber
 {
-    Block* block;
-    Warp* warp;
-    int lane;
-    int linear;
+    SwitchPoint point;
+    unsigned char* stack = nullptr; // GuardBytes of PROT_NONE below StackBytes of stack
+    int linear = 0;
+    uint3 index{};
+    Warp* warp = nullptr;
+    int lane = 0;
+    bool started = false;
+    bool finished = false;
+    Barrier* waiting = nullptr;
+    unsigned long long waiting_generation = 0;
+    const char* waiting_for = "";
+
+    bool runnable() const { return !finished && (waiting == nullptr || waiting->generation != waiting_generation); }
 };
 
-thread_local ThreadContext* t_context = nullptr;
-
-ThreadContext& context(const char* what)
+// The block this OS thread runs, its fibers, and the scheduler's own context.
+struct Worker
 {
-    if (!t_context)
+    std::vector<Fiber> fibers; // stacks kept between blocks and launches
+    SwitchPoint scheduler;
+    Fiber* current = nullptr;
+    Block* block = nullptr;
+    const Kernel* kernel = nullptr;
+    void** params = nullptr;
+    bool abandoned = false;
+
+    ~Worker()
+    {
+        for (auto& f : fibers)
+            if (f.stack) munmap(f.stack, GuardBytes + StackBytes);
+    }
+};
+
+thread_local Worker* t_worker = nullptr;
+
+Worker& worker(const char* what)
+{
+    if (!t_worker || !t_worker->current)
     {
         std::fprintf(stderr, "cuda emulation: %s called outside an emulated kernel\n", what);
         std::abort();
     }
-    return *t_context;
+    return *t_worker;
 }
 
-// One block being run: its threads are handed out in order to whichever worker asks next.
-struct BlockRun
+// Back to the scheduler until this fiber's barrier lets it go; leaves by Abandon when the block is given up.
+void wait_at(Barrier& b, const char* what)
 {
-    const Kernel* kernel;
-    void** params;
-    Dim grid, block;
-    uint3 index;
-    Block* state;
-    int threads;
-    std::atomic<int> next{0};
-    std::atomic<int> finished{0};
-    std::atomic<int> workers{0}; // asked for and not yet done with this block: it must outlive them
-    std::mutex m;
-    std::condition_variable all_done;
-
-    bool unstarted() const { return next.load() < threads; }
-
-    int pending_workers() const { return workers.load(); }
-
-    void run_thread(int i)
+    Worker& w = worker(what);
+    unsigned long long generation = b.generation;
+    if (++b.arrived >= b.expected)
     {
-        threadIdx = uint3{(unsigned)i % block.x, (unsigned)i / block.x % block.y, (unsigned)i / (block.x * block.y)};
-        blockIdx = index;
-        blockDim = dim3{block.x, block.y, block.z};
-        gridDim = dim3{grid.x, grid.y, grid.z};
-        ThreadContext c{state, state->warps[i / 32].get(), i % 32, i};
-        t_context = &c;
-        try
-        {
-            kernel->invoke(kernel->fn, params);
-        }
-        catch (const Abandon&)
-        {
-        }
-        catch (const std::exception& e)
-        {
-            fail(kernel->name + ": " + e.what());
-        }
-        catch (...)
-        {
-            fail(kernel->name + ": unknown exception");
-        }
-        // A returned thread no longer holds up its warp or block at a barrier.
-        c.warp->exited[c.lane] = true;
-        c.warp->barrier.leave();
-        state->barrier.leave();
-        t_context = nullptr;
+        b.release();
+        return;
     }
+    Fiber* self = w.current;
+    self->waiting = &b;
+    self->waiting_generation = generation;
+    self->waiting_for = what;
+    jump(self->point, w.scheduler);
+    self->waiting = nullptr;
+    if (w.abandoned) throw Abandon{};
+}
 
-    // A worker's share of the block: threads in order until none is left.
-    void work()
+void leave(Barrier& b)
+{
+    --b.expected;
+    if (b.arrived > 0 && b.arrived >= b.expected) b.release();
+}
+
+// Where every fiber starts; it ends by going back to the scheduler for good.
+void fiber_main()
+{
+    Worker& w = *t_worker;
+    Fiber& f = *w.current;
+    try
     {
-        t_run = this;
-        for (int i; (i = next.fetch_add(1)) < threads;)
+        w.kernel->invoke(w.kernel->fn, w.params);
+    }
+    catch (const Abandon&)
+    {
+    }
+    catch (const std::exception& e)
+    {
+        fail(w.kernel->name + ": " + e.what());
+    }
+    catch (...)
+    {
+        fail(w.kernel->name + ": unknown exception");
+    }
+    // A returned thread no longer holds up its warp or block at a barrier.
+    f.warp->exited[f.lane] = true;
+    leave(f.warp->barrier);
+    leave(w.block->barrier);
+    f.finished = true;
+    jump(f.point, w.scheduler); // never resumed
+    std::abort();
+}
+
+// Runs one block to completion on this OS thread; false (with the error recorded) when it failed.
+bool run_block(Worker& w, const Kernel& kernel, void** params, Dim grid, Dim block, uint3 index)
+{
+    int threads = (int)(block.x * block.y * block.z);
+    Block state(threads);
+    w.block = &state;
+    w.kernel = &kernel;
+    w.params = params;
+    w.abandoned = false;
+    if ((int)w.fibers.size() < threads) w.fibers.resize(threads);
+    blockIdx = index;
+    blockDim = dim3{block.x, block.y, block.z};
+    gridDim = dim3{grid.x, grid.y, grid.z};
+    for (int i = 0; i < threads; ++i)
+    {
+        Fiber& f = w.fibers[i];
+        if (!f.stack)
         {
-            run_thread(i);
-            if (finished.fetch_add(1) + 1 == threads)
+            void* m = mmap(nullptr, GuardBytes + StackBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+            if (m == MAP_FAILED)
             {
-                std::lock_guard<std::mutex> lock(m);
-                all_done.notify_all();
+                fail("could not map a stack for an emulated thread");
+                return false;
             }
+            mprotect(m, GuardBytes, PROT_NONE); // a stack overflow faults instead of corrupting the neighbour
+            f.stack = static_cast<unsigned char*>(m);
         }
-        t_run = nullptr;
-        workers.fetch_sub(1); // the last touch of this block
+        f.linear = i;
+        f.index = uint3{(unsigned)i % block.x, (unsigned)i / block.x % block.y, (unsigned)i / (block.x * block.y)};
+        f.warp = state.warps[i / 32].get();
+        f.lane = i % 32;
+        f.started = f.finished = false;
+        f.waiting = nullptr;
     }
-};
+    auto resume = [&](Fiber& f) {
+        w.current = &f;
+        threadIdx = f.index;
+        if (!f.started)
+        {
+            f.started = true;
+            prepare(f.point, f.stack + GuardBytes, StackBytes, fiber_main);
+        }
+        jump(w.scheduler, f.point);
+        w.current = nullptr;
+    };
+    for (int done = 0; done < threads;)
+    {
+        bool progressed = false;
+        for (int i = 0; i < threads; ++i)
+        {
+            Fiber& f = w.fibers[i];
+            if (!f.runnable()) continue;
+            resume(f);
+            progressed = true;
+        }
+        done = 0;
+        for (int i = 0; i < threads; ++i) done += w.fibers[i].finished;
+        if (done < threads && !progressed)
+        {
+            // No thread can go on: name what the first waiting one waits for, then unwind them all.
+            const char* what = "";
+            for (int i = 0; i < threads && !*what; ++i)
+                if (!w.fibers[i].finished) what = w.fibers[i].waiting_for;
+            fail(std::string("deadlock: ") + what + " waits for threads that can never arrive (a barrier not reached by every thread of its group?)");
+            w.abandoned = true;
+            for (int i = 0; i < threads; ++i)
+                if (!w.fibers[i].finished) resume(w.fibers[i]);
+            break;
+        }
+    }
+    w.block = nullptr;
+    return !failed_already();
+}
 
-// Idle OS threads waiting for a block to work on; new ones are started when none is idle.
-class Pool
+// OS threads kept for the launches' blocks (with their fibers' stacks), started on first need.
+class Helpers
 {
 public:
-    void request(BlockRun* run)
+    // Starts job on `count` helper threads; wait() returns once all of them finished it.
+    void start(int count, const std::function<void()>& job)
     {
-        run->workers.fetch_add(1);
         std::lock_guard<std::mutex> lock(m_);
-        requests_.push_back(run);
-        if ((int)requests_.size() > idle_)
-            std::thread([this] { work(); }).detach();
-        else
-            cv_.notify_one();
+        while ((int)threads_.size() < count)
+        {
+            threads_.emplace_back([this, i = (int)threads_.size()] { loop(i); });
+            threads_.back().detach();
+        }
+        job_ = &job;
+        active_ = count;
+        remaining_ = count;
+        ++generation_;
+        cv_.notify_all();
+    }
+
+    void wait()
+    {
+        std::unique_lock<std::mutex> lock(m_);
+        done_.wait(lock, [&] { return remaining_ == 0; });
+        job_ = nullptr;
     }
 
 private:
-    void work()
+    void loop(int i)
     {
+        unsigned long long seen = 0;
         std::unique_lock<std::mutex> lock(m_);
         for (;;)
         {
-            ++idle_;
-            cv_.wait(lock, [&] { return !requests_.empty(); });
-            --idle_;
-            BlockRun* run = requests_.front();
-            requests_.pop_front();
+            cv_.wait(lock, [&] { return generation_ != seen; });
+            seen = generation_;
+            if (i >= active_) continue;
+            const auto* job = job_;
             lock.unlock();
-            run->work();
+            (*job)();
             lock.lock();
+            if (--remaining_ == 0) done_.notify_all();
         }
     }
 
     std::mutex m_;
-    std::condition_variable cv_;
-    std::deque<BlockRun*> requests_;
-    int idle_ = 0;
+    std::condition_variable cv_, done_;
+    std::vector<std::thread> threads_;
+    const std::function<void()>* job_ = nullptr;
+    int active_ = 0, remaining_ = 0;
+    unsigned long long generation_ = 0;
 };
 
-Pool& pool()
+Helpers& helpers()
 {
-    static Pool* p = new Pool(); // never destroyed: its threads are detached and live with the process
-    return *p;
-}
-
-void before_blocking()
-{
-    BlockRun* run = t_run;
-    if (run && run->unstarted()) pool().request(run);
+    static Helpers* h = new Helpers(); // never destroyed: its threads are detached and live with the process
+    return *h;
 }
 
 std::mutex g_launch_mutex;
@@ -295,20 +435,21 @@ const Kernel* find_kernel(const char* name)
 
 void syncthreads()
 {
-    context("__syncthreads").block->barrier.arrive_and_wait("__syncthreads");
+    Worker& w = worker("__syncthreads");
+    wait_at(w.block->barrier, "__syncthreads");
 }
 
-int lane_id() { return context("lane_id").lane; }
+int lane_id() { return worker("lane_id").current->lane; }
 
 unsigned long long warp_exchange(unsigned mask, unsigned long long bits, int source_lane, bool own, const char* what)
 {
-    ThreadContext& c = context(what);
+    Fiber& c = *worker(what).current;
     Warp& w = *c.warp;
     unsigned present = w.lanes == 32 ? 0xffffffffu : ((1u << w.lanes) - 1);
     if ((mask & present) != present)
         fail(std::string(what) + ": mask leaves out lanes of the warp; the emulation runs converged warps only");
     w.slots[c.lane] = bits;
-    w.barrier.arrive_and_wait(what);
+    wait_at(w.barrier, what);
     unsigned long long result = bits;
     if (own) result = bits;
     else if (source_lane < 0 || source_lane >= w.lanes)
@@ -316,20 +457,20 @@ unsigned long long warp_exchange(unsigned mask, unsigned long long bits, int sou
     else if (w.exited[source_lane])
         fail(std::string(what) + ": reads lane " + std::to_string(source_lane) + ", which has already returned");
     else result = w.slots[source_lane];
-    w.barrier.arrive_and_wait(what);
+    wait_at(w.barrier, what);
     return result;
 }
 
 unsigned warp_ballot(unsigned mask, int predicate)
 {
-    ThreadContext& c = context("vote");
+    Fiber& c = *worker("vote").current;
     Warp& w = *c.warp;
     w.slots[c.lane] = predicate != 0;
-    w.barrier.arrive_and_wait("__ballot_sync");
+    wait_at(w.barrier, "__ballot_sync");
     unsigned bits = 0;
     for (int l = 0; l < w.lanes; ++l)
         if ((mask >> l & 1u) && !w.exited[l] && w.slots[l]) bits |= 1u << l;
-    w.barrier.arrive_and_wait("__ballot_sync");
+    wait_at(w.barrier, "__ballot_sync");
     return bits;
 }
 
@@ -352,35 +493,38 @@ bool launch(const Kernel& kernel, Dim grid, Dim block, void** params, std::strin
         std::lock_guard<std::mutex> lock(g_error_mutex);
         g_error.clear();
     }
-    int workers = std::min<int>((int)threads, (int)std::max(2u, std::thread::hardware_concurrency()));
-    for (unsigned bz = 0; bz < grid.z; ++bz)
-        for (unsigned by = 0; by < grid.y; ++by)
-            for (unsigned bx = 0; bx < grid.x; ++bx)
+    // Blocks in order of their linear index, handed to the OS threads that ask next.
+    unsigned long long blocks = (unsigned long long)grid.x * grid.y * grid.z;
+    std::atomic<unsigned long long> next{0};
+    std::mutex where_mutex;
+    std::string where;
+    std::function<void()> work = [&] {
+        static thread_local Worker w; // its fibers' stacks serve every later launch on this OS thread
+        t_worker = &w;
+        for (unsigned long long b; (b = next.fetch_add(1)) < blocks && !failed_already();)
+        {
+            uint3 index{(unsigned)(b % grid.x), (unsigned)(b / grid.x % grid.y), (unsigned)(b / ((unsigned long long)grid.x * grid.y))};
+            if (!run_block(w, kernel, params, grid, block, index))
             {
-                Block state((int)threads);
-                BlockRun run;
-                run.kernel = &kernel;
-                run.params = params;
-                run.grid = grid;
-                run.block = block;
-                run.index = uint3{bx, by, bz};
-                run.state = &state;
-                run.threads = (int)threads;
-                for (int w = 0; w < workers; ++w) pool().request(&run);
-                {
-                    std::unique_lock<std::mutex> lock(run.m);
-                    run.all_done.wait(lock, [&] { return run.finished.load() == run.threads; });
-                }
-                // Workers asked for after the last thread started may still look at the block: wait them out.
-                while (run.pending_workers() > 0) std::this_thread::yield();
-                std::lock_guard<std::mutex> lock(g_error_mutex);
-                if (!g_error.empty())
-                {
-                    error = "emulated kernel " + kernel.name + ", block (" + std::to_string(bx) + "," + std::to_string(by) + "," + std::to_string(bz) +
-                            "): " + g_error;
-                    return false;
-                }
+                std::lock_guard<std::mutex> lock(where_mutex);
+                if (where.empty())
+                    where = "block (" + std::to_string(index.x) + "," + std::to_string(index.y) + "," + std::to_string(index.z) + ")";
+                next = blocks; // the others stop at their next block
             }
+        }
+        t_worker = nullptr;
+    };
+    unsigned long long cores = std::max(1u, std::thread::hardware_concurrency());
+    int helpers = (int)std::min<unsigned long long>(cores, blocks) - 1;
+    if (helpers > 0) emu::helpers().start(helpers, work);
+    work();
+    if (helpers > 0) emu::helpers().wait();
+    std::lock_guard<std::mutex> lock(g_error_mutex);
+    if (!g_error.empty())
+    {
+        error = "emulated kernel " + kernel.name + ", " + where + ": " + g_error;
+        return false;
+    }
     return true;
 }
 } // namespace emu
