@@ -54,4 +54,15 @@ public static class DeviceChoice
             throw new OptionException($"--device {device} was asked for, but CUDA is unavailable: {e.Reason}");
         }
     }
+
+    /// <summary>
+    /// Passes to <paramref name="write"/> what the backend says a user should know while it works
+    /// (e.g. a convolution shape with no preferred cuDNN algorithm): those raised so far, then each new one.
+    /// </summary>
+    public static void ForwardNotices(Backend backend, Action<string> write)
+    {
+        if (backend is not Cuda.CudaBackend cuda) return;
+        foreach (var n in cuda.Notices) write(n);
+        cuda.Notice += write;
+    }
 }

@@ -46,6 +46,7 @@ public static class BenchCommand
             int steps = p.GetValue(Steps) ?? (backend is Cuda.CudaBackend ? 50 : 5);
             if (steps < 1) throw new OptionException($"--steps: must be >= 1; got {steps}.");
             env.Console.WriteLine($"cudaswa bench: {deviceDescription}");
+            DeviceChoice.ForwardNotices(backend, m => env.Console.WriteLine(m));
             if (p.GetValue(PrepareOnly))
             {
                 var prepared = BenchHarness.Prepare(backend, models, batch, line => env.Console.WriteLine(line));

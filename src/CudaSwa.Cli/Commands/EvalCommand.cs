@@ -62,6 +62,7 @@ public static class EvalCommand
             using var net = ModelZoo.Create(options.Model, settings.NumClasses, backend, options.BatchSize);
             ModelWeights.Load(contents, net.Parameters, net.Buffers, path, requireBuffers: !recompute);
             env.Console.WriteLine($"cudaswa eval: {deviceDescription}; {DataSources.Describe(settings, train, test)}");
+            DeviceChoice.ForwardNotices(backend, m => env.Console.WriteLine(m));
             if (recompute)
             {
                 using var trainData = new DeviceDataset(train, backend);

@@ -93,6 +93,7 @@ public static class LandscapeCommand
 
         var console = env.Console;
         console.WriteLine($"cudaswa landscape: {deviceDescription}; {run.Model} of {dir}; {DataSources.Describe(settings, train, test)}");
+        DeviceChoice.ForwardNotices(backend, m => console.WriteLine(m));
         if (small && p.GetValue(Rays) is null && p.GetValue(Steps) is null && p.GetValue(SegmentPoints) is null && p.GetValue(TrainPoints) is null)
             console.WriteLine($"A small run ({train.Count:N0} training images): defaults scaled to {options.Rays} rays x {options.Steps} steps, " +
                 $"{options.SegmentPoints} segment points, {options.TrainSubset:N0} training images per point (the paper-scale defaults are 10 x 10, 21, 5,000).");

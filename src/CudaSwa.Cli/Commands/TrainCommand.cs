@@ -387,6 +387,7 @@ public static class TrainCommand
         SamePosition(trainer, collective);
         using var run = new RunFiles(outDir, append: state is not null);
         var reporter = new ConsoleReporter(env, run, settings, events);
+        DeviceChoice.ForwardNotices(backend, reporter.Note);
         if (rankNote is not null) reporter.Note(rankNote);
         if (state is not null && trainer.IsComplete)
             return Finish(reporter, run, trainer, settings, train, test, backend, outDir, RunOutcome.Completed,

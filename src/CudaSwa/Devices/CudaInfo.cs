@@ -26,6 +26,9 @@ internal static class CudaInfo
         }
         var driver = CuDriver.System;
         int version = DriverVersion(driver);
+        if (driver.IsStandIn)
+            lines.Add("STAND-IN, NO GPU: the CUDA driver here is CudaSwa's test stand-in (host memory, kernels emulated on the CPU); " +
+                      "nothing below was found on or run by a GPU");
         lines.Add($"CUDA driver: {driver.Path}; supports CUDA {CudaDevice.FormatVersion(version)}; {count} device(s)");
         if (count == 0)
         {

@@ -69,6 +69,9 @@ internal sealed unsafe class CuDriver
     /// <summary>The file the entry points come from.</summary>
     public string Path { get; }
 
+    /// <summary>True for the tests' host-memory stand-in (it exports cudaswaStandInDriver), which must never pass for a GPU.</summary>
+    public bool IsStandIn => NativeLibrary.TryGetExport(Library, "cudaswaStandInDriver", out _);
+
     public IntPtr Library { get; }
 
     public readonly delegate* unmanaged<uint, CuResult> cuInit;
