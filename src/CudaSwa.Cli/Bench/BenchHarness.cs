@@ -53,7 +53,8 @@ public sealed record BenchReport
     public List<ConvolutionAlgorithm> ConvolutionAlgorithms { get; init; } = [];
 }
 
-public sealed record ConvolutionAlgorithm(string Shape, string Forward, string BackwardData, string BackwardFilter, long WorkspaceBytes);
+/// <summary>One convolution shape's cuDNN algorithms; <paramref name="Note"/> says which direction fell back from the preferred algorithms, if any.</summary>
+public sealed record ConvolutionAlgorithm(string Shape, string Forward, string BackwardData, string BackwardFilter, long WorkspaceBytes, string Note);
 
 [JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
 [JsonSerializable(typeof(BenchReport))]
@@ -113,7 +114,8 @@ public static class BenchHarness
         }
         var report = Report(backend, [], $"preparation only (untimed): kernels loaded, convolution algorithms chosen for batch {batch}");
         foreach (var a in report.ConvolutionAlgorithms)
-            log($"  {a.Shape}: forward {a.Forward}, backward data {a.BackwardData}, backward filter {a.BackwardFilter}, workspace {a.WorkspaceBytes / 1048576.0:F1} MiB");
+            log($"  {a.Shape}: forward {a.Forward}, backward data {a.BackwardData}, backward filter {a.BackwardFilter}, workspace {a.WorkspaceBytes / 1048576.0:F1} MiB" +
+                (a.Note.Length > 0 ? $" ({a.Note})" : ""));
         return report;
     }
 
@@ -131,7 +133,7 @@ public static class BenchHarness
             libraries["nvrtc"] = $"{cuda.NvrtcVersion} ({cuda.Libraries.Nvrtc?.Path})";
             libraries["tf32"] = cuda.AllowTf32 ? "on" : "off";
             deviceName = cuda.DeviceName;
-            algorithms.AddRange(cuda.ConvolutionChoices.Select(c => new ConvolutionAlgorithm(c.Shape, c.Forward, c.BackwardData, c.BackwardFilter, c.WorkspaceBytes)));
+            algorithms.AddRange(cuda.ConvolutionChoices.Select(c => new ConvolutionAlgorithm(c.Shape, c.Forward, c.BackwardData, c.BackwardFilter, c.WorkspaceBytes, c.Note)));
         }
         return new BenchReport
         {

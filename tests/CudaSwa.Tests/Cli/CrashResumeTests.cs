@@ -1,5 +1,4 @@
 using System.Collections.Concurrent;
-using System.Diagnostics;
 using CudaSwa.IO;
 using CudaSwa.Training;
 using NUnit.Framework;
@@ -39,20 +38,8 @@ public class CrashResumeTests
 
     private static (int ExitCode, string Output) Cudaswa(IEnumerable<string> args, Dictionary<string, string>? env = null)
     {
-        var psi = new ProcessStartInfo(Support.Toolchain.DotnetHost()) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        psi.ArgumentList.Add(Path.Combine(AppContext.BaseDirectory, "cudaswa.dll"));
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        foreach (var (k, v) in env ?? []) psi.Environment[k] = v;
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(300_000))
-        {
-            p.Kill(entireProcessTree: true);
-            return (-1, "did not finish in 300 s");
-        }
-        p.WaitForExit();
-        return (p.ExitCode, stdout.Result + stderr.Result);
+        var r = Support.CudaswaProcess.Run(args, env, 300_000);
+        return (r.ExitCode, r.Output);
     }
 
     /// <summary>What must be identical between runs: the two weight files' bytes and metrics.csv without its timing columns.</summary>
