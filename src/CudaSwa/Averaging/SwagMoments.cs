@@ -144,6 +144,19 @@ public sealed class SwagMoments : IDisposable
         Count = count;
     }
 
+    /// <summary>
+    /// Reloads the mean of squares and the count only; the caller has written the ring's slots
+    /// through <see cref="Slot"/> (a checkpoint does, part by part, so a ring of several GB is never
+    /// on the host whole).
+    /// </summary>
+    internal void RestoreMoments(ReadOnlySpan<float> squareMean, long count)
+    {
+        if (count < 0) throw new ArgumentOutOfRangeException(nameof(count), $"Count must be >= 0; got {count}.");
+        if (squareMean.Length != Length) throw new ArgumentException($"The saved mean of squares has {squareMean.Length} values; this model needs {Length}.", nameof(squareMean));
+        Backend.Upload(squareMean, SquareMean);
+        Count = count;
+    }
+
     private void RequireLength(Tensor t, string name)
     {
         if (t.IsNull || t.Length != Length) throw new ArgumentException($"{name} must hold {Length} values (the length of the SWAG moments); got {(t.IsNull ? 0 : t.Length)}.", name);

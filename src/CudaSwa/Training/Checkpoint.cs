@@ -255,11 +255,14 @@ public static class Checkpoint
         }
     }
 
-    /// <summary>SWAG's mean of squares and deviation ring as named tensors, one pair per parameter.</summary>
+    /// <summary>
+    /// SWAG's mean of squares and deviation ring as named tensors, one pair per parameter; the ring
+    /// is read from the device one slot of one parameter at a time (it can pass 2 GiB: a
+    /// WideResNet-28-10 at rank 20 holds 2.9 GB), so it is never on the host twice.
+    /// </summary>
     private static IEnumerable<SafeTensors.Entry> SwagEntries(ArenaLayout layout, SwagMoments swag)
     {
         var square = swag.SquareMeanToHost();
-        var ring = swag.DeviationsToHost();
         foreach (var e in layout.Entries)
             yield return new SafeTensors.Entry("square_mean." + e.Name, e.Shape.ToArray(), square.AsSpan((int)e.Offset, (int)e.Length).ToArray());
         if (swag.Rank == 0) yield break;
@@ -267,7 +270,7 @@ public static class Checkpoint
         {
             var rows = new float[swag.Rank * e.Length];
             for (int k = 0; k < swag.Rank; k++)
-                ring.AsSpan((int)(k * swag.Length + e.Offset), (int)e.Length).CopyTo(rows.AsSpan((int)(k * e.Length)));
+                swag.Backend.Download<float>(swag.Slot(k).Slice(e.Offset, (int)e.Length), rows.AsSpan((int)(k * e.Length), (int)e.Length));
             yield return new SafeTensors.Entry("deviations." + e.Name, [swag.Rank, .. e.Shape.ToArray()], rows);
         }
     }
@@ -277,7 +280,6 @@ public static class Checkpoint
         if (!contents.Metadata.TryGetValue("rank", out var rankText) || rankText != swag.Rank.ToString(System.Globalization.CultureInfo.InvariantCulture))
             throw new DataFormatException($"'{path}' keeps SWAG rank {rankText ?? "(none recorded)"}; this run uses rank {swag.Rank} (SwagRank must match the saved run).");
         var square = new float[swag.Length];
-        var ring = new float[swag.Rank * swag.Length];
         foreach (var e in layout.Entries)
         {
             if (!contents.Tensors.TryGetValue("square_mean." + e.Name, out var sq) || sq.Data.Length != e.Length)
@@ -286,9 +288,10 @@ public static class Checkpoint
             if (swag.Rank == 0) continue;
             if (!contents.Tensors.TryGetValue("deviations." + e.Name, out var dev) || dev.Data.Length != swag.Rank * e.Length)
                 throw new DataFormatException($"'{path}' lacks deviations.{e.Name} with shape [{swag.Rank}, {string.Join(", ", e.Shape.ToArray())}].");
+            // Straight into the device's ring, slot by slot: the ring is never on the host twice.
             for (int k = 0; k < swag.Rank; k++)
-                dev.Data.AsSpan((int)(k * e.Length), (int)e.Length).CopyTo(ring.AsSpan((int)(k * swag.Length + e.Offset)));
+                swag.Backend.Upload<float>(dev.Data.AsSpan((int)(k * e.Length), (int)e.Length), swag.Slot(k).Slice(e.Offset, (int)e.Length));
         }
-        swag.Restore(square, ring, count);
+        swag.RestoreMoments(square, count);
     }
 }
