@@ -38,8 +38,14 @@ internal sealed class CudaAveragePlan : AveragePlan
 
     protected override void Free()
     {
-        // The tables may still be read by a queued launch: wait for it before freeing.
-        if (!_tables.IsDisposed && !_backend.IsClosed) _backend.Synchronize();
+        // The tables may still be read by a queued launch: wait for it before freeing. On a device
+        // that has already failed the wait fails too: the first error is the one being reported (a
+        // `using` is unwinding it), so this one must not replace it.
+        try
+        {
+            if (!_tables.IsDisposed && !_backend.IsClosed) _backend.Synchronize();
+        }
+        catch (CudaException) { }
         _tables.Dispose();
     }
 }

@@ -18,6 +18,7 @@ public sealed unsafe partial class CudaBackend
         Dnn.Check(Dnn.cudnnBatchNormalizationForwardTraining(cudnn, CudnnApi.BatchNormSpatial, &one, &zero, d, P(x).Address, d, P(y).Address,
             Descriptor(1, x.Shape.C, 1, 1), P(gamma).Address, P(beta).Address, factor, P(runningMean).Address, P(runningVar).Address, epsilon,
             P(saveMean).Address, P(saveInvStd).Address));
+        AfterVendorCall("cudnnBatchNormalizationForwardTraining");
     }
 
     /// <inheritdoc/>
@@ -29,6 +30,7 @@ public sealed unsafe partial class CudaBackend
         var d = Nchw(x);
         Dnn.Check(Dnn.cudnnBatchNormalizationForwardInference(cudnn, CudnnApi.BatchNormSpatial, &one, &zero, d, P(x).Address, d, P(y).Address,
             Descriptor(1, x.Shape.C, 1, 1), P(gamma).Address, P(beta).Address, P(runningMean).Address, P(runningVar).Address, epsilon));
+        AfterVendorCall("cudnnBatchNormalizationForwardInference");
     }
 
     /// <inheritdoc/>
@@ -42,6 +44,7 @@ public sealed unsafe partial class CudaBackend
         Dnn.Check(Dnn.cudnnBatchNormalizationBackward(cudnn, CudnnApi.BatchNormSpatial, &one, &dataBeta, &one, &paramBeta,
             d, P(x).Address, d, P(dy).Address, d, P(dx).Address, Descriptor(1, x.Shape.C, 1, 1), P(gamma).Address, P(dGamma).Address, P(dBeta).Address,
             epsilon, P(saveMean).Address, P(saveInvStd).Address));
+        AfterVendorCall("cudnnBatchNormalizationBackward");
     }
 
     /// <inheritdoc/>

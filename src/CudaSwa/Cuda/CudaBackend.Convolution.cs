@@ -32,6 +32,7 @@ public sealed unsafe partial class CudaBackend
                 WorkspacePointer, plan.WorkspaceBytes, &beta, plan.Y, P(y).Address);
             if (convolutions.Completed(plan, status, attempt, "cudnnConvolutionForward")) break;
         }
+        AfterVendorCall("cudnnConvolutionForward");
     }
 
     /// <inheritdoc/>
@@ -47,6 +48,7 @@ public sealed unsafe partial class CudaBackend
                 plan.BwdData, WorkspacePointer, plan.WorkspaceBytes, &beta, plan.X, P(dx).Address);
             if (convolutions.Completed(plan, status, attempt, "cudnnConvolutionBackwardData")) break;
         }
+        AfterVendorCall("cudnnConvolutionBackwardData");
     }
 
     /// <inheritdoc/>
@@ -62,6 +64,7 @@ public sealed unsafe partial class CudaBackend
                 plan.BwdFilter, WorkspacePointer, plan.WorkspaceBytes, &beta, plan.W, P(dw).Address);
             if (convolutions.Completed(plan, status, attempt, "cudnnConvolutionBackwardFilter")) break;
         }
+        AfterVendorCall("cudnnConvolutionBackwardFilter");
     }
 
     /// <inheritdoc/>
@@ -78,6 +81,7 @@ public sealed unsafe partial class CudaBackend
         var cudnn = Cudnn("AddChannelBias");
         float alpha = 1, beta = 1;
         Dnn.Check(Dnn.cudnnAddTensor(cudnn, &alpha, Descriptor(1, y.Shape.C, 1, 1), P(bias).Address, &beta, Nchw(y), P(y).Address));
+        AfterVendorCall("cudnnAddTensor");
     }
 
     /// <inheritdoc/>
@@ -87,5 +91,6 @@ public sealed unsafe partial class CudaBackend
         var cudnn = Cudnn("ChannelBiasBackward");
         float alpha = 1, beta = 1;
         Dnn.Check(Dnn.cudnnConvolutionBackwardBias(cudnn, &alpha, Nchw(dy), P(dy).Address, &beta, Descriptor(1, dy.Shape.C, 1, 1), P(dBias).Address));
+        AfterVendorCall("cudnnConvolutionBackwardBias");
     }
 }

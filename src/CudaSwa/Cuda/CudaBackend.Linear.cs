@@ -18,6 +18,7 @@ public sealed unsafe partial class CudaBackend
         float alpha = 1, beta = 0;
         // Y^T (out x n) = W (out x in) * X^T (in x n); row-major W is column-major W^T, hence op T.
         _blas!.Check(_blas.cublasSgemm(cublas, CublasApi.OpT, CublasApi.OpN, outF, n, inF, &alpha, P(w).Address, inF, P(x).Address, inF, &beta, P(y).Address, outF));
+        AfterVendorCall("cublasSgemm");
         Launch(Kernels.AddRowBias, Grid((long)n * outF), new(P(y), P(b), n, outF));
     }
 
@@ -30,6 +31,7 @@ public sealed unsafe partial class CudaBackend
         float alpha = 1, beta = accumulate ? 1 : 0;
         // dX^T (in x n) = W^T (in x out) * dY^T (out x n).
         _blas!.Check(_blas.cublasSgemm(cublas, CublasApi.OpN, CublasApi.OpN, inF, n, outF, &alpha, P(w).Address, inF, P(dy).Address, outF, &beta, P(dx).Address, inF));
+        AfterVendorCall("cublasSgemm");
     }
 
     /// <inheritdoc/>
@@ -41,6 +43,7 @@ public sealed unsafe partial class CudaBackend
         float alpha = 1, beta = 1;
         // dW^T (in x out) += X^T (in x n) * dY (n x out).
         _blas!.Check(_blas.cublasSgemm(cublas, CublasApi.OpN, CublasApi.OpT, inF, outF, n, &alpha, P(x).Address, inF, P(dy).Address, outF, &beta, P(dw).Address, inF));
+        AfterVendorCall("cublasSgemm");
         Launch(Kernels.ColumnSumAccumulate, GridExact(outF), new(P(dy), P(db), n, outF));
     }
 }

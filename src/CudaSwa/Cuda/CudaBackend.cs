@@ -173,6 +173,17 @@ public sealed unsafe partial class CudaBackend : Backend
         set => _kernels.LaunchBlocking = value;
     }
 
+    /// <summary>
+    /// With <see cref="LaunchBlocking"/>, waits for the work a cuDNN or cuBLAS call queued and names
+    /// <paramref name="op"/> when the device failed meanwhile (as kernel launches are named).
+    /// </summary>
+    private void AfterVendorCall(string op)
+    {
+        if (!_kernels.LaunchBlocking) return;
+        var r = _driver.cuCtxSynchronize();
+        if (r != CuResult.Success) throw new CudaException(_driver.Describe(r, $"{op} (its cuDNN/cuBLAS work, run with launch-blocking)"), (int)r);
+    }
+
     /// <summary>Compiles (or reads from the cache) and loads every kernel now, so later timings exclude compilation.</summary>
     public void LoadAllKernels() => _kernels.LoadAll();
 

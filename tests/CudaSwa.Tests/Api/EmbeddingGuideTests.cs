@@ -13,12 +13,10 @@ namespace CudaSwa.Tests.Api;
 [Category("Cpu")]
 public class EmbeddingGuideTests
 {
-    private static readonly string Root = Path.GetFullPath(Path.Combine(TestContext.CurrentContext.TestDirectory, "..", "..", "..", "..", ".."));
-
     [Test]
     public void EveryCodeBlockOfTheGuideIsARegionOfASampleVerbatim()
     {
-        string guide = Path.Combine(Root, "docs", "embedding.md");
+        string guide = Support.Toolchain.RepoPath("docs", "embedding.md");
         string[] lines = File.ReadAllLines(guide);
         var marker = new Regex(@"^<!-- snippet: (\w+)#([\w-]+) -->$");
         var used = new HashSet<string>();
@@ -36,7 +34,7 @@ public class EmbeddingGuideTests
             used.Add($"{sample}#{name}");
         }
         Assert.That(used, Has.Count.GreaterThanOrEqualTo(8), "the guide shows the samples' code");
-        var regions = Directory.GetFiles(Path.Combine(Root, "samples"), "Program.cs", SearchOption.AllDirectories)
+        var regions = Directory.GetFiles(Support.Toolchain.RepoPath("samples"), "Program.cs", SearchOption.AllDirectories)
             .SelectMany(f => Regex.Matches(File.ReadAllText(f), @"// <snippet:([\w-]+)>").Select(r => $"{Path.GetFileName(Path.GetDirectoryName(f))}#{r.Groups[1].Value}"));
         Assert.That(regions, Is.SubsetOf(used), "every snippet region of the samples appears in the guide");
     }
@@ -44,7 +42,7 @@ public class EmbeddingGuideTests
     /// <summary>The lines between the region's markers, with their common indentation removed.</summary>
     private static string Region(string sample, string name)
     {
-        string file = Path.Combine(Root, "samples", sample, "Program.cs");
+        string file = Support.Toolchain.RepoPath("samples", sample, "Program.cs");
         Assert.That(File.Exists(file), Is.True, file);
         string[] lines = File.ReadAllLines(file);
         int begin = Array.FindIndex(lines, l => l.Trim() == $"// <snippet:{name}>");

@@ -65,7 +65,7 @@ public class PublicApiTests
     [Test]
     public void TheKernelSourcesTravelInsideTheAssembly()
     {
-        string kernels = Path.Combine(TestContext.CurrentContext.TestDirectory, "..", "..", "..", "..", "..", "kernels");
+        string kernels = Support.Toolchain.RepoPath("kernels");
         var expected = Directory.GetFiles(kernels, "*.cu").Select(f => "kernels/" + Path.GetFileName(f)).ToArray();
         Assert.That(expected, Is.Not.Empty, kernels);
         Assert.That(Engine.GetManifestResourceNames(), Is.SupersetOf(expected));
@@ -74,7 +74,7 @@ public class PublicApiTests
     [Test]
     public void EngineMessagesNameNoCliFlags()
     {
-        string source = Path.GetFullPath(Path.Combine(TestContext.CurrentContext.TestDirectory, "..", "..", "..", "..", "..", "src", "CudaSwa"));
+        string source = Support.Toolchain.RepoPath("src", "CudaSwa");
         // A string literal (plain or interpolated) holding "--word": a command-line flag. The only
         // legitimate ones are NVRTC's compiler options.
         var flag = new Regex("\\$?\"(?:[^\"\\\\]|\\\\.)*?--[a-z][a-z0-9-]*(?:[^\"\\\\]|\\\\.)*\"");

@@ -11,6 +11,7 @@ namespace CudaSwa.Tests.Cuda;
 /// agrees with what the compiler declares: every kernel present, same parameter count, widths and
 /// kinds. Ignored, with the reason, where clang-14 or the kernels folder is absent (e.g. the GPU bundle).
 /// </summary>
+[Category("KernelCompile")]
 public partial class KernelCompileTests
 {
     private static string? KernelsFolder()
@@ -25,7 +26,7 @@ public partial class KernelCompileTests
     public void CompilesToPtxWithClang14(string file)
     {
         string kernels = KernelsFolder() ?? IgnoreBecause("kernels/ is not next to the tests (e.g. a GPU bundle): nothing to compile.");
-        string clang = Toolchain.Clang() ?? IgnoreBecause("clang-14 is not installed: the kernel compile check needs it (apt-get install clang-14).");
+        string clang = Toolchain.Clang() ?? MissingClang("the kernel compile check needs it");
         var (exitCode, errors, ptx) = CompileToPtx(clang, kernels, Path.Combine(kernels, file));
         Assert.That(exitCode, Is.Zero, $"clang-14 failed on kernels/{file}:\n{errors}");
         Assert.That(ptx, Does.Contain(".entry"), "the PTX has kernel entry points");
@@ -40,7 +41,7 @@ public partial class KernelCompileTests
     public void EveryKernelDeclarationMatchesItsPtx()
     {
         string kernels = KernelsFolder() ?? IgnoreBecause("kernels/ is not next to the tests (e.g. a GPU bundle).");
-        string clang = Toolchain.Clang() ?? IgnoreBecause("clang-14 is not installed: the check reads the PTX it produces.");
+        string clang = Toolchain.Clang() ?? MissingClang("the check reads the PTX it produces");
         var declared = new Dictionary<string, string>(StringComparer.Ordinal);
         foreach (var file in KernelCompiler.Files())
         {
@@ -105,6 +106,12 @@ public partial class KernelCompileTests
             if (name == "clang_prelude.cuh") Assert.That(embedded, Does.Not.Contain("kernels/" + name), "the clang prelude must not reach NVRTC");
             else Assert.That(embedded, Does.Contain("kernels/" + name));
         }
+    }
+
+    private static string MissingClang(string why)
+    {
+        Toolchain.MissingTool("clang-14", $"clang-14 is not installed: {why} (apt-get install clang-14).");
+        return "";
     }
 
     private static string IgnoreBecause(string reason)

@@ -10,6 +10,7 @@ namespace CudaSwa.Tests.Cuda;
 /// dimensions and alpha/beta; TF32 mode; and its refusals with cuBLAS's status codes. Ignored
 /// with the reason without clang++-14 or NVRTC.
 /// </summary>
+[Category("StandIn")]
 [NonParallelizable]
 public unsafe class StandInCublasTests
 {

@@ -11,6 +11,7 @@ namespace CudaSwa.Tests.Cuda;
 /// and its strictness — the refusals the engine must never provoke, with cuDNN 9's status codes.
 /// Ignored with the reason without clang++-14 or NVRTC.
 /// </summary>
+[Category("StandIn")]
 [NonParallelizable]
 public unsafe class StandInCudnnTests
 {

@@ -19,6 +19,7 @@ namespace CudaSwa.Tests.Cuda;
 /// the real NVRTC) and compared with the CPU backend, bit for bit where the twins agree exactly.
 /// Also shows the stand-in's own checks fire. Ignored with the reason without clang++-14 or NVRTC.
 /// </summary>
+[Category("StandIn")]
 [NonParallelizable]
 public unsafe class StandInDriverTests
 {
@@ -130,6 +131,46 @@ public unsafe class StandInDriverTests
     }
 
     private static void AllocateAndDrop(Backend b) => b.Allocate(1000);
+
+    // ---------------------------------------------------------------- faults and launch-blocking mode
+
+    [Test]
+    public void StandInLaunchBlockingWaitsAfterEveryVendorCallAndNamesIt()
+    {
+        var x = _gpu.AllocateTensor(TensorShape.Nchw(2, 3, 9, 9));
+        var w = _gpu.AllocateTensor(TensorShape.Nchw(4, 3, 3, 3));
+        var y = _gpu.AllocateTensor(TensorShape.Nchw(2, 4, 9, 9));
+        _gpu.Upload<float>(_rng.Floats(486), x);
+        _gpu.Upload<float>(_rng.Floats(108), w);
+        var spec = new ConvSpec(1, 1);
+        _gpu.ConvolutionForward(x, w, y, spec); // plans the convolution
+        ulong before = StandIn.Synchronizations();
+        _gpu.ConvolutionForward(x, w, y, spec);
+        Assert.That(StandIn.Synchronizations(), Is.EqualTo(before), "asynchronous by default: no wait after a cuDNN call");
+
+        _gpu.LaunchBlocking = true;
+        _gpu.ConvolutionForward(x, w, y, spec);
+        Assert.That(StandIn.Synchronizations(), Is.EqualTo(before + 1), "launch-blocking: one wait after the call");
+        StandIn.FailNextSynchronize("an illegal address in earlier work");
+        var e = Assert.Throws<CudaException>(() => _gpu.ConvolutionForward(x, w, y, spec));
+        Assert.That(e!.Message, Does.Contain("cudnnConvolutionForward").And.Contain("launch-blocking").And.Contain("an illegal address in earlier work"));
+    }
+
+    [Test]
+    public void StandInDisposingAnAveragerAfterAFaultKeepsTheFirstError()
+    {
+        using var net = ModelZoo.Create("resnet8", 10, _gpu, 2, 1);
+        var e = Assert.Throws<CudaException>(() =>
+        {
+            using var avg = new WeightAverager(net);
+            avg.Update();
+            _gpu.LaunchBlocking = true;
+            StandIn.FailNextSynchronize("the first fault");
+            avg.Update(); // its launch's wait fails, naming the kernel; the averager's disposal then waits on a failed device too
+        });
+        Assert.That(e!.Message, Does.Contain("run with launch-blocking").And.Contain("the first fault"),
+            $"the error reported is the update's, not the disposal's wait: {e.Message}");
+    }
 
     // ---------------------------------------------------------------- the stand-in's own checks
 

@@ -10,6 +10,7 @@ namespace CudaSwa.Tests.Cuda;
 /// (one state for all three). tests/tools/standin.sh runs this test with CUDASWA_STANDIN_ENV=FILE
 /// to build the stand-ins and learn their paths: the test then writes them there as shell exports.
 /// </summary>
+[Category("StandIn")]
 public class StandInEnvironmentTests
 {
     [Test]

@@ -10,6 +10,7 @@ namespace CudaSwa.Tests.Distributed;
 /// killed rank ending the whole job instead of a hang. Every job runs under a time limit.
 /// </summary>
 [Category("Cpu")]
+[Category("Distributed")]
 [NonParallelizable] // several processes per test on a 2-core machine
 public class DistributedTests
 {

@@ -20,9 +20,9 @@ public static class MpiJob
     public static void Require()
     {
         if (Mpiexec() is null)
-            Assert.Ignore("No MPI: mpiexec was not found on PATH (Debian: apt-get install mpich; .ci/run installs it).");
+            Support.Toolchain.MissingTool("MPICH", "No MPI: mpiexec was not found on PATH (Debian: apt-get install mpich; .ci/run installs it).");
         if (!CudaSwa.Distributed.MpiCollective.Libraries.Any(l => NativeLibrary.TryLoad(l, out _)))
-            Assert.Ignore($"No MPI: no MPICH-ABI library ({string.Join(", ", CudaSwa.Distributed.MpiCollective.Libraries)}) (Debian: apt-get install mpich).");
+            Support.Toolchain.MissingTool("MPICH", $"No MPI: no MPICH-ABI library ({string.Join(", ", CudaSwa.Distributed.MpiCollective.Libraries)}) (Debian: apt-get install mpich).");
     }
 
     /// <summary>The .NET host that runs the test's programs.</summary>

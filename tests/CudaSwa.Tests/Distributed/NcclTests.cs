@@ -54,6 +54,7 @@ public class NcclTests
 
     [Test]
     [Category("Gpu")]
+    [Category("Nccl")]
     public void NcclOneRankWeightedSumOnTheGpu()
     {
         var backend = BackendFixtures.RequireCuda();
@@ -79,6 +80,7 @@ public class NcclTests
 
     [Test]
     [Category("Gpu")]
+    [Category("Nccl")]
     [NonParallelizable]
     public void NcclTwoGpusTrainDataParallelWithNccl()
     {

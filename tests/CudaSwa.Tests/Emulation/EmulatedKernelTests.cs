@@ -16,6 +16,7 @@ namespace CudaSwa.Tests.Emulation;
 /// Ignored with the reason where clang++-14 is absent.
 /// </summary>
 [NonParallelizable]
+[Category("Emulated")]
 public class EmulatedKernelTests
 {
     private const uint Block = 256;

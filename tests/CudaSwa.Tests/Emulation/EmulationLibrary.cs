@@ -87,6 +87,7 @@ internal sealed unsafe partial class EmulationLibrary
         var (library, reason) = s_libraries[rounding].Value;
         if (library is null)
         {
+            if (reason.StartsWith("tool:", StringComparison.Ordinal)) Toolchain.MissingTool("clang++-14", reason["tool:".Length..].Trim());
             if (reason.StartsWith("ignore:", StringComparison.Ordinal)) Assert.Ignore(reason["ignore:".Length..].Trim());
             Assert.Fail(reason);
         }
@@ -161,7 +162,7 @@ internal sealed unsafe partial class EmulationLibrary
     private static (EmulationLibrary? Library, string Reason) Build(Rounding rounding)
     {
         string? compiler = Toolchain.ClangXX();
-        if (compiler is null) return (null, "ignore: clang++-14 is not installed: the kernels' CPU emulation is built with it (apt-get install clang-14).");
+        if (compiler is null) return (null, "tool: clang++-14 is not installed: the kernels' CPU emulation is built with it (apt-get install clang-14).");
         string emulationDir = System.IO.Path.Combine(AppContext.BaseDirectory, "Emulation");
         if (!File.Exists(System.IO.Path.Combine(emulationDir, "cuda_emulation.h")))
             return (null, $"ignore: the emulation sources are not next to the tests ({emulationDir}).");

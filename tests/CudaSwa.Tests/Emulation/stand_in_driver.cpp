@@ -90,6 +90,8 @@ unsigned long long g_allocation_count = 0;
 std::set<Module*> g_modules;
 std::set<Event*> g_events;
 thread_local CUcontext t_current = nullptr;
+unsigned long long g_synchronizations = 0;
+std::string g_fail_next_synchronize; // a test's stand-in for an asynchronous fault, reported by the next wait
 
 CUresult failed(CUresult code, const std::string& message)
 {
@@ -255,6 +257,20 @@ EXPORT void cudaswaStandInMemory(unsigned long long* live, unsigned long long* b
     *made = g_allocation_count;
 }
 
+/// cuCtxSynchronize calls since load (tests of launch-blocking mode).
+EXPORT unsigned long long cudaswaStandInSynchronizations()
+{
+    std::lock_guard<std::recursive_mutex> lock(g_mutex);
+    return g_synchronizations;
+}
+
+/// Makes the next cuCtxSynchronize fail as after an asynchronous fault of earlier work (tests of error paths).
+EXPORT void cudaswaStandInFailNextSynchronize(const char* message)
+{
+    std::lock_guard<std::recursive_mutex> lock(g_mutex);
+    g_fail_next_synchronize = message ? message : "fault";
+}
+
 // ---------------------------------------------------------------- initialisation and devices
 
 EXPORT CUresult cuInit(unsigned int flags)
@@ -368,7 +384,16 @@ EXPORT CUresult cuCtxGetCurrent(CUcontext* context)
 EXPORT CUresult cuCtxSynchronize()
 {
     std::lock_guard<std::recursive_mutex> lock(g_mutex);
-    return need_context();
+    ++g_synchronizations;
+    if (CUresult r = need_context()) return r;
+    if (!g_fail_next_synchronize.empty())
+    {
+        // What a GPU reports for a fault of work queued earlier: the wait fails, the context stays failed.
+        g_sticky = failed(IllegalAddress, g_fail_next_synchronize);
+        g_fail_next_synchronize.clear();
+        return g_sticky;
+    }
+    return Success;
 }
 
 // ---------------------------------------------------------------- memory

@@ -24,7 +24,7 @@ public static unsafe class StandIn
     {
         var library = EmulationLibrary.Require(Rounding.Separate);
         if (Toolchain.Nvrtc(out string reason) is null)
-            Assert.Ignore($"The stand-in driver runs the kernels the CUDA backend compiles with NVRTC, and there is none: {reason}");
+            Toolchain.MissingTool("NVRTC", $"The stand-in driver runs the kernels the CUDA backend compiles with NVRTC, and there is none: {reason}");
         return s_driver ??= CuDriver.FromFile(library.Path);
     }
 
@@ -62,6 +62,17 @@ public static unsafe class StandIn
             ["CUDASWA_CUBLAS"] = cublas,
             ["CUDASWA_CUDNN"] = cudnn,
         };
+    }
+
+    /// <summary>cuCtxSynchronize calls the stand-in driver has seen.</summary>
+    public static ulong Synchronizations() =>
+        ((delegate* unmanaged<ulong>)NativeLibrary.GetExport(Driver().Library, "cudaswaStandInSynchronizations"))();
+
+    /// <summary>The next cuCtxSynchronize fails with <paramref name="message"/>, as after an asynchronous fault of earlier work.</summary>
+    public static void FailNextSynchronize(string message)
+    {
+        var f = (delegate* unmanaged<byte*, void>)NativeLibrary.GetExport(Driver().Library, "cudaswaStandInFailNextSynchronize");
+        fixed (byte* m = System.Text.Encoding.UTF8.GetBytes(message + "\0")) f(m);
     }
 
     /// <summary>The stand-in's live allocations, their bytes, and allocations made since it was loaded.</summary>

@@ -18,6 +18,33 @@ public static class Toolchain
         return null;
     }
 
+    /// <summary>Set by .ci/run: a tool a test needs (clang-14, NVRTC, MPICH) missing is a failure there, not an ignore.</summary>
+    public static bool ToolsRequired => Environment.GetEnvironmentVariable("CUDASWA_REQUIRE_TOOLS") == "1";
+
+    /// <summary>
+    /// A test that cannot run without <paramref name="tool"/>: ignored with the reason, except under
+    /// CUDASWA_REQUIRE_TOOLS=1 (set by .ci/run), where it fails with the reason, so that a whole
+    /// category of tests cannot quietly turn into ignores in CI.
+    /// </summary>
+    [System.Diagnostics.CodeAnalysis.DoesNotReturn]
+    public static void MissingTool(string tool, string reason)
+    {
+        if (ToolsRequired) NUnit.Framework.Assert.Fail($"CUDASWA_REQUIRE_TOOLS=1 but {tool} is missing: {reason}");
+        NUnit.Framework.Assert.Ignore(reason);
+        throw new InvalidOperationException("unreachable");
+    }
+
+    /// <summary>
+    /// A file or folder of the repository, or the test is ignored with the reason: inside the GPU
+    /// bundle only the built tests travel, and a check of repository files says nothing about a GPU.
+    /// </summary>
+    public static string RepoPath(params string[] parts)
+    {
+        string? root = RepoRoot();
+        if (root is null) NUnit.Framework.Assert.Ignore($"{string.Join("/", parts)} is not next to the tests (e.g. in the GPU bundle): this test checks repository files.");
+        return Path.Combine([root!, .. parts]);
+    }
+
     public static string? OnPath(string name)
     {
         foreach (var dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':'))

@@ -9,10 +9,11 @@ using NUnit.Framework;
 namespace CudaSwa.Tests.Cuda;
 
 /// <summary>
-/// Whole `cudaswa` commands with `--device cuda` on the stand-in CUDA stack (driver, kernels
-/// emulated after NVRTC compiled them, cuDNN and cuBLAS), each in a child process with the stand-in
-/// environment, compared with the same command on the CPU. What agrees, and how closely (the two
-/// backends round float32 sums differently, so trajectories drift apart slowly):
+/// Whole `cudaswa` commands with `--device cuda`, each in a child process, compared with the same
+/// command on the CPU: on the stand-in CUDA stack ("StandIn": driver, kernels emulated after NVRTC
+/// compiled them, cuDNN and cuBLAS, reached through the library overrides) and on a real GPU
+/// ("cuda", category Gpu). What agrees, and how closely (the backends round float32 sums
+/// differently, so trajectories drift apart slowly):
 ///   - per-epoch training loss of the first two epochs within 1e-3 relative;
 ///   - the final SGD, SWA, EMA or SWAG test accuracy within 4 of the 256 test images;
 ///   - BN statistics recomputed for the SWA model within 2e-2 relative L2 per tensor;
@@ -20,36 +21,38 @@ namespace CudaSwa.Tests.Cuda;
 ///     accuracy within 1 image and losses within 1e-4 relative (landscape's points include BN
 ///     statistics recomputed on each device);
 ///   - a two-member experiment's table: errors within 4 images, NLL within 1e-2 relative;
-///   - a stand-in run killed (SIGKILL) inside its second checkpoint and resumed: bit-identical
-///     model and SWA weights to an uninterrupted stand-in run.
-/// Ignored with the reason without clang++-14 or NVRTC.
+///   - a device run killed (SIGKILL) inside its second checkpoint and resumed: bit-identical
+///     model and SWA weights to an uninterrupted run on the same device.
+/// Ignored with the reason without clang++-14 or NVRTC (stand-in), or without a GPU (cuda).
 /// </summary>
-[Category("StandIn")]
+[TestFixtureSource(typeof(BackendFixtures), nameof(BackendFixtures.Devices))]
+[Category("EndToEnd")]
 [NonParallelizable]
-public class StandInEndToEndTests
+public class EndToEndTests(string backend)
 {
     private const int TestImages = 256;
     private static readonly string[] Small = ["--model", "resnet8", "--synthetic-train", "256", "--synthetic-test", "256", "--batch", "64", "--seed", "5"];
 
     private string _root = "";
-    private Dictionary<string, string> _standIn = [];
+    private Dictionary<string, string> _device = []; // what a child process needs to open this fixture's CUDA device
 
     [OneTimeSetUp]
     public void Prepare()
     {
-        _root = Cli.CliRunner.TempDir("standin-e2e");
+        if (backend == BackendFixtures.StandInName) _device = StandIn.Environment();
+        else BackendFixtures.RequireCuda();
+        _root = Cli.CliRunner.TempDir($"e2e-{backend}");
         Directory.CreateDirectory(_root);
-        _standIn = StandIn.Environment();
-        _standIn["CUDASWA_KERNEL_CACHE"] = Path.Combine(_root, "kernel-cache");
+        _device["CUDASWA_KERNEL_CACHE"] = Path.Combine(_root, "kernel-cache");
     }
 
     [OneTimeTearDown]
     public void Clean()
     {
-        if (Directory.Exists(_root)) Directory.Delete(_root, recursive: true);
+        if (_root.Length > 0 && Directory.Exists(_root)) Directory.Delete(_root, recursive: true);
     }
 
-    private CudaswaProcess.Result OnStandIn(params string[] args) => Succeeds(CudaswaProcess.Run([.. args, "--device", "cuda"], _standIn), args);
+    private CudaswaProcess.Result OnDevice(params string[] args) => Succeeds(CudaswaProcess.Run([.. args, "--device", "cuda"], _device), args);
 
     private static CudaswaProcess.Result OnCpu(params string[] args) => Succeeds(CudaswaProcess.Run([.. args, "--device", "cpu"]), args);
 
@@ -60,21 +63,25 @@ public class StandInEndToEndTests
     }
 
     /// <summary>Trains the same configuration on both devices; returns the two run folders.</summary>
-    private (string Cpu, string StandIn) TrainBoth(string name, params string[] args) => TrainBothLogged(name, null, args);
+    private (string Cpu, string Device) TrainBoth(string name, params string[] args) => TrainBothLogged(name, null, args);
 
-    /// <summary><see cref="TrainBoth"/>, the stand-in run's file events counted into <paramref name="eventLog"/>.</summary>
-    private (string Cpu, string StandIn) TrainBothLogged(string name, string? eventLog, string[] args)
+    /// <summary><see cref="TrainBoth"/>, the device run's file events counted into <paramref name="eventLog"/>.</summary>
+    private (string Cpu, string Device) TrainBothLogged(string name, string? eventLog, string[] args)
     {
-        string cpu = Path.Combine(_root, name + "-cpu"), standIn = Path.Combine(_root, name + "-standin");
+        string cpu = Path.Combine(_root, name + "-cpu"), device = Path.Combine(_root, name + "-device");
         OnCpu(["train", .. Small, .. args, "--out", cpu]);
-        var env = new Dictionary<string, string>(_standIn);
+        var env = new Dictionary<string, string>(_device);
         if (eventLog is not null) env["CUDASWA_TEST_FILE_EVENTS"] = eventLog;
-        string[] full = ["train", .. Small, .. args, "--out", standIn, "--device", "cuda"];
+        string[] full = ["train", .. Small, .. args, "--out", device, "--device", "cuda"];
         var r = Succeeds(CudaswaProcess.Run(full, env), full);
-        Assert.That(r.Output, Does.Contain("stand-in"), "the run says what it ran on");
-        using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(standIn, "summary.json")));
-        Assert.That(summary.RootElement.GetProperty("device").GetString(), Does.StartWith("cuda:0").And.Contain("stand-in"), "summary.json names the cuda device");
-        return (cpu, standIn);
+        using var summary = JsonDocument.Parse(File.ReadAllText(Path.Combine(device, "summary.json")));
+        Assert.That(summary.RootElement.GetProperty("device").GetString(), Does.StartWith("cuda:0"), "summary.json names the cuda device");
+        if (backend == BackendFixtures.StandInName)
+        {
+            Assert.That(r.Output, Does.Contain("stand-in"), "the run says what it ran on");
+            Assert.That(summary.RootElement.GetProperty("device").GetString(), Does.Contain("stand-in"));
+        }
+        return (cpu, device);
     }
 
     private static double[] Column(string runFolder, string column)
@@ -92,54 +99,54 @@ public class StandInEndToEndTests
             .ToDictionary(r => r.GetProperty("method").GetString()!, r => r.GetProperty("test_accuracy").GetDouble());
     }
 
-    private static void FirstEpochsAgree(string cpu, string standIn)
+    private static void FirstEpochsAgree(string cpu, string device)
     {
         var a = Column(cpu, "train_loss");
-        var b = Column(standIn, "train_loss");
+        var b = Column(device, "train_loss");
         for (int e = 0; e < 2; e++)
             Assert.That(b[e], Is.EqualTo(a[e]).Within(1e-3 * Math.Abs(a[e])), $"training loss of epoch {e + 1}");
     }
 
-    private static void FinalResultsAgree(string cpu, string standIn, params string[] methods)
+    private static void FinalResultsAgree(string cpu, string device, params string[] methods)
     {
         var a = FinalAccuracies(cpu);
-        var b = FinalAccuracies(standIn);
+        var b = FinalAccuracies(device);
         foreach (var m in methods)
         {
-            Assert.That(b.ContainsKey(m), Is.True, $"the stand-in run's final table has a {m} row");
-            Assert.That(Math.Abs(a[m] - b[m]) * TestImages, Is.LessThanOrEqualTo(4.01), $"{m}: test accuracy {b[m]:P2} on the stand-in vs {a[m]:P2} on the CPU (4 images allowed)");
+            Assert.That(b.ContainsKey(m), Is.True, $"the device run's final table has a {m} row");
+            Assert.That(Math.Abs(a[m] - b[m]) * TestImages, Is.LessThanOrEqualTo(4.01), $"{m}: test accuracy {b[m]:P2} on the device vs {a[m]:P2} on the CPU (4 images allowed)");
         }
     }
 
     private static readonly string[] SwaRun = ["--epochs", "3", "--swa-start", "2"];
 
-    /// <summary>The SWA run on both devices (shared: the kill test's uninterrupted reference is its stand-in run), with the stand-in run's file events.</summary>
-    private (string Cpu, string StandIn, string Events) Swa => _swa ??= TrainSwa();
+    /// <summary>The SWA run on both devices (shared: the kill test's uninterrupted reference is its device run), with the device run's file events.</summary>
+    private (string Cpu, string Device, string Events) Swa => _swa ??= TrainSwa();
     private (string, string, string)? _swa;
 
     private (string, string, string) TrainSwa()
     {
-        string events = Path.Combine(_root, "swa-standin-events.log");
-        var (cpu, standIn) = TrainBothLogged("swa", events, SwaRun);
-        return (cpu, standIn, events);
+        string events = Path.Combine(_root, "swa-device-events.log");
+        var (cpu, device) = TrainBothLogged("swa", events, SwaRun);
+        return (cpu, device, events);
     }
 
     [Test]
-    public void StandInEndToEndSwaTrainEvalAndLandscapeMatchTheCpu()
+    public void EndToEndSwaTrainEvalAndLandscapeMatchTheCpu()
     {
-        var (cpu, standIn, _) = Swa;
-        FirstEpochsAgree(cpu, standIn);
-        FinalResultsAgree(cpu, standIn, "SGD", "SWA", "Ensemble");
+        var (cpu, device, _) = Swa;
+        FirstEpochsAgree(cpu, device);
+        FinalResultsAgree(cpu, device, "SGD", "SWA", "Ensemble");
 
         // The SWA model's recomputed BN statistics (running mean and variance in swa.safetensors).
         var statsCpu = SafeTensors.Read(Path.Combine(cpu, "swa.safetensors")).Tensors;
-        var statsStandIn = SafeTensors.Read(Path.Combine(standIn, "swa.safetensors")).Tensors;
+        var statsDevice = SafeTensors.Read(Path.Combine(device, "swa.safetensors")).Tensors;
         var buffers = statsCpu.Keys.Where(k => k.EndsWith("running_mean", StringComparison.Ordinal) || k.EndsWith("running_var", StringComparison.Ordinal)).ToList();
         Assert.That(buffers, Is.Not.Empty);
         foreach (var k in buffers)
         {
             double d2 = 0, n2 = 0;
-            var x = statsCpu[k].Data; var y = statsStandIn[k].Data;
+            var x = statsCpu[k].Data; var y = statsDevice[k].Data;
             for (int i = 0; i < x.Length; i++) { d2 += (x[i] - (double)y[i]) * (x[i] - y[i]); n2 += (double)x[i] * x[i]; }
             Assert.That(Math.Sqrt(d2 / n2), Is.LessThanOrEqualTo(2e-2), $"recomputed BN statistics {k}");
         }
@@ -147,16 +154,16 @@ public class StandInEndToEndTests
         // eval of one weights file on both devices.
         string[] evalArgs = ["eval", "--weights", Path.Combine(cpu, "swa.safetensors"), "--model", "resnet8", "--test-subset", "256", "--batch", "128"];
         var (accA, nllA) = ParseEval(OnCpu(evalArgs).Output);
-        var (accB, nllB) = ParseEval(OnStandIn(evalArgs).Output);
+        var (accB, nllB) = ParseEval(OnDevice(evalArgs).Output);
         Assert.That(Math.Abs(accA - accB) * TestImages, Is.LessThanOrEqualTo(1.01), "eval accuracy");
         Assert.That(nllB, Is.EqualTo(nllA).Within(1e-4 * nllA), "eval NLL");
 
         // landscape of the same run folder on both devices.
-        string copy = Path.Combine(_root, "swa-cpu-landscape-on-standin");
+        string copy = Path.Combine(_root, "swa-cpu-landscape-on-device");
         CopyFolder(cpu, copy);
         string[] land = ["landscape", "--rays", "1", "--steps", "2", "--train-points", "128", "--segment-points", "3"];
         OnCpu([.. land, "--run", cpu]);
-        OnStandIn([.. land, "--run", copy]);
+        OnDevice([.. land, "--run", copy]);
         var pa = ReadLandscape(cpu);
         var pb = ReadLandscape(copy);
         Assert.That(pb.Count, Is.EqualTo(pa.Count), "as many landscape points");
@@ -169,32 +176,32 @@ public class StandInEndToEndTests
     }
 
     [Test]
-    public void StandInEndToEndSwagMatchesTheCpu()
+    public void EndToEndSwagMatchesTheCpu()
     {
-        var (cpu, standIn) = TrainBoth("swag", "--epochs", "3", "--swa-start", "1", "--average", "swag", "--swag-rank", "2", "--swag-samples", "3");
-        FirstEpochsAgree(cpu, standIn);
-        FinalResultsAgree(cpu, standIn, "SGD", "SWA", "SWAG");
-        Assert.That(File.Exists(Path.Combine(standIn, "swag.safetensors")), Is.True, "SWAG's moments written from device memory");
+        var (cpu, device) = TrainBoth("swag", "--epochs", "3", "--swa-start", "1", "--average", "swag", "--swag-rank", "2", "--swag-samples", "3");
+        FirstEpochsAgree(cpu, device);
+        FinalResultsAgree(cpu, device, "SGD", "SWA", "SWAG");
+        Assert.That(File.Exists(Path.Combine(device, "swag.safetensors")), Is.True, "SWAG's moments written from device memory");
     }
 
     [Test]
-    public void StandInEndToEndEmaMatchesTheCpu()
+    public void EndToEndEmaMatchesTheCpu()
     {
-        var (cpu, standIn) = TrainBoth("ema", "--epochs", "3", "--swa-start", "1", "--average", "ema", "--ema-decay", "0.9");
-        FirstEpochsAgree(cpu, standIn);
+        var (cpu, device) = TrainBoth("ema", "--epochs", "3", "--swa-start", "1", "--average", "ema", "--ema-decay", "0.9");
+        FirstEpochsAgree(cpu, device);
         var a = FinalAccuracies(cpu);
-        FinalResultsAgree(cpu, standIn, [.. a.Keys]);
+        FinalResultsAgree(cpu, device, [.. a.Keys]);
     }
 
     [Test]
-    public void StandInEndToEndTwoMemberExperimentMatchesTheCpu()
+    public void EndToEndTwoMemberExperimentMatchesTheCpu()
     {
-        string cpu = Path.Combine(_root, "experiment-cpu"), standIn = Path.Combine(_root, "experiment-standin");
+        string cpu = Path.Combine(_root, "experiment-cpu"), device = Path.Combine(_root, "experiment-standin");
         string[] args = ["experiment", "--preset", "quick", "--seeds", "1", "--budgets", "1", "--scale", "0.375", "--synthetic-train", "256", "--synthetic-test", "256"];
         OnCpu([.. args, "--out", cpu]);
-        OnStandIn([.. args, "--out", standIn]);
+        OnDevice([.. args, "--out", device]);
         var ta = File.ReadAllLines(Path.Combine(cpu, "table.csv"));
-        var tb = File.ReadAllLines(Path.Combine(standIn, "table.csv"));
+        var tb = File.ReadAllLines(Path.Combine(device, "table.csv"));
         Assert.That(tb.Length, Is.EqualTo(3), "a header and two members (SGD, SWA)");
         Assert.That(tb.Length, Is.EqualTo(ta.Length));
         var header = ta[0].Split(',');
@@ -211,7 +218,7 @@ public class StandInEndToEndTests
     }
 
     [Test]
-    public void StandInEndToEndKilledRunResumesBitIdentical()
+    public void EndToEndKilledRunResumesBitIdentical()
     {
         string[] args = ["train", .. Small, .. SwaRun];
         var (_, reference, log) = Swa;
@@ -221,9 +228,9 @@ public class StandInEndToEndTests
         int kill = (commits[0] + commits[1]) / 2; // inside the second epoch's checkpoint
 
         string run = Path.Combine(_root, "kill-run");
-        var killed = CudaswaProcess.Run([.. args, "--device", "cuda", "--out", run], new Dictionary<string, string>(_standIn) { ["CUDASWA_TEST_KILL_AT_FILE_EVENT"] = kill.ToString(CultureInfo.InvariantCulture) });
+        var killed = CudaswaProcess.Run([.. args, "--device", "cuda", "--out", run], new Dictionary<string, string>(_device) { ["CUDASWA_TEST_KILL_AT_FILE_EVENT"] = kill.ToString(CultureInfo.InvariantCulture) });
         Assert.That(killed.ExitCode, Is.EqualTo(137), $"killed at file event {kill} ({string.Join(" ", events[kill - 1][1..])}):\n{killed.Output}");
-        Succeeds(CudaswaProcess.Run(["train", "--resume", run], _standIn), ["train", "--resume", run]);
+        Succeeds(CudaswaProcess.Run(["train", "--resume", run], _device), ["train", "--resume", run]);
         foreach (var file in new[] { "model.safetensors", "swa.safetensors" })
             Assert.That(File.ReadAllBytes(Path.Combine(run, file)), Is.EqualTo(File.ReadAllBytes(Path.Combine(reference, file))), $"{file} after the kill and resume");
     }
