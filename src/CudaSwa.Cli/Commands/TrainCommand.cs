@@ -17,7 +17,7 @@ public static class TrainCommand
         Description = "Start from a named configuration (other options override it): " + string.Join("; ", Presets.All.Select(p => $"{p.Name} - {p.Description}")) + ".",
     };
     private static readonly Option<bool> SgdOnly = new("--sgd-only") { Description = "Plain SGD, no averaging (the paper presets then use the SGD budget and schedule)." };
-    private static readonly Option<string?> Model = new("--model") { Description = "resnet8/20/32/44/56/110, preresnet110, preresnet164, vgg16, vgg16bn, wrn28x10." };
+    private static readonly Option<string?> Model = new("--model") { Description = "resnet8/20/32/44/56/110, preresnet110 (bottleneck, as the SWA paper), preresnet110-basic, preresnet164, vgg16, vgg16bn, wrn28x10." };
     private static readonly Option<string?> Dataset = new("--dataset") { Description = "cifar10 or cifar100." };
     private static readonly Option<string?> Data = new("--data") { Description = "Folder with CIFAR binaries. Without it: the embedded synthetic dataset." };
     private static readonly Option<int?> Epochs = new("--epochs") { Description = "Number of epochs." };

@@ -10,26 +10,31 @@ namespace CudaSwa.Models;
 /// </summary>
 public static class Vgg
 {
-    private static readonly int[] Config16 = [64, 64, -1, 128, 128, -1, 256, 256, 256, -1, 512, 512, 512, -1, 512, 512, 512, -1];
+    /// <summary>VGG-16's layers in units of the first width (64 in the paper); -1 is a 2x2 max pool.</summary>
+    private static readonly int[] Config16 = [1, 1, -1, 2, 2, -1, 4, 4, 4, -1, 8, 8, 8, -1, 8, 8, 8, -1];
 
     /// <summary>
     /// Describes VGG-16 (BN after each convolution when <paramref name="batchNorm"/>) for
-    /// <paramref name="numClasses"/> classes, with drop probability <paramref name="dropout"/> in the classifier.
+    /// <paramref name="numClasses"/> classes, with drop probability <paramref name="dropout"/> in the
+    /// classifier, the first convolutions <paramref name="width"/> channels wide (64 in the paper), the
+    /// last and the classifier 8x that (512). Smaller widths give the same structure at a fraction of
+    /// the size (the tests' reference fixtures use them).
     /// </summary>
-    public static NetworkBuilder Describe(bool batchNorm, int numClasses, float dropout = 0.5f)
+    public static NetworkBuilder Describe(bool batchNorm, int numClasses, float dropout = 0.5f, int width = 64)
     {
-        var b = new NetworkBuilder(batchNorm ? "vgg16bn" : "vgg16");
+        ArgumentOutOfRangeException.ThrowIfLessThan(width, 1);
+        var b = new NetworkBuilder(width == 64 ? (batchNorm ? "vgg16bn" : "vgg16") : $"vgg16{(batchNorm ? "bn" : "")}-w{width}");
         var x = b.Input;
         int index = 0;
-        foreach (int v in Config16)
+        foreach (int units in Config16)
         {
-            if (v < 0)
+            if (units < 0)
             {
                 x = b.MaxPool(x);
                 index++;
                 continue;
             }
-            x = b.Conv(x, $"features.{index}", v, 3, 1, 1, bias: true);
+            x = b.Conv(x, $"features.{index}", units * width, 3, 1, 1, bias: true);
             index++;
             if (batchNorm)
             {
@@ -40,9 +45,9 @@ public static class Vgg
             index++;
         }
         x = b.Dropout(x, dropout);
-        x = b.Relu(b.Linear(x, "classifier.1", 512));
+        x = b.Relu(b.Linear(x, "classifier.1", 8 * width));
         x = b.Dropout(x, dropout);
-        x = b.Relu(b.Linear(x, "classifier.4", 512));
+        x = b.Relu(b.Linear(x, "classifier.4", 8 * width));
         b.Linear(x, "classifier.6", numClasses);
         return b;
     }
