@@ -75,6 +75,38 @@ public class BatchNormRecomputeTests(string backend) : BackendTest(backend)
         }
     }
 
+    /// <summary>
+    /// A closed form that needs no forward pass of ours: BN straight on the input, images that are
+    /// constant per channel, so the population's mean and unbiased variance (over N*H*W values,
+    /// divided by N*H*W - 1) follow from the normalised pixel values alone.
+    /// </summary>
+    [Test]
+    public void ExactModeOnConstantImagesIsTheClosedForm()
+    {
+        int count = 6, h = 8, w = 8;
+        var builder = new NetworkBuilder("bn-on-input", 3, h, w);
+        builder.Linear(builder.GlobalAvgPool(builder.BatchNorm(builder.Input, "bn")), "fc", 3);
+        using var net = builder.Build(B, Batch, seed: 1);
+        var pixels = Rng.Ints(count * 3, 0, 256);
+        var images = new byte[count * 3 * h * w];
+        for (int i = 0; i < count * 3; i++) Array.Fill(images, (byte)pixels[i], i * h * w, h * w);
+        using var data = new DeviceDataset(new ImageDataset("constant", images, new int[count], 3, 3, h, w), B);
+        var spec = new AugmentSpec { Crop = false, Flip = false };
+        using var loader = new BatchLoader(data, Batch, shuffle: true, spec, seed: (ulong)Rng.Seed);
+        B.Fill(net.Buffers.All, 123f);
+        BatchNormRecompute.Run(net, loader, epochKey: 0, BatchNormRecomputeMode.Exact);
+        var mean = new double[3];
+        var variance = new double[3];
+        for (int c = 0; c < 3; c++)
+        {
+            var u = Enumerable.Range(0, count).Select(i => (pixels[i * 3 + c] / 255.0 - spec.Mean[c]) / spec.Std[c]).ToArray();
+            mean[c] = u.Average();
+            variance[c] = u.Sum(v => (v - mean[c]) * (v - mean[c])) * h * w / (count * h * w - 1.0);
+        }
+        Close.Check(Get(net.Buffers["bn.running_mean"]), mean, 1e-6, 1e-5, $"population mean ({Rng})");
+        Close.Check(Get(net.Buffers["bn.running_var"]), variance, 1e-6, 2e-5, $"unbiased population variance, divided by N*H*W - 1 ({Rng})");
+    }
+
     [Test]
     public void SampleWeightedModeIsTheReferenceCodesCumulativeAverage()
     {

@@ -41,6 +41,7 @@ public class SwaOnATrainedNetTests
         var averaging = AveragingSchedule.Epochs(4);
         ulong global = 0;
         float[] statsAtSwaStart = [];
+        var snapshots = new List<float[]>();
         for (int epoch = 0; epoch < 6; epoch++)
         {
             trainLoader.BeginEpoch(epoch);
@@ -52,12 +53,18 @@ public class SwaOnATrainedNetTests
             if (averaging.AfterEpoch(epoch))
             {
                 if (swa.Count == 0) statsAtSwaStart = net.Buffers.ToHost();
+                snapshots.Add(net.Parameters.ToHost());
                 swa.Update();
                 ensemble.AddSnapshot();
             }
         }
         Assert.That(swa.Count, Is.EqualTo(3));
         Assert.That(ensemble.Count, Is.EqualTo(3));
+        // The average is the plain mean of the three snapshots (each weighted 1/3: a running update with 1/n instead of 1/(n+1) fails this).
+        var average = swa.ParametersToHost();
+        foreach (var e in net.ParameterLayout.Entries)
+            Close.Check(average.AsSpan((int)e.Offset, (int)e.Length).ToArray(),
+                Enumerable.Range((int)e.Offset, (int)e.Length).Select(i => snapshots.Average(w => (double)w[i])).ToArray(), 1e-7, 1e-5, $"SWA mean of {e.Name}");
 
         var sgdScore = Evaluate(net, testLoader);
         var sgdStats = net.Buffers.ToHost();

@@ -151,6 +151,46 @@ public class SwagTests
         Average = AveragingKind.Swag, SwagRank = 2, SwagSamples = 3, Ensemble = false,
     };
 
+    /// <summary>
+    /// A closed form for the trainer's Bayesian model average, needing nothing of its recipe (which
+    /// seeds, which loader epochs): without batch norm there is nothing to recompute per sample, and
+    /// as the SWAG scale goes to 0 every sample is the SWA mean, so the BMA is the SWA model's own
+    /// prediction. At the paper's scale it is not.
+    /// </summary>
+    [Test]
+    public void SwagModelAverageOfABatchNormFreeNetTendsToTheSwaModelAsTheScaleVanishes()
+    {
+        var (train, test) = Data();
+        static NetworkBuilder NoBatchNorm(int classes)
+        {
+            var b = new NetworkBuilder("swag-net-nobn", height: 16, width: 16);
+            Node x = b.Relu(b.Conv(b.Input, "stem.conv", 8, kernel: 3, padding: 1, bias: true));
+            b.Linear(b.GlobalAvgPool(x), "fc", classes);
+            return b;
+        }
+        foreach (double scale in new[] { 1e-9, 0.5 })
+        {
+            var options = Options((ulong)Environment.TickCount) with { Model = "swag-net-nobn", SwagScale = scale };
+            using var backend = new CpuBackend();
+            using var trainer = Trainer.ForNetwork(options, NoBatchNorm, backend, train, test, null);
+            Assert.That(trainer.Run(CancellationToken.None), Is.EqualTo(RunOutcome.Completed));
+            var bma = trainer.SwagModelAverage();
+            using var testData = new DeviceDataset(test, backend);
+            using var loader = new BatchLoader(testData, options.BatchSize, shuffle: false, new AugmentSpec().ForEvaluation(), 0);
+            using var evaluator = new Evaluator(trainer.Network);
+            float[] swaProbabilities;
+            using (trainer.Averager!.Bind()) swaProbabilities = evaluator.Predict(loader);
+            var swa = CalibrationMetrics.Compute(swaProbabilities, test.Labels, test.NumClasses);
+            if (scale < 1e-6)
+            {
+                Assert.That(bma.Accuracy, Is.EqualTo(swa.Accuracy), "vanishing scale: the BMA's accuracy is the SWA model's");
+                Assert.That(bma.Nll, Is.EqualTo(swa.Nll).Within(1e-6), "vanishing scale: the BMA's NLL is the SWA model's");
+                Assert.That(bma.Brier, Is.EqualTo(swa.Brier).Within(1e-6));
+            }
+            else Assert.That(Math.Abs(bma.Nll - swa.Nll), Is.GreaterThan(1e-5), "the paper's scale: the samples spread, the BMA is not the SWA model");
+        }
+    }
+
     [Test]
     public void SwagModelAverageEqualsTheMeanOfTheSampledModelsProbabilities()
     {

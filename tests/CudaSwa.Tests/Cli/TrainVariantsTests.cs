@@ -36,6 +36,50 @@ public class TrainVariantsTests
         Assert.That(r.All, Does.Contain("where the time went").And.Contain("ConvolutionBackwardData"));
     }
 
+    /// <summary>The tensors of a weights file, by name.</summary>
+    private static Dictionary<string, float[]> Weights(string dir, string file) =>
+        CudaSwa.IO.SafeTensors.Read(Path.Combine(dir, file)).Tensors.ToDictionary(kv => kv.Key, kv => kv.Value.Data);
+
+    private static bool Same(Dictionary<string, float[]> a, Dictionary<string, float[]> b, Func<string, bool> which) =>
+        a.Keys.Where(which).All(k => a[k].AsSpan().SequenceEqual(b[k]));
+
+    private string Train(string name, params string[] extra)
+    {
+        string dir = Path.Combine(_root, name);
+        var r = CliRunner.Run([.. Tiny, "--seed", "11", .. extra, "--out", dir]);
+        Assert.That(r.ExitCode, Is.Zero, r.All);
+        return dir;
+    }
+
+    /// <summary>
+    /// Each training option changes what it should and nothing else, bit for bit: --nesterov changes
+    /// the SGD trajectory; --padding changes the trajectory (the
+    /// crops' borders); --average-every-steps changes the average, not SGD; --bn-update changes only
+    /// the averaged model's BN statistics, not its weights or SGD. (An option ignored somewhere on its
+    /// way would leave its run equal to the default one.)
+    /// </summary>
+    [Test]
+    public void EachTrainingOptionChangesWhatItShouldAndNothingElse()
+    {
+        static bool IsStatistic(string name) => name.EndsWith("running_mean", StringComparison.Ordinal) || name.EndsWith("running_var", StringComparison.Ordinal);
+        string baseline = Train("baseline");
+        var sgd = Weights(baseline, "model.safetensors");
+        var swa = Weights(baseline, "swa.safetensors");
+
+        Assert.That(Same(Weights(Train("nesterov", "--nesterov"), "model.safetensors"), sgd, _ => true), Is.False, "--nesterov changes the SGD weights");
+
+        Assert.That(Same(Weights(Train("reflect", "--padding", "reflect"), "model.safetensors"), sgd, _ => true), Is.False, "--padding reflect changes the SGD trajectory");
+
+        string steps = Train("every-steps", "--average-every-steps", "2");
+        Assert.That(Same(Weights(steps, "model.safetensors"), sgd, _ => true), Is.True, "--average-every-steps leaves SGD alone");
+        Assert.That(Same(Weights(steps, "swa.safetensors"), swa, n => !IsStatistic(n)), Is.False, "--average-every-steps changes the average");
+
+        string weighted = Train("sample-weighted", "--bn-update", "sample-weighted");
+        Assert.That(Same(Weights(weighted, "model.safetensors"), sgd, _ => true), Is.True, "--bn-update leaves SGD alone");
+        Assert.That(Same(Weights(weighted, "swa.safetensors"), swa, n => !IsStatistic(n)), Is.True, "--bn-update leaves the averaged weights alone");
+        Assert.That(Same(Weights(weighted, "swa.safetensors"), swa, IsStatistic), Is.False, "--bn-update changes the averaged model's BN statistics");
+    }
+
     [TestCase("--schedule", "cyclic", "--cycle", "1", "--swa-lr", "0.05")]
     [TestCase("--schedule", "swalr", "--anneal-epochs", "1", "--anneal", "linear")]
     [TestCase("--schedule", "cosine")]

@@ -136,7 +136,8 @@ public class FusionTests
             var x = _rng.Floats(batch * 3 * 32 * 32, -2, 2);
             var yf = Evaluate(fused, x, batch);
             var ya = Evaluate(apart, x, batch);
-            Assert.That(yf, Is.Not.EqualTo(ya).Or.Not.Empty, "sanity");
+            Assert.That(ya.All(float.IsFinite) && ya.Any(v => v != 0) && ya.Distinct().Count() > ya.Length / 2, Is.True,
+                "the unfused evaluation gives finite, varied logits (a comparison of two empty or constant outputs would prove nothing)");
             Assert.That(WorstRelative(yf, ya), Is.LessThan(1e-4), $"{model}: folded evaluation vs apart, relative to the largest logit ({_rng})");
             if (model != "preresnet110")
                 Assert.That(fused.Layers.OfType<Conv2d>().Count(c => c.FoldedBatchNorm is not null), Is.GreaterThan(0), "batch norms were folded");

@@ -83,11 +83,17 @@ public class LinearAndLossTests(string backend) : BackendTest(backend)
     [Test]
     public void SoftmaxCrossEntropyWithoutGradientOnlyCounts()
     {
-        int n = 4, k = 3;
-        var z = Rng.Floats(n * k);
-        var stats = Put(new float[2], 2);
-        B.SoftmaxCrossEntropy(Put(z, n, k), PutInts(Rng.Ints(n, 0, k)), default, stats);
-        Assert.That(Get(stats)[0], Is.GreaterThan(0));
+        int n = 37, k = 3;
+        var z = Rng.Floats(n * k, -3, 3);
+        var labels = Rng.Ints(n, 0, k);
+        var stats0 = Rng.Floats(2, 0, 10);
+        var stats = Put(stats0, 2);
+        B.SoftmaxCrossEntropy(Put(z, n, k), PutInts(labels), default, stats);
+        double loss = Reference.SoftmaxCrossEntropy(Close.ToDouble(z), labels, n, k);
+        int correct = Enumerable.Range(0, n).Count(i => Enumerable.Range(0, k).MaxBy(j => z[i * k + j]) == labels[i]);
+        var s = Get(stats);
+        Assert.That(s[0], Is.EqualTo(stats0[0] + loss * n).Within(1e-4 * n), $"loss sum, added to what was there ({Rng})");
+        Assert.That(s[1], Is.EqualTo(stats0[1] + correct), $"correct count, added to what was there ({Rng})");
     }
 
     [Test]
