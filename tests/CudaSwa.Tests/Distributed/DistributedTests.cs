@@ -389,14 +389,26 @@ public class DistributedTests
         string dir = Path.Combine(_root, "killed");
         var args = TinyTrain(dir).ToArray();
         args[Array.IndexOf(args, "--epochs") + 1] = "8";
-        var job = MpiJob.Start(2, "cudaswa.dll", args);
+        // Rank 0 (the only rank that writes the run folder) is held at the event that commits its first
+        // checkpoint (state.json renamed into place), found from an uninterrupted run's event log.
+        string log = Path.Combine(_root, "killed-events.log");
+        var once = TinyTrain(Path.Combine(_root, "killed-reference")).ToArray();
+        once[Array.IndexOf(once, "--epochs") + 1] = "1";
+        var reference = MpiJob.Run(2, "cudaswa.dll", once, Limit, new Dictionary<string, string> { ["CUDASWA_TEST_FILE_EVENTS"] = log });
+        Assert.That(reference.ExitCode, Is.Zero, reference.All);
+        int commit = File.ReadAllLines(log).Select(l => l.Split('\t')).First(e => e[1] == "renamed into place" && e[2] == Checkpoint.StateFile)[0] is var first
+            ? int.Parse(first, System.Globalization.CultureInfo.InvariantCulture) : 0;
+        string release = Path.Combine(_root, "killed-release");
+        var job = MpiJob.Start(2, "cudaswa.dll", args, new Dictionary<string, string> { ["CUDASWA_TEST_HOLD_AT_FILE_EVENT"] = $"{commit}:{release}" });
         var clock = System.Diagnostics.Stopwatch.StartNew();
-        // Wait for the first checkpoint, then kill rank 1 outright (no signal it could handle).
-        while (!File.Exists(Path.Combine(dir, Checkpoint.StateFile)) && clock.Elapsed < Limit && !job.HasExited) Thread.Sleep(100);
-        Assert.That(job.HasExited, Is.False, "the job ended before the first checkpoint");
+        // Wait until rank 0 holds just after committing its first checkpoint, then kill rank 1 outright (no signal it could handle).
+        while (!File.Exists(release + ".held") && clock.Elapsed < Limit && !job.HasExited) Thread.Sleep(50);
+        Assert.That(job.HasExited, Is.False, "the job ended before rank 0 reached its first checkpoint");
+        Assert.That(File.Exists(release + ".held"), Is.True, "rank 0 reached the hold point");
         var victims = MpiJob.RankProcesses(1, dir);
         Assert.That(victims, Is.Not.Empty, "rank 1's process");
         foreach (int pid in victims) System.Diagnostics.Process.GetProcessById(pid).Kill();
+        File.WriteAllText(release, ""); // rank 0 goes on, into an exchange with a rank that is gone
         var r = MpiJob.Wait(job, TimeSpan.FromSeconds(60));
         Assert.That(r.TimedOut, Is.False, "the surviving rank hung after rank 1 was killed");
         Assert.That(r.ExitCode, Is.Not.EqualTo(0), r.All);
@@ -405,7 +417,7 @@ public class DistributedTests
 
         // The last committed checkpoint is intact: two ranks continue from it to the end.
         var state = Checkpoint.ReadState(dir);
-        Assert.That(state.NextEpoch, Is.InRange(1, 7), "killed mid-run");
+        Assert.That(state.NextEpoch, Is.EqualTo(1), "killed right after the first epoch's checkpoint");
         var resumed = MpiJob.Run(2, "cudaswa.dll", ["train", "--resume", dir], Limit);
         Assert.That(resumed.TimedOut, Is.False);
         Assert.That(resumed.ExitCode, Is.EqualTo(0), resumed.All);

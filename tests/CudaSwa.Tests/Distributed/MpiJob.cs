@@ -32,9 +32,10 @@ public static class MpiJob
     public static string Program(string dll) => Path.Combine(AppContext.BaseDirectory, dll);
 
     /// <summary>Runs `mpiexec -n ranks dotnet dll args` (ranks 0: the program alone, no launcher).</summary>
-    public static Result Run(int ranks, string dll, IEnumerable<string> args, TimeSpan limit) => Wait(Start(ranks, dll, args), limit);
+    public static Result Run(int ranks, string dll, IEnumerable<string> args, TimeSpan limit, IReadOnlyDictionary<string, string>? env = null) =>
+        Wait(Start(ranks, dll, args, env), limit);
 
-    public static Process Start(int ranks, string dll, IEnumerable<string> args)
+    public static Process Start(int ranks, string dll, IEnumerable<string> args, IReadOnlyDictionary<string, string>? env = null)
     {
         var psi = new ProcessStartInfo(ranks > 0 ? Mpiexec()! : Dotnet) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         if (ranks > 0)
@@ -47,6 +48,7 @@ public static class MpiJob
         foreach (var a in args) psi.ArgumentList.Add(a);
         // A test run inside a Slurm array task must not make the child runs pick one experiment member.
         psi.Environment.Remove("SLURM_ARRAY_TASK_ID");
+        foreach (var (k, v) in env ?? new Dictionary<string, string>()) psi.Environment[k] = v;
         return Process.Start(psi)!;
     }
 

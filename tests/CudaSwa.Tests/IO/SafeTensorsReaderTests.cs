@@ -138,7 +138,7 @@ public class SafeTensorsReaderTests
     /// inserted or removed, keys duplicated, the length field and the data cut or extended), each
     /// read by the reader and by <see cref="Oracle"/>, an independent, plain reading of the format:
     /// the reader never fails with anything but InvalidDataException, accepts exactly the files the
-    /// oracle accepts, and then returns the same tensors. Bounded: 200,000 cases or 30 seconds.
+    /// oracle accepts, and then returns the same tensors. A fixed 200,000 cases (the same on every machine, however fast; about 6 s here).
     /// </summary>
     [Test]
     public void SafeTensorsFuzzedHeadersAreAcceptedExactlyWhenValid()
@@ -146,7 +146,7 @@ public class SafeTensorsReaderTests
         var rng = new Random(20261128);
         var clock = System.Diagnostics.Stopwatch.StartNew();
         int cases = 0, accepted = 0;
-        while (cases < 200_000 && clock.Elapsed.TotalSeconds < 30)
+        while (cases < 200_000)
         {
             byte[] file = Mutate(ValidFile(rng), rng);
             cases++;
@@ -168,7 +168,6 @@ public class SafeTensorsReaderTests
                 Assert.That(read.Tensors[name].Data, Is.EqualTo(data), $"case {cases}: data of '{name}'");
         }
         TestContext.Out.WriteLine($"{cases} fuzzed files in {clock.Elapsed.TotalSeconds:F1} s, {accepted} accepted");
-        Assert.That(cases, Is.GreaterThan(1000), "enough cases ran");
         Assert.That(accepted, Is.GreaterThan(0).And.LessThan(cases), "the mutations produce both valid and invalid files");
     }
 
