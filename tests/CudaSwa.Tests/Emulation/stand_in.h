@@ -28,6 +28,9 @@ void fault(const std::string& message);
 
 std::string hex(unsigned long long v);
 
+// Rounds to nearest even keeping 10 mantissa bits: a float as a tensor core reads it in TF32.
+float tf32(float x);
+
 // Splits [0, count) over the machine's cores; body(begin, end) runs on several threads at once.
 // Used for speed only: each output element is still computed by one naive loop.
 template <class Body> void parallel_for(long long count, Body body);

@@ -59,17 +59,6 @@ cublasStatus_t fail(cublasStatus_t status, const std::string& message)
     return status;
 }
 
-float tf32(float x)
-{
-    if (!std::isfinite(x)) return x;
-    uint32_t b;
-    std::memcpy(&b, &x, 4);
-    b += 0x0FFFu + ((b >> 13) & 1u);
-    b &= 0xFFFFE000u;
-    std::memcpy(&x, &b, 4);
-    return x;
-}
-
 // The elements a column-major rows x cols matrix with leading dimension ld spans (0 when empty).
 long long span(int rows, int cols, int ld) { return rows == 0 || cols == 0 ? 0 : (long long)(cols - 1) * ld + rows; }
 
@@ -199,8 +188,8 @@ EXPORT cublasStatus_t cublasSgemm_v2(cublasHandle_t handle, int transa, int tran
     const float* pa = reinterpret_cast<const float*>(A);
     const float* pb = reinterpret_cast<const float*>(B);
     float* pc = reinterpret_cast<float*>(C);
-    auto opA = [&](int i, int l) { float v = transa == OpN ? pa[i + (long long)l * lda] : pa[l + (long long)i * lda]; return (double)(round ? tf32(v) : v); };
-    auto opB = [&](int l, int j) { float v = transb == OpN ? pb[l + (long long)j * ldb] : pb[j + (long long)l * ldb]; return (double)(round ? tf32(v) : v); };
+    auto opA = [&](int i, int l) { float v = transa == OpN ? pa[i + (long long)l * lda] : pa[l + (long long)i * lda]; return (double)(round ? standin::tf32(v) : v); };
+    auto opB = [&](int l, int j) { float v = transb == OpN ? pb[l + (long long)j * ldb] : pb[j + (long long)l * ldb]; return (double)(round ? standin::tf32(v) : v); };
     standin::parallel_for(n, [&](long long begin, long long end) {
         for (int j = (int)begin; j < (int)end; ++j)
             for (int i = 0; i < m; ++i)

@@ -226,18 +226,6 @@ cudnnStatus_t finish(const char* call)
 
 float host_float(unsigned long long p, long long i) { return reinterpret_cast<const float*>(p)[i]; }
 
-// Round to nearest even keeping 10 mantissa bits, as a tensor core reads a float in TF32.
-float tf32(float x)
-{
-    if (!std::isfinite(x)) return x;
-    uint32_t b;
-    std::memcpy(&b, &x, 4);
-    b += 0x0FFFu + ((b >> 13) & 1u);
-    b &= 0xFFFFE000u;
-    std::memcpy(&x, &b, 4);
-    return x;
-}
-
 // ---------------------------------------------------------------- convolution geometry and algorithms
 
 struct Geometry
@@ -421,17 +409,30 @@ cudnnStatus_t prepare_run(Direction d, cudnnHandle_t handle, const Tensor* x, co
 float read(unsigned long long p, long long i, bool round)
 {
     float v = host_float(p, i);
-    return round ? tf32(v) : v;
+    return round ? standin::tf32(v) : v;
 }
 
-// q range [lo, hi) whose input column q*v - pad + s*dil lies in [0, w).
-void columns(const Geometry& g, int s, int& lo, int& hi)
+// Every tap of filter position (r, s): each output position (p, q) and the input position
+// (ih, iw) = (p*u - padH + r*dilH, q*v - padW + s*dilW) it reads, where that lies inside the input.
+// The three passes are this one index space, summed in different directions.
+template <class Visit> void taps(const Geometry& g, int r, int s, Visit visit)
 {
-    int offset = s * g.dil_w - g.pad_w;
-    lo = 0;
-    while (lo < g.q && lo * g.v + offset < 0) ++lo;
-    hi = g.q;
-    while (hi > lo && (hi - 1) * g.v + offset >= g.w) --hi;
+    for (int p = 0; p < g.p; ++p)
+    {
+        int ih = p * g.u - g.pad_h + r * g.dil_h;
+        if (ih < 0 || ih >= g.h) continue;
+        for (int q = 0; q < g.q; ++q)
+        {
+            int iw = q * g.v - g.pad_w + s * g.dil_w;
+            if (iw >= 0 && iw < g.w) visit(p, q, ih, iw);
+        }
+    }
+}
+
+// The filter element tap (r, s) multiplies: flipped for CUDNN_CONVOLUTION.
+long long filter_at(const Filter& f, const Geometry& g, int k, int c, int r, int s)
+{
+    return f.at(k, c, g.flip ? g.r - 1 - r : r, g.flip ? g.s - 1 - s : s);
 }
 
 void store(unsigned long long out, long long i, double result, float alpha, float beta)
@@ -724,17 +725,8 @@ EXPORT cudnnStatus_t cudnnConvolutionForward(cudnnHandle_t handle, const float* 
                 for (int r = 0; r < g.r; ++r)
                     for (int s = 0; s < g.s; ++s)
                     {
-                        double wv = read(w, F.at(k, c, g.flip ? g.r - 1 - r : r, g.flip ? g.s - 1 - s : s), round);
-                        int lo, hi;
-                        columns(g, s, lo, hi);
-                        for (int p = 0; p < g.p; ++p)
-                        {
-                            int ih = p * g.u - g.pad_h + r * g.dil_h;
-                            if (ih < 0 || ih >= g.h) continue;
-                            double* row = &acc[(size_t)p * g.q];
-                            for (int q = lo; q < hi; ++q)
-                                row[q] += wv * (double)read(x, X.at(n, c, ih, q * g.v - g.pad_w + s * g.dil_w), round);
-                        }
+                        double wv = read(w, filter_at(F, g, k, c, r, s), round);
+                        taps(g, r, s, [&](int p, int q, int ih, int iw) { acc[(size_t)p * g.q + q] += wv * (double)read(x, X.at(n, c, ih, iw), round); });
                     }
             for (int p = 0; p < g.p; ++p)
                 for (int q = 0; q < g.q; ++q) store(y, Y.at(n, k, p, q), acc[(size_t)p * g.q + q], a, b);
@@ -773,17 +765,8 @@ EXPORT cudnnStatus_t cudnnConvolutionBackwardData(cudnnHandle_t handle, const fl
                 for (int r = 0; r < g.r; ++r)
                     for (int s = 0; s < g.s; ++s)
                     {
-                        double wv = read(w, F.at(k, c, g.flip ? g.r - 1 - r : r, g.flip ? g.s - 1 - s : s), round);
-                        int lo, hi;
-                        columns(g, s, lo, hi);
-                        for (int p = 0; p < g.p; ++p)
-                        {
-                            int ih = p * g.u - g.pad_h + r * g.dil_h;
-                            if (ih < 0 || ih >= g.h) continue;
-                            double* row = &acc[(size_t)ih * g.w];
-                            for (int q = lo; q < hi; ++q)
-                                row[q * g.v - g.pad_w + s * g.dil_w] += wv * (double)read(dy, DY.at(n, k, p, q), round);
-                        }
+                        double wv = read(w, filter_at(F, g, k, c, r, s), round);
+                        taps(g, r, s, [&](int p, int q, int ih, int iw) { acc[(size_t)ih * g.w + iw] += wv * (double)read(dy, DY.at(n, k, p, q), round); });
                     }
             for (int ih = 0; ih < g.h; ++ih)
                 for (int iw = 0; iw < g.w; ++iw) store(dx, DX.at(n, c, ih, iw), acc[(size_t)ih * g.w + iw], a, b);
@@ -819,18 +802,10 @@ EXPORT cudnnStatus_t cudnnConvolutionBackwardFilter(cudnnHandle_t handle, const 
             for (int r = 0; r < g.r; ++r)
                 for (int s = 0; s < g.s; ++s)
                 {
-                    int lo, hi;
-                    columns(g, s, lo, hi);
                     double acc = 0;
                     for (int n = 0; n < g.n; ++n)
-                        for (int p = 0; p < g.p; ++p)
-                        {
-                            int ih = p * g.u - g.pad_h + r * g.dil_h;
-                            if (ih < 0 || ih >= g.h) continue;
-                            for (int q = lo; q < hi; ++q)
-                                acc += (double)read(dy, DY.at(n, k, p, q), round) * (double)read(x, X.at(n, c, ih, q * g.v - g.pad_w + s * g.dil_w), round);
-                        }
-                    store(dw, F.at(k, c, g.flip ? g.r - 1 - r : r, g.flip ? g.s - 1 - s : s), acc, a, b);
+                        taps(g, r, s, [&](int p, int q, int ih, int iw) { acc += (double)read(dy, DY.at(n, k, p, q), round) * (double)read(x, X.at(n, c, ih, iw), round); });
+                    store(dw, filter_at(F, g, k, c, r, s), acc, a, b);
                 }
         }
     });

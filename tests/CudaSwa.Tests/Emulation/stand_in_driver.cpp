@@ -8,6 +8,7 @@
 // checked after every launch and at free), and it poisons fresh allocations (all bits set: NaN
 // as float) so reads of memory never written show up.
 #include <algorithm>
+#include <cmath>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -243,6 +244,17 @@ void standin::fault(const std::string& message)
 }
 
 std::string standin::hex(unsigned long long v) { return ::hex(v); }
+
+float standin::tf32(float x)
+{
+    if (!std::isfinite(x)) return x;
+    uint32_t b;
+    std::memcpy(&b, &x, 4);
+    b += 0x0FFFu + ((b >> 13) & 1u);
+    b &= 0xFFFFE000u;
+    std::memcpy(&x, &b, 4);
+    return x;
+}
 
 // ---------------------------------------------------------------- identity (tests only)
 
