@@ -415,17 +415,19 @@ float read(unsigned long long p, long long i, bool round)
 // Every tap of filter position (r, s): each output position (p, q) and the input position
 // (ih, iw) = (p*u - padH + r*dilH, q*v - padW + s*dilW) it reads, where that lies inside the input.
 // The three passes are this one index space, summed in different directions.
+// The column range [lo, hi) is found once per tap so the inner loop has no bounds test.
 template <class Visit> void taps(const Geometry& g, int r, int s, Visit visit)
 {
+    int offset = s * g.dil_w - g.pad_w;
+    int lo = 0;
+    while (lo < g.q && lo * g.v + offset < 0) ++lo;
+    int hi = g.q;
+    while (hi > lo && (hi - 1) * g.v + offset >= g.w) --hi;
     for (int p = 0; p < g.p; ++p)
     {
         int ih = p * g.u - g.pad_h + r * g.dil_h;
         if (ih < 0 || ih >= g.h) continue;
-        for (int q = 0; q < g.q; ++q)
-        {
-            int iw = q * g.v - g.pad_w + s * g.dil_w;
-            if (iw >= 0 && iw < g.w) visit(p, q, ih, iw);
-        }
+        for (int q = lo; q < hi; ++q) visit(p, q, ih, q * g.v + offset);
     }
 }
 
