@@ -4,6 +4,7 @@
 using CudaSwa.Averaging;
 using CudaSwa.Data;
 using CudaSwa.Devices;
+using CudaSwa.Evaluation;
 using CudaSwa.Models;
 using CudaSwa.Optim;
 using CudaSwa.Tensors;

@@ -33,7 +33,7 @@ public static class DeviceChoice
         {
             return Cuda.CudaDevice.Count();
         }
-        catch (Exception e) when (e is DllNotFoundException or Cuda.CudaException or EntryPointNotFoundException or InvalidOperationException)
+        catch (Exception e) when (e is DllNotFoundException or Native.CudaException or EntryPointNotFoundException or InvalidOperationException)
         {
             return 0;
         }

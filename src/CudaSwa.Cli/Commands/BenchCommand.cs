@@ -5,6 +5,7 @@ using CudaSwa.Cli.Bench;
 using CudaSwa.IO;
 using CudaSwa.Models;
 using Spectre.Console;
+using CudaSwa.Util;
 
 namespace CudaSwa.Cli.Commands;
 

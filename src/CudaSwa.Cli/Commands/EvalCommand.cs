@@ -3,6 +3,7 @@ using System.CommandLine;
 using System.Globalization;
 using CudaSwa.Averaging;
 using CudaSwa.Data;
+using CudaSwa.Evaluation;
 using CudaSwa.IO;
 using CudaSwa.Models;
 using CudaSwa.Tensors;

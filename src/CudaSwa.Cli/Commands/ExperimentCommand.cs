@@ -9,6 +9,7 @@ using CudaSwa.Experiments;
 using CudaSwa.IO;
 using CudaSwa.Training;
 using Spectre.Console;
+using CudaSwa.Util;
 
 namespace CudaSwa.Cli.Commands;
 

@@ -2,6 +2,7 @@ using Spectre.Console;
 using System.CommandLine;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using CudaSwa.Cpu.Workers;
 using CudaSwa.Devices;
 using CudaSwa.Cpu;
 

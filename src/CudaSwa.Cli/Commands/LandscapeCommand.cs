@@ -9,6 +9,7 @@ using CudaSwa.IO;
 using CudaSwa.Landscape;
 using CudaSwa.Models;
 using CudaSwa.Training;
+using CudaSwa.Util;
 
 namespace CudaSwa.Cli.Commands;
 

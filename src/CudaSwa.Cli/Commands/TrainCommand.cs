@@ -6,6 +6,7 @@ using CudaSwa.Optim;
 using CudaSwa.IO;
 using CudaSwa.Tensors;
 using CudaSwa.Training;
+using CudaSwa.Util;
 
 namespace CudaSwa.Cli.Commands;
 

@@ -1,5 +1,6 @@
 using CudaSwa.IO;
 using CudaSwa.Training;
+using CudaSwa.Util;
 
 namespace CudaSwa.Cli.Output;
 

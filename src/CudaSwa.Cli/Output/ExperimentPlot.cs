@@ -1,6 +1,7 @@
 using CudaSwa.Experiments;
 using CudaSwa.IO;
 using CudaSwa.Training;
+using CudaSwa.Util;
 
 namespace CudaSwa.Cli.Output;
 

@@ -1,6 +1,7 @@
 using CudaSwa.IO;
 using CudaSwa.Landscape;
 using SkiaSharp;
+using CudaSwa.Util;
 
 namespace CudaSwa.Cli.Output;
 

@@ -3,6 +3,7 @@ using System.Text;
 using System.Text.Json;
 using CudaSwa.IO;
 using CudaSwa.Training;
+using CudaSwa.Util;
 
 namespace CudaSwa.Cli.Output;
 

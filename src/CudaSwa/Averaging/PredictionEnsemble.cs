@@ -1,4 +1,5 @@
 using CudaSwa.Data;
+using CudaSwa.Evaluation;
 using CudaSwa.Layers;
 using CudaSwa.Tensors;
 
@@ -81,10 +82,10 @@ public sealed class PredictionEnsemble : IDisposable
     }
 
     /// <summary>Accuracy, NLL, ECE, Brier score and reliability bins of the averaged predictions.</summary>
-    public Training.CalibrationMetrics Calibration()
+    public CalibrationMetrics Calibration()
     {
         if (Count == 0) throw new InvalidOperationException("The ensemble has no snapshots yet.");
-        return Training.CalibrationMetrics.Compute(Network.Backend.ToArray(_mean), Evaluation.Data.Source.Labels, Network.NumClasses);
+        return CalibrationMetrics.Compute(Network.Backend.ToArray(_mean), Evaluation.Data.Source.Labels, Network.NumClasses);
     }
 
     /// <summary>The averaged predictions (N x classes) for checkpoints.</summary>

@@ -1,4 +1,4 @@
-using CudaSwa.Cpu;
+using CudaSwa.Devices;
 using CudaSwa.Layers;
 using CudaSwa.Tensors;
 
@@ -44,7 +44,7 @@ public sealed class WeightAverager : IDisposable
         else
         {
             // Host placement: the average and a staging copy of the current weights live in host memory.
-            _host = new CpuBackend();
+            _host = BackendFactory.CreateHost();
             _hostParameters = new Arena(network.ParameterLayout, _host);
             _hostStaging = new Arena(network.ParameterLayout, _host);
             _hostBuffers = new Arena(network.BufferLayout, _host);

@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using CudaSwa.Cpu.Workers;
 using CudaSwa.Tensors;
 
 namespace CudaSwa.Cpu;

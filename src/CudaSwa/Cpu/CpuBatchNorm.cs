@@ -1,5 +1,6 @@
 using System.Runtime.Intrinsics;
 using CudaSwa.Cpu.Simd;
+using CudaSwa.Cpu.Workers;
 using CudaSwa.Tensors;
 
 namespace CudaSwa.Cpu;

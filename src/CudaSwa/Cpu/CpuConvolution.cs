@@ -1,3 +1,4 @@
+using CudaSwa.Cpu.Workers;
 using CudaSwa.Tensors;
 
 namespace CudaSwa.Cpu;

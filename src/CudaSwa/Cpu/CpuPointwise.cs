@@ -1,6 +1,7 @@
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 using System.Runtime.Intrinsics;
 using CudaSwa.Cpu.Simd;
+using CudaSwa.Cpu.Workers;
 using CudaSwa.Tensors;
 using CudaSwa.Util;
 

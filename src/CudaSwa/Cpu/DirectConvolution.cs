@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using CudaSwa.Cpu.Simd;
+using CudaSwa.Cpu.Workers;
 using CudaSwa.Tensors;
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 

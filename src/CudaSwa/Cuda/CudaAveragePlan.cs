@@ -1,3 +1,4 @@
+using CudaSwa.Native;
 using CudaSwa.Tensors;
 
 namespace CudaSwa.Cuda;

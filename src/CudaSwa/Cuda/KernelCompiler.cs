@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using System.Text;
 using CudaSwa.IO;
 using CudaSwa.Native;
+using CudaSwa.Util;
 
 namespace CudaSwa.Cuda;
 

@@ -121,7 +121,7 @@ public static class CifarBinary
         }
         WriteRecords(Path.Combine(dir, Cifar10TestFile), test, 0, test.Count);
         if (classNames is not null)
-            IO.AtomicFile.WriteAllText(Path.Combine(dir, "batches.meta.txt"), string.Join("\n", classNames) + "\n");
+            Util.AtomicFile.WriteAllText(Path.Combine(dir, "batches.meta.txt"), string.Join("\n", classNames) + "\n");
     }
 
     private static void WriteRecords(string path, ImageDataset data, int start, int end)
@@ -133,7 +133,7 @@ public static class CifarBinary
             bytes[at] = (byte)data.Labels[i];
             data.Image(i).CopyTo(bytes.AsSpan(at + 1, PixelBytes));
         }
-        IO.AtomicFile.WriteAllBytes(path, bytes);
+        Util.AtomicFile.WriteAllBytes(path, bytes);
     }
 }
 

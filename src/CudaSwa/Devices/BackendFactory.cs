@@ -53,6 +53,12 @@ public static class BackendFactory
         throw new ArgumentException($"Device '{device}' is not valid: expected auto, cpu, cuda or cuda:N.");
     }
 
+    /// <summary>
+    /// A backend whose tensors live in host memory (the CPU backend), for state kept off the device,
+    /// such as an average placed in host memory.
+    /// </summary>
+    internal static Backend CreateHost() => new CpuBackend();
+
     /// <summary>Tries to bring up the CUDA backend on a device; never throws for a missing driver or library.</summary>
     public static bool TryCreateCuda(int ordinal, out Backend? backend, out string reason) =>
         TryCreateCuda(ordinal, allowTf32: false, out backend, out reason);
@@ -70,7 +76,7 @@ public static class BackendFactory
             reason = "";
             return true;
         }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or Cuda.CudaException or BadImageFormatException)
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException or Native.CudaException or BadImageFormatException)
         {
             reason = e.Message;
             return false;

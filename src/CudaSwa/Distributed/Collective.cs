@@ -1,4 +1,3 @@
-using CudaSwa.Cpu;
 using CudaSwa.Tensors;
 
 namespace CudaSwa.Distributed;
@@ -33,15 +32,15 @@ public abstract class Collective : IDisposable
     /// <summary>
     /// Replaces <paramref name="tensor"/> (on <paramref name="backend"/>) with the sum over all ranks
     /// of <paramref name="weight"/>·tensor (each rank's own weight; 1 leaves the values as they are
-    /// before the sum): in place on the CPU backend (no copy), through host memory on a device backend.
+    /// before the sum): in place where the backend's memory is host-visible (no copy), through host memory otherwise.
     /// </summary>
-    public virtual unsafe void AllReduceSum(Backend backend, Tensor tensor, float weight)
+    public virtual void AllReduceSum(Backend backend, Tensor tensor, float weight)
     {
         ArgumentNullException.ThrowIfNull(backend);
         if (Size == 1 && weight == 1f) return;
-        if (backend is CpuBackend)
+        if (backend.MemoryIsHostVisible)
         {
-            var span = new Span<float>(CpuTensor.Ptr(tensor), checked((int)tensor.Length));
+            var span = backend.HostSpan(tensor);
             if (weight != 1f) System.Numerics.Tensors.TensorPrimitives.Multiply(span, weight, span);
             AllReduceSum(span);
             return;

@@ -26,7 +26,7 @@ namespace CudaSwa.Distributed;
 /// (<see cref="TakePartWithoutSamples"/>).
 /// </para>
 /// </summary>
-internal sealed class SyncBatchNorm : IDisposable
+internal sealed class SyncBatchNorm : IBatchNormSync, IDisposable
 {
     private readonly Collective _collective;
     private readonly Backend _backend;

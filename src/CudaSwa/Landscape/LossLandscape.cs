@@ -1,5 +1,6 @@
 using CudaSwa.Averaging;
 using CudaSwa.Data;
+using CudaSwa.Evaluation;
 using CudaSwa.Layers;
 using CudaSwa.Tensors;
 using CudaSwa.Training;

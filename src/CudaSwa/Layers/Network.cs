@@ -273,13 +273,13 @@ public sealed class Network : IDisposable
     /// every BN layer normalising with the whole batch's statistics through <paramref name="sync"/>
     /// (so a shard of one sample is fine); <see cref="Backward"/> then exchanges the BN gradient sums too.
     /// </summary>
-    internal void ForwardShard(int shard, ulong step, Distributed.SyncBatchNorm sync)
+    internal void ForwardShard(int shard, ulong step, IBatchNormSync sync)
     {
         CheckBatch(shard);
         Run(shard, RunMode.Train, -1, 0, step, sync);
     }
 
-    private void Run(int batch, RunMode mode, int stopAfterLayer, double batchNormFactor, ulong step, Distributed.SyncBatchNorm? batchNormSync)
+    private void Run(int batch, RunMode mode, int stopAfterLayer, double batchNormFactor, ulong step, IBatchNormSync? batchNormSync)
     {
         _context.BatchNormSync = batchNormSync;
         _context.Batch = batch;

@@ -30,5 +30,5 @@ public sealed class RunContext
     public ulong Step { get; internal set; }
 
     /// <summary>In a data-parallel training pass with synchronised BN: the exchange that gives BN the whole batch's statistics; otherwise null.</summary>
-    internal Distributed.SyncBatchNorm? BatchNormSync { get; set; }
+    internal IBatchNormSync? BatchNormSync { get; set; }
 }

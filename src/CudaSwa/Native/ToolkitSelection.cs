@@ -201,10 +201,10 @@ internal sealed partial class ToolkitSelection
     }
 
     /// <summary>The public summary of this selection.</summary>
-    public Cuda.CudaLibraries Summary()
+    public CudaLibraries Summary()
     {
-        Cuda.CudaLibrary? Public(Choice? c) => c is null ? null : new Cuda.CudaLibrary(DisplayName(c.Logical), c.Path, c.Version);
-        return new Cuda.CudaLibraries(DriverVersion, CudaMajor, Public(Nvrtc), Public(Cublas), Public(Cudnn), [.. Warnings], [.. Describe()]);
+        CudaLibrary? Public(Choice? c) => c is null ? null : new CudaLibrary(DisplayName(c.Logical), c.Path, c.Version);
+        return new CudaLibraries(DriverVersion, CudaMajor, Public(Nvrtc), Public(Cublas), Public(Cudnn), [.. Warnings], [.. Describe()]);
     }
 
     // ---------------------------------------------------------------- finding and loading

@@ -4,6 +4,7 @@ using CudaSwa.IO;
 using CudaSwa.Layers;
 using CudaSwa.Optim;
 using CudaSwa.Tensors;
+using CudaSwa.Util;
 
 namespace CudaSwa.Training;
 

@@ -1,3 +1,5 @@
+using CudaSwa.Evaluation;
+
 namespace CudaSwa.Training;
 
 /// <summary>One row of metrics.csv: what happened in one epoch.</summary>

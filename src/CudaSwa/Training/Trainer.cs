@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using CudaSwa.Averaging;
 using CudaSwa.Data;
+using CudaSwa.Evaluation;
 using CudaSwa.Layers;
 using CudaSwa.Models;
 using CudaSwa.Optim;

@@ -1,6 +1,7 @@
 using CudaSwa.Averaging;
 using CudaSwa.Cpu;
 using CudaSwa.Data;
+using CudaSwa.Evaluation;
 using CudaSwa.IO;
 using CudaSwa.Layers;
 using CudaSwa.Tensors;

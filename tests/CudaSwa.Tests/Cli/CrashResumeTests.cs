@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using CudaSwa.IO;
 using CudaSwa.Training;
 using NUnit.Framework;
+using CudaSwa.Util;
 
 namespace CudaSwa.Tests.Cli;
 

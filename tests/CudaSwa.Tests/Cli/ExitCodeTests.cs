@@ -2,6 +2,7 @@ using System.Diagnostics;
 using CudaSwa.Cli;
 using CudaSwa.IO;
 using NUnit.Framework;
+using CudaSwa.Util;
 
 namespace CudaSwa.Tests.Cli;
 

@@ -1,3 +1,4 @@
+using CudaSwa.Evaluation;
 using CudaSwa.Training;
 using NUnit.Framework;
 

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using CudaSwa.Cpu.Workers;
 
 namespace CudaSwa.Cpu.Simd;
 

@@ -1,4 +1,4 @@
-namespace CudaSwa.IO;
+namespace CudaSwa.Util;
 
 /// <summary>
 /// Writes a file under a temporary name in the same folder, flushes it to disk, then renames it

@@ -1,4 +1,4 @@
-namespace CudaSwa.IO;
+namespace CudaSwa.Util;
 
 /// <summary>
 /// The moments at which a run changes its folder (a file created, written, renamed or deleted),

@@ -1,4 +1,4 @@
-namespace CudaSwa.Cpu;
+namespace CudaSwa.Cpu.Workers;
 
 /// <summary>
 /// The CPU backend's worker pool: Workers-1 persistent background threads plus the calling

@@ -1,4 +1,4 @@
-namespace CudaSwa.Cuda;
+namespace CudaSwa.Native;
 
 /// <summary>A failed CUDA driver, NVRTC, cuBLAS or cuDNN call, with the call's text and the library's own message.</summary>
 public sealed class CudaException : Exception

@@ -1,4 +1,4 @@
-namespace CudaSwa.Cuda;
+namespace CudaSwa.Native;
 
 /// <summary>One CUDA library file in use: its display name, where it was loaded from and the version it reports.</summary>
 /// <param name="Name">NVRTC, cuBLAS or cuDNN.</param>
@@ -7,7 +7,7 @@ namespace CudaSwa.Cuda;
 public sealed record CudaLibrary(string Name, string Path, string Version);
 
 /// <summary>
-/// The CUDA libraries a <see cref="CudaBackend"/> uses: NVRTC, cuBLAS and cuDNN of one CUDA major
+/// The CUDA libraries a <see cref="Cuda.CudaBackend"/> uses: NVRTC, cuBLAS and cuDNN of one CUDA major
 /// (<see cref="CudaMajor"/>), no newer than the driver supports.
 /// </summary>
 /// <param name="DriverVersion">The driver's CUDA version as 1000 * major + 10 * minor, when a driver was loaded.</param>

@@ -2,7 +2,7 @@ using CudaSwa.Data;
 using CudaSwa.Layers;
 using CudaSwa.Tensors;
 
-namespace CudaSwa.Training;
+namespace CudaSwa.Evaluation;
 
 /// <summary>Test loss and top-1 accuracy of whatever weights a network is bound to (inference mode).</summary>
 public sealed class Evaluator : IDisposable

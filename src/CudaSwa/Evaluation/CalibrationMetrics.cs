@@ -1,4 +1,4 @@
-namespace CudaSwa.Training;
+namespace CudaSwa.Evaluation;
 
 /// <summary>
 /// How good and how honest a model's predicted probabilities are on a labelled set: top-1
