@@ -18,7 +18,7 @@ public static class EvalCommand
     private static readonly Option<string> Model = new("--model") { Description = "The model the weights belong to.", Required = true };
     private static readonly Option<string?> Dataset = new("--dataset") { Description = "cifar10 or cifar100." };
     private static readonly Option<string?> Data = new("--data") { Description = "Folder with CIFAR binaries; without it the embedded synthetic data." };
-    private static readonly Option<bool> RecomputeBn = new("--recompute-bn") { Description = "Recompute BN statistics on the training set first (exact population statistics)." };
+    private static readonly Option<bool> RecomputeBn = new("--recompute-bn") { Description = "Recompute BN statistics on the training set first: as the run did when the weights record its recompute (a run's swa.safetensors: the same mode, batches and order, so the run's SWA row is reproduced), else exact population statistics." };
     private static readonly Option<string> Device = new("--device") { Description = "auto, cpu, cuda or cuda:N.", DefaultValueFactory = _ => "auto" };
     private static readonly Option<int> Batch = new("--batch") { Description = "Batch size.", DefaultValueFactory = _ => 256 };
     private static readonly Option<int?> TestSubset = new("--test-subset") { Description = "Evaluate a class-balanced subset of N test images." };
@@ -56,9 +56,15 @@ public static class EvalCommand
                             "and cannot be evaluated meaningfully (pass --allow-nonfinite to evaluate them anyway).");
                 }
             bool recompute = p.GetValue(RecomputeBn);
+            // Weights whose BN statistics a run recomputed say exactly how: repeat that pass, so the
+            // result is the run's own. Other weights get the default pass over the training data.
+            var recorded = BatchNormRecomputePass.ReadFrom(contents.Metadata, path);
+            var pass = recorded ?? new BatchNormRecomputePass(BatchNormRecomputeMode.Exact, options.BatchSize, PaddingMode.Zero, options.Seed, EpochKey: 0);
             var (train, test) = DataSources.Load(settings, forTraining: false);
-            if (recompute && train.Count % options.BatchSize == 1)
-                throw new OptionException($"--batch {options.BatchSize} leaves a last batch of 1 of the {train.Count} training images, which a BN recompute cannot use; choose another --batch.");
+            if (recompute && train.Count % pass.BatchSize == 1)
+                throw new OptionException(recorded is null
+                    ? $"--batch {pass.BatchSize} leaves a last batch of 1 of the {train.Count} training images, which a BN recompute cannot use; choose another --batch."
+                    : $"--recompute-bn: the run's recompute used batches of {pass.BatchSize}, which leave a last batch of 1 of these {train.Count} training images; is --data the run's training data?");
             using var backend = DeviceChoice.Open(settings.Device, false, out string deviceDescription);
             using var net = ModelZoo.Create(options.Model, settings.NumClasses, backend, options.BatchSize);
             ModelWeights.Load(contents, net.Parameters, net.Buffers, path, requireBuffers: !recompute);
@@ -67,9 +73,10 @@ public static class EvalCommand
             if (recompute)
             {
                 using var trainData = new DeviceDataset(train, backend);
-                using var loader = new BatchLoader(trainData, options.BatchSize, true, new AugmentSpec(), options.Seed ^ BatchNormRecompute.LoaderSeedSalt);
-                BatchNormRecompute.Run(net, loader, 0);
-                env.Console.WriteLine($"recomputed BN statistics over {train.Count:N0} training images");
+                using var loader = pass.CreateLoader(trainData);
+                pass.Run(net, loader);
+                env.Console.WriteLine($"recomputed BN statistics over {train.Count:N0} training images " +
+                    (recorded is null ? $"({pass.Describe()}; the weights record no recompute of their own)" : $"as the run did ({pass.Describe()})"));
             }
             using var testData = new DeviceDataset(test, backend);
             using var testLoader = new BatchLoader(testData, options.BatchSize, false, new AugmentSpec().ForEvaluation(), 0);

@@ -51,6 +51,7 @@ public sealed class LossLandscape : IDisposable
     private readonly Network _net;
     private readonly TrainingOptions _run;
     private readonly DeviceDataset _trainData, _subsetData, _testData;
+    private readonly BatchNormRecomputePass _bnPass;
     private readonly BatchLoader _bnLoader, _trainEval, _test;
     private readonly Evaluator _evaluator;
     private readonly Arena _swa, _sgd, _point, _pointBuffers, _direction, _swaToSgd, _sgdToSwa;
@@ -83,7 +84,10 @@ public sealed class LossLandscape : IDisposable
         _trainData = new DeviceDataset(train, backend);
         _subsetData = new DeviceDataset(train.Subset(Math.Min(options.TrainSubset, train.Count), options.Seed ^ 0x5EB5E7UL), backend);
         _testData = new DeviceDataset(test, backend);
-        _bnLoader = new BatchLoader(_trainData, run.BatchSize, shuffle: true, augment, run.Seed ^ BatchNormRecompute.LoaderSeedSalt);
+        RecomputeMode = run.BnUpdate == BatchNormRecomputeMode.None ? BatchNormRecomputeMode.Exact : run.BnUpdate;
+        // The run's own recompute after its last epoch: the same batches, augmentation and order.
+        _bnPass = new BatchNormRecomputePass(RecomputeMode, run.BatchSize, run.Padding, run.Seed, EpochKey: run.Epochs - 1);
+        _bnLoader = _bnPass.CreateLoader(_trainData);
         _trainEval = new BatchLoader(_subsetData, run.BatchSize, shuffle: false, augment.ForEvaluation(), run.Seed);
         _test = new BatchLoader(_testData, run.BatchSize, shuffle: false, augment.ForEvaluation(), run.Seed);
         _evaluator = new Evaluator(network);
@@ -115,7 +119,6 @@ public sealed class LossLandscape : IDisposable
         MaxDistance = options.MaxDistance ?? (options.FilterNormalized ? 1.0 : 0.3 * SwaNorm);
         if (!(MaxDistance > 0))
             throw new ArgumentException("The SWA weights are all zero, so the default farthest distance (0.3 × their norm) is 0; set MaxDistance.", nameof(options));
-        RecomputeMode = run.BnUpdate == BatchNormRecomputeMode.None ? BatchNormRecomputeMode.Exact : run.BnUpdate;
     }
 
     /// <summary>The options measured.</summary>
@@ -222,7 +225,7 @@ public sealed class LossLandscape : IDisposable
         }
         using (_net.Bind(_point, _pointBuffers))
         {
-            BatchNormRecompute.Run(_net, _bnLoader, _run.Epochs - 1, RecomputeMode);
+            _bnPass.Run(_net, _bnLoader);
             var (trainLoss, trainAcc) = _evaluator.Evaluate(_trainEval);
             var (testLoss, testAcc) = _evaluator.Evaluate(_test);
             return new LandscapePoint(kind, Math.Max(ray, 0), position, trainLoss, 1 - trainAcc, testLoss, 1 - testAcc);

@@ -65,7 +65,7 @@ public static class Checkpoint
     /// <see cref="TrainingState.PreviousCheckpointFolder"/>) so <see cref="RollBack"/> can return to it.
     /// </summary>
     internal static TrainingState Save(string outDir, TrainingState state, Network network, Sgd sgd, WeightAverager? averager, PredictionEnsemble? ensemble,
-        string swaStatistics, bool keepPrevious)
+        string swaStatistics, bool keepPrevious, BatchNormRecomputePass? swaRecomputed = null)
     {
         string root = Path.Combine(outDir, "checkpoints");
         Directory.CreateDirectory(root);
@@ -98,6 +98,8 @@ public static class Checkpoint
                 var b = averager.Buffers.ToHost();
                 var meta = Metadata(network, state, $"{averager.Options.Kind} average of {averager.Count} models");
                 meta["bn_statistics"] = averager.Options.AverageBatchNormStatistics ? "averaged with the weights" : swaStatistics;
+                // Exactly how they were recomputed, so `cudaswa eval --recompute-bn` can repeat it.
+                if (!averager.Options.AverageBatchNormStatistics) swaRecomputed?.WriteTo(meta);
                 SafeTensors.Write(Path.Combine(temp, SwaFile), ModelWeights.Entries(network.ParameterLayout, p).Concat(ModelWeights.Entries(network.BufferLayout, b)), meta);
             }
             if (averager?.Swag is { Count: > 0 } swag)

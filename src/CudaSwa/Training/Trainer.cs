@@ -37,6 +37,9 @@ public sealed class Trainer : IDisposable
     private Stopwatch? _clock;
     private double _elapsedBefore;
     private string _swaStatistics = "not recomputed yet";
+    private readonly BatchNormRecomputePass _bnPass;
+    // The recompute that gave the SWA model its current BN statistics (recorded in swa.safetensors); null: none yet.
+    private BatchNormRecomputePass? _swaRecomputed;
     /// <summary>The full calibration (with bins) of the last evaluation in this process, for the final table.</summary>
     private (int Epoch, CalibrationMetrics Sgd, CalibrationMetrics? Swa)? _lastCalibration;
     private readonly Func<string> _legacyFingerprint;
@@ -89,7 +92,9 @@ public sealed class Trainer : IDisposable
         _trainLoader = new BatchLoader(_train, options.BatchSize, shuffle: true, augment, options.Seed);
         _testLoader = new BatchLoader(_test, options.BatchSize, shuffle: false, augment.ForEvaluation(), options.Seed);
         // BN recompute sees the training data as training does (augmented), like the SWA reference code.
-        _bnLoader = new BatchLoader(_train, options.BatchSize, shuffle: true, augment, options.Seed ^ BatchNormRecompute.LoaderSeedSalt);
+        _bnPass = new BatchNormRecomputePass(options.BnUpdate == BatchNormRecomputeMode.None ? BatchNormRecomputeMode.Exact : options.BnUpdate,
+            options.BatchSize, options.Padding, options.Seed, EpochKey: 0);
+        _bnLoader = _bnPass.CreateLoader(_train);
         _net = builder.Build(backend, options.BatchSize, options.Seed);
         _sgd = new Sgd(_net, (float)options.Momentum, (float)options.WeightDecay, options.Nesterov);
         _step = new TrainingStep(_net, _sgd);
@@ -506,8 +511,9 @@ public sealed class Trainer : IDisposable
             {
                 BatchNormRecompute.RunAcrossRanks(_net, _bnLoader, epochKey, _o.BnUpdate, (done, all) => _events.Phase?.Invoke(new PhaseProgress("bn-recompute", done, all)), collective);
                 _swaStatistics = $"recomputed ({_o.BnUpdate}) for the average of {_averager.Count} models after epoch {epochKey + 1}";
+                _swaRecomputed = _bnPass with { EpochKey = epochKey };
             }
-            else _swaStatistics = "averaged with the weights (no BN recompute)";
+            else (_swaStatistics, _swaRecomputed) = ("averaged with the weights (no BN recompute)", null);
             _events.Phase?.Invoke(new PhaseProgress("swa-test", 0, 1));
             return _evaluator.EvaluateCalibrated(_testLoader);
         }
@@ -645,7 +651,7 @@ public sealed class Trainer : IDisposable
         // Inside SWAP's phase 2 every rank's checkpoint is its own, and the one before stays too: a crash
         // between two ranks' saves leaves positions one save apart, and the ranks can then agree on the earlier one.
         bool ownCheckpointPerRank = _o.SwapPhase2 is not null && _collective.Size > 1 && _state.StoppedInSwapPhase2;
-        _state = Checkpoint.Save(_outDir, _state, _net, _sgd, _averager, _ensemble, _swaStatistics, keepPrevious: ownCheckpointPerRank);
+        _state = Checkpoint.Save(_outDir, _state, _net, _sgd, _averager, _ensemble, _swaStatistics, keepPrevious: ownCheckpointPerRank, _swaRecomputed);
         return true;
     }
 
