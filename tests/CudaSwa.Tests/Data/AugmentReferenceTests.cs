@@ -78,8 +78,10 @@ public class AugmentReferenceTests(string backend) : BackendTest(backend)
         var labels = B.AllocateTensor(new TensorShape(Batch), DType.Int32);
         var offsetsY = new int[2 * pad + 1];
         var offsetsX = new int[2 * pad + 1];
-        int flips = 0, draws = 0;
-        foreach (int epoch in new[] { 0, 7 })
+        // A draw is keyed by (epoch, sample): a sample repeated within an epoch gets the same crop and
+        // flip, so the statistics below count each (epoch, sample) once — the independent draws.
+        var drawn = new Dictionary<(int Epoch, int Sample), (int Dy, int Dx, bool Flip)>();
+        foreach (int epoch in new[] { 0, 7, 19, 1000 })
         {
             B.AugmentBatch(timages, PutInts(sourceLabels), PutInts(indices), spec, epoch, x, labels);
             var got = Get(x);
@@ -95,15 +97,23 @@ public class AugmentReferenceTests(string backend) : BackendTest(backend)
                         foreach (bool flip in new[] { false, true })
                             if (Matches(image, Reference(images, indices[b], pad, padding, dy, dx, flip, spec.Mean, spec.Std))) found.Add((dy, dx, flip));
                 Assert.That(found, Has.Count.EqualTo(1), $"epoch {epoch}, position {b}: the output is exactly one crop-and-flip of sample {indices[b]} ({Rng})");
+                if (drawn.TryGetValue((epoch, indices[b]), out var first))
+                {
+                    Assert.That(found[0], Is.EqualTo(first), $"epoch {epoch}: sample {indices[b]} repeated in the batch gets the same draw ({Rng})");
+                    continue;
+                }
+                drawn[(epoch, indices[b])] = found[0];
                 offsetsY[found[0].Dy]++;
                 offsetsX[found[0].Dx]++;
-                flips += found[0].Flip ? 1 : 0;
-                draws++;
             }
         }
+        int draws = drawn.Count, flips = drawn.Values.Count(d => d.Flip);
         Assert.That(offsetsY, Is.All.GreaterThan(0), $"every vertical offset 0..{2 * pad} occurs ({Rng})");
         Assert.That(offsetsX, Is.All.GreaterThan(0), $"every horizontal offset 0..{2 * pad} occurs ({Rng})");
-        Assert.That(flips / (double)draws, Is.InRange(0.4, 0.6), $"about half flipped: {flips} of {draws} ({Rng})");
+        // Binomial(draws, 1/2): five standard deviations either side (a false alarm about once in 10^6 runs).
+        double band = 5 * 0.5 / Math.Sqrt(draws);
+        Assert.That(draws, Is.GreaterThanOrEqualTo(100), $"enough independent draws ({Rng})");
+        Assert.That(flips / (double)draws, Is.InRange(0.5 - band, 0.5 + band), $"about half flipped: {flips} of {draws} independent draws ({Rng})");
     }
 
     [TestCase(PaddingMode.Zero)]
