@@ -18,25 +18,13 @@ public static class DeviceChoice
     public static string ForRank(string device, Distributed.Collective collective, Func<string, string?> variables)
     {
         if (collective.Size == 1 || device is not ("auto" or "cuda")) return device;
-        int gpus = VisibleGpus();
+        int gpus = Devices.BackendFactory.VisibleCudaDevices();
         if (gpus == 0) return device == "auto" ? "cpu" : device; // explicit cuda without a GPU: the open says why
         int local = collective.Rank;
         foreach (var name in new[] { "MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK", "SLURM_LOCALID" })
             if (int.TryParse(variables(name), out int l) && l >= 0) { local = l; break; }
         // One visible GPU (a scheduler binding one per task) is every rank's; otherwise rank L takes GPU L (mod the count).
         return $"cuda:{local % gpus}";
-    }
-
-    private static int VisibleGpus()
-    {
-        try
-        {
-            return Cuda.CudaDevice.Count();
-        }
-        catch (Exception e) when (e is DllNotFoundException or Native.CudaException or EntryPointNotFoundException or InvalidOperationException)
-        {
-            return 0;
-        }
     }
 
     public static Backend Open(string device, bool tf32, out string description)

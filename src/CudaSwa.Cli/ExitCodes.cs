@@ -19,4 +19,12 @@ public static class ExitCodes
 
     /// <summary>Interrupted (Ctrl-C or SIGTERM); a checkpoint was saved.</summary>
     public const int Interrupted = 130;
+
+    /// <summary>The exit code of a training run that ended with <paramref name="outcome"/>.</summary>
+    public static int Of(Training.RunOutcome outcome) => outcome switch
+    {
+        Training.RunOutcome.Completed => Ok,
+        Training.RunOutcome.Interrupted => Interrupted,
+        _ => Diverged,
+    };
 }

@@ -66,17 +66,7 @@ public sealed partial record RunSettings
     /// The command-line option behind each engine option that <see cref="TrainingOptions.Validate"/>
     /// can name (the only source of the messages <see cref="ToOption"/> translates).
     /// </summary>
-    public static readonly IReadOnlyDictionary<string, string> FlagOf = new Dictionary<string, string>(StringComparer.Ordinal)
-    {
-        [nameof(TrainingOptions.Model)] = "--model", [nameof(TrainingOptions.Epochs)] = "--epochs", [nameof(TrainingOptions.BatchSize)] = "--batch",
-        [nameof(TrainingOptions.Lr)] = "--lr", [nameof(TrainingOptions.Momentum)] = "--momentum", [nameof(TrainingOptions.WeightDecay)] = "--wd",
-        [nameof(TrainingOptions.Nesterov)] = "--nesterov", [nameof(TrainingOptions.Schedule)] = "--schedule", [nameof(TrainingOptions.SwaStart)] = "--swa-start",
-        [nameof(TrainingOptions.SwaLrMin)] = "--swa-lr-min", [nameof(TrainingOptions.SwaLr)] = "--swa-lr", [nameof(TrainingOptions.Cycle)] = "--cycle",
-        [nameof(TrainingOptions.AnnealEpochs)] = "--anneal-epochs", [nameof(TrainingOptions.EmaDecay)] = "--ema-decay",
-        [nameof(TrainingOptions.AverageEverySteps)] = "--average-every-steps", [nameof(TrainingOptions.EvalEvery)] = "--eval-every",
-        [nameof(TrainingOptions.EvaluateAt)] = "--eval-at", [nameof(TrainingOptions.SwapPhase2)] = "--swap-phase2", [nameof(TrainingOptions.SyncBatchNorm)] = "--sync-bn",
-        [nameof(TrainingOptions.SwagRank)] = "--swag-rank", [nameof(TrainingOptions.SwagSamples)] = "--swag-samples", [nameof(TrainingOptions.SwagScale)] = "--swag-scale",
-    };
+    public static IReadOnlyDictionary<string, string> FlagOf => Options.SettingsTable.FlagOfProperty;
 
     [GeneratedRegex(@"\s*\(Parameter '[^']*'\)$")]
     private static partial Regex ParameterSuffix();

@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
-using CudaSwa.Cli.Bench;
+using CudaSwa.Benchmarks;
 using CudaSwa.IO;
 using CudaSwa.Models;
 using Spectre.Console;
@@ -12,12 +12,10 @@ namespace CudaSwa.Cli.Commands;
 /// <summary>`cudaswa bench`: end-to-end throughput for users without BenchmarkDotNet.</summary>
 public static class BenchCommand
 {
-    private static readonly Option<string> Device = new("--device") { Description = "auto, cpu, cuda or cuda:N.", DefaultValueFactory = _ => "auto" };
     private static readonly Option<string> Models = new("--models") { Description = "Comma-separated models.", DefaultValueFactory = _ => "resnet20" };
     private static readonly Option<int> Batch = new("--batch") { Description = "Batch size.", DefaultValueFactory = _ => 128 };
     private static readonly Option<int?> Steps = new("--steps") { Description = "Timed steps per repeat (default 5 on the CPU, 50 on a GPU)." };
     private static readonly Option<string?> Json = new("--json") { Description = "Also write the results (machine, device, library versions) to this JSON file." };
-    private static readonly Option<bool> Tf32 = new("--tf32") { Description = "Allow TF32 on the GPU." };
     private static readonly Option<string> Only = new("--only") { Description = "all, or swa: only the SWA update vs copy and the SWAG collection (for models too big to train on this device).", DefaultValueFactory = _ => "all" };
     private static readonly Option<bool> Profile = new("--profile")
     {
@@ -31,7 +29,7 @@ public static class BenchCommand
     public static Command Create(CliEnvironment env)
     {
         var cmd = new Command("bench", "Measure train-step, eval and BN-recompute throughput, the fused SWA update vs a plain copy, and the SWAG collection vs the SWA update.");
-        foreach (var o in new Option[] { Device, Models, Batch, Steps, Json, Tf32, Only, Profile, PrepareOnly }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { Options.SettingsTable.Device.Option, Models, Batch, Steps, Json, Options.SettingsTable.Tf32.Option, Only, Profile, PrepareOnly }) cmd.Options.Add(o);
         cmd.SetAction(p =>
         {
             var models = p.GetValue(Models)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
@@ -43,7 +41,7 @@ public static class BenchCommand
             string? json = p.GetValue(Json);
             string only = p.GetValue(Only)!;
             if (only is not ("all" or "swa")) throw new OptionException($"--only: '{only}' is not valid; expected all or swa.");
-            using var backend = DeviceChoice.Open(p.GetValue(Device)!, p.GetValue(Tf32), out string deviceDescription);
+            using var backend = DeviceChoice.Open((p.GetValue(Options.SettingsTable.Device.Typed) ?? "auto").Trim().ToLowerInvariant(), p.GetValue(Options.SettingsTable.Tf32.Typed), out string deviceDescription);
             int steps = p.GetValue(Steps) ?? (backend is Cuda.CudaBackend ? 50 : 5);
             if (steps < 1) throw new OptionException($"--steps: must be >= 1; got {steps}.");
             env.Console.WriteLine($"cudaswa bench: {deviceDescription}");
@@ -53,7 +51,7 @@ public static class BenchCommand
                 var prepared = BenchHarness.Prepare(backend, models, batch, line => env.Console.WriteLine(line));
                 if (json is not null)
                 {
-                    AtomicFile.WriteAllText(json, JsonSerializer.Serialize(prepared, BenchJsonContext.Default.BenchReport));
+                    AtomicFile.WriteAllText(json, prepared.ToJson());
                     env.Console.WriteLine($"wrote {json}");
                 }
                 return ExitCodes.Ok;
@@ -70,7 +68,7 @@ public static class BenchCommand
             env.Console.Write(table);
             if (json is not null)
             {
-                AtomicFile.WriteAllText(json, JsonSerializer.Serialize(report, BenchJsonContext.Default.BenchReport));
+                AtomicFile.WriteAllText(json, report.ToJson());
                 env.Console.WriteLine($"wrote {json}");
             }
             return ExitCodes.Ok;

@@ -9,6 +9,8 @@ using CudaSwa.Models;
 using CudaSwa.Tensors;
 using CudaSwa.Training;
 
+using CudaSwa.Cli.Options;
+
 namespace CudaSwa.Cli.Commands;
 
 /// <summary>`cudaswa eval`: test loss and accuracy of a weights file, optionally after recomputing its BN statistics.</summary>
@@ -16,32 +18,21 @@ public static class EvalCommand
 {
     private static readonly Option<string> Weights = new("--weights") { Description = "A model.safetensors / swa.safetensors written by cudaswa train (or a PyTorch state_dict saved as safetensors).", Required = true };
     private static readonly Option<string> Model = new("--model") { Description = "The model the weights belong to.", Required = true };
-    private static readonly Option<string?> Dataset = new("--dataset") { Description = "cifar10 or cifar100." };
-    private static readonly Option<string?> Data = new("--data") { Description = "Folder with CIFAR binaries; without it the embedded synthetic data." };
     private static readonly Option<bool> RecomputeBn = new("--recompute-bn") { Description = "Recompute BN statistics on the training set first: as the run did when the weights record its recompute (a run's swa.safetensors: the same mode, batches and order, so the run's SWA row is reproduced), else exact population statistics." };
-    private static readonly Option<string> Device = new("--device") { Description = "auto, cpu, cuda or cuda:N.", DefaultValueFactory = _ => "auto" };
     private static readonly Option<int> Batch = new("--batch") { Description = "Batch size.", DefaultValueFactory = _ => 256 };
-    private static readonly Option<int?> TestSubset = new("--test-subset") { Description = "Evaluate a class-balanced subset of N test images." };
     private static readonly Option<bool> AllowNonFinite = new("--allow-nonfinite") { Description = "Evaluate weights that hold NaN or Inf anyway (refused by default)." };
 
     public static Command Create(CliEnvironment env)
     {
         var cmd = new Command("eval", "Evaluate a weights file on the test set.");
-        foreach (var o in new Option[] { Weights, Model, Dataset, Data, RecomputeBn, Device, Batch, TestSubset, AllowNonFinite }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { Weights, Model, SettingsTable.Dataset.Option, SettingsTable.Data.Option, RecomputeBn, SettingsTable.Device.Option, Batch, SettingsTable.TestSubset.Option, AllowNonFinite }) cmd.Options.Add(o);
         cmd.SetAction(p =>
         {
             string path = p.GetValue(Weights)!;
-            var kind = p.GetValue(Dataset)?.Trim().ToLowerInvariant() switch
+            var settings = SettingsTable.Apply(p, new RunSettings
             {
-                null or "cifar10" => DatasetKind.Cifar10,
-                "cifar100" => DatasetKind.Cifar100,
-                var other => throw new OptionException($"--dataset: '{other}' is not valid; expected cifar10 or cifar100."),
-            };
-            var settings = new RunSettings
-            {
-                Dataset = kind, DataDir = p.GetValue(Data), TestSubset = p.GetValue(TestSubset), Device = p.GetValue(Device)!.Trim().ToLowerInvariant(),
                 Training = new TrainingOptions { Model = p.GetValue(Model)!, BatchSize = p.GetValue(Batch), SgdOnly = true, SwaStart = null, SwaLr = null },
-            };
+            }, SettingsTable.Dataset, SettingsTable.Data, SettingsTable.TestSubset, SettingsTable.Device);
             settings.Validate();
             var options = settings.Training;
             if (Directory.Exists(path)) throw new OptionException($"--weights: '{path}' is a folder; pass a weights file such as {Path.Combine(path, Checkpoint.SwaFile)}.");

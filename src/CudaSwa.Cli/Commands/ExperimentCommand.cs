@@ -11,6 +11,8 @@ using CudaSwa.Training;
 using Spectre.Console;
 using CudaSwa.Util;
 
+using CudaSwa.Cli.Options;
+
 namespace CudaSwa.Cli.Commands;
 
 /// <summary>
@@ -23,19 +25,13 @@ namespace CudaSwa.Cli.Commands;
 public static class ExperimentCommand
 {
     private static readonly Option<string> Preset = new("--preset") { Description = "quick (default: scaled, synthetic), paper-vgg16, paper-preresnet110, paper-preresnet164 or paper-wrn28x10.", DefaultValueFactory = _ => "quick" };
-    private static readonly Option<string?> Data = new("--data") { Description = "Folder with CIFAR binaries (the paper presets need it)." };
-    private static readonly Option<string?> Dataset = new("--dataset") { Description = "cifar10 (default) or cifar100." };
     private static readonly Option<int> Seeds = new("--seeds") { Description = "Runs per cell, each with its own seed (default 3).", DefaultValueFactory = _ => 3 };
     private static readonly Option<ulong> FirstSeed = new("--first-seed") { Description = "Seeds are first-seed, first-seed+1, ... (to split seeds over machines, then --collect).", DefaultValueFactory = _ => 1 };
     private static readonly Option<string> Budgets = new("--budgets") { Description = "SWA budgets as multiples of the SGD budget (default 1,1.25,1.5).", DefaultValueFactory = _ => "1,1.25,1.5" };
     private static readonly Option<double?> Scale = new("--scale") { Description = "Shrink the preset's epochs (budget and averaging start) by this factor in (0, 1], for a quick version of the grid." };
-    private static readonly Option<int?> SyntheticTrain = new("--synthetic-train") { Description = "Size of the synthetic training set (without --data; quick default 4000)." };
-    private static readonly Option<int?> SyntheticTest = new("--synthetic-test") { Description = "Size of the synthetic test set (without --data; quick default 1000)." };
-    private static readonly Option<int?> TrainSubset = new("--train-subset") { Description = "Use a class-balanced, seeded subset of N training images." };
     private static readonly Option<string?> Out = new("--out") { Description = "Experiment folder (default runs/experiment-<preset>-<time>); with --collect, where the gathered table goes." };
     private static readonly Option<string?> Resume = new("--resume") { Description = "Finish the experiment in this folder: complete members are kept, interrupted ones resumed, missing ones run." };
     private static readonly Option<string[]> Collect = new("--collect") { Description = "Gather the members of these experiment folders (same plan, e.g. seeds run on different machines) into one table in --out.", AllowMultipleArgumentsPerToken = true };
-    private static readonly Option<string> Device = new("--device") { Description = "auto, cpu, cuda or cuda:N.", DefaultValueFactory = _ => "auto" };
     private static readonly Option<int?> Member = new("--member") { Description = "With --resume DIR: train only member K (from 0; seed by seed, SGD then SWA), e.g. one task of a job array. Inside a Slurm job array, SLURM_ARRAY_TASK_ID is used when --member is not given." };
     private static readonly Option<bool> SlurmScript = new("--slurm-script") { Description = "Create the experiment folder (or use --resume DIR) and write experiment.slurm: a Slurm job array with one task per member; train nothing now." };
 
@@ -52,7 +48,7 @@ public static class ExperimentCommand
     public static Command Create(CliEnvironment env)
     {
         var cmd = new Command("experiment", "The SWA paper's table: SGD vs SWA at 1, 1.25 and 1.5 budgets over several seeds (mean ± std), resumable.");
-        foreach (var o in new Option[] { Preset, Data, Dataset, Seeds, FirstSeed, Budgets, Scale, SyntheticTrain, SyntheticTest, TrainSubset, Out, Resume, Collect, Device, Member, SlurmScript }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { Preset, SettingsTable.Data.Option, SettingsTable.Dataset.Option, Seeds, FirstSeed, Budgets, Scale, SettingsTable.SyntheticTrain.Option, SettingsTable.SyntheticTest.Option, SettingsTable.TrainSubset.Option, Out, Resume, Collect, SettingsTable.Device.Option, Member, SlurmScript }) cmd.Options.Add(o);
         cmd.SetAction(p => Execute(p, env));
         return cmd;
     }
@@ -259,13 +255,8 @@ public static class ExperimentCommand
     {
         string presetName = p.GetValue(Preset)!.Trim().ToLowerInvariant();
         var preset = Presets.Find(presetName);
-        var kind = p.GetValue(Dataset)?.Trim().ToLowerInvariant() switch
-        {
-            null or "cifar10" => DatasetKind.Cifar10,
-            "cifar100" => DatasetKind.Cifar100,
-            var other => throw new OptionException($"--dataset: '{other}' is not valid; expected cifar10 or cifar100."),
-        };
-        string? data = p.GetValue(Data);
+        var kind = SettingsTable.Dataset.Get(p, DatasetKind.Cifar10);
+        string? data = p.GetValue(SettingsTable.Data.Typed);
         if (preset.NeedsRealData && data is null)
             throw new OptionException($"--preset {preset.Name} reproduces the paper on CIFAR: it needs --data DIR. {DataSources.CifarHint}");
         int seeds = p.GetValue(Seeds);
@@ -283,10 +274,10 @@ public static class ExperimentCommand
         var settings = sgdSettings with
         {
             DataDir = data,
-            Device = p.GetValue(Device)!.Trim().ToLowerInvariant(),
-            TrainSubset = p.GetValue(TrainSubset),
-            SyntheticTrain = p.GetValue(SyntheticTrain) ?? (quick ? QuickTrain : sgdSettings.SyntheticTrain),
-            SyntheticTest = p.GetValue(SyntheticTest) ?? (quick ? QuickTest : sgdSettings.SyntheticTest),
+            Device = (p.GetValue(SettingsTable.Device.Typed) ?? "auto").Trim().ToLowerInvariant(),
+            TrainSubset = p.GetValue(SettingsTable.TrainSubset.Typed),
+            SyntheticTrain = p.GetValue(SettingsTable.SyntheticTrain.Typed) ?? (quick ? QuickTrain : sgdSettings.SyntheticTrain),
+            SyntheticTest = p.GetValue(SettingsTable.SyntheticTest.Typed) ?? (quick ? QuickTest : sgdSettings.SyntheticTest),
         };
         // The budget epochs are evaluated by EvaluateAt; elsewhere every epoch (quick) or every 5th (paper), as `train` does.
         sgd = sgd with { Epochs = budget, Ensemble = false };
@@ -337,8 +328,8 @@ public static class ExperimentCommand
             ["budgets"] = new JsonArray([.. def.Plan.Budgets.Select(b => (JsonNode)b)]),
             ["seeds"] = new JsonArray([.. def.Plan.Seeds.Select(s => (JsonNode)s)]),
             ["settings"] = def.Settings.ToJson(),
-            ["sgd"] = JsonSerializer.SerializeToNode(def.Plan.Sgd, TrainingJsonContext.Default.TrainingOptions),
-            ["swa"] = JsonSerializer.SerializeToNode(def.Plan.Swa, TrainingJsonContext.Default.TrainingOptions),
+            ["sgd"] = def.Plan.Sgd.ToJson(),
+            ["swa"] = def.Plan.Swa.ToJson(),
         };
         if (table is not null)
         {
@@ -375,8 +366,8 @@ public static class ExperimentCommand
         try
         {
             var o = JsonNode.Parse(File.ReadAllText(path))!.AsObject();
-            var sgd = o["sgd"].Deserialize(TrainingJsonContext.Default.TrainingOptions)!;
-            var swa = o["swa"].Deserialize(TrainingJsonContext.Default.TrainingOptions)!;
+            var sgd = TrainingOptions.FromJson(o["sgd"]!);
+            var swa = TrainingOptions.FromJson(o["swa"]!);
             var budgets = o["budgets"]!.AsArray().Select(b => b!.GetValue<double>()).ToArray();
             var seeds = o["seeds"]!.AsArray().Select(s => s!.GetValue<ulong>()).ToArray();
             var plan = ExperimentPlan.Create(sgd, swa with { EvaluateAt = null }, budgets, seeds);
@@ -384,7 +375,7 @@ public static class ExperimentCommand
             var kind = o["dataset"]!.GetValue<string>() == "cifar100" ? DatasetKind.Cifar100 : DatasetKind.Cifar10;
             return new Definition(o["preset"]!.GetValue<string>(), o["scale"]!.GetValue<double>(), o["synthetic"]!.GetValue<bool>(), kind, settings, plan);
         }
-        catch (Exception e) when (e is JsonException or InvalidOperationException or ArgumentException or NullReferenceException or FormatException)
+        catch (Exception e) when (e is JsonException or InvalidOperationException or ArgumentException or NullReferenceException or FormatException or DataFormatException)
         {
             throw new DataFormatException($"'{path}' is not a valid experiment definition: {e.Message}");
         }
@@ -397,8 +388,8 @@ public static class ExperimentCommand
         if (outDir is null) throw new OptionException("--collect needs --out DIR: the folder the gathered table goes to.");
         var defs = folders.Select(ReadDefinition).ToList();
         var first = defs[0];
-        string Key(Definition d) => JsonSerializer.Serialize(d.Plan.Sgd with { Seed = 0 }, TrainingJsonContext.Default.TrainingOptions) +
-                                    JsonSerializer.Serialize(d.Plan.Swa with { Seed = 0 }, TrainingJsonContext.Default.TrainingOptions) +
+        string Key(Definition d) => (d.Plan.Sgd with { Seed = 0 }).ToJson().ToJsonString() +
+                                    (d.Plan.Swa with { Seed = 0 }).ToJson().ToJsonString() +
                                     string.Join(",", d.Plan.Budgets) + d.Preset + d.Dataset + d.Scale;
         for (int i = 1; i < defs.Count; i++)
             if (Key(defs[i]) != Key(first))

@@ -1,10 +1,7 @@
 using Spectre.Console;
 using System.CommandLine;
 using System.Runtime.InteropServices;
-using System.Runtime.Intrinsics;
-using CudaSwa.Cpu.Workers;
 using CudaSwa.Devices;
-using CudaSwa.Cpu;
 
 namespace CudaSwa.Cli.Commands;
 
@@ -18,11 +15,7 @@ public static class InfoCommand
         {
             var c = env.Console;
             c.WriteLine($"cudaswa {typeof(InfoCommand).Assembly.GetName().Version} on {RuntimeInformation.FrameworkDescription}, {RuntimeInformation.OSDescription} {RuntimeInformation.OSArchitecture}");
-            c.WriteLine($"CPU: {Environment.ProcessorCount} logical cores; worker threads {CpuParallel.Workers}; " +
-                        $"Vector512 {(Vector512.IsHardwareAccelerated ? "yes" : "no")}, Vector256 {(Vector256.IsHardwareAccelerated ? "yes" : "no")}, " +
-                        $"AVX-512F {(System.Runtime.Intrinsics.X86.Avx512F.IsSupported ? "yes" : "no")}, FMA {(System.Runtime.Intrinsics.X86.Fma.IsSupported ? "yes" : "no")}; " +
-                        $"GEMM kernel {Gemm.KernelName}");
-            foreach (var line in CudaInfo.Describe()) c.WriteLine(line);
+            foreach (var line in EngineInfo.Describe()) c.WriteLine(line);
             return ExitCodes.Ok;
         });
         return cmd;

@@ -30,7 +30,6 @@ public static class LandscapeCommand
     private static readonly Option<int?> SegmentPoints = new("--segment-points") { Description = "Points on the segment t = -0.5..1.5 through SWA (t=0) and SGD (t=1) (default 21; 9 for a small run)." };
     private static readonly Option<double?> Threshold = new("--threshold") { Description = "Width: the distance where the train loss first rises this much (default 0.1 nats)." };
     private static readonly Option<ulong?> Seed = new("--seed") { Description = "Seed of the random directions (default: the run's seed)." };
-    private static readonly Option<string> Device = new("--device") { Description = "auto, cpu, cuda or cuda:N.", DefaultValueFactory = _ => "auto" };
     private static readonly Option<bool> Fresh = new("--fresh") { Description = "Discard an earlier landscape of this run (otherwise it is continued, which needs the same options)." };
 
     /// <summary>A run this small (training images) gets scaled-down defaults, so the landscape takes minutes on a CPU.</summary>
@@ -41,7 +40,7 @@ public static class LandscapeCommand
     public static Command Create(CliEnvironment env)
     {
         var cmd = new Command("landscape", "Train loss and test error around the SWA and SGD solutions of a finished run (the SWA paper's width analysis).");
-        foreach (var o in new Option[] { Run, Rays, Steps, MaxDistance, FilterNormalized, TrainPoints, SegmentPoints, Threshold, Seed, Device, Fresh }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { Run, Rays, Steps, MaxDistance, FilterNormalized, TrainPoints, SegmentPoints, Threshold, Seed, Options.SettingsTable.Device.Option, Fresh }) cmd.Options.Add(o);
         cmd.SetAction(p => Execute(p, env));
         return cmd;
     }
@@ -75,7 +74,7 @@ public static class LandscapeCommand
         try { options.Validate(); }
         catch (ArgumentException e) { throw new OptionException(e.Message); }
 
-        using var backend = DeviceChoice.Open(p.GetValue(Device)!.Trim().ToLowerInvariant(), false, out string deviceDescription);
+        using var backend = DeviceChoice.Open((p.GetValue(Options.SettingsTable.Device.Typed) ?? "auto").Trim().ToLowerInvariant(), false, out string deviceDescription);
         using var net = ModelZoo.Create(run.Model, settings.NumClasses, backend, run.BatchSize);
         float[] swa = LoadParameters(net, swaPath), sgd = LoadParameters(net, sgdPath);
 

@@ -59,6 +59,19 @@ public static class BackendFactory
     /// </summary>
     internal static Backend CreateHost() => new CpuBackend();
 
+    /// <summary>The number of CUDA devices this process can see; 0 when the driver or a library is missing or fails.</summary>
+    public static int VisibleCudaDevices()
+    {
+        try
+        {
+            return Cuda.CudaDevice.Count();
+        }
+        catch (Exception e) when (e is DllNotFoundException or Native.CudaException or EntryPointNotFoundException or InvalidOperationException)
+        {
+            return 0;
+        }
+    }
+
     /// <summary>Tries to bring up the CUDA backend on a device; never throws for a missing driver or library.</summary>
     public static bool TryCreateCuda(int ordinal, out Backend? backend, out string reason) =>
         TryCreateCuda(ordinal, allowTf32: false, out backend, out reason);

@@ -85,6 +85,7 @@ public sealed record TrainingOptions
     /// <summary>EMA decay in (0, 1).</summary>
     public double EmaDecay { get; init; } = 0.999;
 
+
     /// <summary>SWAG: deviation columns kept (K; 0 keeps the diagonal only).</summary>
     public int SwagRank { get; init; } = SwagMoments.DefaultRank;
 
@@ -138,6 +139,15 @@ public sealed record TrainingOptions
     /// <summary>Whether the run averages (not <see cref="SgdOnly"/>).</summary>
     [JsonIgnore]
     public bool Averaging => !SgdOnly;
+
+    /// <summary>The options as a snake_case JSON object, the form state.json keeps them in.</summary>
+    public System.Text.Json.Nodes.JsonObject ToJson() =>
+        (System.Text.Json.Nodes.JsonObject)System.Text.Json.JsonSerializer.SerializeToNode(this, TrainingJsonContext.Default.TrainingOptions)!;
+
+    /// <summary>Options from the JSON form <see cref="ToJson"/> writes; missing properties keep their defaults.</summary>
+    public static TrainingOptions FromJson(System.Text.Json.Nodes.JsonNode json) =>
+        System.Text.Json.JsonSerializer.Deserialize(json, TrainingJsonContext.Default.TrainingOptions)
+        ?? throw new Data.DataFormatException("The training options are empty (JSON null).");
 
     /// <summary>
     /// Checks every value; an <see cref="ArgumentException"/> whose ParamName is the offending

@@ -77,4 +77,18 @@ public class ArchitectureTests
             .Because("everything else asks the Backend for what it needs (Devices.BackendFactory makes backends)");
         rule.Check(Engine.Value);
     }
+
+    /// <summary>
+    /// The CLI is a user of the engine like any embedding app: it sees the public API only, so
+    /// everything it needs is public and documented (the test project alone may see internals).
+    /// </summary>
+    [Test]
+    public void ArchitectureCliSeesOnlyThePublicApi()
+    {
+        string cli = typeof(global::CudaSwa.Cli.CliApp).Assembly.GetName().Name!;
+        var friends = typeof(Tensors.Backend).Assembly.GetCustomAttributes(typeof(System.Runtime.CompilerServices.InternalsVisibleToAttribute), false)
+            .Cast<System.Runtime.CompilerServices.InternalsVisibleToAttribute>().Select(a => a.AssemblyName.Split(',')[0].Trim()).ToList();
+        Assert.That(friends, Is.Not.Empty, "the engine grants its tests access to internals; none found means this check reads the wrong assembly");
+        Assert.That(friends, Has.None.EqualTo(cli).IgnoreCase, $"the engine lets the CLI ({cli}) see its internals");
+    }
 }

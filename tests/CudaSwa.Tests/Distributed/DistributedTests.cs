@@ -199,7 +199,7 @@ public class DistributedTests
         Assert.That(stop.ExitCode, Is.EqualTo(130), stop.All);
         var state = Checkpoint.ReadState(stopped);
         Assert.That((state.NextEpoch, state.NextBatch), Is.EqualTo((1, 6)), "stopped inside phase 2, past the whole-batch count (4) of an epoch");
-        Assert.That(File.Exists(Path.Combine(CudaSwa.Cli.Commands.TrainCommand.RankFolder(stopped, 1), Checkpoint.StateFile)), "rank 1 keeps its own checkpoint");
+        Assert.That(File.Exists(Path.Combine(CudaSwa.Training.Parallel.DataParallelRun.RankFolder(stopped, 1), Checkpoint.StateFile)), "rank 1 keeps its own checkpoint");
         var resume = MpiJob.Run(2, "cudaswa.dll", ["train", "--resume", stopped], Limit);
         Assert.That(resume.TimedOut, Is.False, "the resume hung");
         Assert.That(resume.ExitCode, Is.EqualTo(0), resume.All);
@@ -223,7 +223,7 @@ public class DistributedTests
         var stop = MpiJob.Run(2, "cudaswa.dll", [.. Args(run), "--halt-after-batches", "10"], Limit);
         Assert.That(stop.ExitCode, Is.EqualTo(130), stop.All);
         long behind = Checkpoint.ReadState(run).GlobalStep;
-        string rank1 = CudaSwa.Cli.Commands.TrainCommand.RankFolder(run, 1);
+        string rank1 = CudaSwa.Training.Parallel.DataParallelRun.RankFolder(run, 1);
         // The rank that will be behind: rank 1 (its folder) or rank 0 (state.json and checkpoints/ of the run folder).
         if (rankZeroAhead) CopyFolder(rank1, kept);
         else
@@ -263,7 +263,7 @@ public class DistributedTests
         string run = Path.Combine(_root, "far"), kept = Path.Combine(_root, "far-kept");
         var stop = MpiJob.Run(2, "cudaswa.dll", [.. Args(run), "--halt-after-batches", "10"], Limit);
         Assert.That(stop.ExitCode, Is.EqualTo(130), stop.All);
-        string rank1 = CudaSwa.Cli.Commands.TrainCommand.RankFolder(run, 1);
+        string rank1 = CudaSwa.Training.Parallel.DataParallelRun.RankFolder(run, 1);
         CopyFolder(rank1, kept);
         for (int i = 0; i < 2; i++)
         {

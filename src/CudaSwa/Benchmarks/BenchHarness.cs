@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
-using System.Text.Json.Serialization;
 using CudaSwa.Averaging;
 using CudaSwa.Cuda;
 using CudaSwa.Data;
@@ -10,55 +9,7 @@ using CudaSwa.Optim;
 using CudaSwa.Tensors;
 using CudaSwa.Training;
 
-namespace CudaSwa.Cli.Bench;
-
-/// <summary>One model's end-to-end numbers (the same fields bench/pytorch/bench_torch.py writes).</summary>
-public sealed record ModelBench
-{
-    public string Model { get; init; } = "";
-    public long Params { get; init; }
-    public int Batch { get; init; }
-    public double TrainImagesPerS { get; init; }
-    public double EvalImagesPerS { get; init; }
-    public double BnRecomputeImagesPerS { get; init; }
-    /// <summary>Time of the BN-recompute pass over the training set divided by a training epoch's time.</summary>
-    public double BnRecomputeEpochFraction { get; init; }
-    public double SwaUpdateMs { get; init; }
-    public double SwaUpdateGbPerS { get; init; }
-    public double CopyMs { get; init; }
-    public double CopyGbPerS { get; init; }
-    public double SwaUpdateFractionOfCopy { get; init; }
-    /// <summary>The SWAG collection pass (mean, mean of squares, one deviation column) over the same arena.</summary>
-    public double SwagCollectMs { get; init; }
-    /// <summary>SWAG collection time divided by the SWA update's (it moves twice the bytes).</summary>
-    public double SwagCollectOverSwaUpdate { get; init; }
-    /// <summary>One SWAG sample with a full ring of 20 deviation columns.</summary>
-    public double SwagSampleMs { get; init; }
-    /// <summary>The sample's time divided by a copy's of the same bytes (mean, mean of squares, 20 columns read, the sample written) at the copy's measured bandwidth.</summary>
-    public double SwagSampleOverCopyOfItsBytes { get; init; }
-}
-
-public sealed record BenchReport
-{
-    public string Tool { get; init; } = "cudaswa";
-    public string Device { get; init; } = "";
-    public string DeviceName { get; init; } = "";
-    public string Machine { get; init; } = "";
-    public Dictionary<string, string> Libraries { get; init; } = new();
-    public string Date { get; init; } = "";
-    public string Method { get; init; } = "";
-    public List<ModelBench> Results { get; init; } = [];
-
-    /// <summary>On a GPU: the cuDNN algorithms chosen per convolution shape (deterministic and stable only).</summary>
-    public List<ConvolutionAlgorithm> ConvolutionAlgorithms { get; init; } = [];
-}
-
-/// <summary>One convolution shape's cuDNN algorithms; <paramref name="Note"/> says which direction fell back from the preferred algorithms, if any.</summary>
-public sealed record ConvolutionAlgorithm(string Shape, string Forward, string BackwardData, string BackwardFilter, long WorkspaceBytes, string Note);
-
-[JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower)]
-[JsonSerializable(typeof(BenchReport))]
-public sealed partial class BenchJsonContext : JsonSerializerContext;
+namespace CudaSwa.Benchmarks;
 
 /// <summary>
 /// End-to-end measurements for `cudaswa bench`: training step, evaluation and BN recompute
@@ -68,6 +19,13 @@ public sealed partial class BenchJsonContext : JsonSerializerContext;
 /// </summary>
 public static class BenchHarness
 {
+    /// <summary>Times each of <paramref name="models"/> on <paramref name="backend"/> (every kernel loaded first, untimed) and reports the figures with the device and libraries.</summary>
+    /// <param name="backend">The device to measure.</param>
+    /// <param name="models">Model names of the <see cref="Models.ModelZoo"/>.</param>
+    /// <param name="batch">Batch size of every measurement.</param>
+    /// <param name="steps">Training steps (and evaluation batches) per timed repeat.</param>
+    /// <param name="swaOnly">Only the SWA update and the copy it is compared with.</param>
+    /// <param name="log">Receives progress lines.</param>
     /// <param name="profile">After the timed repeats, run each measurement once more under an
     /// <see cref="OpProfiler"/> and log the per-op table (not part of the timed figures).</param>
     public static BenchReport Run(Backend backend, IReadOnlyList<string> models, int batch, int steps, bool swaOnly, Action<string> log, bool profile = false)

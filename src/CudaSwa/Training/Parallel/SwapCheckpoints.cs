@@ -1,7 +1,7 @@
 using CudaSwa.Data;
-using CudaSwa.Training;
+using CudaSwa.Distributed;
 
-namespace CudaSwa.Cli.Commands;
+namespace CudaSwa.Training.Parallel;
 
 /// <summary>
 /// The checkpoints of a SWAP run's ranks: rank 0's in the run folder, every other rank's in
@@ -18,13 +18,13 @@ internal static class SwapCheckpoints
     /// for the user when a rank went back (null otherwise). Throws, on every rank, when no
     /// position is held by all ranks.
     /// </summary>
-    public static (TrainingState State, string? Note) Agree(string outDir, TrainingState state, Distributed.Collective collective)
+    public static (TrainingState State, string? Note) Agree(string outDir, TrainingState state, Collective collective)
     {
         // Every rank read the same state.json of rank 0: all refuse another number of ranks alike, before any exchange.
         if ((state.NextEpoch > 0 || state.NextBatch > 0) && state.Ranks != collective.Size)
             throw new InvalidOperationException($"This run was trained on {state.Ranks} rank(s) and continues only on {state.Ranks} (here: {collective.Size}): " +
                 "inside SWAP's phase 2 each rank's model is its own.");
-        string own = collective.IsRoot ? outDir : TrainCommand.RankFolder(outDir, collective.Rank);
+        string own = collective.IsRoot ? outDir : DataParallelRun.RankFolder(outDir, collective.Rank);
         TrainingState? latest = collective.IsRoot ? state
             : File.Exists(Path.Combine(own, Checkpoint.StateFile)) ? Checkpoint.ReadState(own) : null;
         TrainingState? previous = latest is null ? null : Checkpoint.ReadPrevious(own, latest);

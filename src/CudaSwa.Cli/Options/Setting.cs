@@ -1,0 +1,130 @@
+using System.CommandLine;
+using System.Text.Json;
+
+namespace CudaSwa.Cli.Options;
+
+/// <summary>
+/// One setting of a run, declared once: its flag, the property it sets (of the engine's
+/// <see cref="Training.TrainingOptions"/> or of <see cref="RunSettings"/>), its help, and whether a
+/// resume may change it. The declaration makes the System.CommandLine option, applies a given
+/// value over a preset's or a saved run's settings, and names the flag in errors. Defaults and
+/// ranges are not restated here: they live in the engine's option types, which check them.
+/// </summary>
+internal abstract class Setting
+{
+    protected Setting(string flag, string property, bool engine, bool resumeMayChange)
+    {
+        Flag = flag;
+        Property = property;
+        IsEngineOption = engine;
+        ResumeMayChange = resumeMayChange;
+    }
+
+    /// <summary>The command-line flag, e.g. --swa-lr.</summary>
+    public string Flag { get; }
+
+    /// <summary>The property the setting sets, as engine validation errors name it (e.g. SwaLr).</summary>
+    public string Property { get; }
+
+    /// <summary>The name state.json keeps the setting under (snake_case of <see cref="Property"/>).</summary>
+    public string SavedName => JsonNamingPolicy.SnakeCaseLower.ConvertName(Property);
+
+    /// <summary>Whether <see cref="Property"/> belongs to <see cref="Training.TrainingOptions"/> (else to <see cref="RunSettings"/>).</summary>
+    public bool IsEngineOption { get; }
+
+    /// <summary>Whether `train --resume` may give another value than the run was started with.</summary>
+    public bool ResumeMayChange { get; }
+
+    /// <summary>The option System.CommandLine parses (one object, shared by every command that takes the setting).</summary>
+    public abstract Option Option { get; }
+
+    /// <summary><paramref name="settings"/> with the value given on the command line, if any.</summary>
+    public abstract RunSettings Apply(ParseResult parse, RunSettings settings);
+}
+
+/// <summary>A setting with a value (a number, a text): applied when given.</summary>
+internal sealed class ValueSetting<T> : Setting where T : struct
+{
+    private readonly Option<T?> _option;
+    private readonly Func<RunSettings, T, RunSettings> _set;
+
+    public ValueSetting(string flag, string property, string help, Func<RunSettings, T, RunSettings> set, bool engine = true, bool resumeMayChange = false, string? valueName = null)
+        : base(flag, property, engine, resumeMayChange)
+    {
+        _option = new Option<T?>(flag) { Description = help, HelpName = valueName };
+        _set = set;
+    }
+
+    public override Option Option => _option;
+    public Option<T?> Typed => _option;
+    public override RunSettings Apply(ParseResult parse, RunSettings settings) => parse.GetValue(_option) is T v ? _set(settings, v) : settings;
+}
+
+/// <summary>A setting given as text (a folder, a device, a list), turned into its value by the setter.</summary>
+internal sealed class TextSetting : Setting
+{
+    private readonly Option<string?> _option;
+    private readonly Func<RunSettings, string, RunSettings> _set;
+
+    public TextSetting(string flag, string property, string help, Func<RunSettings, string, RunSettings> set, bool engine = true, bool resumeMayChange = false, string? valueName = null)
+        : base(flag, property, engine, resumeMayChange)
+    {
+        _option = new Option<string?>(flag) { Description = help, HelpName = valueName };
+        _set = set;
+    }
+
+    public override Option Option => _option;
+    public Option<string?> Typed => _option;
+    public override RunSettings Apply(ParseResult parse, RunSettings settings) => parse.GetValue(_option) is string v ? _set(settings, v) : settings;
+}
+
+/// <summary>A switch: given, it sets its value; absent, the preset's or saved run's value stays.</summary>
+internal sealed class SwitchSetting : Setting
+{
+    private readonly Option<bool> _option;
+    private readonly Func<RunSettings, RunSettings> _set;
+
+    public SwitchSetting(string flag, string property, string help, Func<RunSettings, RunSettings> set, bool engine = true, bool resumeMayChange = false)
+        : base(flag, property, engine, resumeMayChange)
+    {
+        _option = new Option<bool>(flag) { Description = help };
+        _set = set;
+    }
+
+    public override Option Option => _option;
+    public Option<bool> Typed => _option;
+    public override RunSettings Apply(ParseResult parse, RunSettings settings) => parse.GetValue(_option) ? _set(settings) : settings;
+}
+
+/// <summary>A setting with named values (an enum); another name is refused, listing the valid ones.</summary>
+internal sealed class ChoiceSetting<T> : Setting where T : struct, Enum
+{
+    private readonly Option<string?> _option;
+    private readonly (string Name, T Value)[] _names;
+    private readonly Func<RunSettings, T, RunSettings> _set;
+
+    public ChoiceSetting(string flag, string property, string help, (string Name, T Value)[] names, Func<RunSettings, T, RunSettings> set,
+        bool engine = true, bool resumeMayChange = false)
+        : base(flag, property, engine, resumeMayChange)
+    {
+        _names = names;
+        _option = new Option<string?>(flag) { Description = help, HelpName = string.Join("|", names.Select(n => n.Name)) };
+        _set = set;
+    }
+
+    public override Option Option => _option;
+
+    /// <summary>The value <paramref name="text"/> names; an <see cref="OptionException"/> naming the flag and the valid names otherwise.</summary>
+    public T Parse(string text)
+    {
+        string name = text.Trim();
+        foreach (var (n, v) in _names)
+            if (string.Equals(n, name, StringComparison.OrdinalIgnoreCase)) return v;
+        throw new OptionException($"{Flag}: '{text}' is not valid; expected {string.Join(", ", _names.Select(n => n.Name))}.");
+    }
+
+    /// <summary>The value given on the command line, or <paramref name="fallback"/>.</summary>
+    public T Get(ParseResult parse, T fallback) => parse.GetValue(_option) is string v ? Parse(v) : fallback;
+
+    public override RunSettings Apply(ParseResult parse, RunSettings settings) => parse.GetValue(_option) is string v ? _set(settings, Parse(v)) : settings;
+}

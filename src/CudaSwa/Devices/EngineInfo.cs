@@ -1,0 +1,19 @@
+using System.Runtime.Intrinsics;
+using CudaSwa.Cpu;
+using CudaSwa.Cpu.Workers;
+
+namespace CudaSwa.Devices;
+
+/// <summary>What the engine finds on this machine: the CPU's SIMD support and worker threads, and CUDA (driver, devices, libraries) or why it is unavailable.</summary>
+public static class EngineInfo
+{
+    /// <summary>One line about the CPU, then the CUDA lines (for `cudaswa info` and logs).</summary>
+    public static IEnumerable<string> Describe()
+    {
+        yield return $"CPU: {Environment.ProcessorCount} logical cores; worker threads {CpuParallel.Workers}; " +
+                     $"Vector512 {(Vector512.IsHardwareAccelerated ? "yes" : "no")}, Vector256 {(Vector256.IsHardwareAccelerated ? "yes" : "no")}, " +
+                     $"AVX-512F {(System.Runtime.Intrinsics.X86.Avx512F.IsSupported ? "yes" : "no")}, FMA {(System.Runtime.Intrinsics.X86.Fma.IsSupported ? "yes" : "no")}; " +
+                     $"GEMM kernel {Gemm.KernelName}";
+        foreach (var line in CudaInfo.Describe()) yield return line;
+    }
+}
