@@ -82,6 +82,9 @@ internal static class SettingsTable
         (s, v) => Train(s, o => o with { SwagScale = v }), resumeMayChange: true);
     public static readonly ValueSetting<double> EmaDecay = new("--ema-decay", nameof(TrainingOptions.EmaDecay), "EMA decay (with --average ema; averaged every step).",
         (s, v) => Train(s, o => o with { EmaDecay = v }));
+    public static readonly SwitchSetting EmaWarmup = new("--ema-warmup", nameof(TrainingOptions.EmaWarmup),
+        "EMA: ramp the decay up as min(decay, (1+n)/(10+n)) after n updates, so the average forgets the first, untrained models quickly.",
+        s => Train(s, o => o with { EmaWarmup = true }));
     public static readonly ValueSetting<int> AverageEverySteps = new("--average-every-steps", nameof(TrainingOptions.AverageEverySteps), "Average every k steps instead of per epoch/cycle.",
         (s, v) => Train(s, o => o with { AverageEverySteps = v }), valueName: "K");
     public static readonly ChoiceSetting<BatchNormRecomputeMode> BnUpdate = new("--bn-update", nameof(TrainingOptions.BnUpdate),
@@ -112,7 +115,7 @@ internal static class SettingsTable
     public static readonly IReadOnlyList<Setting> All =
     [
         SgdOnly, Model, Dataset, Data, Epochs, Batch, Lr, Momentum, Wd, Nesterov, Schedule, SwaStart, SwaLr, SwaLrMin, Cycle, AnnealEpochs, Anneal,
-        Average, SwagRank, SwagSamples, SwagScale, EmaDecay, AverageEverySteps, BnUpdate, EvalEvery, EvalAt, Device, Tf32, Seed, Padding,
+        Average, SwagRank, SwagSamples, SwagScale, EmaDecay, EmaWarmup, AverageEverySteps, BnUpdate, EvalEvery, EvalAt, Device, Tf32, Seed, Padding,
         TrainSubset, TestSubset, SyntheticTrain, SyntheticTest, NoEnsemble, SwapPhase2, SyncBn,
     ];
 

@@ -34,6 +34,14 @@ public sealed record AveragingOptions
     public double EmaDecay { get; init; } = 0.999;
 
     /// <summary>
+    /// EMA warm-up: after n updates the decay is min(<see cref="EmaDecay"/>, (1+n)/(10+n)) — the
+    /// num_updates form of TensorFlow's ExponentialMovingAverage, which timm's ModelEmaV2 users
+    /// apply too — so the average forgets its first, untrained models quickly (decay 0.18 at the
+    /// second update, 0.5 at the ninth, 0.9 after 80) instead of holding them for ~1/(1-decay) updates.
+    /// </summary>
+    public bool EmaWarmup { get; init; }
+
+    /// <summary>
     /// Also average BN running statistics. Off by default: SWA recomputes them for the averaged
     /// weights (<see cref="BatchNormRecompute"/>), since an average of statistics is not the
     /// statistics of the averaged network.
@@ -48,13 +56,17 @@ public sealed record AveragingOptions
 
     /// <summary>
     /// The weight of the current model in the update after <paramref name="averaged"/> models:
-    /// 1/(n+1) for SWA and SWAG, 1-decay for EMA, 1 (a copy) for the first update of any.
+    /// 1/(n+1) for SWA and SWAG, 1-decay for EMA (the warmed-up decay with <see cref="EmaWarmup"/>),
+    /// 1 (a copy) for the first update of any.
     /// </summary>
     public float UpdateWeight(long averaged)
     {
         if (averaged == 0) return 1f;
-        return Kind == AveragingKind.Ema ? (float)(1.0 - EmaDecay) : (float)(1.0 / (averaged + 1));
+        return Kind == AveragingKind.Ema ? (float)(1.0 - EmaDecayAfter(averaged)) : (float)(1.0 / (averaged + 1));
     }
+
+    /// <summary>The EMA decay of the update after <paramref name="averaged"/> models: <see cref="EmaDecay"/>, or with <see cref="EmaWarmup"/> min(EmaDecay, (1+n)/(10+n)).</summary>
+    public double EmaDecayAfter(long averaged) => EmaWarmup ? Math.Min(EmaDecay, (1.0 + averaged) / (10.0 + averaged)) : EmaDecay;
 
     /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> when an EMA decay lies outside (0, 1) or a SWAG rank outside 0..1024.</summary>
     public void Validate()

@@ -85,6 +85,8 @@ public sealed record TrainingOptions
     /// <summary>EMA decay in (0, 1).</summary>
     public double EmaDecay { get; init; } = 0.999;
 
+    /// <summary>EMA warm-up: the decay ramps up as min(EmaDecay, (1+n)/(10+n)) after n updates (<see cref="AveragingOptions.EmaWarmup"/>).</summary>
+    public bool EmaWarmup { get; init; }
 
     /// <summary>SWAG: deviation columns kept (K; 0 keeps the diagonal only).</summary>
     public int SwagRank { get; init; } = SwagMoments.DefaultRank;
@@ -181,6 +183,7 @@ public sealed record TrainingOptions
         if (AnnealEpochs < 0) Fail(nameof(AnnealEpochs), $"AnnealEpochs must be >= 0; got {AnnealEpochs}.");
         if (AverageEverySteps < 0) Fail(nameof(AverageEverySteps), $"AverageEverySteps must be >= 0; got {AverageEverySteps}.");
         if (Average == AveragingKind.Ema && !(EmaDecay > 0 && EmaDecay < 1)) Fail(nameof(EmaDecay), $"EmaDecay must be in (0, 1); got {EmaDecay}.");
+        if (EmaWarmup && Average != AveragingKind.Ema) Fail(nameof(EmaWarmup), $"EmaWarmup ramps up the decay of EMA averaging; this run averages with {Average.ToString().ToUpperInvariant()}, which has no decay.");
         if (SwagRank < 0 || SwagRank > 1024) Fail(nameof(SwagRank), $"SwagRank must be in 0..1024; got {SwagRank}.");
         if (SwagSamples < 1 || SwagSamples > 10000) Fail(nameof(SwagSamples), $"SwagSamples must be in 1..10000; got {SwagSamples}.");
         if (!(SwagScale > 0) || double.IsInfinity(SwagScale)) Fail(nameof(SwagScale), $"SwagScale must be a finite number > 0; got {SwagScale}.");

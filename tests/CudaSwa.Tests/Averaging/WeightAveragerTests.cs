@@ -68,6 +68,42 @@ public class WeightAveragerTests(string backend) : BackendTest(backend)
     }
 
     [Test]
+    public void EmaWithWarmupFollowsTheRampedDecay()
+    {
+        using var net = ModelZoo.Create("resnet8", 10, B, 2);
+        double decay = 0.95 + 0.04 * Rng.Floats(1, 0, 1)[0];
+        using var avg = new WeightAverager(net, new AveragingOptions { Kind = AveragingKind.Ema, EmaDecay = decay, EmaWarmup = true });
+        int len = (int)net.Parameters.All.Length, k = 12;
+        // Float64 reference of the recursion with decay_n = min(decay, (1+n)/(10+n)) after n updates (the first copies).
+        var expected = new double[len];
+        var plain = new double[len];
+        for (int n = 0; n < k; n++)
+        {
+            var w = Rng.Floats(len, -1, 1);
+            net.Parameters.FromHost(w);
+            avg.Update();
+            double d = n == 0 ? 0 : Math.Min(decay, (1.0 + n) / (10.0 + n));
+            for (int j = 0; j < len; j++)
+            {
+                expected[j] = d * expected[j] + (1 - d) * w[j];
+                plain[j] = n == 0 ? w[j] : decay * plain[j] + (1 - decay) * w[j];
+            }
+        }
+        var got = avg.ParametersToHost();
+        Assert.That(RelativeError(got, expected), Is.LessThanOrEqualTo(2e-6), $"({Rng}, decay {decay})");
+        // The warm-up matters: without it the average still holds most of the first model.
+        Assert.That(RelativeError(got, plain), Is.GreaterThan(0.1), "warm-up made no difference");
+    }
+
+    [TestCase(0.999, 0, 1.0)]
+    [TestCase(0.999, 1, 1 - 2.0 / 11)]
+    [TestCase(0.999, 8, 1 - 9.0 / 18)]
+    [TestCase(0.9, 80, 0.1)]
+    [TestCase(0.9, 1000, 0.1)]
+    public void EmaWarmupUpdateWeightIsOneMinusTheRampedDecay(double decay, long averaged, double weight) =>
+        Assert.That(new AveragingOptions { Kind = AveragingKind.Ema, EmaDecay = decay, EmaWarmup = true }.UpdateWeight(averaged), Is.EqualTo(weight).Within(1e-7));
+
+    [Test]
     public void MultiBufferEntryPointMatchesTheFlatArena()
     {
         using var net = ModelZoo.Create("resnet8", 10, B, 2);

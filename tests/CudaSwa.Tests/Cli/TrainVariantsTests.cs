@@ -54,7 +54,7 @@ public class TrainVariantsTests
     /// <summary>
     /// Each training option changes what it should and nothing else, bit for bit: --nesterov changes
     /// the SGD trajectory; --padding changes the trajectory (the
-    /// crops' borders); --average-every-steps changes the average, not SGD; --bn-update changes only
+    /// crops' borders); --average-every-steps changes the average, not SGD; --ema-warmup changes the EMA, not SGD; --bn-update changes only
     /// the averaged model's BN statistics, not its weights or SGD. (An option ignored somewhere on its
     /// way would leave its run equal to the default one.)
     /// </summary>
@@ -74,6 +74,10 @@ public class TrainVariantsTests
         Assert.That(Same(Weights(steps, "model.safetensors"), sgd, _ => true), Is.True, "--average-every-steps leaves SGD alone");
         Assert.That(Same(Weights(steps, "swa.safetensors"), swa, n => !IsStatistic(n)), Is.False, "--average-every-steps changes the average");
 
+        string ema = Train("ema", "--average", "ema", "--ema-decay", "0.99"), warm = Train("ema-warmup", "--average", "ema", "--ema-decay", "0.99", "--ema-warmup");
+        Assert.That(Same(Weights(warm, "model.safetensors"), Weights(ema, "model.safetensors"), _ => true), Is.True, "--ema-warmup leaves SGD alone");
+        Assert.That(Same(Weights(warm, "swa.safetensors"), Weights(ema, "swa.safetensors"), n => !IsStatistic(n)), Is.False, "--ema-warmup changes the EMA");
+
         string weighted = Train("sample-weighted", "--bn-update", "sample-weighted");
         Assert.That(Same(Weights(weighted, "model.safetensors"), sgd, _ => true), Is.True, "--bn-update leaves SGD alone");
         Assert.That(Same(Weights(weighted, "swa.safetensors"), swa, n => !IsStatistic(n)), Is.True, "--bn-update leaves the averaged weights alone");
@@ -84,6 +88,7 @@ public class TrainVariantsTests
     [TestCase("--schedule", "swalr", "--anneal-epochs", "1", "--anneal", "linear")]
     [TestCase("--schedule", "cosine")]
     [TestCase("--average", "ema", "--ema-decay", "0.9")]
+    [TestCase("--average", "ema", "--ema-warmup")]
     [TestCase("--bn-update", "sample-weighted", "--padding", "reflect")]
     [TestCase("--bn-update", "None", "--no-ensemble")]
     [TestCase("--average-every-steps", "2", "--nesterov")]

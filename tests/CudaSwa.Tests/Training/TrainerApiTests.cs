@@ -48,6 +48,7 @@ public class TrainerApiTests
         yield return new TestCaseData(ok with { AnnealEpochs = -1 }, nameof(TrainingOptions.AnnealEpochs));
         yield return new TestCaseData(ok with { AverageEverySteps = -2 }, nameof(TrainingOptions.AverageEverySteps));
         yield return new TestCaseData(ok with { Average = CudaSwa.Averaging.AveragingKind.Ema, EmaDecay = 1 }, nameof(TrainingOptions.EmaDecay));
+        yield return new TestCaseData(ok with { EmaWarmup = true }, nameof(TrainingOptions.EmaWarmup));
         yield return new TestCaseData(ok with { SwaLrMin = 0.5 }, nameof(TrainingOptions.SwaLrMin));
         yield return new TestCaseData(ok with { SwagRank = -1 }, nameof(TrainingOptions.SwagRank));
         yield return new TestCaseData(ok with { EvaluateAt = [3, 0] }, nameof(TrainingOptions.EvaluateAt));
