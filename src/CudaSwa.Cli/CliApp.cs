@@ -19,6 +19,7 @@ public static class CliApp
                                    "Start with `cudaswa train` (synthetic data, about two minutes on a CPU).");
         root.Subcommands.Add(TrainCommand.Create(env));
         root.Subcommands.Add(EvalCommand.Create(env));
+        root.Subcommands.Add(AverageCommand.Create(env));
         root.Subcommands.Add(LandscapeCommand.Create(env));
         root.Subcommands.Add(ExperimentCommand.Create(env));
         root.Subcommands.Add(InfoCommand.Create(env));

@@ -95,6 +95,10 @@ internal static class SettingsTable
     public static readonly SwitchSetting NoEnsemble = new("--no-ensemble", nameof(TrainingOptions.Ensemble), "Skip the prediction-ensemble baseline.",
         s => Train(s, o => o with { Ensemble = false }));
 
+    public static readonly SwitchSetting SaveEpochWeights = new("--save-epoch-weights", nameof(TrainingOptions.SaveEpochWeights),
+        "Keep each epoch's SGD weights in the run folder (epochs/epoch-NNNN.safetensors), e.g. for `cudaswa average`.",
+        s => Train(s, o => o with { SaveEpochWeights = true }), resumeMayChange: true);
+
     // ---- evaluation, data order, data-parallel runs
     public static readonly ValueSetting<int> EvalEvery = new("--eval-every", nameof(TrainingOptions.EvalEvery), "Evaluate SGD and SWA models every k epochs (always after the last).",
         (s, v) => Train(s, o => o with { EvalEvery = v }), resumeMayChange: true, valueName: "K");
@@ -116,7 +120,7 @@ internal static class SettingsTable
     [
         SgdOnly, Model, Dataset, Data, Epochs, Batch, Lr, Momentum, Wd, Nesterov, Schedule, SwaStart, SwaLr, SwaLrMin, Cycle, AnnealEpochs, Anneal,
         Average, SwagRank, SwagSamples, SwagScale, EmaDecay, EmaWarmup, AverageEverySteps, BnUpdate, EvalEvery, EvalAt, Device, Tf32, Seed, Padding,
-        TrainSubset, TestSubset, SyntheticTrain, SyntheticTest, NoEnsemble, SwapPhase2, SyncBn,
+        TrainSubset, TestSubset, SyntheticTrain, SyntheticTest, NoEnsemble, SaveEpochWeights, SwapPhase2, SyncBn,
     ];
 
     /// <summary>The flag of each engine option, by property name (for translating the engine's validation messages).</summary>

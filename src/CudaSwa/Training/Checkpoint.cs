@@ -47,6 +47,21 @@ public static class Checkpoint
         ["next_batch"] = state.NextBatch.ToString(System.Globalization.CultureInfo.InvariantCulture),
     };
 
+    /// <summary>The folder of a run that keeps each epoch's SGD weights (<see cref="TrainingOptions.SaveEpochWeights"/>).</summary>
+    public const string EpochWeightsFolder = "epochs";
+
+    /// <summary>The SGD weights after epoch <paramref name="epoch"/> (counted from 1, as the console counts): epochs/epoch-NNNN.safetensors.</summary>
+    public static string EpochWeightsFile(string runDir, int epoch) =>
+        Path.Combine(runDir, EpochWeightsFolder, $"epoch-{epoch.ToString("D4", System.Globalization.CultureInfo.InvariantCulture)}.safetensors");
+
+    /// <summary>Writes the network's own weights and BN statistics after the epoch <paramref name="state"/> ends (atomically).</summary>
+    internal static void SaveEpochWeights(string runDir, TrainingState state, Network network)
+    {
+        var meta = Metadata(network, state, $"SGD model after epoch {state.NextEpoch}");
+        meta["epoch"] = state.NextEpoch.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        ModelWeights.Save(EpochWeightsFile(runDir, state.NextEpoch), network.OwnParameters, network.OwnBuffers, meta);
+    }
+
     /// <summary>Writes a checkpoint and returns the committed state (pointing at its folder).</summary>
     /// <param name="outDir">The run folder; checkpoints go to its checkpoints/ subfolder.</param>
     /// <param name="state">The position and history to record.</param>

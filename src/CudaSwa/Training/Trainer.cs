@@ -221,6 +221,8 @@ public sealed partial class Trainer : IDisposable
         };
         if (_outDir is null) return true;
         _events.Phase?.Invoke(new PhaseProgress("checkpoint", 0, 1));
+        // Before the checkpoint commits the epoch: a stop in between repeats the epoch, which writes the same bits again.
+        if (_o.SaveEpochWeights && nextBatch == 0 && nextEpoch > 0) Checkpoint.SaveEpochWeights(_outDir, _state, _net);
         // Inside SWAP's phase 2 every rank's checkpoint is its own, and the one before stays too: a crash
         // between two ranks' saves leaves positions one save apart, and the ranks can then agree on the earlier one.
         bool ownCheckpointPerRank = _o.SwapPhase2 is not null && _collective.Size > 1 && _state.StoppedInSwapPhase2;

@@ -118,6 +118,12 @@ public sealed record TrainingOptions
     public bool Ensemble { get; init; } = true;
 
     /// <summary>
+    /// Keep each epoch's SGD weights (parameters and BN statistics) in the run folder as
+    /// <see cref="Checkpoint.EpochWeightsFile"/>: the input of post-hoc averaging (<see cref="Averaging.PostHocAverage"/>).
+    /// </summary>
+    public bool SaveEpochWeights { get; init; }
+
+    /// <summary>
     /// SWAP (Gupta, Serrano and DeCoste, ICLR 2020, "Stochastic Weight Averaging in Parallel"):
     /// data-parallel training with the whole batch up to this epoch (phase 1); from then on every
     /// rank trains alone with a batch of BatchSize / ranks samples and a data order of its own
