@@ -72,14 +72,16 @@ internal static class SettingsTable
     public static readonly ChoiceSetting<AnnealStrategy> Anneal = new("--anneal", nameof(TrainingOptions.Anneal), "swalr: cos or linear.",
         [("cos", AnnealStrategy.Cos), ("linear", AnnealStrategy.Linear)], (s, v) => Train(s, o => o with { Anneal = v }));
     public static readonly ChoiceSetting<AveragingKind> Average = new("--average", nameof(TrainingOptions.Average),
-        "swa (equal-weight running mean), ema, or swag (SWA plus a Gaussian around it: adds a Bayesian-model-average row, calibration.png).",
-        [("swa", AveragingKind.Swa), ("ema", AveragingKind.Ema), ("swag", AveragingKind.Swag)], (s, v) => Train(s, o => o with { Average = v }));
+        "swa (equal-weight running mean), ema, swag (SWA plus a Gaussian around it: adds a Bayesian-model-average row, calibration.png), or lawa (the mean of the last --lawa-k averaged models).",
+        [("swa", AveragingKind.Swa), ("ema", AveragingKind.Ema), ("swag", AveragingKind.Swag), ("lawa", AveragingKind.Lawa)], (s, v) => Train(s, o => o with { Average = v }));
     public static readonly ValueSetting<int> SwagRank = new("--swag-rank", nameof(TrainingOptions.SwagRank), "SWAG: deviation columns kept (default 20; 0: diagonal only).",
         (s, v) => Train(s, o => o with { SwagRank = v }), valueName: "K");
     public static readonly ValueSetting<int> SwagSamples = new("--swag-samples", nameof(TrainingOptions.SwagSamples), "SWAG: weight samples in the final Bayesian model average (default 30).",
         (s, v) => Train(s, o => o with { SwagSamples = v }), resumeMayChange: true, valueName: "N");
     public static readonly ValueSetting<double> SwagScale = new("--swag-scale", nameof(TrainingOptions.SwagScale), "SWAG: scale of the sampled covariance (default 0.5, the paper's).",
         (s, v) => Train(s, o => o with { SwagScale = v }), resumeMayChange: true);
+    public static readonly ValueSetting<int> LawaK = new("--lawa-k", nameof(TrainingOptions.LawaK), "LAWA: how many of the latest averaged models make the average (default 5).",
+        (s, v) => Train(s, o => o with { LawaK = v }), valueName: "K");
     public static readonly ValueSetting<double> EmaDecay = new("--ema-decay", nameof(TrainingOptions.EmaDecay), "EMA decay (with --average ema; averaged every step).",
         (s, v) => Train(s, o => o with { EmaDecay = v }));
     public static readonly SwitchSetting EmaWarmup = new("--ema-warmup", nameof(TrainingOptions.EmaWarmup),
@@ -119,7 +121,7 @@ internal static class SettingsTable
     public static readonly IReadOnlyList<Setting> All =
     [
         SgdOnly, Model, Dataset, Data, Epochs, Batch, Lr, Momentum, Wd, Nesterov, Schedule, SwaStart, SwaLr, SwaLrMin, Cycle, AnnealEpochs, Anneal,
-        Average, SwagRank, SwagSamples, SwagScale, EmaDecay, EmaWarmup, AverageEverySteps, BnUpdate, EvalEvery, EvalAt, Device, Tf32, Seed, Padding,
+        Average, SwagRank, SwagSamples, SwagScale, LawaK, EmaDecay, EmaWarmup, AverageEverySteps, BnUpdate, EvalEvery, EvalAt, Device, Tf32, Seed, Padding,
         TrainSubset, TestSubset, SyntheticTrain, SyntheticTest, NoEnsemble, SaveEpochWeights, SwapPhase2, SyncBn,
     ];
 

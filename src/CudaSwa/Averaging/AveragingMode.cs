@@ -13,6 +13,11 @@ public enum AveragingKind
     /// define give a Bayesian model average.
     /// </summary>
     Swag,
+    /// <summary>
+    /// LAWA, latest weight averaging: the equal-weight mean of the last K averaged models only
+    /// (<see cref="LatestWeights"/>, K = <see cref="AveragingOptions.LawaK"/>), a ring of K snapshots on the device.
+    /// </summary>
+    Lawa,
 }
 
 /// <summary>Where the averaged copy lives.</summary>
@@ -51,12 +56,18 @@ public sealed record AveragingOptions
     /// <summary>SWAG: deviation columns kept (K, default 20; 0 keeps the diagonal only).</summary>
     public int SwagRank { get; init; } = SwagMoments.DefaultRank;
 
+    /// <summary>LAWA: snapshots averaged (the last K; default 5).</summary>
+    public int LawaK { get; init; } = DefaultLawaK;
+
+    /// <summary>The default of <see cref="LawaK"/>.</summary>
+    public const int DefaultLawaK = 5;
+
     /// <summary>Where the averaged copy lives (on the device by default).</summary>
     public AveragePlacement Placement { get; init; } = AveragePlacement.Device;
 
     /// <summary>
     /// The weight of the current model in the update after <paramref name="averaged"/> models:
-    /// 1/(n+1) for SWA and SWAG, 1-decay for EMA (the warmed-up decay with <see cref="EmaWarmup"/>),
+    /// 1/(n+1) for SWA, SWAG and LAWA (whose mean <see cref="LatestWeights"/> rebuilds), 1-decay for EMA (the warmed-up decay with <see cref="EmaWarmup"/>),
     /// 1 (a copy) for the first update of any.
     /// </summary>
     public float UpdateWeight(long averaged)
@@ -68,12 +79,16 @@ public sealed record AveragingOptions
     /// <summary>The EMA decay of the update after <paramref name="averaged"/> models: <see cref="EmaDecay"/>, or with <see cref="EmaWarmup"/> min(EmaDecay, (1+n)/(10+n)).</summary>
     public double EmaDecayAfter(long averaged) => EmaWarmup ? Math.Min(EmaDecay, (1.0 + averaged) / (10.0 + averaged)) : EmaDecay;
 
-    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> when an EMA decay lies outside (0, 1) or a SWAG rank outside 0..1024.</summary>
+    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> when an EMA decay lies outside (0, 1), a SWAG rank outside 0..1024 or a LAWA K outside 1..1000.</summary>
     public void Validate()
     {
         if (Kind == AveragingKind.Ema && !(EmaDecay > 0 && EmaDecay < 1))
             throw new ArgumentOutOfRangeException(nameof(EmaDecay), $"EMA decay must be in (0, 1); got {EmaDecay}.");
         if (Kind == AveragingKind.Swag && (SwagRank < 0 || SwagRank > 1024))
             throw new ArgumentOutOfRangeException(nameof(SwagRank), $"The SWAG rank must be in 0..1024; got {SwagRank}.");
+        if (Kind == AveragingKind.Lawa && (LawaK < 1 || LawaK > LatestWeights.MaxK))
+            throw new ArgumentOutOfRangeException(nameof(LawaK), $"LAWA keeps 1..{LatestWeights.MaxK} snapshots; got {LawaK}.");
+        if (Kind == AveragingKind.Lawa && AverageBatchNormStatistics)
+            throw new ArgumentException("LAWA averages the last K weights only; BN statistics averaged over every update would not belong to them: recompute them instead.", nameof(AverageBatchNormStatistics));
     }
 }

@@ -5,7 +5,7 @@ using CudaSwa.Tensors;
 namespace CudaSwa.Averaging;
 
 /// <summary>
-/// SWA or EMA of a network's weights over its flat parameter arena: one fused pass per update,
+/// SWA, EMA, SWAG or LAWA of a network's weights over its flat parameter arena: one fused pass per update,
 /// the CPU twin of the CUDA kernel. The averaged model is the same network bound to
 /// <see cref="Parameters"/> and <see cref="Buffers"/> (see <see cref="Bind"/>): no copy of the
 /// network object, and activation memory is shared with training.
@@ -17,7 +17,8 @@ public sealed class WeightAverager : IDisposable
     private readonly Arena? _hostParameters, _hostBuffers, _hostStaging, _hostStagingBuffers;
     private Arena? _deviceParameters;
     private readonly Arena _deviceBuffers;
-    private readonly Tensor _swagCurrent, _swagMean;
+    /// <summary>The current weights and the mean that SWAG or LAWA update themselves (the other kinds use the fused pairs).</summary>
+    private readonly Tensor _current, _mean;
     private Arena? _sampleParameters, _sampleBuffers;
 
     /// <summary>
@@ -36,7 +37,7 @@ public sealed class WeightAverager : IDisposable
         if (Options.Placement == AveragePlacement.Device || network.Backend.MemoryIsHostVisible)
         {
             _deviceParameters = network.CreateParameterArena();
-            if (Options.Kind == AveragingKind.Swag) (_swagCurrent, _swagMean) = (network.OwnParameters.All, _deviceParameters.All);
+            if (Options.Kind is AveragingKind.Swag or AveragingKind.Lawa) (_current, _mean) = (network.OwnParameters.All, _deviceParameters.All);
             else pairs.Add(new AveragePair(_deviceParameters.All, network.OwnParameters.All));
             if (Options.AverageBatchNormStatistics) pairs.Add(new AveragePair(_deviceBuffers.All, network.OwnBuffers.All));
             _averager = new MultiBufferAverager(network.Backend, pairs, Options);
@@ -49,13 +50,17 @@ public sealed class WeightAverager : IDisposable
             _hostStaging = new Arena(network.ParameterLayout, _host);
             _hostBuffers = new Arena(network.BufferLayout, _host);
             _hostStagingBuffers = new Arena(network.BufferLayout, _host);
-            if (Options.Kind == AveragingKind.Swag) (_swagCurrent, _swagMean) = (_hostStaging.All, _hostParameters.All);
+            if (Options.Kind is AveragingKind.Swag or AveragingKind.Lawa) (_current, _mean) = (_hostStaging.All, _hostParameters.All);
             else pairs.Add(new AveragePair(_hostParameters.All, _hostStaging.All));
             if (Options.AverageBatchNormStatistics) pairs.Add(new AveragePair(_hostBuffers.All, _hostStagingBuffers.All));
             _averager = new MultiBufferAverager(_host, pairs, Options);
         }
-        if (Options.Kind == AveragingKind.Swag) Swag = new SwagMoments(_host ?? network.Backend, _swagMean.Length, Options.SwagRank);
+        if (Options.Kind == AveragingKind.Swag) Swag = new SwagMoments(_host ?? network.Backend, _mean.Length, Options.SwagRank);
+        if (Options.Kind == AveragingKind.Lawa) Lawa = new LatestWeights(_host ?? network.Backend, _mean, Options.LawaK);
     }
+
+    /// <summary>LAWA's ring of the last K snapshots (null unless the kind is <see cref="AveragingKind.Lawa"/>); their mean is <see cref="Parameters"/>.</summary>
+    public LatestWeights? Lawa { get; }
 
     /// <summary>SWAG's mean of squares and deviation ring (null unless the kind is <see cref="AveragingKind.Swag"/>); the mean is <see cref="Parameters"/>.</summary>
     public SwagMoments? Swag { get; }
@@ -78,7 +83,8 @@ public sealed class WeightAverager : IDisposable
             if (Options.AverageBatchNormStatistics)
                 Network.Backend.Download<float>(Network.OwnBuffers.All, _host!.HostSpan(_hostStagingBuffers!.All));
         }
-        Swag?.Collect(_swagCurrent, _swagMean);
+        Swag?.Collect(_current, _mean);
+        Lawa?.Collect(_current);
         _averager.Update();
     }
 
@@ -154,6 +160,7 @@ public sealed class WeightAverager : IDisposable
     {
         _averager.Dispose();
         Swag?.Dispose();
+        Lawa?.Dispose();
         _sampleParameters?.Dispose();
         _sampleBuffers?.Dispose();
         _deviceParameters?.Dispose();

@@ -33,6 +33,8 @@ public static class Checkpoint
     /// </summary>
     public const string SwagFile = "swag.safetensors";
 
+    /// <summary>LAWA's ring of the last K snapshots (tensors snapshots.NAME of shape [K, ...]; metadata k, count, next_slot).</summary>
+    public const string LawaFile = "lawa.safetensors";
     /// <summary>The ensemble's averaged test-set predictions (tensor mean_probabilities), once a snapshot was taken.</summary>
     public const string EnsembleFile = "ensemble.safetensors";
     private const string MomentumPrefix = "momentum.";
@@ -124,6 +126,14 @@ public static class Checkpoint
                 meta["rank"] = swag.Rank.ToString(System.Globalization.CultureInfo.InvariantCulture);
                 meta["next_slot"] = swag.NextSlot.ToString(System.Globalization.CultureInfo.InvariantCulture);
                 SafeTensors.Write(Path.Combine(temp, SwagFile), SwagEntries(network.ParameterLayout, swag), meta);
+            }
+            if (averager?.Lawa is { Count: > 0 } lawa)
+            {
+                var meta = Metadata(network, state, $"LAWA's last {lawa.Held} of {lawa.Count} snapshots (their mean is in {SwaFile})");
+                meta["k"] = lawa.K.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                meta["count"] = lawa.Count.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                meta["next_slot"] = lawa.NextSlot.ToString(System.Globalization.CultureInfo.InvariantCulture);
+                SafeTensors.Write(Path.Combine(temp, LawaFile), RingEntries(network.ParameterLayout, "snapshots.", lawa.K, lawa.Slot, lawa.Backend), meta);
             }
             if (ensemble is not null && ensemble.Count > 0)
             {
@@ -262,6 +272,16 @@ public static class Checkpoint
             if (!File.Exists(path)) throw new DataFormatException($"'{path}' is missing although {state.AveragedModels} models were collected for SWAG.");
             RestoreSwag(SafeTensors.Read(path), network.ParameterLayout, swag, state.AveragedModels, path);
         }
+        if (averager?.Lawa is { } lawa && state.AveragedModels > 0)
+        {
+            string path = Path.Combine(folder, LawaFile);
+            if (!File.Exists(path)) throw new DataFormatException($"'{path}' is missing although {state.AveragedModels} models were collected for LAWA.");
+            var contents = SafeTensors.Read(path);
+            if (!contents.Metadata.TryGetValue("k", out var k) || k != lawa.K.ToString(System.Globalization.CultureInfo.InvariantCulture))
+                throw new DataFormatException($"'{path}' keeps LAWA K {k ?? "(none recorded)"}; this run uses K {lawa.K} (LawaK must match the saved run).");
+            RestoreRing(contents, network.ParameterLayout, "snapshots.", lawa.K, lawa.Slot, lawa.Backend, path);
+            lawa.Restore(state.AveragedModels);
+        }
         if (ensemble is not null && state.EnsembleSnapshots > 0)
         {
             string path = Path.Combine(folder, EnsembleFile);
@@ -284,12 +304,34 @@ public static class Checkpoint
         foreach (var e in layout.Entries)
             yield return new SafeTensors.Entry("square_mean." + e.Name, e.Shape.ToArray(), square.AsSpan((int)e.Offset, (int)e.Length).ToArray());
         if (swag.Rank == 0) yield break;
+        foreach (var entry in RingEntries(layout, "deviations.", swag.Rank, swag.Slot, swag.Backend)) yield return entry;
+    }
+
+    /// <summary>
+    /// A ring of <paramref name="slots"/> device buffers laid out as the parameter arena (SWAG's
+    /// deviations, LAWA's snapshots) as one tensor per parameter, [slots, shape...], read one slot
+    /// of one parameter at a time: a ring can pass 2 GiB and is never on the host twice.
+    /// </summary>
+    private static IEnumerable<SafeTensors.Entry> RingEntries(ArenaLayout layout, string prefix, int slots, Func<int, Tensor> slot, Backend backend)
+    {
         foreach (var e in layout.Entries)
         {
-            var rows = new float[swag.Rank * e.Length];
-            for (int k = 0; k < swag.Rank; k++)
-                swag.Backend.Download<float>(swag.Slot(k).Slice(e.Offset, (int)e.Length), rows.AsSpan((int)(k * e.Length), (int)e.Length));
-            yield return new SafeTensors.Entry("deviations." + e.Name, [swag.Rank, .. e.Shape.ToArray()], rows);
+            var rows = new float[slots * e.Length];
+            for (int k = 0; k < slots; k++)
+                backend.Download<float>(slot(k).Slice(e.Offset, (int)e.Length), rows.AsSpan((int)(k * e.Length), (int)e.Length));
+            yield return new SafeTensors.Entry(prefix + e.Name, [slots, .. e.Shape.ToArray()], rows);
+        }
+    }
+
+    /// <summary>The inverse of <see cref="RingEntries"/>: every parameter's [slots, shape...] tensor straight into the device ring, slot by slot.</summary>
+    private static void RestoreRing(SafeTensors.Contents contents, ArenaLayout layout, string prefix, int slots, Func<int, Tensor> slot, Backend backend, string path)
+    {
+        foreach (var e in layout.Entries)
+        {
+            if (!contents.Tensors.TryGetValue(prefix + e.Name, out var rows) || rows.Data.Length != slots * e.Length)
+                throw new DataFormatException($"'{path}' lacks {prefix}{e.Name} with shape [{slots}, {string.Join(", ", e.Shape.ToArray())}].");
+            for (int k = 0; k < slots; k++)
+                backend.Upload<float>(rows.Data.AsSpan((int)(k * e.Length), (int)e.Length), slot(k).Slice(e.Offset, (int)e.Length));
         }
     }
 
@@ -303,13 +345,8 @@ public static class Checkpoint
             if (!contents.Tensors.TryGetValue("square_mean." + e.Name, out var sq) || sq.Data.Length != e.Length)
                 throw new DataFormatException($"'{path}' lacks square_mean.{e.Name} with shape {e.Shape}.");
             sq.Data.CopyTo(square.AsSpan((int)e.Offset));
-            if (swag.Rank == 0) continue;
-            if (!contents.Tensors.TryGetValue("deviations." + e.Name, out var dev) || dev.Data.Length != swag.Rank * e.Length)
-                throw new DataFormatException($"'{path}' lacks deviations.{e.Name} with shape [{swag.Rank}, {string.Join(", ", e.Shape.ToArray())}].");
-            // Straight into the device's ring, slot by slot: the ring is never on the host twice.
-            for (int k = 0; k < swag.Rank; k++)
-                swag.Backend.Upload<float>(dev.Data.AsSpan((int)(k * e.Length), (int)e.Length), swag.Slot(k).Slice(e.Offset, (int)e.Length));
         }
+        if (swag.Rank > 0) RestoreRing(contents, layout, "deviations.", swag.Rank, swag.Slot, swag.Backend, path);
         swag.RestoreMoments(square, count);
     }
 }

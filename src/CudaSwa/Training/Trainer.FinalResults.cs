@@ -52,7 +52,7 @@ public sealed partial class Trainer
     public List<ResultRow> FinalResults()
     {
         var rows = new List<ResultRow>();
-        string meanName = _o.Average == AveragingKind.Ema ? "EMA" : "SWA";
+        string meanName = _o.Average switch { AveragingKind.Ema => "EMA", AveragingKind.Lawa => "LAWA", _ => "SWA" };
         var last = _state.History.LastOrDefault();
         // The last epoch's evaluation, when this process ran it, already holds everything (bins included).
         var evaluated = last is not null && _lastCalibration?.Epoch == last.Epoch && last.Epoch == _state.NextEpoch ? _lastCalibration : null;
@@ -82,7 +82,7 @@ public sealed partial class Trainer
                 }
                 else swa = EvaluateAverageCalibrated(_o.Epochs, Distributed.Collective.Single);
                 rows.Add(new ResultRow(meanName, swa.Loss, swa.Accuracy,
-                    $"average of {_averager.Count} {(_averager.Count == 1 ? "model" : "models")}" +
+                    (_averager.Lawa is { } lawa && lawa.Held < lawa.Count ? $"average of the last {lawa.Held} of {lawa.Count} models" : $"average of {_averager.Count} {(_averager.Count == 1 ? "model" : "models")}") +
                     (_o.BnUpdate == BatchNormRecomputeMode.None ? ", BN not recomputed" : $", BN recomputed ({_o.BnUpdate})")) { Calibration = swa.Calibration });
             }
             else rows.Add(new ResultRow(meanName, null, null, "no model averaged yet"));

@@ -91,6 +91,9 @@ public sealed record TrainingOptions
     /// <summary>SWAG: deviation columns kept (K; 0 keeps the diagonal only).</summary>
     public int SwagRank { get; init; } = SwagMoments.DefaultRank;
 
+    /// <summary>LAWA: the last K averaged models make the average (<see cref="AveragingOptions.LawaK"/>).</summary>
+    public int LawaK { get; init; } = AveragingOptions.DefaultLawaK;
+
     /// <summary>SWAG: weight samples in the Bayesian model average of the final evaluation.</summary>
     public int SwagSamples { get; init; } = 30;
 
@@ -190,6 +193,9 @@ public sealed record TrainingOptions
         if (AverageEverySteps < 0) Fail(nameof(AverageEverySteps), $"AverageEverySteps must be >= 0; got {AverageEverySteps}.");
         if (Average == AveragingKind.Ema && !(EmaDecay > 0 && EmaDecay < 1)) Fail(nameof(EmaDecay), $"EmaDecay must be in (0, 1); got {EmaDecay}.");
         if (EmaWarmup && Average != AveragingKind.Ema) Fail(nameof(EmaWarmup), $"EmaWarmup ramps up the decay of EMA averaging; this run averages with {Average.ToString().ToUpperInvariant()}, which has no decay.");
+        if (LawaK < 1 || LawaK > LatestWeights.MaxK) Fail(nameof(LawaK), $"LawaK must be in 1..{LatestWeights.MaxK}; got {LawaK}.");
+        if (Average == AveragingKind.Lawa && BnUpdate == BatchNormRecomputeMode.None && !SgdOnly)
+            Fail(nameof(BnUpdate), "LAWA averages only the last LawaK models, so BN statistics averaged over every update would not be theirs: BnUpdate None is not available with LAWA.");
         if (SwagRank < 0 || SwagRank > 1024) Fail(nameof(SwagRank), $"SwagRank must be in 0..1024; got {SwagRank}.");
         if (SwagSamples < 1 || SwagSamples > 10000) Fail(nameof(SwagSamples), $"SwagSamples must be in 1..10000; got {SwagSamples}.");
         if (!(SwagScale > 0) || double.IsInfinity(SwagScale)) Fail(nameof(SwagScale), $"SwagScale must be a finite number > 0; got {SwagScale}.");

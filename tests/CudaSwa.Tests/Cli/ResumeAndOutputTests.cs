@@ -51,6 +51,30 @@ public class ResumeAndOutputTests
         Assert.That(metricsC, Is.EqualTo(metricsA), "losses and accuracies per epoch");
     }
 
+    /// <summary>
+    /// LAWA keeps its last K snapshots in the checkpoint: with K = 2 and averaging after every
+    /// epoch, a stop inside epoch 3 must bring back epoch 2's snapshot, which the final average needs.
+    /// </summary>
+    [Test]
+    public void LawaResumesBitForBitWithItsRing()
+    {
+        string[] lawa = [.. Tiny.Select(a => a == "--swa-start" ? "--lawa-k" : a), "--average", "lawa", "--swa-start", "1"]; // --lawa-k 2 where Tiny has --swa-start 2
+        string straight = Path.Combine(_root, "lawa-straight"), broken = Path.Combine(_root, "lawa-broken");
+        var a = CliRunner.Run([.. lawa, "--out", straight]);
+        Assert.That(a.ExitCode, Is.EqualTo(0), a.All);
+        Assert.That(a.Output, Does.Contain("LAWA").And.Contain("average of the last 2 of 3 models"));
+        var b = CliRunner.Run([.. lawa, "--out", broken, "--halt-after-batches", "12"]);
+        Assert.That(b.ExitCode, Is.EqualTo(130), b.All);
+        var state = JsonDocument.Parse(File.ReadAllText(Path.Combine(broken, "state.json"))).RootElement;
+        Assert.That(state.GetProperty("next_epoch").GetInt32(), Is.EqualTo(2), "stopped inside epoch 3");
+        var ring = SafeTensors.Read(Path.Combine(broken, state.GetProperty("checkpoint_folder").GetString()!, "lawa.safetensors"));
+        Assert.That(ring.Metadata["count"], Is.EqualTo("2"));
+        var c = CliRunner.Run("train", "--resume", broken);
+        Assert.That(c.ExitCode, Is.EqualTo(0), c.All);
+        foreach (var file in new[] { "model.safetensors", "swa.safetensors" })
+            Assert.That(File.ReadAllBytes(Path.Combine(broken, file)), Is.EqualTo(File.ReadAllBytes(Path.Combine(straight, file))), $"{file} must be bit-identical");
+    }
+
     /// <summary>Drops the timing columns (train/bn/epoch seconds, images/s), which legitimately differ.</summary>
     private static string StripTimes(string line) => string.Join(",", line.Split(',').Take(12));
 

@@ -89,6 +89,7 @@ public class TrainVariantsTests
     [TestCase("--schedule", "cosine")]
     [TestCase("--average", "ema", "--ema-decay", "0.9")]
     [TestCase("--average", "ema", "--ema-warmup")]
+    [TestCase("--average", "lawa", "--lawa-k", "1")]
     [TestCase("--bn-update", "sample-weighted", "--padding", "reflect")]
     [TestCase("--bn-update", "None", "--no-ensemble")]
     [TestCase("--average-every-steps", "2", "--nesterov")]
@@ -110,7 +111,7 @@ public class TrainVariantsTests
         }
         if (!sgdOnly)
         {
-            string method = extra.Contains("ema") ? "EMA" : "SWA";
+            string method = extra.Contains("ema") ? "EMA" : extra.Contains("lawa") ? "LAWA" : "SWA";
             Assert.That(rows[1].GetProperty("method").GetString(), Is.EqualTo(method));
             Assert.That(File.Exists(Path.Combine(outDir, "swa.safetensors")), Is.True);
         }
