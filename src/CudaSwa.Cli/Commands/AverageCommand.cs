@@ -16,7 +16,7 @@ namespace CudaSwa.Cli.Commands;
 /// <summary>
 /// `cudaswa average`: post-hoc SWA of saved weights (<see cref="PostHocAverage"/>): the average, its
 /// BN statistics recomputed over the training data, its test numbers, written as safetensors that
-/// name their sources and record the recompute (so `cudaswa eval --recompute-bn` repeats it).
+/// name their sources and record the recompute (so `cudaswa eval --bn-recompute` repeats it).
 /// </summary>
 public static class AverageCommand
 {
@@ -30,11 +30,11 @@ public static class AverageCommand
     public static Command Create(CliEnvironment env)
     {
         var cmd = new Command("average", "Average saved weights after the fact (post-hoc SWA), recompute their BN statistics, evaluate and write them.");
-        var shared = new Setting[] { SettingsTable.Model, SettingsTable.Dataset, SettingsTable.Data, SettingsTable.Batch, SettingsTable.BnUpdate, SettingsTable.Padding,
+        var shared = new Setting[] { SettingsTable.Model, SettingsTable.Dataset, SettingsTable.Data, SettingsTable.Batch, SettingsTable.BnRecompute, SettingsTable.Padding,
             SettingsTable.Seed, SettingsTable.Device, SettingsTable.SyntheticTrain, SettingsTable.SyntheticTest, SettingsTable.TrainSubset, SettingsTable.TestSubset };
         cmd.Options.Add(Weights);
         cmd.Options.Add(Out);
-        foreach (var s in shared) cmd.Options.Add(s.Option);
+        foreach (var o in shared.SelectMany(s => s.Options)) cmd.Options.Add(o);
         cmd.SetAction(p => Execute(p, shared, env));
         return cmd;
     }
@@ -48,13 +48,13 @@ public static class AverageCommand
             if (!File.Exists(f)) throw new OptionException($"--weights: '{f}' does not exist{(Directory.Exists(f) ? " as a file (it is a folder)" : "")}.");
         // The model: --model, else what the first file's metadata names.
         var first = SafeTensors.Read(files[0]);
-        string? model = p.GetValue(SettingsTable.Model.Typed) ?? first.Metadata.GetValueOrDefault("model");
+        string? model = SettingsTable.Model.Get(p) ?? first.Metadata.GetValueOrDefault("model");
         if (model is null) throw new OptionException($"--model: '{files[0]}' does not name its model in its metadata; give --model.");
         var settings = SettingsTable.Apply(p, new RunSettings { Training = new TrainingOptions { Model = model, SgdOnly = true, SwaStart = null, SwaLr = null } }, shared);
         settings.Validate();
         var options = settings.Training;
-        bool recompute = options.BnUpdate != BatchNormRecomputeMode.None;
-        var pass = new BatchNormRecomputePass(recompute ? options.BnUpdate : BatchNormRecomputeMode.Exact, options.BatchSize, options.Padding, options.Seed, EpochKey: 0);
+        bool recompute = options.BnRecompute is not null;
+        var pass = options.BnRecomputePass(epochKey: 0);
 
         var (train, test) = DataSources.Load(settings, forTraining: false);
         if (train.NumClasses != settings.NumClasses)

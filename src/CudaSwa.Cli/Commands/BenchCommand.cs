@@ -41,7 +41,7 @@ public static class BenchCommand
             string? json = p.GetValue(Json);
             string only = p.GetValue(Only)!;
             if (only is not ("all" or "swa")) throw new OptionException($"--only: '{only}' is not valid; expected all or swa.");
-            using var backend = DeviceChoice.Open((p.GetValue(Options.SettingsTable.Device.Typed) ?? "auto").Trim().ToLowerInvariant(), p.GetValue(Options.SettingsTable.Tf32.Typed), out string deviceDescription);
+            using var backend = DeviceChoice.Open((Options.SettingsTable.Device.Get(p) ?? "auto").Trim().ToLowerInvariant(), Options.SettingsTable.Tf32.Get(p), out string deviceDescription);
             int steps = p.GetValue(Steps) ?? (backend is Cuda.CudaBackend ? 50 : 5);
             if (steps < 1) throw new OptionException($"--steps: must be >= 1; got {steps}.");
             env.Console.WriteLine($"cudaswa bench: {deviceDescription}");

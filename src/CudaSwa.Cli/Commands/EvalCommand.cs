@@ -18,14 +18,15 @@ public static class EvalCommand
 {
     private static readonly Option<string> Weights = new("--weights") { Description = "A model.safetensors / swa.safetensors written by cudaswa train (or a PyTorch state_dict saved as safetensors).", Required = true };
     private static readonly Option<string> Model = new("--model") { Description = "The model the weights belong to.", Required = true };
-    private static readonly Option<bool> RecomputeBn = new("--recompute-bn") { Description = "Recompute BN statistics on the training set first: as the run did when the weights record its recompute (a run's swa.safetensors: the same mode, batches and order, so the run's SWA row is reproduced), else exact population statistics." };
+    private static readonly Option<bool> BnRecompute = new("--bn-recompute") { Description = "Recompute BN statistics on the training set first: as the run did when the weights record its recompute (a run's swa.safetensors: the same mode, batches and order, so the run's SWA row is reproduced), else exact population statistics." };
+    private static readonly Option<bool> RecomputeBnOld = new("--recompute-bn") { Description = "The earlier spelling of --bn-recompute.", Hidden = true };
     private static readonly Option<int> Batch = new("--batch") { Description = "Batch size.", DefaultValueFactory = _ => 256 };
     private static readonly Option<bool> AllowNonFinite = new("--allow-nonfinite") { Description = "Evaluate weights that hold NaN or Inf anyway (refused by default)." };
 
     public static Command Create(CliEnvironment env)
     {
         var cmd = new Command("eval", "Evaluate a weights file on the test set.");
-        foreach (var o in new Option[] { Weights, Model, SettingsTable.Dataset.Option, SettingsTable.Data.Option, RecomputeBn, SettingsTable.Device.Option, Batch, SettingsTable.TestSubset.Option, AllowNonFinite }) cmd.Options.Add(o);
+        foreach (var o in new Option[] { Weights, Model, SettingsTable.Dataset.Option, SettingsTable.Data.Option, BnRecompute, RecomputeBnOld, SettingsTable.Device.Option, Batch, SettingsTable.TestSubset.Option, AllowNonFinite }) cmd.Options.Add(o);
         cmd.SetAction(p =>
         {
             string path = p.GetValue(Weights)!;
@@ -46,7 +47,7 @@ public static class EvalCommand
                         throw new DataFormatException($"--weights: '{path}': tensor '{t.Name}' holds {t.Data[bad]} at element {bad}: these weights come from a diverged run " +
                             "and cannot be evaluated meaningfully (pass --allow-nonfinite to evaluate them anyway).");
                 }
-            bool recompute = p.GetValue(RecomputeBn);
+            bool recompute = p.GetValue(BnRecompute) || p.GetValue(RecomputeBnOld);
             // Weights whose BN statistics a run recomputed say exactly how: repeat that pass, so the
             // result is the run's own. Other weights get the default pass over the training data.
             var recorded = BatchNormRecomputePass.ReadFrom(contents.Metadata, path);
@@ -55,7 +56,7 @@ public static class EvalCommand
             if (recompute && train.Count % pass.BatchSize == 1)
                 throw new OptionException(recorded is null
                     ? $"--batch {pass.BatchSize} leaves a last batch of 1 of the {train.Count} training images, which a BN recompute cannot use; choose another --batch."
-                    : $"--recompute-bn: the run's recompute used batches of {pass.BatchSize}, which leave a last batch of 1 of these {train.Count} training images; is --data the run's training data?");
+                    : $"--bn-recompute: the run's recompute used batches of {pass.BatchSize}, which leave a last batch of 1 of these {train.Count} training images; is --data the run's training data?");
             using var backend = DeviceChoice.Open(settings.Device, false, out string deviceDescription);
             using var net = ModelZoo.Create(options.Model, settings.NumClasses, backend, options.BatchSize);
             ModelWeights.Load(contents, net.Parameters, net.Buffers, path, requireBuffers: !recompute);

@@ -256,7 +256,7 @@ public static class ExperimentCommand
         string presetName = p.GetValue(Preset)!.Trim().ToLowerInvariant();
         var preset = Presets.Find(presetName);
         var kind = SettingsTable.Dataset.Get(p, DatasetKind.Cifar10);
-        string? data = p.GetValue(SettingsTable.Data.Typed);
+        string? data = SettingsTable.Data.Get(p);
         if (preset.NeedsRealData && data is null)
             throw new OptionException($"--preset {preset.Name} reproduces the paper on CIFAR: it needs --data DIR. {DataSources.CifarHint}");
         int seeds = p.GetValue(Seeds);
@@ -274,10 +274,10 @@ public static class ExperimentCommand
         var settings = sgdSettings with
         {
             DataDir = data,
-            Device = (p.GetValue(SettingsTable.Device.Typed) ?? "auto").Trim().ToLowerInvariant(),
-            TrainSubset = p.GetValue(SettingsTable.TrainSubset.Typed),
-            SyntheticTrain = p.GetValue(SettingsTable.SyntheticTrain.Typed) ?? (quick ? QuickTrain : sgdSettings.SyntheticTrain),
-            SyntheticTest = p.GetValue(SettingsTable.SyntheticTest.Typed) ?? (quick ? QuickTest : sgdSettings.SyntheticTest),
+            Device = (SettingsTable.Device.Get(p) ?? "auto").Trim().ToLowerInvariant(),
+            TrainSubset = SettingsTable.TrainSubset.Get(p),
+            SyntheticTrain = SettingsTable.SyntheticTrain.Get(p) ?? (quick ? QuickTrain : sgdSettings.SyntheticTrain),
+            SyntheticTest = SettingsTable.SyntheticTest.Get(p) ?? (quick ? QuickTest : sgdSettings.SyntheticTest),
         };
         // The budget epochs are evaluated by EvaluateAt; elsewhere every epoch (quick) or every 5th (paper), as `train` does.
         sgd = sgd with { Epochs = budget, Ensemble = false };

@@ -74,7 +74,7 @@ public static class LandscapeCommand
         try { options.Validate(); }
         catch (ArgumentException e) { throw new OptionException(e.Message); }
 
-        using var backend = DeviceChoice.Open((p.GetValue(Options.SettingsTable.Device.Typed) ?? "auto").Trim().ToLowerInvariant(), false, out string deviceDescription);
+        using var backend = DeviceChoice.Open((Options.SettingsTable.Device.Get(p) ?? "auto").Trim().ToLowerInvariant(), false, out string deviceDescription);
         using var net = ModelZoo.Create(run.Model, settings.NumClasses, backend, run.BatchSize);
         float[] swa = LoadParameters(net, swaPath), sgd = LoadParameters(net, sgdPath);
 

@@ -20,19 +20,19 @@ internal static class TrainOptions
     internal static readonly Option<int?> HaltAfterBatches = new("--halt-after-batches") { Description = "Testing aid: behave as if Ctrl-C came after N batches.", Hidden = true };
 
     /// <summary>Every option of `cudaswa train`, in the order --help lists them.</summary>
-    internal static Option[] All => [Preset, .. SettingsTable.All.Select(s => s.Option), Out, Resume, Profile, HaltAfterBatches];
+    internal static Option[] All => [Preset, .. SettingsTable.All.SelectMany(s => s.Options), Out, Resume, Profile, HaltAfterBatches];
 
     /// <summary>Preset defaults, then every option the user gave.</summary>
     internal static RunSettings BuildOptions(ParseResult p)
     {
-        bool sgdOnly = p.GetValue(SettingsTable.SgdOnly.Typed) || p.GetValue(SettingsTable.SwapPhase2.Typed) is not null;
+        bool sgdOnly = SettingsTable.SgdOnly.Get(p) || SettingsTable.SwapPhase2.Get(p) is not null;
         var dataset = SettingsTable.Dataset.Get(p, DatasetKind.Cifar10);
         var preset = Presets.Find(p.GetValue(Preset) ?? "quick");
         var o = preset.Create(dataset, sgdOnly);
-        if (preset.NeedsRealData && p.GetValue(SettingsTable.Data.Typed) is null)
+        if (preset.NeedsRealData && SettingsTable.Data.Get(p) is null)
             throw new OptionException($"--preset {preset.Name} reproduces a paper experiment and needs real data: pass --data DIR. {DataSources.CifarHint}");
         o = SettingsTable.ApplyGiven(o, p);
-        if (o.Training.SgdOnly && p.GetValue(SettingsTable.SwaStart.Typed) is null) o = o with { Training = o.Training with { SwaStart = null } };
+        if (o.Training.SgdOnly && SettingsTable.SwaStart.Get(p) is null) o = o with { Training = o.Training with { SwaStart = null } };
         o.Validate();
         return o;
     }

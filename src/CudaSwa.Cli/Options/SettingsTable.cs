@@ -89,11 +89,11 @@ internal static class SettingsTable
         s => Train(s, o => o with { EmaWarmup = true }));
     public static readonly ValueSetting<int> AverageEverySteps = new("--average-every-steps", nameof(TrainingOptions.AverageEverySteps), "Average every k steps instead of per epoch/cycle.",
         (s, v) => Train(s, o => o with { AverageEverySteps = v }), valueName: "K");
-    public static readonly ChoiceSetting<BatchNormRecomputeMode> BnUpdate = new("--bn-update", nameof(TrainingOptions.BnUpdate),
-        "BN recompute for the averaged model: exact (population statistics, default), sample-weighted (SWA reference code), equal-batches (PyTorch update_bn), none.",
-        [("exact", BatchNormRecomputeMode.Exact), ("sample-weighted", BatchNormRecomputeMode.SampleWeighted), ("equal-batches", BatchNormRecomputeMode.EqualBatches),
-         ("none", BatchNormRecomputeMode.None)],
-        (s, v) => Train(s, o => o with { BnUpdate = v }));
+    public static readonly ChoiceSetting<BatchNormRecomputeMode?> BnRecompute = new("--bn-recompute", nameof(TrainingOptions.BnRecompute),
+        "How the averaged model's BN statistics are recomputed over the training data: exact (population statistics, default), sample-weighted (SWA reference code), " +
+        "equal-batches (PyTorch update_bn); or none: keep statistics averaged along with the weights.",
+        [("exact", BatchNormRecomputeMode.Exact), ("sample-weighted", BatchNormRecomputeMode.SampleWeighted), ("equal-batches", BatchNormRecomputeMode.EqualBatches), ("none", null)],
+        (s, v) => Train(s, o => o with { BnRecompute = v }), oldFlags: "--bn-update");
     public static readonly SwitchSetting NoEnsemble = new("--no-ensemble", nameof(TrainingOptions.Ensemble), "Skip the prediction-ensemble baseline.",
         s => Train(s, o => o with { Ensemble = false }));
 
@@ -121,7 +121,7 @@ internal static class SettingsTable
     public static readonly IReadOnlyList<Setting> All =
     [
         SgdOnly, Model, Dataset, Data, Epochs, Batch, Lr, Momentum, Wd, Nesterov, Schedule, SwaStart, SwaLr, SwaLrMin, Cycle, AnnealEpochs, Anneal,
-        Average, SwagRank, SwagSamples, SwagScale, LawaK, EmaDecay, EmaWarmup, AverageEverySteps, BnUpdate, EvalEvery, EvalAt, Device, Tf32, Seed, Padding,
+        Average, SwagRank, SwagSamples, SwagScale, LawaK, EmaDecay, EmaWarmup, AverageEverySteps, BnRecompute, EvalEvery, EvalAt, Device, Tf32, Seed, Padding,
         TrainSubset, TestSubset, SyntheticTrain, SyntheticTest, NoEnsemble, SaveEpochWeights, SwapPhase2, SyncBn,
     ];
 

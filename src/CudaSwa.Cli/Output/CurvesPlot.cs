@@ -24,7 +24,7 @@ public static class CurvesPlot
             return s;
         }
         Series(r => r.TestAccuracy, "SGD");
-        Series(r => r.SwaTestAccuracy, options.Average.ToString().ToUpperInvariant() + (options.BnUpdate == Averaging.BatchNormRecomputeMode.None ? " (BN statistics averaged)" : " (BN recomputed)"));
+        Series(r => r.SwaTestAccuracy, options.Average.ToString().ToUpperInvariant() + (options.BnRecompute is null ? " (BN statistics averaged)" : " (BN recomputed)"));
         if (Series(r => r.EnsembleTestAccuracy, "prediction ensemble") is { } ensemble)
         {
             ensemble.LinePattern = ScottPlot.LinePattern.Dashed;

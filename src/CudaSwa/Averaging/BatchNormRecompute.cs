@@ -20,11 +20,6 @@ public enum BatchNormRecomputeMode
     SampleWeighted,
     /// <summary>PyTorch's update_bn (momentum None): every batch weighs the same (factor 1/(k+1)).</summary>
     EqualBatches,
-    /// <summary>
-    /// No recompute: the averaged model keeps BN statistics averaged along with its weights (as a
-    /// trainer option; <see cref="BatchNormRecompute.Run"/> itself refuses it).
-    /// </summary>
-    None,
 }
 
 /// <summary>
@@ -61,8 +56,7 @@ public static class BatchNormRecompute
         ArgumentNullException.ThrowIfNull(loader);
         if (loader.BatchSize > network.MaxBatch)
             throw new ArgumentException($"Loader batches of {loader.BatchSize} exceed the network's batch size {network.MaxBatch}.");
-        if (mode == BatchNormRecomputeMode.None)
-            throw new ArgumentException("BatchNormRecomputeMode.None means no recompute; there is nothing to run.", nameof(mode));
+        if (!Enum.IsDefined(mode)) throw new ArgumentOutOfRangeException(nameof(mode), $"{mode} is not a BN recompute mode.");
         if (network.BatchNormLayers.Count == 0) return;
         var backend = network.Backend;
         network.ResetBuffers();
@@ -97,7 +91,7 @@ public static class BatchNormRecompute
                 if (b < 2)
                     throw new InvalidOperationException($"BN recompute met a batch of {b} sample; batch statistics need at least 2. Use a data source whose size is not 1 more than a multiple of the batch size.");
                 double factor = mode == BatchNormRecomputeMode.EqualBatches ? 1.0 / (i + 1) : (double)b / (seen + b);
-                network.Forward(b, RunMode.RecomputeBatchNorm, network.LastBatchNormLayer, factor);
+                network.Forward(b, RunMode.BatchNormRecompute, network.LastBatchNormLayer, factor);
                 if (mode == BatchNormRecomputeMode.Exact)
                 {
                     for (int k = 0; k < bns.Count; k++)
@@ -111,8 +105,8 @@ public static class BatchNormRecompute
                 onBatch?.Invoke(i + 1, batches);
             }
 
-            if (shared) seen = MergeAcrossRanks(backend, network, accMean, accM2, seen, collective);
-            if (mode == BatchNormRecomputeMode.Exact)
+            if (shared) MergeAcrossRanks(backend, network, accMean, accM2, seen, collective);
+            else if (mode == BatchNormRecomputeMode.Exact)
             {
                 // var = M2 / (count - 1), written as 0 + (M2 - 0) * 1/(count - 1) with the fused update:
                 // one call per distinct count (per feature-map size), over all its layers at once.
@@ -138,45 +132,52 @@ public static class BatchNormRecompute
     }
 
     /// <summary>
-    /// Merges every rank's per-channel (n, mean, M2) into the population's, in float64: one
-    /// all-reduce of [n·mean, M2 + n·mean²] per channel plus the sample counts; then
-    /// mean = Σ n·mean / N and M2 = Σ (M2 + n·mean²) − N·mean². Returns N (samples over all ranks).
+    /// Merges every rank's per-channel (count, mean, M2) into the population's with the merge
+    /// synchronised BN uses: each rank writes its row of (count, C means, C M2s) per layer into a
+    /// zeroed table, one all-reduce gathers the rows (exact: the other rows are zero), and
+    /// <see cref="Backend.BatchNormMergeShards"/> merges them with Chan's formula in rank order, on
+    /// the device, writing the population mean and unbiased variance (factor 1) as the running
+    /// statistics. Counts are samples × pixels, exact in float32 (a sample count times a power of two).
     /// </summary>
-    private static long MergeAcrossRanks(Backend backend, Network network, Tensor[] accMean, Tensor[] accM2, long seen, Distributed.Collective collective)
+    private static void MergeAcrossRanks(Backend backend, Network network, Tensor[] accMean, Tensor[] accM2, long seen, Distributed.Collective collective)
     {
         var bns = network.BatchNormLayers;
-        var sums = new List<double> { seen };
-        var hostMean = new float[bns.Count][];
-        var hostM2 = new float[bns.Count][];
-        for (int k = 0; k < bns.Count; k++)
+        int ranks = collective.Size;
+        long length = bns.Sum(b => (long)ranks * (1 + 2L * b.Channels));
+        int widest = bns.Max(b => b.Channels);
+        var table = backend.AllocateTensor(new TensorShape(checked((int)length)));
+        var scratch = backend.AllocateTensor(new TensorShape(3 * widest));
+        try
         {
-            double n = (double)seen * bns[k].Inputs[0].Height * bns[k].Inputs[0].Width;
-            hostMean[k] = seen > 0 ? backend.ToArray(accMean[k]) : new float[bns[k].Channels];
-            hostM2[k] = seen > 0 ? backend.ToArray(accM2[k]) : new float[bns[k].Channels];
-            for (int c = 0; c < bns[k].Channels; c++)
+            backend.Fill(table, 0f);
+            long at = 0;
+            var rows = new Tensor[bns.Count];
+            for (int k = 0; k < bns.Count; k++)
             {
-                double m = hostMean[k][c];
-                sums.Add(n * m);
-                sums.Add(hostM2[k][c] + n * m * m);
+                int c = bns[k].Channels, row = 1 + 2 * c;
+                rows[k] = table.Slice(at, ranks * row);
+                var mine = rows[k].Slice((long)collective.Rank * row, row);
+                backend.Fill(mine.Slice(0, 1), (float)(seen * bns[k].Inputs[0].Height * bns[k].Inputs[0].Width));
+                if (seen > 0)
+                {
+                    backend.Copy(accMean[k], mine.Slice(1, c));
+                    backend.Copy(accM2[k], mine.Slice(1 + c, c));
+                }
+                at += (long)ranks * row;
+            }
+            collective.AllReduceSum(backend, table, 1f);
+            for (int k = 0; k < bns.Count; k++)
+            {
+                int c = bns[k].Channels;
+                backend.BatchNormMergeShards(rows[k], ranks, factor: 1.0, BatchNorm2d.Epsilon,
+                    network.Buffers[bns[k].RunningMeanIndex], network.Buffers[bns[k].RunningVarIndex],
+                    scratch.Slice(0, c), scratch.Slice(widest, c), scratch.Slice(2L * widest, c));
             }
         }
-        var all = sums.ToArray();
-        collective.AllReduceSumDouble(all);
-        long total = (long)all[0];
-        int at = 1;
-        for (int k = 0; k < bns.Count; k++)
+        finally
         {
-            double n = (double)total * bns[k].Inputs[0].Height * bns[k].Inputs[0].Width;
-            for (int c = 0; c < bns[k].Channels; c++)
-            {
-                double mean = all[at++] / n;
-                double m2 = all[at++] - n * mean * mean;
-                hostMean[k][c] = (float)mean;
-                hostM2[k][c] = (float)Math.Max(m2, 0);
-            }
-            backend.Upload<float>(hostMean[k], accMean[k]);
-            backend.Upload<float>(hostM2[k], accM2[k]);
+            table.Buffer.Dispose();
+            scratch.Buffer.Dispose();
         }
-        return total;
     }
 }

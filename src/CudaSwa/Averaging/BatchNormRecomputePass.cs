@@ -12,7 +12,7 @@ namespace CudaSwa.Averaging;
 /// all use it — and what swa.safetensors records (<see cref="WriteTo"/>), so a recompute of saved
 /// weights can repeat the run's own bit for bit.
 /// </summary>
-/// <param name="Mode">How the statistics are accumulated (never <see cref="BatchNormRecomputeMode.None"/>).</param>
+/// <param name="Mode">How the statistics are accumulated.</param>
 /// <param name="BatchSize">Samples per batch.</param>
 /// <param name="Padding">The augmentation's padding, as in training (BN sees the data as training does).</param>
 /// <param name="Seed">The run's seed; the loader uses it salted with <see cref="BatchNormRecompute.LoaderSeedSalt"/>.</param>
@@ -57,7 +57,7 @@ public sealed record BatchNormRecomputePass(BatchNormRecomputeMode Mode, int Bat
             var (ok, value) = parse(text);
             return ok ? value : throw new DataFormatException($"{file}: metadata '{Prefix + key}' is '{text}', which is not valid.");
         }
-        var mode = Parse("mode", s => (Enum.TryParse<BatchNormRecomputeMode>(s, out var m) && m != BatchNormRecomputeMode.None && Enum.IsDefined(m), m));
+        var mode = Parse("mode", s => (Enum.TryParse<BatchNormRecomputeMode>(s, out var m) && Enum.IsDefined(m), m));
         int batch = Parse("batch", s => (int.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out int b) && b >= 2, b));
         var padding = Parse("padding", s => (Enum.TryParse<PaddingMode>(s, out var p) && Enum.IsDefined(p), p));
         ulong seed = Parse("seed", s => (ulong.TryParse(s, NumberStyles.None, CultureInfo.InvariantCulture, out ulong v), v));

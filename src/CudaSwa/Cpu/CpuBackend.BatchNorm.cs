@@ -42,7 +42,7 @@ public sealed unsafe partial class CpuBackend
         CpuBatchNorm.MergeStatistics(saveMean, saveInvStd, epsilon, batchCount, previousCount, accMean, accM2);
 
     /// <inheritdoc/>
-    protected override void BatchNormMomentsCore(Tensor x, Tensor mean, Tensor m2) => CpuBatchNorm.ShardMoments(x, mean, m2);
+    protected override void BatchNormMomentsCore(Tensor x, Tensor mean, Tensor m2) => CpuBatchNorm.Moments(x, mean, m2);
 
     /// <inheritdoc/>
     protected override void BatchNormBackwardReduceCore(Tensor x, Tensor y, Tensor dy, Tensor saveMean, Tensor saveInvStd,

@@ -59,7 +59,7 @@ internal static unsafe class CpuBatchNorm
         double s1 = 0, s2 = 0;
         for (int i = 0; i < n; i++)
         {
-            var (a, b) = Moments.Sum(xs + ((long)i * c + ch) * hw, hw, new ShiftedMoments(shiftValue));
+            var (a, b) = Simd.Moments.Sum(xs + ((long)i * c + ch) * hw, hw, new ShiftedMoments(shiftValue));
             s1 += a;
             s2 += b;
         }
@@ -67,7 +67,7 @@ internal static unsafe class CpuBatchNorm
     }
 
     /// <summary>Per-channel mean and M2 of one shard (<see cref="Tensors.Backend.BatchNormMoments"/>).</summary>
-    public static void ShardMoments(Tensor x, Tensor mean, Tensor m2)
+    public static void Moments(Tensor x, Tensor mean, Tensor m2)
     {
         var s = x.Shape;
         int n = s.N, c = s.C, hw = s.H * s.W;
@@ -170,8 +170,8 @@ internal static unsafe class CpuBatchNorm
         {
             long off = ((long)i * c + ch) * hw;
             var (a, b) = ys is not null
-                ? Moments.Sum(ys + off, dys + off, xs + off, hw, new MaskedSumAndDot())
-                : Moments.Sum(dys + off, xs + off, hw, new SumAndDot());
+                ? Simd.Moments.Sum(ys + off, dys + off, xs + off, hw, new MaskedSumAndDot())
+                : Simd.Moments.Sum(dys + off, xs + off, hw, new SumAndDot());
             sumDy += a;
             sumDyX += b;
         }

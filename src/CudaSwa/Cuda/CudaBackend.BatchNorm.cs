@@ -62,7 +62,7 @@ public sealed unsafe partial class CudaBackend
     {
         Ctx();
         int c = (int)saveMean.Length;
-        Launch(Kernels.BnMergeStatistics, GridExact(c), new(P(saveMean), P(saveInvStd), P(accMean), P(accM2), c, epsilon, batchCount, previousCount));
+        Launch(Kernels.BatchNormMergeStatistics, GridExact(c), new(P(saveMean), P(saveInvStd), P(accMean), P(accM2), c, epsilon, batchCount, previousCount));
     }
 
     // ---------------------------------------------------------------- the per-shard halves of synchronised BN (batchnorm.cu)
@@ -72,7 +72,7 @@ public sealed unsafe partial class CudaBackend
     {
         Ctx();
         var s = x.Shape;
-        Launch(Kernels.BnMoments, (uint)s.C, new(P(x), P(mean), P(m2), s.N, s.C, s.H * s.W));
+        Launch(Kernels.BatchNormMoments, (uint)s.C, new(P(x), P(mean), P(m2), s.N, s.C, s.H * s.W));
     }
 
     /// <inheritdoc/>
@@ -81,7 +81,7 @@ public sealed unsafe partial class CudaBackend
     {
         Ctx();
         var s = x.Shape;
-        Launch(Kernels.BnBackwardReduce, (uint)s.C, new(P(x), y.IsNull ? DevicePtr.Null : P(y), P(dy), P(saveMean), P(saveInvStd),
+        Launch(Kernels.BatchNormBackwardReduce, (uint)s.C, new(P(x), y.IsNull ? DevicePtr.Null : P(y), P(dy), P(saveMean), P(saveInvStd),
             P(sumDy), P(sumDyXhat), P(dGamma), P(dBeta), s.N, s.C, s.H * s.W));
     }
 
@@ -91,7 +91,7 @@ public sealed unsafe partial class CudaBackend
     {
         Ctx();
         var s = x.Shape;
-        Launch(Kernels.BnBackwardElementwise, Grid(x.Length), new(P(x), y.IsNull ? DevicePtr.Null : P(y), P(dy), P(gamma), P(saveMean), P(saveInvStd),
+        Launch(Kernels.BatchNormBackwardElementwise, Grid(x.Length), new(P(x), y.IsNull ? DevicePtr.Null : P(y), P(dy), P(gamma), P(saveMean), P(saveInvStd),
             P(sumDy), P(sumDyXhat), count, P(dx), x.Length, s.C, s.H * s.W, accumulate));
     }
 
@@ -101,6 +101,6 @@ public sealed unsafe partial class CudaBackend
     {
         Ctx();
         int c = (int)runningMean.Length;
-        Launch(Kernels.BnMergeShards, GridExact(c), new(P(shards), ranks, c, factor, epsilon, P(runningMean), P(runningVar), P(saveMean), P(saveInvStd), P(batchVar)));
+        Launch(Kernels.BatchNormMergeShards, GridExact(c), new(P(shards), ranks, c, factor, epsilon, P(runningMean), P(runningVar), P(saveMean), P(saveInvStd), P(batchVar)));
     }
 }

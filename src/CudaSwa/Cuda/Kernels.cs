@@ -46,14 +46,14 @@ internal static class Kernels
     public static readonly KernelSpec<SwagCollectArgs> SwagCollect = new("swag.cu", "swag_collect");
     public static readonly KernelSpec<SwagSampleArgs> SwagSample = new("swag.cu", "swag_sample");
 
-    // ---------------------------------------------------------------- batchnorm.cu (twins: CpuBatchNorm.MergeStatistics, Fold, ShardMoments, BackwardReduce, BackwardElementwise, MergeShards)
+    // ---------------------------------------------------------------- batchnorm.cu (twins: CpuBatchNorm.MergeStatistics, Fold, Moments, BackwardReduce, BackwardElementwise, MergeShards)
 
-    public static readonly KernelSpec<BnMergeStatisticsArgs> BnMergeStatistics = new("batchnorm.cu", "bn_merge_statistics");
+    public static readonly KernelSpec<BatchNormMergeStatisticsArgs> BatchNormMergeStatistics = new("batchnorm.cu", "bn_merge_statistics");
     public static readonly KernelSpec<BatchNormFoldArgs> BatchNormFold = new("batchnorm.cu", "batchnorm_fold");
-    public static readonly KernelSpec<BnMomentsArgs> BnMoments = new("batchnorm.cu", "bn_moments");
-    public static readonly KernelSpec<BnBackwardReduceArgs> BnBackwardReduce = new("batchnorm.cu", "bn_backward_reduce");
-    public static readonly KernelSpec<BnBackwardElementwiseArgs> BnBackwardElementwise = new("batchnorm.cu", "bn_backward_elementwise");
-    public static readonly KernelSpec<BnMergeShardsArgs> BnMergeShards = new("batchnorm.cu", "bn_merge_shards");
+    public static readonly KernelSpec<BatchNormMomentsArgs> BatchNormMoments = new("batchnorm.cu", "bn_moments");
+    public static readonly KernelSpec<BatchNormBackwardReduceArgs> BatchNormBackwardReduce = new("batchnorm.cu", "bn_backward_reduce");
+    public static readonly KernelSpec<BatchNormBackwardElementwiseArgs> BatchNormBackwardElementwise = new("batchnorm.cu", "bn_backward_elementwise");
+    public static readonly KernelSpec<BatchNormMergeShardsArgs> BatchNormMergeShards = new("batchnorm.cu", "bn_merge_shards");
 
     // ---------------------------------------------------------------- augment.cu (twin: Cpu/CpuAugment.cs)
 
@@ -67,7 +67,7 @@ internal static class Kernels
         SoftmaxCrossEntropy, AddRowStats, Softmax,
         AverageUpdate, SgdStep,
         SwagCollect, SwagSample,
-        BnMergeStatistics, BatchNormFold, BnMoments, BnBackwardReduce, BnBackwardElementwise, BnMergeShards,
+        BatchNormMergeStatistics, BatchNormFold, BatchNormMoments, BatchNormBackwardReduce, BatchNormBackwardElementwise, BatchNormMergeShards,
         AugmentBatch,
     ];
 }
@@ -100,21 +100,21 @@ internal readonly record struct SwagSampleArgs(DevicePtr mean, DevicePtr sq_mean
     float diagonal_scale, float low_rank_scale, float variance_floor, uint seed_lo, uint seed_hi, uint sample, DevicePtr @out);
 internal readonly record struct SgdStepArgs(DevicePtr w, DevicePtr g, DevicePtr v, long n, float lr, float momentum, float wd, Flag nesterov);
 
-internal readonly record struct BnMergeStatisticsArgs(DevicePtr batch_mean, DevicePtr batch_inv_std, DevicePtr acc_mean, DevicePtr acc_m2, int channels,
+internal readonly record struct BatchNormMergeStatisticsArgs(DevicePtr batch_mean, DevicePtr batch_inv_std, DevicePtr acc_mean, DevicePtr acc_m2, int channels,
     double eps, double batch_count, double previous_count);
 
 internal readonly record struct BatchNormFoldArgs(DevicePtr weight, DevicePtr bias, DevicePtr gamma, DevicePtr beta, DevicePtr mean, DevicePtr var,
     DevicePtr folded_weight, DevicePtr folded_bias, long n, long per_filter, double eps);
 
-internal readonly record struct BnMomentsArgs(DevicePtr x, DevicePtr mean, DevicePtr m2, int n, int channels, int hw);
+internal readonly record struct BatchNormMomentsArgs(DevicePtr x, DevicePtr mean, DevicePtr m2, int n, int channels, int hw);
 
-internal readonly record struct BnBackwardReduceArgs(DevicePtr x, DevicePtr y, DevicePtr dy, DevicePtr save_mean, DevicePtr save_inv_std,
+internal readonly record struct BatchNormBackwardReduceArgs(DevicePtr x, DevicePtr y, DevicePtr dy, DevicePtr save_mean, DevicePtr save_inv_std,
     DevicePtr sum_dy, DevicePtr sum_dy_xhat, DevicePtr d_gamma, DevicePtr d_beta, int n, int channels, int hw);
 
-internal readonly record struct BnBackwardElementwiseArgs(DevicePtr x, DevicePtr y, DevicePtr dy, DevicePtr gamma, DevicePtr save_mean,
+internal readonly record struct BatchNormBackwardElementwiseArgs(DevicePtr x, DevicePtr y, DevicePtr dy, DevicePtr gamma, DevicePtr save_mean,
     DevicePtr save_inv_std, DevicePtr sum_dy, DevicePtr sum_dy_xhat, double count, DevicePtr dx, long total, int channels, int hw, Flag accumulate);
 
-internal readonly record struct BnMergeShardsArgs(DevicePtr shards, int ranks, int channels, double factor, double eps, DevicePtr running_mean,
+internal readonly record struct BatchNormMergeShardsArgs(DevicePtr shards, int ranks, int channels, double factor, double eps, DevicePtr running_mean,
     DevicePtr running_var, DevicePtr save_mean, DevicePtr save_inv_std, DevicePtr batch_var);
 
 internal readonly record struct AugmentBatchArgs(DevicePtr images, DevicePtr source_labels, DevicePtr indices, DevicePtr x, DevicePtr labels,

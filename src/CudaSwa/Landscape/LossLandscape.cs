@@ -84,9 +84,9 @@ public sealed class LossLandscape : IDisposable
         _trainData = new DeviceDataset(train, backend);
         _subsetData = new DeviceDataset(train.Subset(Math.Min(options.TrainSubset, train.Count), options.Seed ^ 0x5EB5E7UL), backend);
         _testData = new DeviceDataset(test, backend);
-        RecomputeMode = run.BnUpdate == BatchNormRecomputeMode.None ? BatchNormRecomputeMode.Exact : run.BnUpdate;
+        _bnPass = run.BnRecomputePass(epochKey: run.Epochs - 1);
+        RecomputeMode = _bnPass.Mode;
         // The run's own recompute after its last epoch: the same batches, augmentation and order.
-        _bnPass = new BatchNormRecomputePass(RecomputeMode, run.BatchSize, run.Padding, run.Seed, EpochKey: run.Epochs - 1);
         _bnLoader = _bnPass.CreateLoader(_trainData);
         _trainEval = new BatchLoader(_subsetData, run.BatchSize, shuffle: false, augment.ForEvaluation(), run.Seed);
         _test = new BatchLoader(_testData, run.BatchSize, shuffle: false, augment.ForEvaluation(), run.Seed);

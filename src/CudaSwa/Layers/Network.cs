@@ -258,7 +258,7 @@ public sealed class Network : IDisposable
     /// <param name="batch">Samples to run, 1 to <see cref="MaxBatch"/>; training with batch norm needs at least 2.</param>
     /// <param name="mode">Training, evaluation or BN recompute.</param>
     /// <param name="stopAfterLayer">Index of the last layer to run (-1: all). A BN recompute stops after the last BN.</param>
-    /// <param name="batchNormFactor">Running-average factor for <see cref="RunMode.RecomputeBatchNorm"/>.</param>
+    /// <param name="batchNormFactor">Running-average factor for <see cref="RunMode.BatchNormRecompute"/>.</param>
     /// <param name="step">Keys dropout masks in training; pass the same value to <see cref="Backward"/>.</param>
     public void Forward(int batch, RunMode mode, int stopAfterLayer = -1, double batchNormFactor = 0, ulong step = 0)
     {

@@ -23,7 +23,7 @@ public sealed class RunContext
     /// <summary>How this pass runs: training, evaluation or BN recompute.</summary>
     public RunMode Mode { get; internal set; }
 
-    /// <summary>Running-average factor BN uses in <see cref="RunMode.RecomputeBatchNorm"/>.</summary>
+    /// <summary>Running-average factor BN uses in <see cref="RunMode.BatchNormRecompute"/>.</summary>
     public double BatchNormFactor { get; internal set; }
 
     /// <summary>Step counter that keys the dropout masks (same value in forward and backward).</summary>

@@ -8,5 +8,5 @@ public enum RunMode
     /// <summary>Evaluation: BN uses running statistics, dropout off.</summary>
     Eval,
     /// <summary>BN recompute: batch statistics with a caller-given running-average factor, dropout off, no backward.</summary>
-    RecomputeBatchNorm,
+    BatchNormRecompute,
 }

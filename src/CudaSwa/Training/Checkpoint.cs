@@ -115,7 +115,7 @@ public static class Checkpoint
                 var b = averager.Buffers.ToHost();
                 var meta = Metadata(network, state, $"{averager.Options.Kind} average of {averager.Count} models");
                 meta["bn_statistics"] = averager.Options.AverageBatchNormStatistics ? "averaged with the weights" : swaStatistics;
-                // Exactly how they were recomputed, so `cudaswa eval --recompute-bn` can repeat it.
+                // Exactly how they were recomputed, so `cudaswa eval --bn-recompute` can repeat it.
                 if (!averager.Options.AverageBatchNormStatistics) swaRecomputed?.WriteTo(meta);
                 SafeTensors.Write(Path.Combine(temp, SwaFile), ModelWeights.Entries(network.ParameterLayout, p).Concat(ModelWeights.Entries(network.BufferLayout, b)), meta);
             }

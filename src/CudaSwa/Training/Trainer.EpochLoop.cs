@@ -143,7 +143,7 @@ public sealed partial class Trainer
         return record;
     }
 
-    /// <summary>Binds the averaged weights, recomputes their BN statistics (unless --bn-update none keeps the averaged ones) and evaluates them.</summary>
+    /// <summary>Binds the averaged weights, recomputes their BN statistics (unless BnRecompute is null: then they keep the averaged ones) and evaluates them.</summary>
     public (double Loss, double Accuracy) EvaluateAverage(int epochKey)
     {
         var (loss, accuracy, _) = EvaluateAverageCalibrated(epochKey, Distributed.Collective.Single);
@@ -160,10 +160,10 @@ public sealed partial class Trainer
         if (_averager is null || _averager.Count == 0) throw new InvalidOperationException("Nothing has been averaged yet.");
         using (_averager.Bind())
         {
-            if (_o.BnUpdate != BatchNormRecomputeMode.None)
+            if (_o.BnRecompute is not null)
             {
-                BatchNormRecompute.RunAcrossRanks(_net, _bnLoader, epochKey, _o.BnUpdate, (done, all) => _events.Phase?.Invoke(new PhaseProgress("bn-recompute", done, all)), collective);
-                _swaStatistics = $"recomputed ({_o.BnUpdate}) for the average of {_averager.Count} models after epoch {epochKey + 1}";
+                BatchNormRecompute.RunAcrossRanks(_net, _bnLoader, epochKey, _bnPass.Mode, (done, all) => _events.Phase?.Invoke(new PhaseProgress("bn-recompute", done, all)), collective);
+                _swaStatistics = $"recomputed ({_bnPass.Mode}) for the average of {_averager.Count} models after epoch {epochKey + 1}";
                 _swaRecomputed = _bnPass with { EpochKey = epochKey };
             }
             else (_swaStatistics, _swaRecomputed) = ("averaged with the weights (no BN recompute)", null);

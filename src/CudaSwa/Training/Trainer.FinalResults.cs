@@ -32,8 +32,8 @@ public sealed partial class Trainer
             _events.Phase?.Invoke(new PhaseProgress("swag-sample", done, samples));
             using (_averager.BindSwagSample(s, SwagSampleSeed(_o), _o.SwagScale))
             {
-                if (_o.BnUpdate != BatchNormRecomputeMode.None)
-                    BatchNormRecompute.Run(_net, _bnLoader, _o.Epochs + 1 + s, _o.BnUpdate, (_, _) => _events.Phase?.Invoke(new PhaseProgress("swag-sample", done, samples)));
+                if (_o.BnRecompute is not null)
+                    BatchNormRecompute.Run(_net, _bnLoader, _o.Epochs + 1 + s, _bnPass.Mode, (_, _) => _events.Phase?.Invoke(new PhaseProgress("swag-sample", done, samples)));
                 bma.AddSnapshot();
             }
         }
@@ -83,7 +83,7 @@ public sealed partial class Trainer
                 else swa = EvaluateAverageCalibrated(_o.Epochs, Distributed.Collective.Single);
                 rows.Add(new ResultRow(meanName, swa.Loss, swa.Accuracy,
                     (_averager.Lawa is { } lawa && lawa.Held < lawa.Count ? $"average of the last {lawa.Held} of {lawa.Count} models" : $"average of {_averager.Count} {(_averager.Count == 1 ? "model" : "models")}") +
-                    (_o.BnUpdate == BatchNormRecomputeMode.None ? ", BN not recomputed" : $", BN recomputed ({_o.BnUpdate})")) { Calibration = swa.Calibration });
+                    (_o.BnRecompute is null ? ", BN not recomputed" : $", BN recomputed ({_bnPass.Mode})")) { Calibration = swa.Calibration });
             }
             else rows.Add(new ResultRow(meanName, null, null, "no model averaged yet"));
         }
@@ -99,7 +99,7 @@ public sealed partial class Trainer
                 var bma = SwagModelAverage();
                 rows.Add(new ResultRow("SWAG", bma.Nll, bma.Accuracy,
                     $"Bayesian model average of {_o.SwagSamples} samples (rank {swag.Columns} of {swag.Rank}, scale {_o.SwagScale:g3})" +
-                    (_o.BnUpdate == BatchNormRecomputeMode.None ? ", BN averaged" : $", BN recomputed ({_o.BnUpdate}) per sample")) { Calibration = bma });
+                    (_o.BnRecompute is null ? ", BN averaged" : $", BN recomputed ({_bnPass.Mode}) per sample")) { Calibration = bma });
             }
             else rows.Add(new ResultRow("SWAG", null, null, "no model collected yet"));
         }

@@ -86,8 +86,7 @@ public sealed partial class Trainer : IDisposable
         _trainLoader = new BatchLoader(_train, options.BatchSize, shuffle: true, augment, options.Seed);
         _testLoader = new BatchLoader(_test, options.BatchSize, shuffle: false, augment.ForEvaluation(), options.Seed);
         // BN recompute sees the training data as training does (augmented), like the SWA reference code.
-        _bnPass = new BatchNormRecomputePass(options.BnUpdate == BatchNormRecomputeMode.None ? BatchNormRecomputeMode.Exact : options.BnUpdate,
-            options.BatchSize, options.Padding, options.Seed, EpochKey: 0);
+        _bnPass = options.BnRecomputePass(epochKey: 0);
         _bnLoader = _bnPass.CreateLoader(_train);
         _net = builder.Build(backend, options.BatchSize, options.Seed);
         _sgd = new Sgd(_net, (float)options.Momentum, (float)options.WeightDecay, options.Nesterov);
@@ -98,7 +97,7 @@ public sealed partial class Trainer : IDisposable
         {
             // Without a BN recompute the averaged model needs statistics from somewhere: average them too.
             _averager = new WeightAverager(_net, new AveragingOptions { Kind = options.Average, EmaDecay = options.EmaDecay, EmaWarmup = options.EmaWarmup, SwagRank = options.SwagRank, LawaK = options.LawaK,
-                AverageBatchNormStatistics = options.BnUpdate == BatchNormRecomputeMode.None });
+                AverageBatchNormStatistics = options.BnRecompute is null });
             _averaging = options.CreateAveragingSchedule(_trainLoader.BatchCount);
             _snapshots = AveragingSchedule.Epochs(options.SwaStart!.Value, options.Schedule == ScheduleKind.Cyclic ? options.Cycle : 1);
             if (options.Ensemble) _ensemble = new PredictionEnsemble(_net, _testLoader);
@@ -139,7 +138,7 @@ public sealed partial class Trainer : IDisposable
             yield return $"averaging: {_o.Average.ToString().ToUpperInvariant()}{(_o.Average == AveragingKind.Ema ? $" decay {_o.EmaDecay}{(_o.EmaWarmup ? " with warm-up min(decay, (1+n)/(10+n))" : "")}" : "")}" +
                          (_o.Average == AveragingKind.Swag ? $" (rank {_o.SwagRank}, {_o.SwagSamples} samples of scale {_o.SwagScale:g3} in the final Bayesian model average)" : "") +
                          (_o.Average == AveragingKind.Lawa ? $" (the last {_o.LawaK} averaged models)" : "") + $", {_averaging!.Describe()}; " +
-                         (_o.BnUpdate == BatchNormRecomputeMode.None ? "no BN recompute" : $"BN recompute: {_o.BnUpdate}") + (_ensemble is not null ? "; prediction ensemble of the averaged snapshots" : "");
+                         (_o.BnRecompute is null ? "no BN recompute (statistics averaged with the weights)" : $"BN recompute: {_bnPass.Mode}") + (_ensemble is not null ? "; prediction ensemble of the averaged snapshots" : "");
         else if (_o.SwapPhase2 is int swap)
             yield return $"SWAP: epochs 1-{swap} data-parallel with the whole batch of {_o.BatchSize}, epochs {swap + 1}-{_o.Epochs} each rank alone with batch {_o.BatchSize} / ranks " +
                          "and its own data order, then the ranks' weights averaged (one all-reduce) and BN recomputed";

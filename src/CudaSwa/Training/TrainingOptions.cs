@@ -105,11 +105,21 @@ public sealed record TrainingOptions
 
     /// <summary>
     /// How the averaged model gets its BN statistics before it is evaluated: recomputed over the
-    /// training data (<see cref="BatchNormRecomputeMode.Exact"/>, the default, or the other
-    /// modes), or <see cref="BatchNormRecomputeMode.None"/>: averaged along with the weights.
+    /// training data in this mode (<see cref="BatchNormRecomputeMode.Exact"/> by default), or, when
+    /// null, not recomputed: the averaged model keeps BN statistics averaged along with its weights.
     /// </summary>
     [JsonConverter(typeof(JsonStringEnumConverter<BatchNormRecomputeMode>))]
-    public BatchNormRecomputeMode BnUpdate { get; init; } = BatchNormRecomputeMode.Exact;
+    [JsonIgnore(Condition = JsonIgnoreCondition.Never)] // null (no recompute) must be written: absent means the default
+    public BatchNormRecomputeMode? BnRecompute { get; init; } = BatchNormRecomputeMode.Exact;
+
+    /// <summary>
+    /// The BN recompute this run does for a model evaluated after epoch <paramref name="epochKey"/>
+    /// (0-based): its mode (Exact where the averaged model keeps averaged statistics and a model
+    /// still needs recomputed ones, as SWAP's average does), batch size, augmentation padding and
+    /// seed. The one place a run's recompute is made: the trainer and the landscape use it.
+    /// </summary>
+    public BatchNormRecomputePass BnRecomputePass(int epochKey) =>
+        new(BnRecompute ?? BatchNormRecomputeMode.Exact, BatchSize, Padding, Seed, epochKey);
 
     /// <summary>Evaluate every k epochs (always after the last).</summary>
     public int EvalEvery { get; init; } = 1;
@@ -155,10 +165,34 @@ public sealed record TrainingOptions
     public System.Text.Json.Nodes.JsonObject ToJson() =>
         (System.Text.Json.Nodes.JsonObject)System.Text.Json.JsonSerializer.SerializeToNode(this, TrainingJsonContext.Default.TrainingOptions)!;
 
-    /// <summary>Options from the JSON form <see cref="ToJson"/> writes; missing properties keep their defaults.</summary>
-    public static TrainingOptions FromJson(System.Text.Json.Nodes.JsonNode json) =>
-        System.Text.Json.JsonSerializer.Deserialize(json, TrainingJsonContext.Default.TrainingOptions)
-        ?? throw new Data.DataFormatException("The training options are empty (JSON null).");
+    /// <summary>Options from the JSON form <see cref="ToJson"/> writes (or an earlier version's); missing properties keep their defaults.</summary>
+    public static TrainingOptions FromJson(System.Text.Json.Nodes.JsonNode json)
+    {
+        if (json is System.Text.Json.Nodes.JsonObject o) json = Upgrade(o);
+        return System.Text.Json.JsonSerializer.Deserialize(json, TrainingJsonContext.Default.TrainingOptions)
+            ?? throw new Data.DataFormatException("The training options are empty (JSON null).");
+    }
+
+    /// <summary>
+    /// Options JSON as this version reads it (a copy): every property the JSON lacks (an option
+    /// added since it was written) at its default — the deserializer would leave it at zero —
+    /// and earlier names in today's: the BN recompute was "bn_update", with "None" for no
+    /// recompute, and before that a flag "no_bn_update".
+    /// </summary>
+    internal static System.Text.Json.Nodes.JsonObject Upgrade(System.Text.Json.Nodes.JsonObject options)
+    {
+        var given = (System.Text.Json.Nodes.JsonObject)options.DeepClone();
+        if (!given.ContainsKey("bn_recompute") && (given.ContainsKey("bn_update") || given.ContainsKey("no_bn_update")))
+        {
+            string? mode = given["no_bn_update"]?.GetValue<bool>() == true ? null : given["bn_update"]?.GetValue<string>() ?? nameof(BatchNormRecomputeMode.Exact);
+            given["bn_recompute"] = mode is null || mode == "None" ? null : mode;
+        }
+        given.Remove("bn_update");
+        given.Remove("no_bn_update");
+        var complete = new TrainingOptions().ToJson();
+        foreach (var (name, value) in given) complete[name] = value?.DeepClone();
+        return complete;
+    }
 
     /// <summary>
     /// Checks every value; an <see cref="ArgumentException"/> whose ParamName is the offending
@@ -194,8 +228,9 @@ public sealed record TrainingOptions
         if (Average == AveragingKind.Ema && !(EmaDecay > 0 && EmaDecay < 1)) Fail(nameof(EmaDecay), $"EmaDecay must be in (0, 1); got {EmaDecay}.");
         if (EmaWarmup && Average != AveragingKind.Ema) Fail(nameof(EmaWarmup), $"EmaWarmup ramps up the decay of EMA averaging; this run averages with {Average.ToString().ToUpperInvariant()}, which has no decay.");
         if (LawaK < 1 || LawaK > LatestWeights.MaxK) Fail(nameof(LawaK), $"LawaK must be in 1..{LatestWeights.MaxK}; got {LawaK}.");
-        if (Average == AveragingKind.Lawa && BnUpdate == BatchNormRecomputeMode.None && !SgdOnly)
-            Fail(nameof(BnUpdate), "LAWA averages only the last LawaK models, so BN statistics averaged over every update would not be theirs: BnUpdate None is not available with LAWA.");
+        if (BnRecompute is { } recompute && !Enum.IsDefined(recompute)) Fail(nameof(BnRecompute), $"BnRecompute {recompute} is not a BN recompute mode.");
+        if (Average == AveragingKind.Lawa && BnRecompute is null && !SgdOnly)
+            Fail(nameof(BnRecompute), "LAWA averages only the last LawaK models, so BN statistics averaged over every update would not be theirs: LAWA needs a BnRecompute.");
         if (SwagRank < 0 || SwagRank > 1024) Fail(nameof(SwagRank), $"SwagRank must be in 0..1024; got {SwagRank}.");
         if (SwagSamples < 1 || SwagSamples > 10000) Fail(nameof(SwagSamples), $"SwagSamples must be in 1..10000; got {SwagSamples}.");
         if (!(SwagScale > 0) || double.IsInfinity(SwagScale)) Fail(nameof(SwagScale), $"SwagScale must be a finite number > 0; got {SwagScale}.");

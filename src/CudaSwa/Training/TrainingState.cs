@@ -78,10 +78,9 @@ public sealed record TrainingState
         TrainingState? state;
         try
         {
-            // Runs saved before BN-update "none" was a mode stored it as a separate flag.
+            // Runs saved by earlier versions name some options otherwise (TrainingOptions.Upgrade).
             var node = System.Text.Json.Nodes.JsonNode.Parse(json);
-            if (node?["options"] is System.Text.Json.Nodes.JsonObject o && o["no_bn_update"]?.GetValue<bool>() == true)
-                o["bn_update"] = "None";
+            if (node?["options"] is System.Text.Json.Nodes.JsonObject o) node["options"] = TrainingOptions.Upgrade(o);
             state = node.Deserialize(TrainingJsonContext.Default.TrainingState);
         }
         catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException)

@@ -47,7 +47,7 @@ public class BatchNormRecomputeTests(string backend) : BackendTest(backend)
         for (int i = 0; i < loader.BatchCount; i++)
         {
             int b = loader.Load(i, net.Input(Batch), labels);
-            net.Forward(b, RunMode.RecomputeBatchNorm, net.LastBatchNormLayer, 0.0); // factor 0: statistics untouched
+            net.Forward(b, RunMode.BatchNormRecompute, net.LastBatchNormLayer, 0.0); // factor 0: statistics untouched
             var v = Get(node.Value.WithBatch(b));
             for (int j = 0; j < v.Length; j++) values[(j / hw) % node.Channels].Add(v[j]);
         }
@@ -125,7 +125,7 @@ public class BatchNormRecomputeTests(string backend) : BackendTest(backend)
                 int b = loader.Load(i, net.Input(Batch), labels);
                 // The first convolution alone, as the recompute runs it (in evaluation it would write the
                 // batch norm's output directly: the BN is folded into it).
-                net.Forward(b, RunMode.RecomputeBatchNorm, stopAfterLayer: 0);
+                net.Forward(b, RunMode.BatchNormRecompute, stopAfterLayer: 0);
                 var v = Get(preA.Value.WithBatch(b));
                 var ch = Enumerable.Range(0, preA.Channels).Select(_ => new List<double>()).ToArray();
                 for (int j = 0; j < v.Length; j++) ch[(j / hw) % preA.Channels].Add(v[j]);

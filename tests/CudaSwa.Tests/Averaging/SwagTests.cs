@@ -214,7 +214,7 @@ public class SwagTests
         for (int s = 0; s < options.SwagSamples; s++)
             using (averager.BindSwagSample(s, Trainer.SwagSampleSeed(options), options.SwagScale))
             {
-                BatchNormRecompute.Run(trainer.Network, bnLoader, options.Epochs + 1 + s, options.BnUpdate);
+                BatchNormRecompute.Run(trainer.Network, bnLoader, options.Epochs + 1 + s, options.BnRecompute!.Value);
                 var p = evaluator.Predict(loader);
                 for (int i = 0; i < p.Length; i++) sum[i] += p[i];
             }
@@ -227,7 +227,7 @@ public class SwagTests
         // And the samples are not the mean: the BMA differs from the SWA model's own predictions.
         using (averager.Bind())
         {
-            BatchNormRecompute.Run(trainer.Network, bnLoader, 0, options.BnUpdate);
+            BatchNormRecompute.Run(trainer.Network, bnLoader, 0, options.BnRecompute!.Value);
             Assert.That(evaluator.Predict(loader), Is.Not.EqualTo(mean));
         }
     }

@@ -7,7 +7,7 @@ using NUnit.Framework;
 namespace CudaSwa.Tests.Cli;
 
 /// <summary>
-/// `cudaswa eval --recompute-bn` of a run's swa.safetensors repeats the run's own BN recompute
+/// `cudaswa eval --bn-recompute` of a run's swa.safetensors repeats the run's own BN recompute
 /// (mode, batches, padding, seed, epoch key recorded in the file), so it prints the run's SWA row.
 /// </summary>
 public class EvalReproductionTests
@@ -53,7 +53,7 @@ public class EvalReproductionTests
         Assert.That(d.Output, Does.Contain("the weights record no recompute of their own"));
         Assert.That(d.Loss, Is.Not.EqualTo(rowLoss), "a recompute with other batches gives other statistics");
 
-        // A damaged record is refused, naming the key.
+        // A damaged record is refused, naming the key (asked for with the flag's earlier, hidden spelling).
         string damaged = Path.Combine(_root, "damaged.safetensors");
         var meta = contents.Metadata.ToDictionary(kv => kv.Key, kv => kv.Value);
         meta["bn_recompute_epoch_key"] = "two";
@@ -65,7 +65,7 @@ public class EvalReproductionTests
 
     private static (string Output, string Loss, string Accuracy) Eval(string weights, string data)
     {
-        var r = CliRunner.Run("eval", "--weights", weights, "--model", "resnet8", "--data", data, "--batch", "64", "--device", "cpu", "--recompute-bn");
+        var r = CliRunner.Run("eval", "--weights", weights, "--model", "resnet8", "--data", data, "--batch", "64", "--device", "cpu", "--bn-recompute");
         Assert.That(r.ExitCode, Is.Zero, r.All);
         var m = Regex.Match(r.Output, @"test accuracy (\d+\.\d\d)% .*test loss \(NLL\) (\d+\.\d{4})");
         Assert.That(m.Success, Is.True, r.Output);

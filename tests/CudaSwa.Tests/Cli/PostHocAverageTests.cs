@@ -59,7 +59,7 @@ public class PostHocAverageTests
         TestContext.Out.WriteLine($"post-hoc average vs the run's SWA average: largest difference {worst:E2}");
         Assert.That(averaged.Metadata["model"], Is.EqualTo("resnet8"));
         Assert.That(averaged.Metadata["sources"], Does.Contain("epoch-0002.safetensors").And.Contain("epoch-0004.safetensors"));
-        Assert.That(averaged.Metadata["bn_recompute_mode"], Is.EqualTo("Exact"), "the recompute is recorded, so eval --recompute-bn can repeat it");
+        Assert.That(averaged.Metadata["bn_recompute_mode"], Is.EqualTo("Exact"), "the recompute is recorded, so eval --bn-recompute can repeat it");
 
         // The comparison can fail: the average of all four epochs is another model.
         string all = Path.Combine(_root, "all.safetensors");
@@ -84,6 +84,7 @@ public class PostHocAverageTests
     {
         var r = CliRunner.Run("average", "--help");
         Assert.That(r.ExitCode, Is.Zero, r.All);
-        Assert.That(r.Output, Does.Contain("--weights").And.Contain("--out").And.Contain("--bn-update").And.Contain("post-hoc SWA"));
+        Assert.That(r.Output, Does.Contain("--weights").And.Contain("--out").And.Contain("--bn-recompute").And.Contain("post-hoc SWA"));
+        Assert.That(r.Output, Does.Not.Contain("--bn-update"), "the earlier spelling works but is not shown");
     }
 }

@@ -320,10 +320,10 @@ public class EmulatedKernelTests
         using var hdx = HostArray<float>.Of(Close.Poison(total));
         using var hdxAcc = HostArray<float>.Of(prior);
         var yPtr = relu ? hy.Ptr : default;
-        lib.Launch(Kernels.BnMoments, (uint)c, Block, new(hx.Ptr, hMomentMean.Ptr, hMomentM2.Ptr, n, c, hw));
-        lib.Launch(Kernels.BnBackwardReduce, (uint)c, Block, new(hx.Ptr, yPtr, hdy.Ptr, hmean.Ptr, hinv.Ptr, hs1.Ptr, hs2.Ptr, hdg.Ptr, hdb.Ptr, n, c, hw));
-        lib.Launch(Kernels.BnBackwardElementwise, Grid(total), Block, new(hx.Ptr, yPtr, hdy.Ptr, hg.Ptr, hmean.Ptr, hinv.Ptr, hmd.Ptr, hmdx.Ptr, count, hdx.Ptr, total, c, hw, false));
-        lib.Launch(Kernels.BnBackwardElementwise, Grid(total), Block, new(hx.Ptr, yPtr, hdy.Ptr, hg.Ptr, hmean.Ptr, hinv.Ptr, hmd.Ptr, hmdx.Ptr, count, hdxAcc.Ptr, total, c, hw, true));
+        lib.Launch(Kernels.BatchNormMoments, (uint)c, Block, new(hx.Ptr, hMomentMean.Ptr, hMomentM2.Ptr, n, c, hw));
+        lib.Launch(Kernels.BatchNormBackwardReduce, (uint)c, Block, new(hx.Ptr, yPtr, hdy.Ptr, hmean.Ptr, hinv.Ptr, hs1.Ptr, hs2.Ptr, hdg.Ptr, hdb.Ptr, n, c, hw));
+        lib.Launch(Kernels.BatchNormBackwardElementwise, Grid(total), Block, new(hx.Ptr, yPtr, hdy.Ptr, hg.Ptr, hmean.Ptr, hinv.Ptr, hmd.Ptr, hmdx.Ptr, count, hdx.Ptr, total, c, hw, false));
+        lib.Launch(Kernels.BatchNormBackwardElementwise, Grid(total), Block, new(hx.Ptr, yPtr, hdy.Ptr, hg.Ptr, hmean.Ptr, hinv.Ptr, hmd.Ptr, hmdx.Ptr, count, hdxAcc.Ptr, total, c, hw, true));
 
         var tx = _cpu.AllocateTensor(TensorShape.Nchw(n, c, hw, 1));
         _cpu.Upload<float>(x, tx);
@@ -378,7 +378,7 @@ public class EmulatedKernelTests
         using var hsm = HostArray<float>.Of(Close.Poison(c));
         using var hsi = HostArray<float>.Of(Close.Poison(c));
         using var hbv = HostArray<float>.Of(Close.Poison(c));
-        lib.Launch(Kernels.BnMergeShards, GridExact(c), Block, new(hTable.Ptr, ranks, c, factor, 1e-5, hrm.Ptr, hrv.Ptr, hsm.Ptr, hsi.Ptr, hbv.Ptr));
+        lib.Launch(Kernels.BatchNormMergeShards, GridExact(c), Block, new(hTable.Ptr, ranks, c, factor, 1e-5, hrm.Ptr, hrv.Ptr, hsm.Ptr, hsi.Ptr, hbv.Ptr));
         Tensor trm = Cpu(rm), trv = Cpu(rv), tsm = Cpu(new float[c]), tsi = Cpu(new float[c]), tbv = Cpu(new float[c]);
         _cpu.BatchNormMergeShards(Cpu(table), ranks, factor, 1e-5, trm, trv, tsm, tsi, tbv);
         Same(hrm.Span, Read(trm), $"bn_merge_shards running mean ({_rng})");
@@ -707,7 +707,7 @@ public class EmulatedKernelTests
             var invStd = _rng.Floats(channels, 0.2f, 5f);
             using var hbm = HostArray<float>.Of(mean);
             using var hbi = HostArray<float>.Of(invStd);
-            lib.Launch(Kernels.BnMergeStatistics, GridExact(channels), Block, new(hbm.Ptr, hbi.Ptr, hm.Ptr, h2.Ptr, channels, eps, batchCount, previous));
+            lib.Launch(Kernels.BatchNormMergeStatistics, GridExact(channels), Block, new(hbm.Ptr, hbi.Ptr, hm.Ptr, h2.Ptr, channels, eps, batchCount, previous));
             _cpu.BatchNormMergeStatistics(Cpu(mean), Cpu(invStd), eps, batchCount, previous, tm, t2);
             Same(hm.Span, Read(tm), $"merged mean after {previous} + {batchCount} ({_rng})");
             Same(h2.Span, Read(t2), $"merged M2 after {previous} + {batchCount} ({_rng})");

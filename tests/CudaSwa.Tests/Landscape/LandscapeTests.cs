@@ -92,7 +92,7 @@ public class LandscapeTests
         using var evaluator = new Evaluator(trainer.Network);
         using (trainer.Network.Bind(sgdParams, sgdBuffers))
         {
-            BatchNormRecompute.Run(trainer.Network, bn, run.Epochs - 1, run.BnUpdate);
+            BatchNormRecompute.Run(trainer.Network, bn, run.Epochs - 1, run.BnRecompute!.Value);
             var (loss, acc) = evaluator.Evaluate(testLoader);
             Assert.That(summary.SgdOnSegment!.Value.TestLoss, Is.EqualTo(loss), "t = 1 is the SGD model with its BN recomputed");
             Assert.That(summary.SgdOnSegment!.Value.TestError, Is.EqualTo(1 - acc));
