@@ -5,22 +5,22 @@ namespace CudaSwa.Cpu;
 public sealed unsafe partial class CpuBackend
 {
     /// <inheritdoc/>
-    protected override void PrepareConvolutionCore(ConvGeometry geometry) => _convolution.Prepare(geometry);
+    private protected override void PrepareConvolutionCore(ConvGeometry geometry) => _convolution.Prepare(geometry);
     /// <inheritdoc/>
-    protected override void ConvolutionForwardCore(Tensor x, Tensor w, Tensor y, ConvGeometry g) => _convolution.Forward(x, w, y, g);
+    private protected override void ConvolutionForwardCore(Tensor x, Tensor w, Tensor y, ConvGeometry g) => _convolution.Forward(x, w, y, g);
     /// <inheritdoc/>
-    protected override void ConvolutionBiasActivationForwardCore(Tensor x, Tensor w, Tensor bias, bool relu, Tensor y, ConvGeometry g)
+    private protected override void ConvolutionBiasActivationForwardCore(Tensor x, Tensor w, Tensor bias, bool relu, Tensor y, ConvGeometry g)
     {
         if (!_convolution.TryForwardWithBias(x, w, bias, relu, y, g)) base.ConvolutionBiasActivationForwardCore(x, w, bias, relu, y, g);
     }
     /// <inheritdoc/>
-    protected override void ConvolutionBackwardDataCore(Tensor dy, Tensor w, Tensor dx, ConvGeometry g, bool accumulate) => _convolution.BackwardData(dy, w, dx, g, accumulate);
+    private protected override void ConvolutionBackwardDataCore(Tensor dy, Tensor w, Tensor dx, ConvGeometry g, bool accumulate) => _convolution.BackwardData(dy, w, dx, g, accumulate);
     /// <inheritdoc/>
-    protected override void ConvolutionBackwardFilterCore(Tensor x, Tensor dy, Tensor dw, ConvGeometry g) => _convolution.BackwardFilter(x, dy, dw, g);
+    private protected override void ConvolutionBackwardFilterCore(Tensor x, Tensor dy, Tensor dw, ConvGeometry g) => _convolution.BackwardFilter(x, dy, dw, g);
     /// <inheritdoc/>
-    protected override void AddChannelBiasCore(Tensor y, Tensor bias) => CpuPointwise.AddChannelBias(y, bias);
+    private protected override void AddChannelBiasCore(Tensor y, Tensor bias) => CpuPointwise.AddChannelBias(y, bias);
     /// <inheritdoc/>
-    protected override void AddChannelBiasReluCore(Tensor y, Tensor bias) => CpuPointwise.AddChannelBiasRelu(y, bias);
+    private protected override void AddChannelBiasReluCore(Tensor y, Tensor bias) => CpuPointwise.AddChannelBiasRelu(y, bias);
     /// <inheritdoc/>
-    protected override void ChannelBiasBackwardCore(Tensor dy, Tensor dBias) => CpuPointwise.ChannelBiasBackward(dy, dBias);
+    private protected override void ChannelBiasBackwardCore(Tensor dy, Tensor dBias) => CpuPointwise.ChannelBiasBackward(dy, dBias);
 }

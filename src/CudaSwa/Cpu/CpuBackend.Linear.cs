@@ -5,7 +5,7 @@ namespace CudaSwa.Cpu;
 public sealed unsafe partial class CpuBackend
 {
     /// <inheritdoc/>
-    protected override void LinearForwardCore(Tensor x, Tensor w, Tensor b, Tensor y)
+    private protected override void LinearForwardCore(Tensor x, Tensor w, Tensor b, Tensor y)
     {
         int n = x.Shape.N, inF = w.Shape.C, outF = w.Shape.N;
         float* ys = CpuTensor.Ptr(y), bs = CpuTensor.Ptr(b);
@@ -14,14 +14,14 @@ public sealed unsafe partial class CpuBackend
     }
 
     /// <inheritdoc/>
-    protected override void LinearBackwardDataCore(Tensor dy, Tensor w, Tensor dx, bool accumulate)
+    private protected override void LinearBackwardDataCore(Tensor dy, Tensor w, Tensor dx, bool accumulate)
     {
         int n = dy.Shape.N, inF = w.Shape.C, outF = w.Shape.N;
         Gemm.MultiplyParallel(false, false, n, inF, outF, 1f, CpuTensor.Ptr(dy), outF, CpuTensor.Ptr(w), inF, accumulate ? 1f : 0f, CpuTensor.Ptr(dx), inF);
     }
 
     /// <inheritdoc/>
-    protected override void LinearBackwardWeightsCore(Tensor x, Tensor dy, Tensor dw, Tensor db)
+    private protected override void LinearBackwardWeightsCore(Tensor x, Tensor dy, Tensor dw, Tensor db)
     {
         int n = x.Shape.N, inF = dw.Shape.C, outF = dw.Shape.N;
         float* dys = CpuTensor.Ptr(dy), dbs = CpuTensor.Ptr(db);

@@ -5,7 +5,7 @@ namespace CudaSwa.Cpu;
 public sealed unsafe partial class CpuBackend
 {
     /// <inheritdoc/>
-    protected override void SoftmaxCrossEntropyCore(Tensor logits, Tensor labels, Tensor dLogits, Tensor stats) => CpuLoss.SoftmaxCrossEntropy(logits, labels, dLogits, stats);
+    private protected override void SoftmaxCrossEntropyCore(Tensor logits, Tensor labels, Tensor dLogits, Tensor stats) => CpuLoss.SoftmaxCrossEntropy(logits, labels, dLogits, stats);
     /// <inheritdoc/>
-    protected override void SoftmaxCore(Tensor logits, Tensor probabilities) => CpuLoss.Softmax(logits, probabilities);
+    private protected override void SoftmaxCore(Tensor logits, Tensor probabilities) => CpuLoss.Softmax(logits, probabilities);
 }

@@ -5,11 +5,11 @@ namespace CudaSwa.Cpu;
 public sealed unsafe partial class CpuBackend
 {
     /// <inheritdoc/>
-    protected override void GlobalAveragePoolForwardCore(Tensor x, Tensor y) => CpuPooling.GlobalAverageForward(x, y);
+    private protected override void GlobalAveragePoolForwardCore(Tensor x, Tensor y) => CpuPooling.GlobalAverageForward(x, y);
     /// <inheritdoc/>
-    protected override void GlobalAveragePoolBackwardCore(Tensor dy, Tensor dx, bool accumulate) => CpuPooling.GlobalAverageBackward(dy, dx, accumulate);
+    private protected override void GlobalAveragePoolBackwardCore(Tensor dy, Tensor dx, bool accumulate) => CpuPooling.GlobalAverageBackward(dy, dx, accumulate);
     /// <inheritdoc/>
-    protected override void MaxPoolForwardCore(Tensor x, Tensor y) => CpuPooling.MaxForward(x, y);
+    private protected override void MaxPoolForwardCore(Tensor x, Tensor y) => CpuPooling.MaxForward(x, y);
     /// <inheritdoc/>
-    protected override void MaxPoolBackwardCore(Tensor x, Tensor dy, Tensor dx, bool accumulate) => CpuPooling.MaxBackward(x, dy, dx, accumulate);
+    private protected override void MaxPoolBackwardCore(Tensor x, Tensor dy, Tensor dx, bool accumulate) => CpuPooling.MaxBackward(x, dy, dx, accumulate);
 }

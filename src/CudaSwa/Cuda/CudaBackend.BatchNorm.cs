@@ -8,7 +8,7 @@ public sealed unsafe partial class CudaBackend
     // ---------------------------------------------------------------- batch norm (cuDNN)
 
     /// <inheritdoc/>
-    protected override void BatchNormForwardTrainingCore(Tensor x, Tensor y, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
+    private protected override void BatchNormForwardTrainingCore(Tensor x, Tensor y, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar,
         double factor, double epsilon, Tensor saveMean, Tensor saveInvStd)
     {
         Ctx();
@@ -22,7 +22,7 @@ public sealed unsafe partial class CudaBackend
     }
 
     /// <inheritdoc/>
-    protected override void BatchNormForwardInferenceCore(Tensor x, Tensor y, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, double epsilon)
+    private protected override void BatchNormForwardInferenceCore(Tensor x, Tensor y, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, double epsilon)
     {
         Ctx();
         var cudnn = Cudnn("BatchNormForwardInference");
@@ -34,7 +34,7 @@ public sealed unsafe partial class CudaBackend
     }
 
     /// <inheritdoc/>
-    protected override void BatchNormBackwardCore(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd, Tensor dx,
+    private protected override void BatchNormBackwardCore(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd, Tensor dx,
         Tensor dGamma, Tensor dBeta, double epsilon, bool accumulate)
     {
         Ctx();
@@ -48,7 +48,7 @@ public sealed unsafe partial class CudaBackend
     }
 
     /// <inheritdoc/>
-    protected override void FoldBatchNormCore(Tensor weight, Tensor bias, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, double epsilon,
+    private protected override void FoldBatchNormCore(Tensor weight, Tensor bias, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, double epsilon,
         Tensor foldedWeight, Tensor foldedBias)
     {
         Ctx();
@@ -57,7 +57,7 @@ public sealed unsafe partial class CudaBackend
     }
 
     /// <inheritdoc/>
-    protected override void BatchNormMergeStatisticsCore(Tensor saveMean, Tensor saveInvStd, double epsilon, long batchCount, long previousCount,
+    private protected override void BatchNormMergeStatisticsCore(Tensor saveMean, Tensor saveInvStd, double epsilon, long batchCount, long previousCount,
         Tensor accMean, Tensor accM2)
     {
         Ctx();
@@ -68,7 +68,7 @@ public sealed unsafe partial class CudaBackend
     // ---------------------------------------------------------------- the per-shard halves of synchronised BN (batchnorm.cu)
 
     /// <inheritdoc/>
-    protected override void BatchNormMomentsCore(Tensor x, Tensor mean, Tensor m2)
+    private protected override void BatchNormMomentsCore(Tensor x, Tensor mean, Tensor m2)
     {
         Ctx();
         var s = x.Shape;
@@ -76,7 +76,7 @@ public sealed unsafe partial class CudaBackend
     }
 
     /// <inheritdoc/>
-    protected override void BatchNormBackwardReduceCore(Tensor x, Tensor y, Tensor dy, Tensor saveMean, Tensor saveInvStd,
+    private protected override void BatchNormBackwardReduceCore(Tensor x, Tensor y, Tensor dy, Tensor saveMean, Tensor saveInvStd,
         Tensor sumDy, Tensor sumDyXhat, Tensor dGamma, Tensor dBeta)
     {
         Ctx();
@@ -86,7 +86,7 @@ public sealed unsafe partial class CudaBackend
     }
 
     /// <inheritdoc/>
-    protected override void BatchNormBackwardElementwiseCore(Tensor x, Tensor y, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd,
+    private protected override void BatchNormBackwardElementwiseCore(Tensor x, Tensor y, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd,
         Tensor sumDy, Tensor sumDyXhat, double count, Tensor dx, bool accumulate)
     {
         Ctx();
@@ -96,7 +96,7 @@ public sealed unsafe partial class CudaBackend
     }
 
     /// <inheritdoc/>
-    protected override void BatchNormMergeShardsCore(Tensor shards, int ranks, double factor, double epsilon, Tensor runningMean, Tensor runningVar,
+    private protected override void BatchNormMergeShardsCore(Tensor shards, int ranks, double factor, double epsilon, Tensor runningMean, Tensor runningVar,
         Tensor saveMean, Tensor saveInvStd, Tensor batchVar)
     {
         Ctx();

@@ -10,7 +10,7 @@ public sealed unsafe partial class CudaBackend
     private CudnnConvolutions Convolutions(string op) => _convolutions ?? throw NoVendor(op, "cuDNN");
 
     /// <inheritdoc/>
-    protected override void PrepareConvolutionCore(ConvGeometry geometry)
+    private protected override void PrepareConvolutionCore(ConvGeometry geometry)
     {
         if (_convolutions is null) return; // kernels only: nothing to prepare; running a convolution says why it cannot
         Ctx();
@@ -20,7 +20,7 @@ public sealed unsafe partial class CudaBackend
     private ulong WorkspacePointer => ((CudaBuffer)_convolutions!.Workspace!).Pointer;
 
     /// <inheritdoc/>
-    protected override void ConvolutionForwardCore(Tensor x, Tensor w, Tensor y, ConvGeometry g)
+    private protected override void ConvolutionForwardCore(Tensor x, Tensor w, Tensor y, ConvGeometry g)
     {
         Ctx();
         var convolutions = Convolutions("ConvolutionForward");
@@ -36,7 +36,7 @@ public sealed unsafe partial class CudaBackend
     }
 
     /// <inheritdoc/>
-    protected override void ConvolutionBackwardDataCore(Tensor dy, Tensor w, Tensor dx, ConvGeometry g, bool accumulate)
+    private protected override void ConvolutionBackwardDataCore(Tensor dy, Tensor w, Tensor dx, ConvGeometry g, bool accumulate)
     {
         Ctx();
         var convolutions = Convolutions("ConvolutionBackwardData");
@@ -52,7 +52,7 @@ public sealed unsafe partial class CudaBackend
     }
 
     /// <inheritdoc/>
-    protected override void ConvolutionBackwardFilterCore(Tensor x, Tensor dy, Tensor dw, ConvGeometry g)
+    private protected override void ConvolutionBackwardFilterCore(Tensor x, Tensor dy, Tensor dw, ConvGeometry g)
     {
         Ctx();
         var convolutions = Convolutions("ConvolutionBackwardFilter");
@@ -68,14 +68,14 @@ public sealed unsafe partial class CudaBackend
     }
 
     /// <inheritdoc/>
-    protected override void AddChannelBiasReluCore(Tensor y, Tensor bias)
+    private protected override void AddChannelBiasReluCore(Tensor y, Tensor bias)
     {
         Ctx();
         Launch(Kernels.AddChannelBiasRelu, Grid(y.Length), new(P(y), P(bias), y.Length, y.Shape.C, y.Shape.H * y.Shape.W));
     }
 
     /// <inheritdoc/>
-    protected override void AddChannelBiasCore(Tensor y, Tensor bias)
+    private protected override void AddChannelBiasCore(Tensor y, Tensor bias)
     {
         Ctx();
         var cudnn = Cudnn("AddChannelBias");
@@ -85,7 +85,7 @@ public sealed unsafe partial class CudaBackend
     }
 
     /// <inheritdoc/>
-    protected override void ChannelBiasBackwardCore(Tensor dy, Tensor dBias)
+    private protected override void ChannelBiasBackwardCore(Tensor dy, Tensor dBias)
     {
         Ctx();
         var cudnn = Cudnn("ChannelBiasBackward");

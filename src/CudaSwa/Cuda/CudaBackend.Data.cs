@@ -7,7 +7,7 @@ public sealed unsafe partial class CudaBackend
     // ---------------------------------------------------------------- data
 
     /// <inheritdoc/>
-    protected override void AugmentBatchCore(Tensor images, Tensor sourceLabels, Tensor indices, AugmentSpec spec, int epoch, Tensor x, Tensor labels)
+    private protected override void AugmentBatchCore(Tensor images, Tensor sourceLabels, Tensor indices, AugmentSpec spec, int epoch, Tensor x, Tensor labels)
     {
         Ctx();
         int c = x.Shape.C;

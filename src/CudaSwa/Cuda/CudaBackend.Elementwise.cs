@@ -7,42 +7,42 @@ public sealed unsafe partial class CudaBackend
     // ---------------------------------------------------------------- elementwise and dropout (kernels)
 
     /// <inheritdoc/>
-    protected override void ReluForwardCore(Tensor x, Tensor y)
+    private protected override void ReluForwardCore(Tensor x, Tensor y)
     {
         Ctx();
         Launch(Kernels.ReluForward, Grid(x.Length), new(P(x), P(y), x.Length));
     }
 
     /// <inheritdoc/>
-    protected override void ReluBackwardCore(Tensor y, Tensor dy, Tensor dx, bool accumulate)
+    private protected override void ReluBackwardCore(Tensor y, Tensor dy, Tensor dx, bool accumulate)
     {
         Ctx();
         Launch(Kernels.ReluBackward, Grid(y.Length), new(P(y), P(dy), P(dx), y.Length, accumulate));
     }
 
     /// <inheritdoc/>
-    protected override void PointOnLineCore(Tensor origin, Tensor direction, float s, Tensor y)
+    private protected override void PointOnLineCore(Tensor origin, Tensor direction, float s, Tensor y)
     {
         Ctx();
         Launch(Kernels.PointOnLine, Grid(origin.Length), new(P(origin), P(direction), s, P(y), origin.Length));
     }
 
     /// <inheritdoc/>
-    protected override void AddCore(Tensor a, Tensor b, Tensor y)
+    private protected override void AddCore(Tensor a, Tensor b, Tensor y)
     {
         Ctx();
         Launch(Kernels.Add, Grid(a.Length), new(P(a), P(b), P(y), a.Length));
     }
 
     /// <inheritdoc/>
-    protected override void AddReluCore(Tensor a, Tensor b, Tensor y)
+    private protected override void AddReluCore(Tensor a, Tensor b, Tensor y)
     {
         Ctx();
         Launch(Kernels.AddRelu, Grid(a.Length), new(P(a), P(b), P(y), a.Length));
     }
 
     /// <inheritdoc/>
-    protected override void AccumulateGradientCore(Tensor source, Tensor destination, bool accumulate)
+    private protected override void AccumulateGradientCore(Tensor source, Tensor destination, bool accumulate)
     {
         Ctx();
         if (!accumulate)
@@ -54,7 +54,7 @@ public sealed unsafe partial class CudaBackend
     }
 
     /// <inheritdoc/>
-    protected override void DropoutForwardCore(Tensor x, Tensor y, float pDrop, ulong seed, ulong stream)
+    private protected override void DropoutForwardCore(Tensor x, Tensor y, float pDrop, ulong seed, ulong stream)
     {
         Ctx();
         Launch(Kernels.DropoutForward, Grid((x.Length + 3) / 4),
@@ -62,7 +62,7 @@ public sealed unsafe partial class CudaBackend
     }
 
     /// <inheritdoc/>
-    protected override void DropoutBackwardCore(Tensor dy, Tensor dx, float pDrop, ulong seed, ulong stream, bool accumulate)
+    private protected override void DropoutBackwardCore(Tensor dy, Tensor dx, float pDrop, ulong seed, ulong stream, bool accumulate)
     {
         Ctx();
         Launch(Kernels.DropoutBackward, Grid((dy.Length + 3) / 4),

@@ -10,7 +10,7 @@ public sealed unsafe partial class CudaBackend
     private IntPtr Cublas(string op) => HasVendorLibraries ? _cublas : throw NoVendor(op, "cuBLAS");
 
     /// <inheritdoc/>
-    protected override void LinearForwardCore(Tensor x, Tensor w, Tensor b, Tensor y)
+    private protected override void LinearForwardCore(Tensor x, Tensor w, Tensor b, Tensor y)
     {
         Ctx();
         var cublas = Cublas("LinearForward");
@@ -23,7 +23,7 @@ public sealed unsafe partial class CudaBackend
     }
 
     /// <inheritdoc/>
-    protected override void LinearBackwardDataCore(Tensor dy, Tensor w, Tensor dx, bool accumulate)
+    private protected override void LinearBackwardDataCore(Tensor dy, Tensor w, Tensor dx, bool accumulate)
     {
         Ctx();
         var cublas = Cublas("LinearBackwardData");
@@ -35,7 +35,7 @@ public sealed unsafe partial class CudaBackend
     }
 
     /// <inheritdoc/>
-    protected override void LinearBackwardWeightsCore(Tensor x, Tensor dy, Tensor dw, Tensor db)
+    private protected override void LinearBackwardWeightsCore(Tensor x, Tensor dy, Tensor dw, Tensor db)
     {
         Ctx();
         var cublas = Cublas("LinearBackwardWeights");

@@ -7,7 +7,7 @@ public sealed unsafe partial class CudaBackend
     // ---------------------------------------------------------------- loss
 
     /// <inheritdoc/>
-    protected override void SoftmaxCrossEntropyCore(Tensor logits, Tensor labels, Tensor dLogits, Tensor stats)
+    private protected override void SoftmaxCrossEntropyCore(Tensor logits, Tensor labels, Tensor dLogits, Tensor stats)
     {
         Ctx();
         int n = logits.Shape.N, k = (int)logits.Shape.SampleLength;
@@ -24,7 +24,7 @@ public sealed unsafe partial class CudaBackend
     }
 
     /// <inheritdoc/>
-    protected override void SoftmaxCore(Tensor logits, Tensor probabilities)
+    private protected override void SoftmaxCore(Tensor logits, Tensor probabilities)
     {
         Ctx();
         int n = logits.Shape.N, k = (int)logits.Shape.SampleLength;

@@ -10,14 +10,14 @@ public sealed unsafe partial class CudaBackend
     public override bool MemoryIsHostVisible => false;
 
     /// <inheritdoc/>
-    protected override DeviceBuffer AllocateCore(long length, DType dtype)
+    private protected override DeviceBuffer AllocateCore(long length, DType dtype)
     {
         Ctx();
         return new CudaBuffer(this, _device, length, dtype);
     }
 
     /// <inheritdoc/>
-    protected override void UploadCore(ReadOnlySpan<byte> source, Tensor destination)
+    private protected override void UploadCore(ReadOnlySpan<byte> source, Tensor destination)
     {
         Ctx();
         if (source.Length == 0) return;
@@ -25,7 +25,7 @@ public sealed unsafe partial class CudaBackend
     }
 
     /// <inheritdoc/>
-    protected override void DownloadCore(Tensor source, Span<byte> destination)
+    private protected override void DownloadCore(Tensor source, Span<byte> destination)
     {
         Ctx();
         if (destination.Length == 0) return;
@@ -33,7 +33,7 @@ public sealed unsafe partial class CudaBackend
     }
 
     /// <inheritdoc/>
-    protected override void FillCore(Tensor t, float value)
+    private protected override void FillCore(Tensor t, float value)
     {
         Ctx();
         if (t.Length == 0) return;
@@ -41,7 +41,7 @@ public sealed unsafe partial class CudaBackend
     }
 
     /// <inheritdoc/>
-    protected override void CopyCore(Tensor source, Tensor destination)
+    private protected override void CopyCore(Tensor source, Tensor destination)
     {
         Ctx();
         if (source.Length == 0) return;

@@ -7,7 +7,7 @@ public sealed unsafe partial class CudaBackend
     // ---------------------------------------------------------------- optimisation and averaging
 
     /// <inheritdoc/>
-    protected override void SgdStepCore(Tensor weights, Tensor gradients, Tensor velocity, SgdHyper h)
+    private protected override void SgdStepCore(Tensor weights, Tensor gradients, Tensor velocity, SgdHyper h)
     {
         Ctx();
         Launch(Kernels.SgdStep, Grid(weights.Length),
@@ -18,14 +18,14 @@ public sealed unsafe partial class CudaBackend
     public const int AverageChunk = 16384;
 
     /// <inheritdoc/>
-    protected override AveragePlan PrepareAverageCore(AveragePair[] pairs)
+    private protected override AveragePlan PrepareAverageCore(AveragePair[] pairs)
     {
         Ctx();
         return new CudaAveragePlan(this, pairs, AverageChunk);
     }
 
     /// <inheritdoc/>
-    protected override void AverageUpdateCore(AveragePlan plan, float alpha)
+    private protected override void AverageUpdateCore(AveragePlan plan, float alpha)
     {
         Ctx();
         var p = (CudaAveragePlan)plan;
@@ -34,7 +34,7 @@ public sealed unsafe partial class CudaBackend
     }
 
     /// <inheritdoc/>
-    protected override void SwagCollectCore(Tensor current, Tensor mean, Tensor squareMean, Tensor deviation, float alpha)
+    private protected override void SwagCollectCore(Tensor current, Tensor mean, Tensor squareMean, Tensor deviation, float alpha)
     {
         Ctx();
         Launch(Kernels.SwagCollect, Grid(current.Length),
@@ -42,7 +42,7 @@ public sealed unsafe partial class CudaBackend
     }
 
     /// <inheritdoc/>
-    protected override void SwagSampleCore(Tensor mean, Tensor squareMean, Tensor deviations, Tensor columnNormals, SwagSampleSpec spec, Tensor output)
+    private protected override void SwagSampleCore(Tensor mean, Tensor squareMean, Tensor deviations, Tensor columnNormals, SwagSampleSpec spec, Tensor output)
     {
         Ctx();
         bool low = spec.Columns > 0;

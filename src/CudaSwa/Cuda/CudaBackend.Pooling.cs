@@ -7,7 +7,7 @@ public sealed unsafe partial class CudaBackend
     // ---------------------------------------------------------------- pooling (kernels)
 
     /// <inheritdoc/>
-    protected override void GlobalAveragePoolForwardCore(Tensor x, Tensor y)
+    private protected override void GlobalAveragePoolForwardCore(Tensor x, Tensor y)
     {
         Ctx();
         long planes = (long)x.Shape.N * x.Shape.C;
@@ -15,7 +15,7 @@ public sealed unsafe partial class CudaBackend
     }
 
     /// <inheritdoc/>
-    protected override void GlobalAveragePoolBackwardCore(Tensor dy, Tensor dx, bool accumulate)
+    private protected override void GlobalAveragePoolBackwardCore(Tensor dy, Tensor dx, bool accumulate)
     {
         Ctx();
         long planes = (long)dx.Shape.N * dx.Shape.C;
@@ -23,14 +23,14 @@ public sealed unsafe partial class CudaBackend
     }
 
     /// <inheritdoc/>
-    protected override void MaxPoolForwardCore(Tensor x, Tensor y)
+    private protected override void MaxPoolForwardCore(Tensor x, Tensor y)
     {
         Ctx();
         Launch(Kernels.MaxPoolForward, Grid(y.Length), new(P(x), P(y), (long)x.Shape.N * x.Shape.C, x.Shape.H, x.Shape.W));
     }
 
     /// <inheritdoc/>
-    protected override void MaxPoolBackwardCore(Tensor x, Tensor dy, Tensor dx, bool accumulate)
+    private protected override void MaxPoolBackwardCore(Tensor x, Tensor dy, Tensor dx, bool accumulate)
     {
         Ctx();
         // Odd sizes leave a last row/column that no window covers: clear dx first so it gets 0.

@@ -234,19 +234,19 @@ public abstract partial class Backend
     // ---------------------------------------------------------------- the Core methods a backend writes
 
     /// <summary>The backend's implementation of <see cref="BatchNormForwardTraining"/>; the arguments are already validated.</summary>
-    protected abstract void BatchNormForwardTrainingCore(Tensor x, Tensor y, Tensor gamma, Tensor beta,
+    private protected abstract void BatchNormForwardTrainingCore(Tensor x, Tensor y, Tensor gamma, Tensor beta,
         Tensor runningMean, Tensor runningVar, double factor, double epsilon, Tensor saveMean, Tensor saveInvStd);
     /// <summary>The backend's implementation of <see cref="BatchNormForwardInference"/>; the arguments are already validated.</summary>
-    protected abstract void BatchNormForwardInferenceCore(Tensor x, Tensor y, Tensor gamma, Tensor beta,
+    private protected abstract void BatchNormForwardInferenceCore(Tensor x, Tensor y, Tensor gamma, Tensor beta,
         Tensor runningMean, Tensor runningVar, double epsilon);
     /// <summary>The backend's implementation of <see cref="BatchNormBackward"/>; the arguments are already validated.</summary>
-    protected abstract void BatchNormBackwardCore(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd,
+    private protected abstract void BatchNormBackwardCore(Tensor x, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd,
         Tensor dx, Tensor dGamma, Tensor dBeta, double epsilon, bool accumulate);
     /// <summary>
     /// The backend's implementation of <see cref="BatchNormReluForwardTraining"/>; by default the
     /// two ops one after the other (the ReLU in place on y).
     /// </summary>
-    protected virtual void BatchNormReluForwardTrainingCore(Tensor x, Tensor y, Tensor gamma, Tensor beta,
+    private protected virtual void BatchNormReluForwardTrainingCore(Tensor x, Tensor y, Tensor gamma, Tensor beta,
         Tensor runningMean, Tensor runningVar, double factor, double epsilon, Tensor saveMean, Tensor saveInvStd)
     {
         BatchNormForwardTrainingCore(x, y, gamma, beta, runningMean, runningVar, factor, epsilon, saveMean, saveInvStd);
@@ -254,7 +254,7 @@ public abstract partial class Backend
     }
 
     /// <summary>The backend's implementation of <see cref="BatchNormReluForwardInference"/>; by default the two ops one after the other.</summary>
-    protected virtual void BatchNormReluForwardInferenceCore(Tensor x, Tensor y, Tensor gamma, Tensor beta,
+    private protected virtual void BatchNormReluForwardInferenceCore(Tensor x, Tensor y, Tensor gamma, Tensor beta,
         Tensor runningMean, Tensor runningVar, double epsilon)
     {
         BatchNormForwardInferenceCore(x, y, gamma, beta, runningMean, runningVar, epsilon);
@@ -265,7 +265,7 @@ public abstract partial class Backend
     /// The backend's implementation of <see cref="BatchNormReluBackward"/>; by default the ReLU's
     /// gradient masks dy in place, then <see cref="BatchNormBackwardCore"/> runs on it.
     /// </summary>
-    protected virtual void BatchNormReluBackwardCore(Tensor x, Tensor y, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd,
+    private protected virtual void BatchNormReluBackwardCore(Tensor x, Tensor y, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd,
         Tensor dx, Tensor dGamma, Tensor dBeta, double epsilon, bool accumulate)
     {
         ReluBackwardCore(y, dy, dy, accumulate: false);
@@ -273,26 +273,26 @@ public abstract partial class Backend
     }
 
     /// <summary>The backend's implementation of <see cref="FoldBatchNorm"/>; the arguments are already validated.</summary>
-    protected abstract void FoldBatchNormCore(Tensor weight, Tensor bias, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, double epsilon,
+    private protected abstract void FoldBatchNormCore(Tensor weight, Tensor bias, Tensor gamma, Tensor beta, Tensor runningMean, Tensor runningVar, double epsilon,
         Tensor foldedWeight, Tensor foldedBias);
 
     /// <summary>The backend's implementation of <see cref="BatchNormMergeStatistics"/>; the arguments are already validated.</summary>
-    protected abstract void BatchNormMergeStatisticsCore(Tensor saveMean, Tensor saveInvStd, double epsilon,
+    private protected abstract void BatchNormMergeStatisticsCore(Tensor saveMean, Tensor saveInvStd, double epsilon,
         long batchCount, long previousCount, Tensor accMean, Tensor accM2);
 
     /// <summary>The backend's implementation of <see cref="BatchNormMoments"/>; the arguments are already validated.</summary>
-    protected abstract void BatchNormMomentsCore(Tensor x, Tensor mean, Tensor m2);
+    private protected abstract void BatchNormMomentsCore(Tensor x, Tensor mean, Tensor m2);
 
     /// <summary>The backend's implementation of <see cref="BatchNormBackwardReduce"/>; the arguments are already validated.</summary>
-    protected abstract void BatchNormBackwardReduceCore(Tensor x, Tensor y, Tensor dy, Tensor saveMean, Tensor saveInvStd,
+    private protected abstract void BatchNormBackwardReduceCore(Tensor x, Tensor y, Tensor dy, Tensor saveMean, Tensor saveInvStd,
         Tensor sumDy, Tensor sumDyXhat, Tensor dGamma, Tensor dBeta);
 
     /// <summary>The backend's implementation of <see cref="BatchNormBackwardElementwise"/>; the arguments are already validated.</summary>
-    protected abstract void BatchNormBackwardElementwiseCore(Tensor x, Tensor y, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd,
+    private protected abstract void BatchNormBackwardElementwiseCore(Tensor x, Tensor y, Tensor dy, Tensor gamma, Tensor saveMean, Tensor saveInvStd,
         Tensor sumDy, Tensor sumDyXhat, double count, Tensor dx, bool accumulate);
 
     /// <summary>The backend's implementation of <see cref="BatchNormMergeShards"/>; the arguments are already validated.</summary>
-    protected abstract void BatchNormMergeShardsCore(Tensor shards, int ranks, double factor, double epsilon, Tensor runningMean, Tensor runningVar,
+    private protected abstract void BatchNormMergeShardsCore(Tensor shards, int ranks, double factor, double epsilon, Tensor runningMean, Tensor runningVar,
         Tensor saveMean, Tensor saveInvStd, Tensor batchVar);
 
     // ---------------------------------------------------------------- validation helpers

@@ -77,17 +77,17 @@ public abstract partial class Backend
     // ---------------------------------------------------------------- the Core methods a backend writes
 
     /// <summary>The backend's implementation of <see cref="PrepareConvolution"/>.</summary>
-    protected abstract void PrepareConvolutionCore(ConvGeometry geometry);
+    private protected abstract void PrepareConvolutionCore(ConvGeometry geometry);
     /// <summary>The backend's implementation of <see cref="ConvolutionForward"/>; the arguments are already validated.</summary>
-    protected abstract void ConvolutionForwardCore(Tensor x, Tensor w, Tensor y, ConvGeometry g);
+    private protected abstract void ConvolutionForwardCore(Tensor x, Tensor w, Tensor y, ConvGeometry g);
     /// <summary>The backend's implementation of <see cref="ConvolutionBackwardData"/>; the arguments are already validated.</summary>
-    protected abstract void ConvolutionBackwardDataCore(Tensor dy, Tensor w, Tensor dx, ConvGeometry g, bool accumulate);
+    private protected abstract void ConvolutionBackwardDataCore(Tensor dy, Tensor w, Tensor dx, ConvGeometry g, bool accumulate);
     /// <summary>The backend's implementation of <see cref="ConvolutionBackwardFilter"/>; the arguments are already validated.</summary>
-    protected abstract void ConvolutionBackwardFilterCore(Tensor x, Tensor dy, Tensor dw, ConvGeometry g);
+    private protected abstract void ConvolutionBackwardFilterCore(Tensor x, Tensor dy, Tensor dw, ConvGeometry g);
     /// <summary>The backend's implementation of <see cref="AddChannelBias"/>; the arguments are already validated.</summary>
-    protected abstract void AddChannelBiasCore(Tensor y, Tensor bias);
+    private protected abstract void AddChannelBiasCore(Tensor y, Tensor bias);
     /// <summary>The backend's implementation of <see cref="ChannelBiasBackward"/>; the arguments are already validated.</summary>
-    protected abstract void ChannelBiasBackwardCore(Tensor dy, Tensor dBias);
+    private protected abstract void ChannelBiasBackwardCore(Tensor dy, Tensor dBias);
 
     // ---------------------------------------------------------------- validation helpers
 
@@ -110,7 +110,7 @@ public abstract partial class Backend
     }
 
     /// <summary>The backend's implementation of <see cref="AddChannelBiasRelu"/>; by default the bias, then the ReLU in place.</summary>
-    protected virtual void AddChannelBiasReluCore(Tensor y, Tensor bias)
+    private protected virtual void AddChannelBiasReluCore(Tensor y, Tensor bias)
     {
         AddChannelBiasCore(y, bias);
         ReluForwardCore(y, y);
@@ -120,7 +120,7 @@ public abstract partial class Backend
     /// The backend's implementation of <see cref="ConvolutionBiasActivationForward"/>; the arguments are
     /// already validated. By default the convolution, then the bias (and ReLU) pass.
     /// </summary>
-    protected virtual void ConvolutionBiasActivationForwardCore(Tensor x, Tensor w, Tensor bias, bool relu, Tensor y, ConvGeometry g)
+    private protected virtual void ConvolutionBiasActivationForwardCore(Tensor x, Tensor w, Tensor bias, bool relu, Tensor y, ConvGeometry g)
     {
         ConvolutionForwardCore(x, w, y, g);
         if (relu) AddChannelBiasReluCore(y, bias);

@@ -33,5 +33,5 @@ public abstract partial class Backend
     // ---------------------------------------------------------------- the Core methods a backend writes
 
     /// <summary>The backend's implementation of <see cref="AugmentBatch"/>; the arguments are already validated.</summary>
-    protected abstract void AugmentBatchCore(Tensor images, Tensor sourceLabels, Tensor indices, AugmentSpec spec, int epoch, Tensor x, Tensor labels);
+    private protected abstract void AugmentBatchCore(Tensor images, Tensor sourceLabels, Tensor indices, AugmentSpec spec, int epoch, Tensor x, Tensor labels);
 }

@@ -113,28 +113,28 @@ public abstract partial class Backend
     // ---------------------------------------------------------------- the Core methods a backend writes
 
     /// <summary>The backend's implementation of <see cref="ReluForward"/>; the arguments are already validated.</summary>
-    protected abstract void ReluForwardCore(Tensor x, Tensor y);
+    private protected abstract void ReluForwardCore(Tensor x, Tensor y);
     /// <summary>The backend's implementation of <see cref="ReluBackward"/>; the arguments are already validated.</summary>
-    protected abstract void ReluBackwardCore(Tensor y, Tensor dy, Tensor dx, bool accumulate);
+    private protected abstract void ReluBackwardCore(Tensor y, Tensor dy, Tensor dx, bool accumulate);
     /// <summary>The backend's implementation of <see cref="Add"/>; the arguments are already validated.</summary>
-    protected abstract void AddCore(Tensor a, Tensor b, Tensor y);
+    private protected abstract void AddCore(Tensor a, Tensor b, Tensor y);
     /// <summary>The backend's implementation of <see cref="AccumulateGradient"/>; the arguments are already validated.</summary>
-    protected abstract void AccumulateGradientCore(Tensor source, Tensor destination, bool accumulate);
+    private protected abstract void AccumulateGradientCore(Tensor source, Tensor destination, bool accumulate);
 
     /// <summary>The backend's implementation of <see cref="DropoutForward"/>; the arguments are already validated.</summary>
-    protected abstract void DropoutForwardCore(Tensor x, Tensor y, float p, ulong seed, ulong stream);
+    private protected abstract void DropoutForwardCore(Tensor x, Tensor y, float p, ulong seed, ulong stream);
     /// <summary>The backend's implementation of <see cref="DropoutBackward"/>; the arguments are already validated.</summary>
-    protected abstract void DropoutBackwardCore(Tensor dy, Tensor dx, float p, ulong seed, ulong stream, bool accumulate);
+    private protected abstract void DropoutBackwardCore(Tensor dy, Tensor dx, float p, ulong seed, ulong stream, bool accumulate);
 
     /// <summary>The backend's implementation of <see cref="AddRelu"/>; by default the add, then the ReLU in place.</summary>
-    protected virtual void AddReluCore(Tensor a, Tensor b, Tensor y)
+    private protected virtual void AddReluCore(Tensor a, Tensor b, Tensor y)
     {
         AddCore(a, b, y);
         ReluForwardCore(y, y);
     }
 
     /// <summary>The backend's implementation of <see cref="AddReluBackward"/>; by default dy is masked in place, then passed to both inputs.</summary>
-    protected virtual void AddReluBackwardCore(Tensor y, Tensor dy, Tensor da, bool accumulateA, Tensor db, bool accumulateB)
+    private protected virtual void AddReluBackwardCore(Tensor y, Tensor dy, Tensor da, bool accumulateA, Tensor db, bool accumulateB)
     {
         ReluBackwardCore(y, dy, dy, accumulate: false);
         AccumulateGradientCore(dy, da, accumulateA);
@@ -149,5 +149,5 @@ public abstract partial class Backend
     }
 
     /// <summary>The backend's implementation of <see cref="PointOnLine"/>; the arguments are already validated.</summary>
-    protected abstract void PointOnLineCore(Tensor origin, Tensor direction, float s, Tensor y);
+    private protected abstract void PointOnLineCore(Tensor origin, Tensor direction, float s, Tensor y);
 }

@@ -33,11 +33,11 @@ public abstract partial class Backend
     // ---------------------------------------------------------------- the Core methods a backend writes
 
     /// <summary>The backend's implementation of <see cref="LinearForward"/>; the arguments are already validated.</summary>
-    protected abstract void LinearForwardCore(Tensor x, Tensor w, Tensor b, Tensor y);
+    private protected abstract void LinearForwardCore(Tensor x, Tensor w, Tensor b, Tensor y);
     /// <summary>The backend's implementation of <see cref="LinearBackwardData"/>; the arguments are already validated.</summary>
-    protected abstract void LinearBackwardDataCore(Tensor dy, Tensor w, Tensor dx, bool accumulate);
+    private protected abstract void LinearBackwardDataCore(Tensor dy, Tensor w, Tensor dx, bool accumulate);
     /// <summary>The backend's implementation of <see cref="LinearBackwardWeights"/>; the arguments are already validated.</summary>
-    protected abstract void LinearBackwardWeightsCore(Tensor x, Tensor dy, Tensor dw, Tensor db);
+    private protected abstract void LinearBackwardWeightsCore(Tensor x, Tensor dy, Tensor dw, Tensor db);
 
     // ---------------------------------------------------------------- validation helpers
 

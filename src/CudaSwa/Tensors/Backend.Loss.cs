@@ -38,7 +38,7 @@ public abstract partial class Backend
     // ---------------------------------------------------------------- the Core methods a backend writes
 
     /// <summary>The backend's implementation of <see cref="SoftmaxCrossEntropy"/>; the arguments are already validated.</summary>
-    protected abstract void SoftmaxCrossEntropyCore(Tensor logits, Tensor labels, Tensor dLogits, Tensor stats);
+    private protected abstract void SoftmaxCrossEntropyCore(Tensor logits, Tensor labels, Tensor dLogits, Tensor stats);
     /// <summary>The backend's implementation of <see cref="Softmax"/>; the arguments are already validated.</summary>
-    protected abstract void SoftmaxCore(Tensor logits, Tensor probabilities);
+    private protected abstract void SoftmaxCore(Tensor logits, Tensor probabilities);
 }

@@ -23,7 +23,7 @@ public abstract partial class Backend
     }
 
     /// <summary>The host memory behind a float tensor (only called when <see cref="MemoryIsHostVisible"/>).</summary>
-    protected virtual Span<float> HostSpanCore(Tensor t) => throw new NotSupportedException();
+    private protected virtual Span<float> HostSpanCore(Tensor t) => throw new NotSupportedException();
 
     /// <summary>
     /// Allocates a buffer of <paramref name="length"/> elements of <paramref name="dtype"/> on this backend.
@@ -120,15 +120,15 @@ public abstract partial class Backend
     // ---------------------------------------------------------------- the Core methods a backend writes
 
     /// <summary>The backend's implementation of <see cref="Allocate"/>; the arguments are already validated.</summary>
-    protected abstract DeviceBuffer AllocateCore(long length, DType dtype);
+    private protected abstract DeviceBuffer AllocateCore(long length, DType dtype);
     /// <summary>The backend's implementation of <see cref="Upload{T}"/>; the arguments are already validated.</summary>
-    protected abstract void UploadCore(ReadOnlySpan<byte> source, Tensor destination);
+    private protected abstract void UploadCore(ReadOnlySpan<byte> source, Tensor destination);
     /// <summary>The backend's implementation of <see cref="Download{T}"/>; the arguments are already validated.</summary>
-    protected abstract void DownloadCore(Tensor source, Span<byte> destination);
+    private protected abstract void DownloadCore(Tensor source, Span<byte> destination);
     /// <summary>The backend's implementation of <see cref="Fill"/>; the arguments are already validated.</summary>
-    protected abstract void FillCore(Tensor t, float value);
+    private protected abstract void FillCore(Tensor t, float value);
     /// <summary>The backend's implementation of <see cref="Copy"/>; the arguments are already validated.</summary>
-    protected abstract void CopyCore(Tensor source, Tensor destination);
+    private protected abstract void CopyCore(Tensor source, Tensor destination);
 
     // ---------------------------------------------------------------- validation helpers
 

@@ -127,13 +127,13 @@ public abstract partial class Backend
     // ---------------------------------------------------------------- the Core methods a backend writes
 
     /// <summary>The backend's implementation of <see cref="SgdStep"/>; the arguments are already validated.</summary>
-    protected abstract void SgdStepCore(Tensor weights, Tensor gradients, Tensor velocity, SgdHyper hyper);
+    private protected abstract void SgdStepCore(Tensor weights, Tensor gradients, Tensor velocity, SgdHyper hyper);
     /// <summary>The backend's implementation of <see cref="PrepareAverage"/>; the arguments are already validated.</summary>
-    protected abstract AveragePlan PrepareAverageCore(AveragePair[] pairs);
+    private protected abstract AveragePlan PrepareAverageCore(AveragePair[] pairs);
     /// <summary>The backend's implementation of <see cref="AverageUpdate(AveragePlan, float)"/>; the arguments are already validated.</summary>
-    protected abstract void AverageUpdateCore(AveragePlan plan, float alpha);
+    private protected abstract void AverageUpdateCore(AveragePlan plan, float alpha);
     /// <summary>The backend's implementation of <see cref="SwagCollect"/>; the arguments are already validated.</summary>
-    protected abstract void SwagCollectCore(Tensor current, Tensor mean, Tensor squareMean, Tensor deviation, float alpha);
+    private protected abstract void SwagCollectCore(Tensor current, Tensor mean, Tensor squareMean, Tensor deviation, float alpha);
     /// <summary>The backend's implementation of <see cref="SwagSample"/>; the arguments are already validated.</summary>
-    protected abstract void SwagSampleCore(Tensor mean, Tensor squareMean, Tensor deviations, Tensor columnNormals, SwagSampleSpec spec, Tensor output);
+    private protected abstract void SwagSampleCore(Tensor mean, Tensor squareMean, Tensor deviations, Tensor columnNormals, SwagSampleSpec spec, Tensor output);
 }

@@ -47,11 +47,11 @@ public abstract partial class Backend
     // ---------------------------------------------------------------- the Core methods a backend writes
 
     /// <summary>The backend's implementation of <see cref="GlobalAveragePoolForward"/>; the arguments are already validated.</summary>
-    protected abstract void GlobalAveragePoolForwardCore(Tensor x, Tensor y);
+    private protected abstract void GlobalAveragePoolForwardCore(Tensor x, Tensor y);
     /// <summary>The backend's implementation of <see cref="GlobalAveragePoolBackward"/>; the arguments are already validated.</summary>
-    protected abstract void GlobalAveragePoolBackwardCore(Tensor dy, Tensor dx, bool accumulate);
+    private protected abstract void GlobalAveragePoolBackwardCore(Tensor dy, Tensor dx, bool accumulate);
     /// <summary>The backend's implementation of <see cref="MaxPoolForward"/>; the arguments are already validated.</summary>
-    protected abstract void MaxPoolForwardCore(Tensor x, Tensor y);
+    private protected abstract void MaxPoolForwardCore(Tensor x, Tensor y);
     /// <summary>The backend's implementation of <see cref="MaxPoolBackward"/>; the arguments are already validated.</summary>
-    protected abstract void MaxPoolBackwardCore(Tensor x, Tensor dy, Tensor dx, bool accumulate);
+    private protected abstract void MaxPoolBackwardCore(Tensor x, Tensor dy, Tensor dx, bool accumulate);
 }
