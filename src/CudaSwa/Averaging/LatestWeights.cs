@@ -10,7 +10,7 @@ namespace CudaSwa.Averaging;
 /// SWA update (weight 1/(j+1) for the j-th), so while no snapshot has been dropped it is the SWA
 /// average bit for bit.
 /// </summary>
-public sealed class LatestWeights : IDisposable
+public sealed class LatestWeights : IDisposable, IAveragingState
 {
     private readonly Tensor _mean;
     private readonly AveragePlan[] _plans;
@@ -82,6 +82,19 @@ public sealed class LatestWeights : IDisposable
         if (count < 0) throw new ArgumentOutOfRangeException(nameof(count), $"Count must be >= 0; got {count}.");
         Count = count;
         if (count > 0) RebuildMean();
+    }
+
+    string IAveragingState.FileName => "lawa.safetensors";
+    string IAveragingState.Describe() => $"LAWA's last {Held} of {Count} snapshots (their mean is the average)";
+    IEnumerable<KeyValuePair<string, string>> IAveragingState.Metadata() =>
+        [new("k", RingTensors.Text(K)), new("count", RingTensors.Text(Count)), new("next_slot", RingTensors.Text(NextSlot))];
+    IEnumerable<IO.SafeTensors.Entry> IAveragingState.Entries(ArenaLayout layout) => RingTensors.Entries(layout, "snapshots.", K, Slot, Backend);
+
+    void IAveragingState.Restore(IO.SafeTensors.Contents contents, ArenaLayout layout, long count, string path)
+    {
+        RingTensors.RequireSame(contents, "k", K, "LAWA K", "LawaK", path);
+        RingTensors.Restore(contents, layout, "snapshots.", K, Slot, Backend, path);
+        Restore(count);
     }
 
     /// <summary>Frees the ring and the prepared updates.</summary>

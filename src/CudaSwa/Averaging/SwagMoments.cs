@@ -12,7 +12,7 @@ namespace CudaSwa.Averaging;
 /// a sample is one fused pass too (<see cref="Backend.SwagSample"/>). The mean itself belongs to
 /// the caller (the SWA average).
 /// </summary>
-public sealed class SwagMoments : IDisposable
+public sealed class SwagMoments : IDisposable, IAveragingState
 {
     private readonly Tensor _columnNormals;
     private readonly float[] _normals;
@@ -160,6 +160,36 @@ public sealed class SwagMoments : IDisposable
     private void RequireLength(Tensor t, string name)
     {
         if (t.IsNull || t.Length != Length) throw new ArgumentException($"{name} must hold {Length} values (the length of the SWAG moments); got {(t.IsNull ? 0 : t.Length)}.", name);
+    }
+
+    /// <summary>The checkpoint file of the moments (also published at the top of a run folder).</summary>
+    internal const string CheckpointFile = "swag.safetensors";
+    string IAveragingState.FileName => CheckpointFile;
+    string IAveragingState.Describe() => $"SWAG moments of {Count} models (the mean is the average's)";
+    IEnumerable<KeyValuePair<string, string>> IAveragingState.Metadata() =>
+        [new("count", RingTensors.Text(Count)), new("rank", RingTensors.Text(Rank)), new("next_slot", RingTensors.Text(NextSlot))];
+
+    IEnumerable<IO.SafeTensors.Entry> IAveragingState.Entries(ArenaLayout layout)
+    {
+        var square = SquareMeanToHost();
+        foreach (var e in layout.Entries)
+            yield return new IO.SafeTensors.Entry("square_mean." + e.Name, e.Shape.ToArray(), square.AsSpan((int)e.Offset, (int)e.Length).ToArray());
+        if (Rank == 0) yield break;
+        foreach (var entry in RingTensors.Entries(layout, "deviations.", Rank, Slot, Backend)) yield return entry;
+    }
+
+    void IAveragingState.Restore(IO.SafeTensors.Contents contents, ArenaLayout layout, long count, string path)
+    {
+        RingTensors.RequireSame(contents, "rank", Rank, "SWAG rank", "SwagRank", path);
+        var square = new float[Length];
+        foreach (var e in layout.Entries)
+        {
+            if (!contents.Tensors.TryGetValue("square_mean." + e.Name, out var sq) || sq.Data.Length != e.Length)
+                throw new Data.DataFormatException($"'{path}' lacks square_mean.{e.Name} with shape {e.Shape}.");
+            sq.Data.CopyTo(square.AsSpan((int)e.Offset));
+        }
+        if (Rank > 0) RingTensors.Restore(contents, layout, "deviations.", Rank, Slot, Backend, path);
+        RestoreMoments(square, count);
     }
 
     /// <summary>Frees the mean of squares and the ring.</summary>

@@ -59,6 +59,9 @@ public sealed class WeightAverager : IDisposable
         if (Options.Kind == AveragingKind.Lawa) Lawa = new LatestWeights(_host ?? network.Backend, _mean, Options.LawaK);
     }
 
+    /// <summary>What the method keeps beyond the average (SWAG's moments, LAWA's ring), which checkpoints save and restore.</summary>
+    internal IEnumerable<IAveragingState> States => new IAveragingState?[] { Swag, Lawa }.OfType<IAveragingState>();
+
     /// <summary>LAWA's ring of the last K snapshots (null unless the kind is <see cref="AveragingKind.Lawa"/>); their mean is <see cref="Parameters"/>.</summary>
     public LatestWeights? Lawa { get; }
 

@@ -31,10 +31,8 @@ public static class Checkpoint
     /// metadata records count, rank and next_slot (the row the next collection overwrites; once
     /// the ring is full, rows in collection order start there).
     /// </summary>
-    public const string SwagFile = "swag.safetensors";
+    public const string SwagFile = SwagMoments.CheckpointFile;
 
-    /// <summary>LAWA's ring of the last K snapshots (tensors snapshots.NAME of shape [K, ...]; metadata k, count, next_slot).</summary>
-    public const string LawaFile = "lawa.safetensors";
     /// <summary>The ensemble's averaged test-set predictions (tensor mean_probabilities), once a snapshot was taken.</summary>
     public const string EnsembleFile = "ensemble.safetensors";
     private const string MomentumPrefix = "momentum.";
@@ -119,22 +117,13 @@ public static class Checkpoint
                 if (!averager.Options.AverageBatchNormStatistics) swaRecomputed?.WriteTo(meta);
                 SafeTensors.Write(Path.Combine(temp, SwaFile), ModelWeights.Entries(network.ParameterLayout, p).Concat(ModelWeights.Entries(network.BufferLayout, b)), meta);
             }
-            if (averager?.Swag is { Count: > 0 } swag)
-            {
-                var meta = Metadata(network, state, $"SWAG moments of {swag.Count} models (the mean is in {SwaFile})");
-                meta["count"] = swag.Count.ToString(System.Globalization.CultureInfo.InvariantCulture);
-                meta["rank"] = swag.Rank.ToString(System.Globalization.CultureInfo.InvariantCulture);
-                meta["next_slot"] = swag.NextSlot.ToString(System.Globalization.CultureInfo.InvariantCulture);
-                SafeTensors.Write(Path.Combine(temp, SwagFile), SwagEntries(network.ParameterLayout, swag), meta);
-            }
-            if (averager?.Lawa is { Count: > 0 } lawa)
-            {
-                var meta = Metadata(network, state, $"LAWA's last {lawa.Held} of {lawa.Count} snapshots (their mean is in {SwaFile})");
-                meta["k"] = lawa.K.ToString(System.Globalization.CultureInfo.InvariantCulture);
-                meta["count"] = lawa.Count.ToString(System.Globalization.CultureInfo.InvariantCulture);
-                meta["next_slot"] = lawa.NextSlot.ToString(System.Globalization.CultureInfo.InvariantCulture);
-                SafeTensors.Write(Path.Combine(temp, LawaFile), RingEntries(network.ParameterLayout, "snapshots.", lawa.K, lawa.Slot, lawa.Backend), meta);
-            }
+            foreach (var method in averager?.States ?? [])
+                if (method.Count > 0)
+                {
+                    var meta = Metadata(network, state, method.Describe());
+                    foreach (var (key, value) in method.Metadata()) meta[key] = value;
+                    SafeTensors.Write(Path.Combine(temp, method.FileName), method.Entries(network.ParameterLayout), meta);
+                }
             if (ensemble is not null && ensemble.Count > 0)
             {
                 var mean = ensemble.Export();
@@ -266,21 +255,11 @@ public static class Checkpoint
             ModelWeights.Load(SafeTensors.Read(path), scratchParams, scratchBuffers, path);
             averager.Restore(scratchParams.ToHost(), scratchBuffers.ToHost(), state.AveragedModels);
         }
-        if (averager?.Swag is { } swag && state.AveragedModels > 0)
+        foreach (var method in state.AveragedModels > 0 ? averager?.States ?? [] : [])
         {
-            string path = Path.Combine(folder, SwagFile);
-            if (!File.Exists(path)) throw new DataFormatException($"'{path}' is missing although {state.AveragedModels} models were collected for SWAG.");
-            RestoreSwag(SafeTensors.Read(path), network.ParameterLayout, swag, state.AveragedModels, path);
-        }
-        if (averager?.Lawa is { } lawa && state.AveragedModels > 0)
-        {
-            string path = Path.Combine(folder, LawaFile);
-            if (!File.Exists(path)) throw new DataFormatException($"'{path}' is missing although {state.AveragedModels} models were collected for LAWA.");
-            var contents = SafeTensors.Read(path);
-            if (!contents.Metadata.TryGetValue("k", out var k) || k != lawa.K.ToString(System.Globalization.CultureInfo.InvariantCulture))
-                throw new DataFormatException($"'{path}' keeps LAWA K {k ?? "(none recorded)"}; this run uses K {lawa.K} (LawaK must match the saved run).");
-            RestoreRing(contents, network.ParameterLayout, "snapshots.", lawa.K, lawa.Slot, lawa.Backend, path);
-            lawa.Restore(state.AveragedModels);
+            string path = Path.Combine(folder, method.FileName);
+            if (!File.Exists(path)) throw new DataFormatException($"'{path}' is missing although {state.AveragedModels} models were averaged.");
+            method.Restore(SafeTensors.Read(path), network.ParameterLayout, state.AveragedModels, path);
         }
         if (ensemble is not null && state.EnsembleSnapshots > 0)
         {
@@ -291,62 +270,5 @@ public static class Checkpoint
                 throw new DataFormatException($"'{path}' lacks the tensor mean_probabilities.");
             ensemble.Restore(mean.Data, state.EnsembleSnapshots);
         }
-    }
-
-    /// <summary>
-    /// SWAG's mean of squares and deviation ring as named tensors, one pair per parameter; the ring
-    /// is read from the device one slot of one parameter at a time (it can pass 2 GiB: a
-    /// WideResNet-28-10 at rank 20 holds 2.9 GB), so it is never on the host twice.
-    /// </summary>
-    private static IEnumerable<SafeTensors.Entry> SwagEntries(ArenaLayout layout, SwagMoments swag)
-    {
-        var square = swag.SquareMeanToHost();
-        foreach (var e in layout.Entries)
-            yield return new SafeTensors.Entry("square_mean." + e.Name, e.Shape.ToArray(), square.AsSpan((int)e.Offset, (int)e.Length).ToArray());
-        if (swag.Rank == 0) yield break;
-        foreach (var entry in RingEntries(layout, "deviations.", swag.Rank, swag.Slot, swag.Backend)) yield return entry;
-    }
-
-    /// <summary>
-    /// A ring of <paramref name="slots"/> device buffers laid out as the parameter arena (SWAG's
-    /// deviations, LAWA's snapshots) as one tensor per parameter, [slots, shape...], read one slot
-    /// of one parameter at a time: a ring can pass 2 GiB and is never on the host twice.
-    /// </summary>
-    private static IEnumerable<SafeTensors.Entry> RingEntries(ArenaLayout layout, string prefix, int slots, Func<int, Tensor> slot, Backend backend)
-    {
-        foreach (var e in layout.Entries)
-        {
-            var rows = new float[slots * e.Length];
-            for (int k = 0; k < slots; k++)
-                backend.Download<float>(slot(k).Slice(e.Offset, (int)e.Length), rows.AsSpan((int)(k * e.Length), (int)e.Length));
-            yield return new SafeTensors.Entry(prefix + e.Name, [slots, .. e.Shape.ToArray()], rows);
-        }
-    }
-
-    /// <summary>The inverse of <see cref="RingEntries"/>: every parameter's [slots, shape...] tensor straight into the device ring, slot by slot.</summary>
-    private static void RestoreRing(SafeTensors.Contents contents, ArenaLayout layout, string prefix, int slots, Func<int, Tensor> slot, Backend backend, string path)
-    {
-        foreach (var e in layout.Entries)
-        {
-            if (!contents.Tensors.TryGetValue(prefix + e.Name, out var rows) || rows.Data.Length != slots * e.Length)
-                throw new DataFormatException($"'{path}' lacks {prefix}{e.Name} with shape [{slots}, {string.Join(", ", e.Shape.ToArray())}].");
-            for (int k = 0; k < slots; k++)
-                backend.Upload<float>(rows.Data.AsSpan((int)(k * e.Length), (int)e.Length), slot(k).Slice(e.Offset, (int)e.Length));
-        }
-    }
-
-    private static void RestoreSwag(SafeTensors.Contents contents, ArenaLayout layout, SwagMoments swag, long count, string path)
-    {
-        if (!contents.Metadata.TryGetValue("rank", out var rankText) || rankText != swag.Rank.ToString(System.Globalization.CultureInfo.InvariantCulture))
-            throw new DataFormatException($"'{path}' keeps SWAG rank {rankText ?? "(none recorded)"}; this run uses rank {swag.Rank} (SwagRank must match the saved run).");
-        var square = new float[swag.Length];
-        foreach (var e in layout.Entries)
-        {
-            if (!contents.Tensors.TryGetValue("square_mean." + e.Name, out var sq) || sq.Data.Length != e.Length)
-                throw new DataFormatException($"'{path}' lacks square_mean.{e.Name} with shape {e.Shape}.");
-            sq.Data.CopyTo(square.AsSpan((int)e.Offset));
-        }
-        if (swag.Rank > 0) RestoreRing(contents, layout, "deviations.", swag.Rank, swag.Slot, swag.Backend, path);
-        swag.RestoreMoments(square, count);
     }
 }
