@@ -42,16 +42,16 @@ public sealed partial record RunSettings
     /// <summary>Checks every value, the engine's options included; an <see cref="OptionException"/> names the command-line option.</summary>
     public void Validate()
     {
-        void Fail(string option, string problem) => throw new OptionException($"--{option}: {problem}");
+        static void Fail(Options.Setting setting, string problem) => throw new OptionException($"{setting.Flag}: {problem}");
         if (SyntheticTrain > MaxSynthetic || SyntheticTest > MaxSynthetic)
-            Fail("synthetic-train", $"the synthetic sets hold at most {MaxSynthetic:N0} images each; got {SyntheticTrain:N0} and {SyntheticTest:N0}.");
-        if (SyntheticTrain < 20) Fail("synthetic-train", $"needs at least 20 images; got {SyntheticTrain}.");
-        if (SyntheticTest < 10) Fail("synthetic-test", $"needs at least 10 images; got {SyntheticTest}.");
-        if (TrainSubset is < 2) Fail("train-subset", $"must be >= 2; got {TrainSubset}.");
-        if (TestSubset is < 1) Fail("test-subset", $"must be >= 1; got {TestSubset}.");
+            Fail(Options.SettingsTable.SyntheticTrain, $"the synthetic sets hold at most {MaxSynthetic:N0} images each; got {SyntheticTrain:N0} and {SyntheticTest:N0}.");
+        if (SyntheticTrain < 20) Fail(Options.SettingsTable.SyntheticTrain, $"needs at least 20 images; got {SyntheticTrain}.");
+        if (SyntheticTest < 10) Fail(Options.SettingsTable.SyntheticTest, $"needs at least 10 images; got {SyntheticTest}.");
+        if (TrainSubset is < 2) Fail(Options.SettingsTable.TrainSubset, $"must be >= 2; got {TrainSubset}.");
+        if (TestSubset is < 1) Fail(Options.SettingsTable.TestSubset, $"must be >= 1; got {TestSubset}.");
         if (Device is not ("auto" or "cpu" or "cuda") &&
             !(Device.StartsWith("cuda:", StringComparison.Ordinal) && int.TryParse(Device.AsSpan(5), System.Globalization.NumberStyles.None, null, out _)))
-            Fail("device", $"must be auto, cpu, cuda or cuda:N with N a device number (0, 1, ...); got '{Device}'.");
+            Fail(Options.SettingsTable.Device, $"must be auto, cpu, cuda or cuda:N with N a device number (0, 1, ...); got '{Device}'.");
         try
         {
             Training.Validate();

@@ -1,11 +1,9 @@
 using Spectre.Console;
 using System.CommandLine;
-using System.Globalization;
 using System.Text.Json.Nodes;
 using CudaSwa.Averaging;
 using CudaSwa.Cli.Options;
 using CudaSwa.Data;
-using CudaSwa.Evaluation;
 using CudaSwa.IO;
 using CudaSwa.Models;
 using CudaSwa.Tensors;
@@ -86,13 +84,7 @@ public static class AverageCommand
             env.Console.WriteLine($"recomputed BN statistics over {train.Count:N0} training images ({pass.Describe()})");
         }
         else meta["bn_statistics"] = "averaged with the weights";
-        using var testData = new DeviceDataset(test, backend);
-        using var testLoader = new BatchLoader(testData, options.BatchSize, false, new AugmentSpec().ForEvaluation(), 0);
-        using var evaluator = new Evaluator(net);
-        var (loss, acc, calibration) = evaluator.EvaluateCalibrated(testLoader);
-        env.Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"average of {files.Length}: test accuracy {100 * acc:F2}% (error {100 * (1 - acc):F2}%), test loss (NLL) {loss:F4}, " +
-            $"ECE {100 * calibration.Ece:F2}%, Brier {calibration.Brier:F4} on {test.Count:N0} images"));
+        Output.TestSetReport.EvaluateAndPrint(net, test, options.BatchSize, $"average of {files.Length}", env);
         ModelWeights.Save(output, net, meta);
         env.Console.WriteLine($"wrote {Path.GetFullPath(output)}");
         return ExitCodes.Ok;

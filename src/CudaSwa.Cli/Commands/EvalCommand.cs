@@ -1,9 +1,7 @@
 using Spectre.Console;
 using System.CommandLine;
-using System.Globalization;
 using CudaSwa.Averaging;
 using CudaSwa.Data;
-using CudaSwa.Evaluation;
 using CudaSwa.IO;
 using CudaSwa.Models;
 using CudaSwa.Tensors;
@@ -70,13 +68,7 @@ public static class EvalCommand
                 env.Console.WriteLine($"recomputed BN statistics over {train.Count:N0} training images " +
                     (recorded is null ? $"({pass.Describe()}; the weights record no recompute of their own)" : $"as the run did ({pass.Describe()})"));
             }
-            using var testData = new DeviceDataset(test, backend);
-            using var testLoader = new BatchLoader(testData, options.BatchSize, false, new AugmentSpec().ForEvaluation(), 0);
-            using var evaluator = new Evaluator(net);
-            var (loss, acc, calibration) = evaluator.EvaluateCalibrated(testLoader);
-            env.Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"{Path.GetFileName(path)}: test accuracy {100 * acc:F2}% (error {100 * (1 - acc):F2}%), test loss (NLL) {loss:F4}, " +
-                $"ECE {100 * calibration.Ece:F2}% ({calibration.Bins.Count} bins), Brier {calibration.Brier:F4} on {test.Count:N0} images"));
+            Output.TestSetReport.EvaluateAndPrint(net, test, options.BatchSize, Path.GetFileName(path), env);
             return ExitCodes.Ok;
         });
         return cmd;
