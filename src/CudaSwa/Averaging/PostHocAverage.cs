@@ -18,22 +18,23 @@ public static class PostHocAverage
     /// it into a new SWA average, which the caller owns (bind it with <see cref="WeightAverager.Bind"/>
     /// to recompute BN statistics and evaluate it). Every file must hold every parameter of the
     /// network and nothing else, finite values only, and — when its metadata names a model — this
-    /// network's; a file that does not is refused with a <see cref="DataFormatException"/> naming it,
-    /// before anything is averaged. <paramref name="progress"/> gets (files done, files).
+    /// network's; a file that does not is refused with a <see cref="DataFormatException"/> naming it
+    /// (the partial average is freed). <paramref name="progress"/> gets (files done, files).
     /// </summary>
     public static WeightAverager Average(Network network, IReadOnlyList<string> files, bool averageStatistics = false, Action<int, int>? progress = null)
     {
         ArgumentNullException.ThrowIfNull(network);
         ArgumentNullException.ThrowIfNull(files);
         if (files.Count == 0) throw new ArgumentException("Give at least one weights file to average.", nameof(files));
-        // Read and check every file first: a bad tenth file must not cost nine loads.
-        var contents = files.Select(f => Check(network, f)).ToList();
+        // One file in memory at a time (a WideResNet's weights are 146 MB; averaging dozens must not
+        // hold them all): each is read, checked and folded in turn. A bad file stops the average
+        // before anything is written.
         var averager = new WeightAverager(network, new AveragingOptions { Kind = AveragingKind.Swa, AverageBatchNormStatistics = averageStatistics });
         try
         {
             for (int i = 0; i < files.Count; i++)
             {
-                ModelWeights.Load(contents[i], network.OwnParameters, network.OwnBuffers, files[i], requireBuffers: averageStatistics);
+                ModelWeights.Load(Check(network, files[i]), network.OwnParameters, network.OwnBuffers, files[i], requireBuffers: averageStatistics);
                 averager.Update();
                 progress?.Invoke(i + 1, files.Count);
             }
