@@ -40,8 +40,8 @@ var events = new TrainerEvents
     EpochStarted = e => Console.Write($"epoch {e.Epoch + 1}/{options.Epochs} "),
     BatchCompleted = b => { if (b.Batch % 10 == 0) Console.Write('.'); },
     EpochCompleted = r => Console.WriteLine(
-        $" train loss {r.TrainLoss:F3}, test {100 * r.TestAccuracy:F1}%" +
-        (r.SwaTestAccuracy is double swa ? $", SWA of {r.AveragedModels} models {100 * swa:F1}%" : "")),
+        $" train loss {r.TrainLoss:F3}, test {100 * r.Trained?.Accuracy:F1}%" +
+        (r.Average is { } swa ? $", {swa.Name} of {r.AveragedModels} models {100 * swa.Accuracy:F1}%" : "")),
     Message = Console.WriteLine,
 };
 using var trainer = Trainer.ForNetwork(options, TinyResNet, backend, train, test, outDir: runDir, events);

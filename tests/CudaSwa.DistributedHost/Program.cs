@@ -178,6 +178,6 @@ static int Train(Collective c, string outFile, int steps, bool syncBatchNorm)
             foreach (float v in buffers) w.Write(v);
         }
     }
-    Console.WriteLine($"rank {c.Rank} of {c.Size}: trained {trainer.State.GlobalStep} steps, test accuracy {trainer.State.History[^1].TestAccuracy:P2}");
+    Console.WriteLine($"rank {c.Rank} of {c.Size}: trained {trainer.State.GlobalStep} steps, test accuracy {trainer.State.History[^1].Trained?.Accuracy:P2}");
     return 0;
 }

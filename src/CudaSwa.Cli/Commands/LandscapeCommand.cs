@@ -154,12 +154,12 @@ public static class LandscapeCommand
         var last = state.History.LastOrDefault();
         if (s.SwaOnSegment is { } swa)
         {
-            string recorded = last?.SwaTestAccuracy is double a ? string.Create(c, $"{100 * (1 - a):F2}% (loss {last.SwaTestLoss:F6})") : "not recorded";
+            string recorded = last?.Average is { } a ? string.Create(c, $"{100 * (1 - a.Accuracy):F2}% (loss {a.Loss:F6})") : "not recorded";
             sb.AppendLine(string.Create(c, $"  t = 0 (SWA, BN recomputed as the run did): test error {100 * swa.TestError:F2}% (loss {swa.TestLoss:F6}); the run's own SWA evaluation: {recorded}"));
         }
         if (s.SgdOnSegment is { } sgd)
         {
-            string own = last?.TestAccuracy is double a ? string.Create(c, $"{100 * (1 - a):F2}% (loss {last.TestLoss:F6})") : "not recorded";
+            string own = last?.Trained is { } t ? string.Create(c, $"{100 * (1 - t.Accuracy):F2}% (loss {t.Loss:F6})") : "not recorded";
             sb.AppendLine(string.Create(c, $"  t = 1 (SGD, BN recomputed the same way): test error {100 * sgd.TestError:F2}% (loss {sgd.TestLoss:F6}); the SGD model with its training-time BN statistics: {own}"));
         }
         return sb.ToString();

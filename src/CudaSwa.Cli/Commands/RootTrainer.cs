@@ -72,14 +72,14 @@ internal static class RootTrainer
         var outcome = RunOutcome.Completed;
         var profiler = profile ? new OpProfiler() : null;
         backend.Profiler = profiler;
-        reporter.Header();
+        reporter.Header(AverageName(trainer));
         try
         {
             while (!trainer.IsComplete)
             {
                 outcome = Resources.OutOfMemoryAs(() => reporter.RunEpoch(trainer, options.Epochs, cancel.Token),
                     $"training {options.Model} at batch {options.BatchSize} on {backend.Name}", "--batch", options.BatchSize);
-                run.WriteMetrics(trainer.State.History);
+                run.WriteMetrics(trainer.State.History, AverageName(trainer));
                 CurvesPlot.Write(Path.Combine(outDir, "curves.png"), trainer.State.History, settings);
                 if (profiler is not null)
                     AtomicFile.WriteAllText(Path.Combine(outDir, "profile.txt"),
@@ -99,12 +99,15 @@ internal static class RootTrainer
         }
     }
 
+    /// <summary>The averaged model's name for column heads ("SWA" where the run averages nothing, so the columns stay where they are).</summary>
+    private static string AverageName(Trainer trainer) => trainer.Averager?.AverageName ?? "SWA";
+
     /// <summary>metrics.csv, curves.png and summary.json for the run as it stands, then the closing lines and the exit code.</summary>
     private static int Finish(ConsoleReporter reporter, RunFiles run, Trainer trainer, RunSettings settings, Data.ImageDataset train, Data.ImageDataset test,
         Backend backend, string outDir, RunOutcome outcome, string? message)
     {
         var options = settings.Training;
-        run.WriteMetrics(trainer.State.History);
+        run.WriteMetrics(trainer.State.History, AverageName(trainer));
         CurvesPlot.Write(Path.Combine(outDir, "curves.png"), trainer.State.History, settings);
         var summary = new RunSummary
         {

@@ -49,10 +49,12 @@ public sealed class ConsoleReporter
 
     private const string RowFormat = "{0,6} {1,9} {2,9} {3,8} {4,9} {5,8} {6,9} {7,8} {8,8} {9,8} {10,8}";
 
-    public void Header()
+    /// <summary>The column heads; the average's columns carry its name (swa-, ema-, lawa-).</summary>
+    public void Header(string averageName)
     {
+        string avg = averageName.ToLowerInvariant();
         string h = string.Format(CultureInfo.InvariantCulture, RowFormat, "epoch", "lr", "train-loss", "train-acc", "test-loss", "test-acc",
-            "swa-loss", "swa-acc", "ens-acc", "img/s", "seconds");
+            $"{avg}-loss", $"{avg}-acc", "ens-acc", "img/s", "seconds");
         C.MarkupLine($"[bold]{Markup.Escape(h)}[/]");
         _files.Log(h);
     }
@@ -63,7 +65,7 @@ public sealed class ConsoleReporter
     private void Row(EpochRecord r)
     {
         string row = string.Format(CultureInfo.InvariantCulture, RowFormat, $"{r.Epoch}/{_epochs}", Num(r.LearningRate, "G4"), Num(r.TrainLoss), Pct(r.TrainAccuracy),
-            Num(r.TestLoss), Pct(r.TestAccuracy), Num(r.SwaTestLoss), Pct(r.SwaTestAccuracy), Pct(r.EnsembleTestAccuracy),
+            Num(r.Trained?.Loss), Pct(r.Trained?.Accuracy), Num(r.Average?.Loss), Pct(r.Average?.Accuracy), Pct(r.Ensemble?.Accuracy),
             Num(r.ImagesPerSecond, "F0"), Num(r.EpochSeconds, "F1"));
         C.WriteLine(row);
         _files.Log(row);

@@ -10,7 +10,7 @@ public static class CurvesPlot
     public static void Write(string path, IReadOnlyList<EpochRecord> history, RunSettings settings)
     {
         var options = settings.Training;
-        var evaluated = history.Where(r => r.TestAccuracy is not null).ToList();
+        var evaluated = history.Where(r => r.Trained is not null).ToList();
         if (evaluated.Count == 0) return;
         var plot = new ScottPlot.Plot();
         ScottPlot.Plottables.Scatter? Series(Func<EpochRecord, double?> accuracy, string label)
@@ -23,9 +23,10 @@ public static class CurvesPlot
             s.MarkerSize = 5;
             return s;
         }
-        Series(r => r.TestAccuracy, "SGD");
-        Series(r => r.SwaTestAccuracy, options.Average.ToString().ToUpperInvariant() + (options.BnRecompute is null ? " (BN statistics averaged)" : " (BN recomputed)"));
-        if (Series(r => r.EnsembleTestAccuracy, "prediction ensemble") is { } ensemble)
+        Series(r => r.Trained?.Accuracy, "SGD");
+        string averageName = evaluated.Select(r => r.Average?.Name).LastOrDefault(n => n is not null) ?? "SWA";
+        Series(r => r.Average?.Accuracy, averageName + (options.BnRecompute is null ? " (BN statistics averaged)" : " (BN recomputed)"));
+        if (Series(r => r.Ensemble?.Accuracy, "prediction ensemble") is { } ensemble)
         {
             ensemble.LinePattern = ScottPlot.LinePattern.Dashed;
             ensemble.LineWidth = 1;

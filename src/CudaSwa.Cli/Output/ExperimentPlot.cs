@@ -39,8 +39,8 @@ public static class ExperimentPlot
             mean.LineWidth = 2;
             mean.MarkerSize = 4;
         }
-        Series(ExperimentPlan.SgdKind, r => r.TestAccuracy, "SGD", ScottPlot.Colors.OrangeRed);
-        Series(ExperimentPlan.SwaKind, r => r.SwaTestAccuracy, "SWA (BN recomputed)", ScottPlot.Colors.Green);
+        Series(ExperimentPlan.SgdKind, r => r.Trained?.Accuracy, "SGD", ScottPlot.Colors.OrangeRed);
+        Series(ExperimentPlan.SwaKind, r => r.Average?.Accuracy, "SWA (BN recomputed)", ScottPlot.Colors.Green);
         foreach (double b in plan.Budgets)
         {
             var line = plot.Add.VerticalLine(plan.EpochOf(b));

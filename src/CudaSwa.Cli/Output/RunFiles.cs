@@ -25,16 +25,18 @@ public sealed class RunFiles : IDisposable
 
     public static string Csv(double? v) => v is null ? "" : v.Value.ToString("G6", CultureInfo.InvariantCulture);
 
-    public void WriteMetrics(IReadOnlyList<EpochRecord> history)
+    /// <summary>metrics.csv, one row per epoch; the average's columns carry its name (swa_, ema_, lawa_), in the same places for every method.</summary>
+    public void WriteMetrics(IReadOnlyList<EpochRecord> history, string averageName)
     {
+        string a = averageName.ToLowerInvariant();
         var sb = new StringBuilder();
-        sb.AppendLine("epoch,lr,train_loss,train_acc,test_loss,test_acc,swa_models,swa_test_loss,swa_test_acc,ensemble_snapshots,ensemble_test_loss,ensemble_test_acc,train_seconds,bn_recompute_seconds,epoch_seconds,images_per_second,test_ece,test_brier,swa_test_ece,swa_test_brier,ensemble_test_ece,ensemble_test_brier");
+        sb.AppendLine($"epoch,lr,train_loss,train_acc,test_loss,test_acc,{a}_models,{a}_test_loss,{a}_test_acc,ensemble_snapshots,ensemble_test_loss,ensemble_test_acc,train_seconds,bn_recompute_seconds,epoch_seconds,images_per_second,test_ece,test_brier,{a}_test_ece,{a}_test_brier,ensemble_test_ece,ensemble_test_brier");
         foreach (var r in history)
             sb.AppendLine(string.Join(",", r.Epoch.ToString(CultureInfo.InvariantCulture), Csv(r.LearningRate), Csv(r.TrainLoss), Csv(r.TrainAccuracy),
-                Csv(r.TestLoss), Csv(r.TestAccuracy), r.AveragedModels.ToString(CultureInfo.InvariantCulture), Csv(r.SwaTestLoss), Csv(r.SwaTestAccuracy),
-                r.EnsembleSnapshots.ToString(CultureInfo.InvariantCulture), Csv(r.EnsembleTestLoss), Csv(r.EnsembleTestAccuracy),
+                Csv(r.Trained?.Loss), Csv(r.Trained?.Accuracy), r.AveragedModels.ToString(CultureInfo.InvariantCulture), Csv(r.Average?.Loss), Csv(r.Average?.Accuracy),
+                r.EnsembleSnapshots.ToString(CultureInfo.InvariantCulture), Csv(r.Ensemble?.Loss), Csv(r.Ensemble?.Accuracy),
                 Csv(r.TrainSeconds), Csv(r.BnRecomputeSeconds), Csv(r.EpochSeconds), Csv(r.ImagesPerSecond),
-                Csv(r.TestEce), Csv(r.TestBrier), Csv(r.SwaTestEce), Csv(r.SwaTestBrier), Csv(r.EnsembleTestEce), Csv(r.EnsembleTestBrier)));
+                Csv(r.Trained?.Ece), Csv(r.Trained?.Brier), Csv(r.Average?.Ece), Csv(r.Average?.Brier), Csv(r.Ensemble?.Ece), Csv(r.Ensemble?.Brier)));
         AtomicFile.WriteAllText(Path.Combine(OutDir, "metrics.csv"), sb.ToString());
     }
 

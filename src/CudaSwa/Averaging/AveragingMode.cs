@@ -39,10 +39,8 @@ public sealed record AveragingOptions
     public double EmaDecay { get; init; } = 0.999;
 
     /// <summary>
-    /// EMA warm-up: after n updates the decay is min(<see cref="EmaDecay"/>, (1+n)/(10+n)) — the
-    /// num_updates form of TensorFlow's ExponentialMovingAverage, which timm's ModelEmaV2 users
-    /// apply too — so the average forgets its first, untrained models quickly (decay 0.18 at the
-    /// second update, 0.5 at the ninth, 0.9 after 80) instead of holding them for ~1/(1-decay) updates.
+    /// EMA warm-up: after n updates the decay is min(<see cref="EmaDecay"/>, (1+n)/(10+n)), so the
+    /// average forgets its first, untrained models quickly (decay 0.5 at the ninth update, 0.9 after 80).
     /// </summary>
     public bool EmaWarmup { get; init; }
 
@@ -67,28 +65,49 @@ public sealed record AveragingOptions
 
     /// <summary>
     /// The weight of the current model in the update after <paramref name="averaged"/> models:
-    /// 1/(n+1) for SWA, SWAG and LAWA (whose mean <see cref="LatestWeights"/> rebuilds), 1-decay for EMA (the warmed-up decay with <see cref="EmaWarmup"/>),
+    /// 1/(n+1) for SWA, SWAG and LAWA, 1-decay for EMA (the warmed-up decay with <see cref="EmaWarmup"/>),
     /// 1 (a copy) for the first update of any.
     /// </summary>
-    public float UpdateWeight(long averaged)
+    public float UpdateWeight(long averaged) => CreateMethod().UpdateWeight(averaged);
+
+    /// <summary>The method component of <see cref="Kind"/>: the one place that maps a kind to its class.</summary>
+    internal AveragingMethod CreateMethod() => Kind switch
     {
-        if (averaged == 0) return 1f;
-        return Kind == AveragingKind.Ema ? (float)(1.0 - EmaDecayAfter(averaged)) : (float)(1.0 / (averaged + 1));
-    }
+        AveragingKind.Swa => new SwaMethod(this),
+        AveragingKind.Ema => new EmaMethod(this),
+        AveragingKind.Swag => new SwagMethod(this),
+        AveragingKind.Lawa => new LawaMethod(this),
+        _ => throw new ArgumentOutOfRangeException(nameof(Kind), $"Unknown averaging kind {Kind}."),
+    };
 
-    /// <summary>The EMA decay of the update after <paramref name="averaged"/> models: <see cref="EmaDecay"/>, or with <see cref="EmaWarmup"/> min(EmaDecay, (1+n)/(10+n)).</summary>
-    public double EmaDecayAfter(long averaged) => EmaWarmup ? Math.Min(EmaDecay, (1.0 + averaged) / (10.0 + averaged)) : EmaDecay;
-
-    /// <summary>Throws <see cref="ArgumentOutOfRangeException"/> when an EMA decay lies outside (0, 1), a SWAG rank outside 0..1024 or a LAWA K outside 1..1000.</summary>
-    public void Validate()
+    /// <summary>
+    /// Every problem of these options as (property, sentence): an EMA decay outside (0, 1), an EMA
+    /// warm-up without EMA, a SWAG rank outside 0..1024, a LAWA K outside 1..<see cref="LatestWeights.MaxK"/>,
+    /// LAWA with averaged BN statistics. The one statement of these ranges: <see cref="Training.TrainingOptions.Validate()"/> reports them too.
+    /// </summary>
+    public IEnumerable<(string Property, string Problem)> Problems()
     {
         if (Kind == AveragingKind.Ema && !(EmaDecay > 0 && EmaDecay < 1))
-            throw new ArgumentOutOfRangeException(nameof(EmaDecay), $"EMA decay must be in (0, 1); got {EmaDecay}.");
-        if (Kind == AveragingKind.Swag && (SwagRank < 0 || SwagRank > 1024))
-            throw new ArgumentOutOfRangeException(nameof(SwagRank), $"The SWAG rank must be in 0..1024; got {SwagRank}.");
-        if (Kind == AveragingKind.Lawa && (LawaK < 1 || LawaK > LatestWeights.MaxK))
-            throw new ArgumentOutOfRangeException(nameof(LawaK), $"LAWA keeps 1..{LatestWeights.MaxK} snapshots; got {LawaK}.");
+            yield return (nameof(EmaDecay), $"EmaDecay must be in (0, 1); got {EmaDecay}.");
+        if (EmaWarmup && Kind != AveragingKind.Ema)
+            yield return (nameof(EmaWarmup), $"EmaWarmup ramps up the decay of EMA averaging; this run averages with {Kind.ToString().ToUpperInvariant()}, which has no decay.");
+        if (SwagRank < 0 || SwagRank > 1024)
+            yield return (nameof(SwagRank), $"SwagRank must be in 0..1024; got {SwagRank}.");
+        if (LawaK < 1 || LawaK > LatestWeights.MaxK)
+            yield return (nameof(LawaK), $"LawaK must be in 1..{LatestWeights.MaxK}; got {LawaK}.");
         if (Kind == AveragingKind.Lawa && AverageBatchNormStatistics)
-            throw new ArgumentException("LAWA averages the last K weights only; BN statistics averaged over every update would not belong to them: recompute them instead.", nameof(AverageBatchNormStatistics));
+            yield return (nameof(AverageBatchNormStatistics), "LAWA averages the last K weights only; BN statistics averaged over every update would not belong to them: recompute them instead.");
+    }
+
+    /// <summary>
+    /// Throws for the first of <see cref="Problems"/>: <see cref="ArgumentOutOfRangeException"/> for a
+    /// value out of its range, <see cref="ArgumentException"/> for settings that do not go together.
+    /// </summary>
+    public void Validate()
+    {
+        foreach (var (property, problem) in Problems())
+            throw property is nameof(EmaWarmup) or nameof(AverageBatchNormStatistics)
+                ? new ArgumentException(problem, property)
+                : new ArgumentOutOfRangeException(property, problem);
     }
 }

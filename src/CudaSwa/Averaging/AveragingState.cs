@@ -6,9 +6,10 @@ using CudaSwa.Tensors;
 namespace CudaSwa.Averaging;
 
 /// <summary>
-/// What an averaging method keeps beyond the average itself (SWAG's moments, LAWA's ring), saved by
-/// every checkpoint as a file of its own and restored on resume. The checkpoint iterates
-/// <see cref="WeightAverager.States"/>: a method with state of its own adds no checkpoint code.
+/// What an averaging method keeps beyond the average itself (SWAG's moments, LAWA's ring), made by
+/// <see cref="AveragingMethod.CreateState"/>, updated instead of the fused pair, saved by every
+/// checkpoint as a file of its own and restored on resume. The checkpoint iterates
+/// <see cref="WeightAverager.State"/>: a method with state of its own adds no checkpoint code.
 /// </summary>
 internal interface IAveragingState
 {
@@ -16,6 +17,8 @@ internal interface IAveragingState
     string FileName { get; }
     /// <summary>Models collected so far (nothing is saved before the first).</summary>
     long Count { get; }
+    /// <summary>Folds <paramref name="current"/> into the state and rewrites <paramref name="mean"/>, the average, from it.</summary>
+    void Collect(Tensor current, Tensor mean);
     /// <summary>One line for the file's "content" metadata.</summary>
     string Describe();
     /// <summary>The method's own metadata (its size, count and ring position), checked on restore.</summary>

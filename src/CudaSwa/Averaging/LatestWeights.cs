@@ -84,6 +84,7 @@ public sealed class LatestWeights : IDisposable, IAveragingState
         if (count > 0) RebuildMean();
     }
 
+    void IAveragingState.Collect(Tensor current, Tensor mean) => Collect(current);
     string IAveragingState.FileName => "lawa.safetensors";
     string IAveragingState.Describe() => $"LAWA's last {Held} of {Count} snapshots (their mean is the average)";
     IEnumerable<KeyValuePair<string, string>> IAveragingState.Metadata() =>
@@ -103,4 +104,14 @@ public sealed class LatestWeights : IDisposable, IAveragingState
         foreach (var plan in _plans) plan.Dispose();
         Ring.Buffer.Dispose();
     }
+}
+
+/// <summary>LAWA as an averaging method: its state is the ring (<see cref="LatestWeights"/>), which rebuilds the mean.</summary>
+internal sealed class LawaMethod(AveragingOptions options) : AveragingMethod(options)
+{
+    public override string Name => "LAWA";
+    public override IAveragingState CreateState(Backend backend, Tensor mean) => new LatestWeights(backend, mean, Options.LawaK);
+    public override string Describe() => $"LAWA (the last {Options.LawaK} averaged models)";
+    public override string DescribeAverage(long count, IAveragingState? state) =>
+        state is LatestWeights { } ring && ring.Held < ring.Count ? $"average of the last {ring.Held} of {ring.Count} models" : base.DescribeAverage(count, state);
 }

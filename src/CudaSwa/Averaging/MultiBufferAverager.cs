@@ -13,6 +13,7 @@ public sealed class MultiBufferAverager : IDisposable
 {
     private readonly AveragePair[] _pairs;
     private readonly AveragePlan _plan;
+    private readonly AveragingMethod _method;
 
     /// <summary>
     /// Validates the <paramref name="pairs"/> (each average as long as its current, all on
@@ -24,6 +25,7 @@ public sealed class MultiBufferAverager : IDisposable
         ArgumentNullException.ThrowIfNull(pairs);
         Options = options ?? new AveragingOptions();
         Options.Validate();
+        _method = Options.CreateMethod();
         Backend = backend;
         _pairs = [.. pairs];
         for (int i = 0; i < _pairs.Length; i++)
@@ -48,7 +50,7 @@ public sealed class MultiBufferAverager : IDisposable
     /// </summary>
     public void Update()
     {
-        Backend.AverageUpdate(_plan, Options.UpdateWeight(Count));
+        Backend.AverageUpdate(_plan, _method.UpdateWeight(Count));
         Count++;
     }
 

@@ -200,3 +200,13 @@ public sealed class SwagMoments : IDisposable, IAveragingState
         _columnNormals.Buffer?.Dispose();
     }
 }
+
+/// <summary>SWAG as an averaging method: its state is the moments (<see cref="SwagMoments"/>), whose fused pass also updates the mean.</summary>
+internal sealed class SwagMethod(AveragingOptions options) : AveragingMethod(options)
+{
+    public override string Name => "SWAG";
+    /// <summary>SWAG's mean is the SWA average; its own row is the Bayesian model average of samples.</summary>
+    public override string AverageName => "SWA";
+    public override IAveragingState CreateState(Backend backend, Tensor mean) => new SwagMoments(backend, mean.Length, Options.SwagRank);
+    public override string Describe() => $"SWAG (rank {Options.SwagRank})";
+}

@@ -13,11 +13,12 @@ namespace CudaSwa.Averaging;
 public sealed class WeightAverager : IDisposable
 {
     private readonly MultiBufferAverager _averager;
+    private readonly IAveragingState? _state;
     private readonly Backend? _host;
     private readonly Arena? _hostParameters, _hostBuffers, _hostStaging, _hostStagingBuffers;
     private Arena? _deviceParameters;
     private readonly Arena _deviceBuffers;
-    /// <summary>The current weights and the mean that SWAG or LAWA update themselves (the other kinds use the fused pairs).</summary>
+    /// <summary>The current weights and the mean that a method with state (SWAG, LAWA) updates itself (the others use the fused pairs).</summary>
     private readonly Tensor _current, _mean;
     private Arena? _sampleParameters, _sampleBuffers;
 
@@ -32,13 +33,15 @@ public sealed class WeightAverager : IDisposable
         Network = network;
         Options = options ?? new AveragingOptions();
         Options.Validate();
+        Method = Options.CreateMethod();
         _deviceBuffers = network.CreateBufferArena();
         var pairs = new List<AveragePair>();
         if (Options.Placement == AveragePlacement.Device || network.Backend.MemoryIsHostVisible)
         {
             _deviceParameters = network.CreateParameterArena();
-            if (Options.Kind is AveragingKind.Swag or AveragingKind.Lawa) (_current, _mean) = (network.OwnParameters.All, _deviceParameters.All);
-            else pairs.Add(new AveragePair(_deviceParameters.All, network.OwnParameters.All));
+            (_current, _mean) = (network.OwnParameters.All, _deviceParameters.All);
+            _state = Method.CreateState(network.Backend, _mean);
+            if (_state is null) pairs.Add(new AveragePair(_deviceParameters.All, network.OwnParameters.All));
             if (Options.AverageBatchNormStatistics) pairs.Add(new AveragePair(_deviceBuffers.All, network.OwnBuffers.All));
             _averager = new MultiBufferAverager(network.Backend, pairs, Options);
         }
@@ -50,23 +53,25 @@ public sealed class WeightAverager : IDisposable
             _hostStaging = new Arena(network.ParameterLayout, _host);
             _hostBuffers = new Arena(network.BufferLayout, _host);
             _hostStagingBuffers = new Arena(network.BufferLayout, _host);
-            if (Options.Kind is AveragingKind.Swag or AveragingKind.Lawa) (_current, _mean) = (_hostStaging.All, _hostParameters.All);
-            else pairs.Add(new AveragePair(_hostParameters.All, _hostStaging.All));
+            (_current, _mean) = (_hostStaging.All, _hostParameters.All);
+            _state = Method.CreateState(_host, _mean);
+            if (_state is null) pairs.Add(new AveragePair(_hostParameters.All, _hostStaging.All));
             if (Options.AverageBatchNormStatistics) pairs.Add(new AveragePair(_hostBuffers.All, _hostStagingBuffers.All));
             _averager = new MultiBufferAverager(_host, pairs, Options);
         }
-        if (Options.Kind == AveragingKind.Swag) Swag = new SwagMoments(_host ?? network.Backend, _mean.Length, Options.SwagRank);
-        if (Options.Kind == AveragingKind.Lawa) Lawa = new LatestWeights(_host ?? network.Backend, _mean, Options.LawaK);
     }
 
-    /// <summary>What the method keeps beyond the average (SWAG's moments, LAWA's ring), which checkpoints save and restore.</summary>
-    internal IEnumerable<IAveragingState> States => new IAveragingState?[] { Swag, Lawa }.OfType<IAveragingState>();
+    /// <summary>The averaging method (SWA, EMA, SWAG, LAWA) as a component: its update weight, state, name and descriptions.</summary>
+    internal AveragingMethod Method { get; }
 
-    /// <summary>LAWA's ring of the last K snapshots (null unless the kind is <see cref="AveragingKind.Lawa"/>); their mean is <see cref="Parameters"/>.</summary>
-    public LatestWeights? Lawa { get; }
+    /// <summary>The averaged model's name in tables and metrics columns: "SWA", "EMA", "LAWA" (SWAG's mean is "SWA").</summary>
+    public string AverageName => Method.AverageName;
 
-    /// <summary>SWAG's mean of squares and deviation ring (null unless the kind is <see cref="AveragingKind.Swag"/>); the mean is <see cref="Parameters"/>.</summary>
-    public SwagMoments? Swag { get; }
+    /// <summary>What the method keeps beyond the average (SWAG's moments, LAWA's ring), which checkpoints save and restore; null for SWA and EMA.</summary>
+    internal IAveragingState? State => _state;
+
+    /// <summary>SWAG's mean of squares and deviation ring (null unless the kind is <see cref="AveragingKind.Swag"/>); the mean is <see cref="Parameters"/>. Its samples (<see cref="BindSwagSample"/>) are what SWAG adds to the public surface.</summary>
+    public SwagMoments? Swag => _state as SwagMoments;
 
     /// <summary>The network whose own weights are averaged.</summary>
     public Network Network { get; }
@@ -86,8 +91,7 @@ public sealed class WeightAverager : IDisposable
             if (Options.AverageBatchNormStatistics)
                 Network.Backend.Download<float>(Network.OwnBuffers.All, _host!.HostSpan(_hostStagingBuffers!.All));
         }
-        Swag?.Collect(_current, _mean);
-        Lawa?.Collect(_current);
+        _state?.Collect(_current, _mean);
         _averager.Update();
     }
 
@@ -162,8 +166,7 @@ public sealed class WeightAverager : IDisposable
     public void Dispose()
     {
         _averager.Dispose();
-        Swag?.Dispose();
-        Lawa?.Dispose();
+        (_state as IDisposable)?.Dispose();
         _sampleParameters?.Dispose();
         _sampleBuffers?.Dispose();
         _deviceParameters?.Dispose();

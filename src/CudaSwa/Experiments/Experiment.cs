@@ -69,8 +69,8 @@ public static class Experiment
                     throw new DataFormatException($"'{dir}' trains {state.Options.Model} with seed {state.Options.Seed}; the plan's member {member.Folder} is {member.Options.Model} with seed {member.Seed}.");
                 if (states.TryGetValue((member.Seed, member.Kind), out var other))
                 {
-                    var a = other.History.Select(r => (r.Epoch, r.TestAccuracy, r.SwaTestAccuracy));
-                    var b = state.History.Select(r => (r.Epoch, r.TestAccuracy, r.SwaTestAccuracy));
+                    var a = other.History.Select(r => (r.Epoch, r.Trained?.Accuracy, r.Average?.Accuracy));
+                    var b = state.History.Select(r => (r.Epoch, r.Trained?.Accuracy, r.Average?.Accuracy));
                     var shorter = other.History.Count <= state.History.Count ? a : b;
                     var longer = other.History.Count <= state.History.Count ? b : a;
                     if (!shorter.SequenceEqual(longer.Take(shorter.Count())))

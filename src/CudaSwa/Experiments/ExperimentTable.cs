@@ -64,16 +64,16 @@ public sealed record ExperimentTable(string Model, int BudgetEpochs, IReadOnlyLi
         var epochs = new List<int> { plan.BudgetEpochs };
         var cells = new List<ExperimentCell>
         {
-            new([.. plan.Seeds.Select(s => Error(At(s, ExperimentPlan.SgdKind, plan.BudgetEpochs)?.TestAccuracy))],
-                [.. plan.Seeds.Select(s => At(s, ExperimentPlan.SgdKind, plan.BudgetEpochs)?.TestLoss)]),
+            new([.. plan.Seeds.Select(s => Error(At(s, ExperimentPlan.SgdKind, plan.BudgetEpochs)?.Trained?.Accuracy))],
+                [.. plan.Seeds.Select(s => At(s, ExperimentPlan.SgdKind, plan.BudgetEpochs)?.Trained?.Loss)]),
         };
         foreach (double b in plan.Budgets)
         {
             int e = plan.EpochOf(b);
             columns.Add(BudgetColumn(b));
             epochs.Add(e);
-            cells.Add(new([.. plan.Seeds.Select(s => Error(At(s, ExperimentPlan.SwaKind, e)?.SwaTestAccuracy))],
-                [.. plan.Seeds.Select(s => At(s, ExperimentPlan.SwaKind, e)?.SwaTestLoss)]));
+            cells.Add(new([.. plan.Seeds.Select(s => Error(At(s, ExperimentPlan.SwaKind, e)?.Average?.Accuracy))],
+                [.. plan.Seeds.Select(s => At(s, ExperimentPlan.SwaKind, e)?.Average?.Loss)]));
         }
         return new ExperimentTable(plan.Sgd.Model, plan.BudgetEpochs, columns, epochs, cells, plan.Seeds);
     }

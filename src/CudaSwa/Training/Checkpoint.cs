@@ -111,19 +111,18 @@ public static class Checkpoint
             {
                 var p = averager.ParametersToHost();
                 var b = averager.Buffers.ToHost();
-                var meta = Metadata(network, state, $"{averager.Options.Kind} average of {averager.Count} models");
+                var meta = Metadata(network, state, $"{averager.Method.Name} {averager.Method.DescribeAverage(averager.Count, averager.State)}");
                 meta["bn_statistics"] = averager.Options.AverageBatchNormStatistics ? "averaged with the weights" : swaStatistics;
                 // Exactly how they were recomputed, so `cudaswa eval --bn-recompute` can repeat it.
                 if (!averager.Options.AverageBatchNormStatistics) swaRecomputed?.WriteTo(meta);
                 SafeTensors.Write(Path.Combine(temp, SwaFile), ModelWeights.Entries(network.ParameterLayout, p).Concat(ModelWeights.Entries(network.BufferLayout, b)), meta);
             }
-            foreach (var method in averager?.States ?? [])
-                if (method.Count > 0)
-                {
-                    var meta = Metadata(network, state, method.Describe());
-                    foreach (var (key, value) in method.Metadata()) meta[key] = value;
-                    SafeTensors.Write(Path.Combine(temp, method.FileName), method.Entries(network.ParameterLayout), meta);
-                }
+            if (averager?.State is { Count: > 0 } kept)
+            {
+                var meta = Metadata(network, state, kept.Describe());
+                foreach (var (key, value) in kept.Metadata()) meta[key] = value;
+                SafeTensors.Write(Path.Combine(temp, kept.FileName), kept.Entries(network.ParameterLayout), meta);
+            }
             if (ensemble is not null && ensemble.Count > 0)
             {
                 var mean = ensemble.Export();
@@ -255,11 +254,11 @@ public static class Checkpoint
             ModelWeights.Load(SafeTensors.Read(path), scratchParams, scratchBuffers, path);
             averager.Restore(scratchParams.ToHost(), scratchBuffers.ToHost(), state.AveragedModels);
         }
-        foreach (var method in state.AveragedModels > 0 ? averager?.States ?? [] : [])
+        if (averager?.State is { } saved && state.AveragedModels > 0)
         {
-            string path = Path.Combine(folder, method.FileName);
+            string path = Path.Combine(folder, saved.FileName);
             if (!File.Exists(path)) throw new DataFormatException($"'{path}' is missing although {state.AveragedModels} models were averaged.");
-            method.Restore(SafeTensors.Read(path), network.ParameterLayout, state.AveragedModels, path);
+            saved.Restore(SafeTensors.Read(path), network.ParameterLayout, state.AveragedModels, path);
         }
         if (ensemble is not null && state.EnsembleSnapshots > 0)
         {

@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization;
 using CudaSwa.Evaluation;
 
 namespace CudaSwa.Training;
@@ -13,34 +14,29 @@ public sealed record EpochRecord
     public double TrainLoss { get; init; }
     /// <summary>Training top-1 accuracy over the epoch, a fraction in [0, 1].</summary>
     public double TrainAccuracy { get; init; }
-    /// <summary>Mean test loss of the SGD model; null when the epoch was not evaluated.</summary>
-    public double? TestLoss { get; init; }
-    /// <summary>Test accuracy of the SGD model, a fraction; null when the epoch was not evaluated.</summary>
-    public double? TestAccuracy { get; init; }
-    /// <summary>Expected calibration error of the SGD model (15 bins); null when the epoch was not evaluated.</summary>
-    public double? TestEce { get; init; }
-    /// <summary>Brier score of the SGD model; null when the epoch was not evaluated.</summary>
-    public double? TestBrier { get; init; }
+    /// <summary>
+    /// The test-set scores of the epoch's models, each where it was evaluated: the trained (SGD)
+    /// model, the average (SWA, EMA, LAWA; after its BN recompute) and the prediction ensemble.
+    /// Empty when the epoch was not evaluated.
+    /// </summary>
+    public IReadOnlyList<ModelScore> Scores { get; init; } = [];
     /// <summary>Models averaged so far.</summary>
     public long AveragedModels { get; init; }
-    /// <summary>Mean test loss of the averaged model (after its BN recompute); null when not evaluated or nothing was averaged yet.</summary>
-    public double? SwaTestLoss { get; init; }
-    /// <summary>Test accuracy of the averaged model, a fraction; null when not evaluated or nothing was averaged yet.</summary>
-    public double? SwaTestAccuracy { get; init; }
-    /// <summary>Expected calibration error of the averaged model; null when not evaluated.</summary>
-    public double? SwaTestEce { get; init; }
-    /// <summary>Brier score of the averaged model; null when not evaluated.</summary>
-    public double? SwaTestBrier { get; init; }
     /// <summary>Snapshots in the prediction ensemble so far.</summary>
     public int EnsembleSnapshots { get; init; }
-    /// <summary>Mean negative log-likelihood of the ensemble's averaged predictions; null when not evaluated or no snapshot yet.</summary>
-    public double? EnsembleTestLoss { get; init; }
-    /// <summary>Test accuracy of the ensemble's averaged predictions, a fraction; null when not evaluated or no snapshot yet.</summary>
-    public double? EnsembleTestAccuracy { get; init; }
-    /// <summary>Expected calibration error of the ensemble's averaged predictions; null when not evaluated.</summary>
-    public double? EnsembleTestEce { get; init; }
-    /// <summary>Brier score of the ensemble's averaged predictions; null when not evaluated.</summary>
-    public double? EnsembleTestBrier { get; init; }
+
+    /// <summary>The score of <paramref name="model"/>, or null where it was not evaluated.</summary>
+    public ModelScore? Score(ScoredModel model) => Scores.FirstOrDefault(s => s.Model == model);
+    /// <summary>The trained (SGD) model's score; null when the epoch was not evaluated.</summary>
+    [JsonIgnore] public ModelScore? Trained => Score(ScoredModel.Trained);
+    /// <summary>The averaged model's score; null when not evaluated or nothing was averaged yet.</summary>
+    [JsonIgnore] public ModelScore? Average => Score(ScoredModel.Average);
+    /// <summary>The prediction ensemble's score; null when not evaluated or no snapshot yet.</summary>
+    [JsonIgnore] public ModelScore? Ensemble => Score(ScoredModel.Ensemble);
+
+    /// <summary>This record with <paramref name="score"/> in place of any earlier score of its model.</summary>
+    public EpochRecord WithScore(ModelScore score) => this with { Scores = [.. Scores.Where(s => s.Model != score.Model), score] };
+
     /// <summary>Wall time of the epoch's training steps, in seconds.</summary>
     public double TrainSeconds { get; init; }
     /// <summary>Wall time of the averaged model's BN recompute and test, in seconds; 0 when not run.</summary>
@@ -50,6 +46,27 @@ public sealed record EpochRecord
     /// <summary>Training throughput of the epoch, in images per second.</summary>
     public double ImagesPerSecond { get; init; }
 }
+
+/// <summary>Which of a run's models a <see cref="ModelScore"/> belongs to.</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<ScoredModel>))]
+public enum ScoredModel
+{
+    /// <summary>The model being trained (SGD).</summary>
+    Trained,
+    /// <summary>The averaged model (SWA, EMA, LAWA; SWAG's mean).</summary>
+    Average,
+    /// <summary>The prediction ensemble of the averaged snapshots.</summary>
+    Ensemble,
+}
+
+/// <summary>One model's score on the test set at the end of an epoch.</summary>
+/// <param name="Model">Which model.</param>
+/// <param name="Name">Its name in tables and metrics columns: "SGD", "SWA", "EMA", "LAWA", "Ensemble".</param>
+/// <param name="Loss">Mean test loss (the NLL).</param>
+/// <param name="Accuracy">Test accuracy, a fraction in [0, 1].</param>
+/// <param name="Ece">Expected calibration error (15 bins); null in runs saved before it was recorded.</param>
+/// <param name="Brier">Brier score; null in runs saved before it was recorded.</param>
+public sealed record ModelScore(ScoredModel Model, string Name, double Loss, double Accuracy, double? Ece, double? Brier);
 
 /// <summary>A line of the final SGD vs SWA vs ensemble (vs SWAG) table.</summary>
 /// <param name="Method">"SGD", "SWA" (or "EMA"), "Ensemble", "SWAG".</param>

@@ -106,7 +106,7 @@ public sealed partial class Trainer
         bool last = epoch == _o.Epochs - 1;
         if ((epoch + 1) % _o.EvalEvery == 0 || last || (_o.EvaluateAt?.Contains(epoch + 1) ?? false)) record = Evaluate(record, epoch);
         record = record with { EpochSeconds = epochClock.Elapsed.TotalSeconds };
-        if (AnyRank(record.TestLoss is double testLoss && !double.IsFinite(testLoss))) return Diverged(epoch, batches - 1);
+        if (AnyRank(record.Trained is { Loss: var testLoss } && !double.IsFinite(testLoss))) return Diverged(epoch, batches - 1);
         if (!Save(epoch + 1, 0, globalStep, 0, 0, [.. _state.History, record])) return Diverged(epoch, batches - 1);
         _events.EpochCompleted?.Invoke(record);
         return RunOutcome.Completed;
@@ -123,22 +123,22 @@ public sealed partial class Trainer
     {
         _events.Phase?.Invoke(new PhaseProgress("test", 0, 1));
         var (testLoss, testAcc, calibration) = _evaluator.EvaluateCalibrated(_testLoader);
-        record = record with { TestLoss = testLoss, TestAccuracy = testAcc, TestEce = calibration.Ece, TestBrier = calibration.Brier };
+        record = record.WithScore(new ModelScore(ScoredModel.Trained, "SGD", testLoss, testAcc, calibration.Ece, calibration.Brier));
         CalibrationMetrics? swaCalibration = null;
         if (_averager is not null && _averager.Count > 0)
         {
             var clock = Stopwatch.StartNew();
             var swa = EvaluateAverageCalibrated(epoch, _collective);
             swaCalibration = swa.Calibration;
-            record = record with { SwaTestLoss = swa.Loss, SwaTestAccuracy = swa.Accuracy, SwaTestEce = swa.Calibration.Ece, SwaTestBrier = swa.Calibration.Brier,
-                BnRecomputeSeconds = clock.Elapsed.TotalSeconds };
+            record = record.WithScore(new ModelScore(ScoredModel.Average, _averager.Method.AverageName, swa.Loss, swa.Accuracy, swa.Calibration.Ece, swa.Calibration.Brier))
+                with { BnRecomputeSeconds = clock.Elapsed.TotalSeconds };
         }
         _lastCalibration = (epoch + 1, calibration, swaCalibration);
         if (_ensemble is not null && _ensemble.Count > 0)
         {
             var (l, a) = _ensemble.Score();
             var c = _ensemble.Calibration();
-            record = record with { EnsembleTestLoss = l, EnsembleTestAccuracy = a, EnsembleTestEce = c.Ece, EnsembleTestBrier = c.Brier };
+            record = record.WithScore(new ModelScore(ScoredModel.Ensemble, "Ensemble", l, a, c.Ece, c.Brier));
         }
         return record;
     }

@@ -52,13 +52,12 @@ public sealed partial class Trainer
     public List<ResultRow> FinalResults()
     {
         var rows = new List<ResultRow>();
-        string meanName = _o.Average switch { AveragingKind.Ema => "EMA", AveragingKind.Lawa => "LAWA", _ => "SWA" };
         var last = _state.History.LastOrDefault();
         // The last epoch's evaluation, when this process ran it, already holds everything (bins included).
         var evaluated = last is not null && _lastCalibration?.Epoch == last.Epoch && last.Epoch == _state.NextEpoch ? _lastCalibration : null;
         double sgdLoss, sgdAcc;
         CalibrationMetrics sgdCalibration;
-        if (evaluated is { } e && last!.TestLoss is double recordedLoss) (sgdLoss, sgdAcc, sgdCalibration) = (recordedLoss, last.TestAccuracy!.Value, e.Sgd);
+        if (evaluated is { } e && last!.Trained is { } recorded) (sgdLoss, sgdAcc, sgdCalibration) = (recorded.Loss, recorded.Accuracy, e.Sgd);
         else
         {
             _events.Phase?.Invoke(new PhaseProgress("test", 0, 1));
@@ -69,12 +68,13 @@ public sealed partial class Trainer
             : new ResultRow("SGD", sgdLoss, sgdAcc, $"final weights after {_state.NextEpoch} epochs") { Calibration = sgdCalibration });
         if (_averager is not null)
         {
+            string meanName = _averager.Method.AverageName;
             if (_averager.Count > 0)
             {
                 (double Loss, double Accuracy, CalibrationMetrics Calibration) swa;
-                if (evaluated?.Swa is { } swaCalibration && last!.SwaTestLoss is double swaLoss)
-                    swa = (swaLoss, last.SwaTestAccuracy!.Value, swaCalibration);
-                else if (last?.SwaTestLoss is not null)
+                if (evaluated?.Swa is { } swaCalibration && last!.Average is { } recordedAverage)
+                    swa = (recordedAverage.Loss, recordedAverage.Accuracy, swaCalibration);
+                else if (last?.Average is not null)
                 {
                     // The statistics of the last evaluation belong to this average: test it as it is.
                     _events.Phase?.Invoke(new PhaseProgress("swa-test", 0, 1));
@@ -82,7 +82,7 @@ public sealed partial class Trainer
                 }
                 else swa = EvaluateAverageCalibrated(_o.Epochs, Distributed.Collective.Single);
                 rows.Add(new ResultRow(meanName, swa.Loss, swa.Accuracy,
-                    (_averager.Lawa is { } lawa && lawa.Held < lawa.Count ? $"average of the last {lawa.Held} of {lawa.Count} models" : $"average of {_averager.Count} {(_averager.Count == 1 ? "model" : "models")}") +
+                    _averager.Method.DescribeAverage(_averager.Count, _averager.State) +
                     (_o.BnRecompute is null ? ", BN not recomputed" : $", BN recomputed ({_bnPass.Mode})")) { Calibration = swa.Calibration });
             }
             else rows.Add(new ResultRow(meanName, null, null, "no model averaged yet"));

@@ -96,8 +96,7 @@ public sealed partial class Trainer : IDisposable
         if (options.Averaging)
         {
             // Without a BN recompute the averaged model needs statistics from somewhere: average them too.
-            _averager = new WeightAverager(_net, new AveragingOptions { Kind = options.Average, EmaDecay = options.EmaDecay, EmaWarmup = options.EmaWarmup, SwagRank = options.SwagRank, LawaK = options.LawaK,
-                AverageBatchNormStatistics = options.BnRecompute is null });
+            _averager = new WeightAverager(_net, options.CreateAveragingOptions());
             _averaging = options.CreateAveragingSchedule(_trainLoader.BatchCount);
             _snapshots = AveragingSchedule.Epochs(options.SwaStart!.Value, options.Schedule == ScheduleKind.Cyclic ? options.Cycle : 1);
             if (options.Ensemble) _ensemble = new PredictionEnsemble(_net, _testLoader);
@@ -135,9 +134,8 @@ public sealed partial class Trainer : IDisposable
         yield return $"data: {_train.Count:N0} train / {_test.Count:N0} test images ({_train.Source.Name}), {_trainLoader.BatchCount} batches per epoch";
         yield return $"optimizer: SGD lr {_o.Lr:g4}, momentum {_o.Momentum:g3}{(_o.Nesterov ? " (Nesterov)" : "")}, weight decay {_o.WeightDecay:g3}; schedule {_schedule.Describe()}";
         if (_averager is not null)
-            yield return $"averaging: {_o.Average.ToString().ToUpperInvariant()}{(_o.Average == AveragingKind.Ema ? $" decay {_o.EmaDecay}{(_o.EmaWarmup ? " with warm-up min(decay, (1+n)/(10+n))" : "")}" : "")}" +
-                         (_o.Average == AveragingKind.Swag ? $" (rank {_o.SwagRank}, {_o.SwagSamples} samples of scale {_o.SwagScale:g3} in the final Bayesian model average)" : "") +
-                         (_o.Average == AveragingKind.Lawa ? $" (the last {_o.LawaK} averaged models)" : "") + $", {_averaging!.Describe()}; " +
+            yield return $"averaging: {_averager.Method.Describe()}" +
+                         (_averager.Swag is not null ? $", {_o.SwagSamples} samples of scale {_o.SwagScale:g3} in the final Bayesian model average" : "") + $", {_averaging!.Describe()}; " +
                          (_o.BnRecompute is null ? "no BN recompute (statistics averaged with the weights)" : $"BN recompute: {_bnPass.Mode}") + (_ensemble is not null ? "; prediction ensemble of the averaged snapshots" : "");
         else if (_o.SwapPhase2 is int swap)
             yield return $"SWAP: epochs 1-{swap} data-parallel with the whole batch of {_o.BatchSize}, epochs {swap + 1}-{_o.Epochs} each rank alone with batch {_o.BatchSize} / ranks " +

@@ -225,13 +225,11 @@ public sealed record TrainingOptions
         if (Cycle < 1) Fail(nameof(Cycle), $"Cycle must be >= 1 epoch; got {Cycle}.");
         if (AnnealEpochs < 0) Fail(nameof(AnnealEpochs), $"AnnealEpochs must be >= 0; got {AnnealEpochs}.");
         if (AverageEverySteps < 0) Fail(nameof(AverageEverySteps), $"AverageEverySteps must be >= 0; got {AverageEverySteps}.");
-        if (Average == AveragingKind.Ema && !(EmaDecay > 0 && EmaDecay < 1)) Fail(nameof(EmaDecay), $"EmaDecay must be in (0, 1); got {EmaDecay}.");
-        if (EmaWarmup && Average != AveragingKind.Ema) Fail(nameof(EmaWarmup), $"EmaWarmup ramps up the decay of EMA averaging; this run averages with {Average.ToString().ToUpperInvariant()}, which has no decay.");
-        if (LawaK < 1 || LawaK > LatestWeights.MaxK) Fail(nameof(LawaK), $"LawaK must be in 1..{LatestWeights.MaxK}; got {LawaK}.");
+        // The averaging method's own settings (decay, warm-up, rank, K) are checked where they are declared.
+        foreach (var (property, problem) in (CreateAveragingOptions() with { AverageBatchNormStatistics = false }).Problems()) Fail(property, problem);
         if (BnRecompute is { } recompute && !Enum.IsDefined(recompute)) Fail(nameof(BnRecompute), $"BnRecompute {recompute} is not a BN recompute mode.");
         if (Average == AveragingKind.Lawa && BnRecompute is null && !SgdOnly)
             Fail(nameof(BnRecompute), "LAWA averages only the last LawaK models, so BN statistics averaged over every update would not be theirs: LAWA needs a BnRecompute.");
-        if (SwagRank < 0 || SwagRank > 1024) Fail(nameof(SwagRank), $"SwagRank must be in 0..1024; got {SwagRank}.");
         if (SwagSamples < 1 || SwagSamples > 10000) Fail(nameof(SwagSamples), $"SwagSamples must be in 1..10000; got {SwagSamples}.");
         if (!(SwagScale > 0) || double.IsInfinity(SwagScale)) Fail(nameof(SwagScale), $"SwagScale must be a finite number > 0; got {SwagScale}.");
         if (SwaLrMin is not null && !(SwaLrMin > 0 && SwaLrMin <= SwaLr)) Fail(nameof(SwaLrMin), $"SwaLrMin must be in (0, SwaLr]; got {SwaLrMin}.");
@@ -264,10 +262,17 @@ public sealed record TrainingOptions
         _ => new ConstantSchedule(Lr),
     };
 
-    /// <summary>When to average: every k steps from the first step of epoch swa-start (EMA: every step), else per epoch or cycle end.</summary>
+    /// <summary>The options of the run's weight averager: its method's settings, and BN statistics averaged with the weights when they are not recomputed.</summary>
+    public AveragingOptions CreateAveragingOptions() => new()
+    {
+        Kind = Average, EmaDecay = EmaDecay, EmaWarmup = EmaWarmup, SwagRank = SwagRank, LawaK = LawaK,
+        AverageBatchNormStatistics = BnRecompute is null,
+    };
+
+    /// <summary>When to average: every k steps from the first step of epoch swa-start (EMA, by default: every step), else per epoch or cycle end.</summary>
     public AveragingSchedule CreateAveragingSchedule(int iterationsPerEpoch)
     {
-        int steps = AverageEverySteps > 0 ? AverageEverySteps : Average == AveragingKind.Ema ? 1 : 0;
+        int steps = AverageEverySteps > 0 ? AverageEverySteps : CreateAveragingOptions().CreateMethod().DefaultEverySteps;
         if (steps > 0) return AveragingSchedule.Steps(steps, startStep: (long)(SwaStart!.Value - 1) * iterationsPerEpoch + 1);
         return AveragingSchedule.Epochs(SwaStart!.Value, Schedule == ScheduleKind.Cyclic ? Cycle : 1);
     }

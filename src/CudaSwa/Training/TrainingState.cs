@@ -81,6 +81,7 @@ public sealed record TrainingState
             // Runs saved by earlier versions name some options otherwise (TrainingOptions.Upgrade).
             var node = System.Text.Json.Nodes.JsonNode.Parse(json);
             if (node?["options"] is System.Text.Json.Nodes.JsonObject o) node["options"] = TrainingOptions.Upgrade(o);
+            if (node?["history"] is System.Text.Json.Nodes.JsonArray history) UpgradeHistory(history, node["options"]);
             state = node.Deserialize(TrainingJsonContext.Default.TrainingState);
         }
         catch (Exception e) when (e is JsonException or InvalidOperationException or FormatException)
@@ -91,6 +92,38 @@ public sealed record TrainingState
         if (state.Version != CurrentVersion)
             throw new Data.DataFormatException($"'{source}' has state version {state.Version}; this build reads version {CurrentVersion}.");
         return state;
+    }
+
+    /// <summary>
+    /// Epoch records saved before they held a list of scores kept them as columns (test_loss,
+    /// swa_test_loss, ensemble_test_loss, ... — swa_ also for EMA and LAWA): moved into "scores"
+    /// under the names the run's method gives them now, so old runs resume with their history whole.
+    /// </summary>
+    private static void UpgradeHistory(System.Text.Json.Nodes.JsonArray history, System.Text.Json.Nodes.JsonNode? options)
+    {
+        string? averageName = null;
+        foreach (var record in history.OfType<System.Text.Json.Nodes.JsonObject>())
+        {
+            if (record.ContainsKey("scores")) continue;
+            var scores = new System.Text.Json.Nodes.JsonArray();
+            foreach (var (prefix, model) in new[] { ("", ScoredModel.Trained), ("swa_", ScoredModel.Average), ("ensemble_", ScoredModel.Ensemble) })
+            {
+                var (loss, accuracy, ece, brier) = (record[prefix + "test_loss"], record[prefix + "test_accuracy"], record[prefix + "test_ece"], record[prefix + "test_brier"]);
+                foreach (var column in new[] { "test_loss", "test_accuracy", "test_ece", "test_brier" }) record.Remove(prefix + column);
+                if (loss is null || accuracy is null) continue;
+                averageName ??= (options?.Deserialize(TrainingJsonContext.Default.TrainingOptions) ?? new TrainingOptions()).CreateAveragingOptions().CreateMethod().AverageName;
+                scores.Add((System.Text.Json.Nodes.JsonNode)new System.Text.Json.Nodes.JsonObject
+                {
+                    ["model"] = model.ToString(),
+                    ["name"] = model switch { ScoredModel.Trained => "SGD", ScoredModel.Average => averageName, _ => "Ensemble" },
+                    ["loss"] = loss.DeepClone(),
+                    ["accuracy"] = accuracy.DeepClone(),
+                    ["ece"] = ece?.DeepClone(),
+                    ["brier"] = brier?.DeepClone(),
+                });
+            }
+            record["scores"] = scores;
+        }
     }
 }
 

@@ -50,7 +50,7 @@ public class LatestWeightsTests(string backend) : BackendTest(backend)
         foreach (var s in snapshots.Skip(models - k)) for (int j = 0; j < len; j++) expected[j] += s[j] / (double)k;
         var got = lawa.ParametersToHost();
         Close.Check(got, expected, 1e-6, 1e-6, $"the last {k} of {models} ({Rng})");
-        Assert.That(lawa.Lawa!.Held, Is.EqualTo(k));
+        Assert.That(((LatestWeights)lawa.State!).Held, Is.EqualTo(k));
         // The comparison can fail: SWA over all of them is another average.
         double apart = got.Select((v, i) => Math.Abs(v - swa.ParametersToHost()[i])).Max();
         Assert.That(apart, Is.GreaterThan(1e-2), "LAWA and SWA differ once models are dropped");
@@ -63,12 +63,12 @@ public class LatestWeightsTests(string backend) : BackendTest(backend)
         var options = new AveragingOptions { Kind = AveragingKind.Lawa, LawaK = 3 };
         using var first = new WeightAverager(net, options);
         Feed([first], 5);
-        var ring = Enumerable.Range(0, 3).Select(i => B.ToArray(first.Lawa!.Slot(i))).ToArray();
+        var ring = Enumerable.Range(0, 3).Select(i => B.ToArray(((LatestWeights)first.State!).Slot(i))).ToArray();
 
         using var second = new WeightAverager(net, options);
-        for (int i = 0; i < 3; i++) B.Upload<float>(ring[i], second.Lawa!.Slot(i));
+        for (int i = 0; i < 3; i++) B.Upload<float>(ring[i], ((LatestWeights)second.State!).Slot(i));
         second.Restore(first.ParametersToHost(), first.Buffers.ToHost(), first.Count);
-        second.Lawa!.Restore(first.Count);
+        ((LatestWeights)second.State!).Restore(first.Count);
         Assert.That(second.ParametersToHost(), Is.EqualTo(first.ParametersToHost()), "the mean rebuilt from the restored ring");
         Feed([first, second], 2);
         Assert.That(second.ParametersToHost(), Is.EqualTo(first.ParametersToHost()), "and the two go on alike");

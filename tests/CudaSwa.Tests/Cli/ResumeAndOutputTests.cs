@@ -75,6 +75,45 @@ public class ResumeAndOutputTests
             Assert.That(File.ReadAllBytes(Path.Combine(broken, file)), Is.EqualTo(File.ReadAllBytes(Path.Combine(straight, file))), $"{file} must be bit-identical");
     }
 
+    /// <summary>
+    /// A run saved before epoch records held a list of scores (test_loss, swa_test_loss, ... as
+    /// columns) resumes with its history whole: the resumed run's metrics equal an uninterrupted run's.
+    /// </summary>
+    [Test]
+    public void ARunSavedWithScoreColumnsResumesWithItsWholeHistory()
+    {
+        string straight = Path.Combine(_root, "straight"), old = Path.Combine(_root, "old");
+        var a = CliRunner.Run([.. Tiny, "--out", straight]);
+        Assert.That(a.ExitCode, Is.EqualTo(0), a.All);
+        var b = CliRunner.Run([.. Tiny, "--out", old, "--halt-after-batches", "12"]);
+        Assert.That(b.ExitCode, Is.EqualTo(130), b.All);
+        var states = Directory.GetFiles(old, "state.json", SearchOption.AllDirectories);
+        foreach (var path in states) WriteWithScoreColumns(path);
+        Assert.That(File.ReadAllText(Path.Combine(old, "state.json")), Does.Contain("swa_test_loss").And.Not.Contain("scores"), "the old format");
+        var c = CliRunner.Run("train", "--resume", old);
+        Assert.That(c.ExitCode, Is.EqualTo(0), c.All);
+        Assert.That(File.ReadAllLines(Path.Combine(old, "metrics.csv")).Select(StripTimes),
+            Is.EqualTo(File.ReadAllLines(Path.Combine(straight, "metrics.csv")).Select(StripTimes)), "every epoch's scores, the two saved before the resume included");
+        Assert.That(File.ReadAllBytes(Path.Combine(old, "swa.safetensors")), Is.EqualTo(File.ReadAllBytes(Path.Combine(straight, "swa.safetensors"))));
+    }
+
+    /// <summary>Rewrites a state.json's epoch records as earlier versions wrote them: one column per model and metric.</summary>
+    private static void WriteWithScoreColumns(string path)
+    {
+        var state = System.Text.Json.Nodes.JsonNode.Parse(File.ReadAllText(path))!.AsObject();
+        foreach (var record in state["history"]!.AsArray().Select(r => r!.AsObject()))
+        {
+            foreach (var score in record["scores"]!.AsArray())
+            {
+                string prefix = score!["model"]!.GetValue<string>() switch { "Trained" => "", "Average" => "swa_", "Ensemble" => "ensemble_", var m => throw new InvalidDataException(m) };
+                foreach (var (column, key) in new[] { ("test_loss", "loss"), ("test_accuracy", "accuracy"), ("test_ece", "ece"), ("test_brier", "brier") })
+                    record[prefix + column] = score[key]!.DeepClone();
+            }
+            record.Remove("scores");
+        }
+        File.WriteAllText(path, state.ToJsonString());
+    }
+
     /// <summary>Drops the timing columns (train/bn/epoch seconds, images/s), which legitimately differ.</summary>
     private static string StripTimes(string line) => string.Join(",", line.Split(',').Take(12));
 

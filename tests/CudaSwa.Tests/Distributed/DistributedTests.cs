@@ -378,8 +378,8 @@ public class DistributedTests
         Assert.That(c.ExitCode, Is.EqualTo(0), c.All);
         foreach (var file in new[] { "model.safetensors", "swa.safetensors" })
             Assert.That(File.ReadAllBytes(Path.Combine(stopped, file)), Is.EqualTo(File.ReadAllBytes(Path.Combine(whole, file))), $"{file}: stopped and resumed = uninterrupted");
-        var h1 = Checkpoint.ReadState(whole).History.Select(r => (r.TrainLoss, r.TestAccuracy, r.SwaTestAccuracy));
-        var h2 = Checkpoint.ReadState(stopped).History.Select(r => (r.TrainLoss, r.TestAccuracy, r.SwaTestAccuracy));
+        var h1 = Checkpoint.ReadState(whole).History.Select(r => (r.TrainLoss, r.Trained?.Accuracy, r.Average?.Accuracy));
+        var h2 = Checkpoint.ReadState(stopped).History.Select(r => (r.TrainLoss, r.Trained?.Accuracy, r.Average?.Accuracy));
         Assert.That(h2, Is.EqualTo(h1));
     }
 

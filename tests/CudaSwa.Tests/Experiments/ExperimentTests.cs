@@ -52,13 +52,15 @@ public class ExperimentTests
         var p = Presets.Find("paper-preresnet110");
         var plan = ExperimentPlan.Create(p.Create(DatasetKind.Cifar10, true).Training, p.Create(DatasetKind.Cifar10, false).Training, [1, 1.5], [1, 2, 3]);
         TrainingState State(params EpochRecord[] history) => new() { History = [.. history] };
+        EpochRecord Sgd(int epoch, double accuracy, double loss) => new EpochRecord { Epoch = epoch }.WithScore(new ModelScore(ScoredModel.Trained, "SGD", loss, accuracy, null, null));
+        EpochRecord Swa(int epoch, double accuracy, double loss) => new EpochRecord { Epoch = epoch }.WithScore(new ModelScore(ScoredModel.Average, "SWA", loss, accuracy, null, null));
         var states = new Dictionary<(ulong, string), TrainingState>
         {
-            [(1, "sgd")] = State(new EpochRecord { Epoch = 150, TestAccuracy = 0.90, TestLoss = 0.40 }),
-            [(2, "sgd")] = State(new EpochRecord { Epoch = 150, TestAccuracy = 0.92, TestLoss = 0.30 }),
-            [(3, "sgd")] = State(new EpochRecord { Epoch = 150, TestAccuracy = 0.94, TestLoss = 0.20 }),
-            [(1, "swa")] = State(new EpochRecord { Epoch = 150, SwaTestAccuracy = 0.93, SwaTestLoss = 0.25 }, new EpochRecord { Epoch = 225, SwaTestAccuracy = 0.95, SwaTestLoss = 0.2 }),
-            [(2, "swa")] = State(new EpochRecord { Epoch = 150, SwaTestAccuracy = 0.95, SwaTestLoss = 0.21 }),
+            [(1, "sgd")] = State(Sgd(150, 0.90, 0.40)),
+            [(2, "sgd")] = State(Sgd(150, 0.92, 0.30)),
+            [(3, "sgd")] = State(Sgd(150, 0.94, 0.20)),
+            [(1, "swa")] = State(Swa(150, 0.93, 0.25), Swa(225, 0.95, 0.2)),
+            [(2, "swa")] = State(Swa(150, 0.95, 0.21)),
         };
         var t = ExperimentTable.Aggregate(plan, states);
         Assert.That(t.Columns, Is.EqualTo(new[] { "SGD", "SWA 1 budget", "SWA 1.5 budgets" }));
@@ -107,12 +109,12 @@ public class ExperimentTests
             using var separate = Trainer.ForNetwork(member.Options with { Epochs = plan.EpochOf(1), EvaluateAt = null }, SmallNet, backend, train, test, null);
             Assert.That(separate.Run(CancellationToken.None), Is.EqualTo(RunOutcome.Completed));
             var last = separate.State.History[^1];
-            Assert.That(table.Cells[1].Errors[0], Is.EqualTo(100 * (1 - last.SwaTestAccuracy!.Value)), "SWA at 1 budget = a separate 4-epoch run, bit for bit");
-            Assert.That(table.Cells[1].Nlls[0], Is.EqualTo(last.SwaTestLoss));
+            Assert.That(table.Cells[1].Errors[0], Is.EqualTo(100 * (1 - last.Average!.Accuracy)), "SWA at 1 budget = a separate 4-epoch run, bit for bit");
+            Assert.That(table.Cells[1].Nlls[0], Is.EqualTo(last.Average!.Loss));
             var sgd = plan.Members.Single(m => m.Kind == ExperimentPlan.SgdKind);
             using var sgdRun = Trainer.ForNetwork(sgd.Options, SmallNet, backend, train, test, null);
             sgdRun.Run(CancellationToken.None);
-            Assert.That(table.Cells[0].Nlls[0], Is.EqualTo(sgdRun.State.History[^1].TestLoss));
+            Assert.That(table.Cells[0].Nlls[0], Is.EqualTo(sgdRun.State.History[^1].Trained!.Loss));
             Assert.That(table.Cells[2].Errors[0], Is.Not.Null);
         }
         finally

@@ -79,8 +79,8 @@ public class LandscapeTests
         var points = landscape.Run([]);
         Assert.That(points, Has.Count.EqualTo(landscape.PointCount));
         var summary = LossLandscape.Summarize(points, options);
-        Assert.That(summary.SwaOnSegment!.Value.TestLoss, Is.EqualTo(recorded.SwaTestLoss), "t = 0 is the run's SWA evaluation, bit for bit");
-        Assert.That(summary.SwaOnSegment!.Value.TestError, Is.EqualTo(1 - recorded.SwaTestAccuracy!.Value));
+        Assert.That(summary.SwaOnSegment!.Value.TestLoss, Is.EqualTo(recorded.Average!.Loss), "t = 0 is the run's SWA evaluation, bit for bit");
+        Assert.That(summary.SwaOnSegment!.Value.TestError, Is.EqualTo(1 - recorded.Average!.Accuracy));
         // The SGD model with its BN statistics recomputed by the run's recipe, computed here independently.
         using var trainData = new DeviceDataset(train, backend);
         using var testData = new DeviceDataset(test, backend);
@@ -99,7 +99,7 @@ public class LandscapeTests
         }
         // Rays: every ray starts at its solution's own point; farther points differ.
         var fromSwa = points.Where(p => p.Kind == LandscapePoint.RaySwa).ToList();
-        Assert.That(fromSwa.Where(p => p.Position == 0).Select(p => p.TestLoss).Distinct().Single(), Is.EqualTo(recorded.SwaTestLoss));
+        Assert.That(fromSwa.Where(p => p.Position == 0).Select(p => p.TestLoss).Distinct().Single(), Is.EqualTo(recorded.Average!.Loss));
         Assert.That(fromSwa.Where(p => p.Position > 0).Select(p => p.TrainLoss), Has.None.EqualTo(fromSwa[0].TrainLoss));
     }
 
