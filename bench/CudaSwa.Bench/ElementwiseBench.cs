@@ -68,19 +68,19 @@ public unsafe class ElementwiseBench : IWork
     private static readonly SgdHyper Hyper = new(0.01f, 0.9f, 5e-4f, false);
 
     [Benchmark] public void ReluBackwardHandWritten() { for (int r = 0; r < Repeats; r++) HandWrittenLoops.ReluBackward(_a, _b, _c, Length, true); }
-    [Benchmark] public void ReluBackwardOperator() { for (int r = 0; r < Repeats; r++) Elementwise.MapInto(_a, _b, _c, Length, new CpuPointwise.ReluGradient(), true); }
+    [Benchmark] public void ReluBackwardOperator() { for (int r = 0; r < Repeats; r++) Elementwise.MapInto(_a, _b, _c, Length, new CpuBackend.ReluGradient(), true); }
 
     [Benchmark] public void SgdHandWritten() { for (int r = 0; r < Repeats; r++) HandWrittenLoops.SgdStep(_a, _b, _c, Length, Hyper); }
-    [Benchmark] public void SgdOperator() { for (int r = 0; r < Repeats; r++) Elementwise.Update(_a, _c, _b, Length, new CpuOptim.Sgd(Hyper)); }
+    [Benchmark] public void SgdOperator() { for (int r = 0; r < Repeats; r++) Elementwise.Update(_a, _c, _b, Length, new CpuBackend.Sgd(Hyper)); }
 
     [Benchmark] public void AverageHandWritten() { for (int r = 0; r < Repeats; r++) HandWrittenLoops.AverageUpdate(_a, _b, Length, 0.3f); }
-    [Benchmark] public void AverageOperator() { for (int r = 0; r < Repeats; r++) Elementwise.Map(_a, _b, _a, Length, new CpuOptim.Average(0.3f)); }
+    [Benchmark] public void AverageOperator() { for (int r = 0; r < Repeats; r++) Elementwise.Map(_a, _b, _a, Length, new CpuBackend.Average(0.3f)); }
 
     [Benchmark] public void ScaleShiftHandWritten() { for (int r = 0; r < Repeats; r++) HandWrittenLoops.ScaleShift(new ReadOnlySpan<float>(_a, Length), 1.1f, -0.2f, new Span<float>(_d, Length)); }
-    [Benchmark] public void ScaleShiftOperator() { for (int r = 0; r < Repeats; r++) Elementwise.Map(_a, _d, Length, new CpuPointwise.ScaleShift(1.1f, -0.2f)); }
+    [Benchmark] public void ScaleShiftOperator() { for (int r = 0; r < Repeats; r++) Elementwise.Map(_a, _d, Length, new CpuBackend.ScaleShift(1.1f, -0.2f)); }
 
     [Benchmark] public void InputGradientHandWritten() { for (int r = 0; r < Repeats; r++) HandWrittenLoops.Affine2(_a, _b, _d, Length, 0.5f, -0.25f, 0.125f, true); }
-    [Benchmark] public void InputGradientOperator() { for (int r = 0; r < Repeats; r++) Elementwise.MapInto(_a, _b, _d, Length, new CpuBatchNorm.InputGradient(0.5f, -0.25f, 0.125f), true); }
+    [Benchmark] public void InputGradientOperator() { for (int r = 0; r < Repeats; r++) Elementwise.MapInto(_a, _b, _d, Length, new CpuBackend.InputGradient(0.5f, -0.25f, 0.125f), true); }
 
     [Benchmark]
     public double MomentsHandWritten()
@@ -94,7 +94,7 @@ public unsafe class ElementwiseBench : IWork
     public double MomentsOperator()
     {
         double s = 0;
-        for (int r = 0; r < Repeats; r++) s += Moments.Sum(_a, Length, new CpuBatchNorm.ShiftedMoments(0.1f)).S;
+        for (int r = 0; r < Repeats; r++) s += Moments.Sum(_a, Length, new CpuBackend.ShiftedMoments(0.1f)).S;
         return s;
     }
 }

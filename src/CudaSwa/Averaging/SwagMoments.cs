@@ -1,4 +1,3 @@
-using CudaSwa.Cpu;
 using CudaSwa.Tensors;
 
 namespace CudaSwa.Averaging;
@@ -108,7 +107,7 @@ public sealed class SwagMoments : IDisposable, IAveragingState
         int used = lowRank == 0f ? 0 : columns;
         if (used > 0)
         {
-            CpuSwag.ColumnNormals(_normals.AsSpan(0, used), seed, (uint)sample);
+            SwagSampleSpec.ColumnNormals(_normals.AsSpan(0, used), seed, (uint)sample);
             Backend.Upload<float>(_normals.AsSpan(0, used), new Tensor(_columnNormals.Buffer, _columnNormals.Offset, new TensorShape(used)));
         }
         var spec = new SwagSampleSpec(used, (float)Math.Sqrt(scale), lowRank, varianceFloor, seed, (uint)sample);

@@ -55,7 +55,7 @@ public static class BenchHarness
         if (backend is CudaBackend cuda)
         {
             cuda.LoadAllKernels();
-            log($"kernels: {Kernels.All.Count} loaded in {sw.Elapsed.TotalSeconds:F1} s ({(cuda.KernelLibrary.Cubin ? "CUBIN" : "PTX")} for sm_{cuda.KernelLibrary.Architecture}, cache {cuda.KernelCacheFolder})");
+            log($"kernels: {CudaBackend.Kernels.All.Count} loaded in {sw.Elapsed.TotalSeconds:F1} s ({(cuda.KernelLibrary.Cubin ? "CUBIN" : "PTX")} for sm_{cuda.KernelLibrary.Architecture}, cache {cuda.KernelCacheFolder})");
         }
         foreach (var model in models)
         {

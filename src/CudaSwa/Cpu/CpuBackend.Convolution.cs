@@ -1,3 +1,6 @@
+using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
+using CudaSwa.Cpu.Simd;
+using CudaSwa.Cpu.Workers;
 using CudaSwa.Tensors;
 
 namespace CudaSwa.Cpu;
@@ -17,10 +20,43 @@ public sealed unsafe partial class CpuBackend
     private protected override void ConvolutionBackwardDataCore(Tensor dy, Tensor w, Tensor dx, ConvGeometry g, bool accumulate) => _convolution.BackwardData(dy, w, dx, g, accumulate);
     /// <inheritdoc/>
     private protected override void ConvolutionBackwardFilterCore(Tensor x, Tensor dy, Tensor dw, ConvGeometry g) => _convolution.BackwardFilter(x, dy, dw, g);
-    /// <inheritdoc/>
-    private protected override void AddChannelBiasCore(Tensor y, Tensor bias) => CpuPointwise.AddChannelBias(y, bias);
-    /// <inheritdoc/>
-    private protected override void AddChannelBiasReluCore(Tensor y, Tensor bias) => CpuPointwise.AddChannelBiasRelu(y, bias);
-    /// <inheritdoc/>
-    private protected override void ChannelBiasBackwardCore(Tensor dy, Tensor dBias) => CpuPointwise.ChannelBiasBackward(dy, dBias);
+
+    private protected override void AddChannelBiasCore(Tensor y, Tensor bias)
+    {
+        int c = y.Shape.C, hw = y.Shape.H * y.Shape.W, n = y.Shape.N;
+        float* ys = CpuTensor.Ptr(y), b = CpuTensor.Ptr(bias);
+        for (long plane = 0; plane < (long)n * c; plane++)
+        {
+            var row = new Span<float>(ys + plane * hw, hw);
+            TensorPrimitives.Add(row, b[plane % c], row);
+        }
+    }
+
+    /// <summary>y = max(y + bias[c], 0) in place, plane by plane: a folded convolution's bias and its ReLU.</summary>
+    private protected override void AddChannelBiasReluCore(Tensor y, Tensor bias)
+    {
+        int c = y.Shape.C, hw = y.Shape.H * y.Shape.W;
+        long planes = (long)y.Shape.N * c;
+        nint py = (nint)CpuTensor.Ptr(y), pb = (nint)CpuTensor.Ptr(bias);
+        CpuParallel.ForRange(planes, Math.Max(1, Elementwise.MinChunk / Math.Max(hw, 1)), (s, e) =>
+        {
+            for (long plane = s; plane < e; plane++)
+            {
+                float* row = (float*)py + plane * hw;
+                Elementwise.Map(row, row, hw, new ScaleShiftRelu(1f, ((float*)pb)[plane % c]));
+            }
+        });
+    }
+
+    private protected override void ChannelBiasBackwardCore(Tensor dy, Tensor dBias)
+    {
+        int c = dy.Shape.C, hw = dy.Shape.H * dy.Shape.W, n = dy.Shape.N;
+        float* dys = CpuTensor.Ptr(dy), db = CpuTensor.Ptr(dBias);
+        for (int ch = 0; ch < c; ch++)
+        {
+            double sum = 0;
+            for (int i = 0; i < n; i++) sum += TensorPrimitives.Sum(new ReadOnlySpan<float>(dys + ((long)i * c + ch) * hw, hw));
+            db[ch] += (float)sum;
+        }
+    }
 }

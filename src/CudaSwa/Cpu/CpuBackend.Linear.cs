@@ -1,3 +1,6 @@
+using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
+using CudaSwa.Cpu.Simd;
+using CudaSwa.Cpu.Workers;
 using CudaSwa.Tensors;
 
 namespace CudaSwa.Cpu;
@@ -10,7 +13,7 @@ public sealed unsafe partial class CpuBackend
         int n = x.Shape.N, inF = w.Shape.C, outF = w.Shape.N;
         float* ys = CpuTensor.Ptr(y), bs = CpuTensor.Ptr(b);
         Gemm.MultiplyParallel(false, true, n, outF, inF, 1f, CpuTensor.Ptr(x), inF, CpuTensor.Ptr(w), inF, 0f, ys, outF);
-        CpuPointwise.AddRowBias(ys, bs, n, outF);
+        AddRowBias(ys, bs, n, outF);
     }
 
     /// <inheritdoc/>
@@ -26,6 +29,6 @@ public sealed unsafe partial class CpuBackend
         int n = x.Shape.N, inF = dw.Shape.C, outF = dw.Shape.N;
         float* dys = CpuTensor.Ptr(dy), dbs = CpuTensor.Ptr(db);
         Gemm.MultiplyParallel(true, false, outF, inF, n, 1f, dys, outF, CpuTensor.Ptr(x), inF, 1f, CpuTensor.Ptr(dw), inF);
-        CpuPointwise.ColumnSumAccumulate(dys, dbs, n, outF);
+        ColumnSumAccumulate(dys, dbs, n, outF);
     }
 }

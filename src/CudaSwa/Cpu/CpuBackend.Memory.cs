@@ -1,3 +1,6 @@
+using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
+using CudaSwa.Cpu.Simd;
+using CudaSwa.Cpu.Workers;
 using CudaSwa.Tensors;
 
 namespace CudaSwa.Cpu;
@@ -21,8 +24,17 @@ public sealed unsafe partial class CpuBackend
     private protected override void DownloadCore(Tensor source, Span<byte> destination) =>
         new ReadOnlySpan<byte>((byte*)((CpuBuffer)source.Buffer).Pointer + source.Offset * source.DType.SizeInBytes(), destination.Length).CopyTo(destination);
 
-    /// <inheritdoc/>
-    private protected override void FillCore(Tensor t, float value) => CpuPointwise.Fill(t, value);
-    /// <inheritdoc/>
-    private protected override void CopyCore(Tensor source, Tensor destination) => CpuPointwise.CopyBytes(source, destination);
+    private protected override void FillCore(Tensor t, float value)
+    {
+        nint p = (nint)CpuTensor.Ptr(t);
+        CpuParallel.ForRange(t.Length, Elementwise.MinChunk, (s, e) => new Span<float>((float*)p + s, (int)(e - s)).Fill(value));
+    }
+
+    private protected override void CopyCore(Tensor source, Tensor destination)
+    {
+        int size = source.DType.SizeInBytes();
+        byte* src = (byte*)((CpuBuffer)source.Buffer).Pointer + source.Offset * size;
+        byte* dst = (byte*)((CpuBuffer)destination.Buffer).Pointer + destination.Offset * size;
+        Buffer.MemoryCopy(src, dst, destination.Length * size, source.Length * size);
+    }
 }

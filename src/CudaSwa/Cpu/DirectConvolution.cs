@@ -284,8 +284,8 @@ internal sealed unsafe class DirectConvolution
         {
             float* from = gridBuffer + (long)c * grid.VPad + r * grid.Width;
             float* to = dst + ((long)c * grid.Rows + r) * grid.Cols;
-            if (relu) Elementwise.Map(from, to, grid.Cols, new CpuPointwise.ScaleShiftRelu(1f, bias[c]));
-            else Elementwise.Map(from, to, grid.Cols, new CpuPointwise.ScaleShift(1f, bias[c]));
+            if (relu) Elementwise.Map(from, to, grid.Cols, new CpuBackend.ScaleShiftRelu(1f, bias[c]));
+            else Elementwise.Map(from, to, grid.Cols, new CpuBackend.ScaleShift(1f, bias[c]));
         }
     }
 

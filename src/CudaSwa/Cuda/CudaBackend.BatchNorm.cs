@@ -103,4 +103,29 @@ public sealed unsafe partial class CudaBackend
         int c = (int)runningMean.Length;
         Launch(Kernels.BatchNormMergeShards, GridExact(c), new(P(shards), ranks, c, factor, epsilon, P(runningMean), P(runningVar), P(saveMean), P(saveInvStd), P(batchVar)));
     }
+
+    // ---------------------------------------------------------------- the kernels launched above
+
+    /// <summary>Kernels of batchnorm.cu that this file launches; their CPU twins are in Cpu/CpuBackend.BatchNorm.cs.</summary>
+    internal static partial class Kernels
+    {
+        public static readonly KernelSpec<BatchNormMergeStatisticsArgs> BatchNormMergeStatistics = new("batchnorm.cu", "bn_merge_statistics");
+        public static readonly KernelSpec<BatchNormFoldArgs> BatchNormFold = new("batchnorm.cu", "batchnorm_fold");
+        public static readonly KernelSpec<BatchNormMomentsArgs> BatchNormMoments = new("batchnorm.cu", "bn_moments");
+        public static readonly KernelSpec<BatchNormBackwardReduceArgs> BatchNormBackwardReduce = new("batchnorm.cu", "bn_backward_reduce");
+        public static readonly KernelSpec<BatchNormBackwardElementwiseArgs> BatchNormBackwardElementwise = new("batchnorm.cu", "bn_backward_elementwise");
+        public static readonly KernelSpec<BatchNormMergeShardsArgs> BatchNormMergeShards = new("batchnorm.cu", "bn_merge_shards");
+    }
 }
+
+internal readonly record struct BatchNormMergeStatisticsArgs(DevicePtr batch_mean, DevicePtr batch_inv_std, DevicePtr acc_mean, DevicePtr acc_m2, int channels,
+    double eps, double batch_count, double previous_count);
+internal readonly record struct BatchNormFoldArgs(DevicePtr weight, DevicePtr bias, DevicePtr gamma, DevicePtr beta, DevicePtr mean, DevicePtr var,
+    DevicePtr folded_weight, DevicePtr folded_bias, long n, long per_filter, double eps);
+internal readonly record struct BatchNormMomentsArgs(DevicePtr x, DevicePtr mean, DevicePtr m2, int n, int channels, int hw);
+internal readonly record struct BatchNormBackwardReduceArgs(DevicePtr x, DevicePtr y, DevicePtr dy, DevicePtr save_mean, DevicePtr save_inv_std,
+    DevicePtr sum_dy, DevicePtr sum_dy_xhat, DevicePtr d_gamma, DevicePtr d_beta, int n, int channels, int hw);
+internal readonly record struct BatchNormBackwardElementwiseArgs(DevicePtr x, DevicePtr y, DevicePtr dy, DevicePtr gamma, DevicePtr save_mean,
+    DevicePtr save_inv_std, DevicePtr sum_dy, DevicePtr sum_dy_xhat, double count, DevicePtr dx, long total, int channels, int hw, Flag accumulate);
+internal readonly record struct BatchNormMergeShardsArgs(DevicePtr shards, int ranks, int channels, double factor, double eps, DevicePtr running_mean,
+    DevicePtr running_var, DevicePtr save_mean, DevicePtr save_inv_std, DevicePtr batch_var);

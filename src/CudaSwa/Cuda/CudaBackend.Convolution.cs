@@ -93,4 +93,14 @@ public sealed unsafe partial class CudaBackend
         Dnn.Check(Dnn.cudnnConvolutionBackwardBias(cudnn, &alpha, Nchw(dy), P(dy).Address, &beta, Descriptor(1, dy.Shape.C, 1, 1), P(dBias).Address));
         AfterVendorCall("cudnnConvolutionBackwardBias");
     }
+
+    // ---------------------------------------------------------------- the kernels launched above
+
+    /// <summary>Kernels of pointwise.cu that this file launches; their CPU twins are in Cpu/CpuBackend.Convolution.cs.</summary>
+    internal static partial class Kernels
+    {
+        public static readonly KernelSpec<AddChannelBiasReluArgs> AddChannelBiasRelu = new("pointwise.cu", "add_channel_bias_relu");
+    }
 }
+
+internal readonly record struct AddChannelBiasReluArgs(DevicePtr y, DevicePtr bias, long n, int channels, int hw);

@@ -23,4 +23,16 @@ public sealed unsafe partial class CudaBackend
             x.Shape.N, c, x.Shape.H, x.Shape.W, spec.Pad, spec.Crop, spec.Flip, spec.Padding == PaddingMode.Reflect, epoch,
             (uint)spec.Seed, (uint)(spec.Seed >> 32), scale[0], scale[1], scale[2], scale[3], shift[0], shift[1], shift[2], shift[3]));
     }
+
+    // ---------------------------------------------------------------- the kernels launched above
+
+    /// <summary>Kernels of augment.cu that this file launches; their CPU twins are in Cpu/CpuBackend.Data.cs.</summary>
+    internal static partial class Kernels
+    {
+        public static readonly KernelSpec<AugmentBatchArgs> AugmentBatch = new("augment.cu", "augment_batch");
+    }
 }
+
+internal readonly record struct AugmentBatchArgs(DevicePtr images, DevicePtr source_labels, DevicePtr indices, DevicePtr x, DevicePtr labels,
+    int batch, int channels, int h, int w, int pad, Flag crop, Flag flip, Flag reflect, int epoch, uint seed_lo, uint seed_hi,
+    float scale0, float scale1, float scale2, float scale3, float shift0, float shift1, float shift2, float shift3);

@@ -68,4 +68,27 @@ public sealed unsafe partial class CudaBackend
         Launch(Kernels.DropoutBackward, Grid((dy.Length + 3) / 4),
             new(P(dy), P(dx), dy.Length, pDrop, (uint)seed, (uint)(seed >> 32), (uint)stream, (uint)(stream >> 32), accumulate));
     }
+
+    // ---------------------------------------------------------------- the kernels launched above
+
+    /// <summary>Kernels of pointwise.cu that this file launches; their CPU twins are in Cpu/CpuBackend.Elementwise.cs.</summary>
+    internal static partial class Kernels
+    {
+        public static readonly KernelSpec<ReluForwardArgs> ReluForward = new("pointwise.cu", "relu_forward");
+        public static readonly KernelSpec<ReluBackwardArgs> ReluBackward = new("pointwise.cu", "relu_backward");
+        public static readonly KernelSpec<AddArgs> Add = new("pointwise.cu", "add");
+        public static readonly KernelSpec<AddArgs> AddRelu = new("pointwise.cu", "add_relu");
+        public static readonly KernelSpec<PointOnLineArgs> PointOnLine = new("pointwise.cu", "point_on_line");
+        public static readonly KernelSpec<AccumulateArgs> Accumulate = new("pointwise.cu", "accumulate");
+        public static readonly KernelSpec<DropoutForwardArgs> DropoutForward = new("pointwise.cu", "dropout_forward");
+        public static readonly KernelSpec<DropoutBackwardArgs> DropoutBackward = new("pointwise.cu", "dropout_backward");
+    }
 }
+
+internal readonly record struct ReluForwardArgs(DevicePtr x, DevicePtr y, long n);
+internal readonly record struct ReluBackwardArgs(DevicePtr y, DevicePtr dy, DevicePtr dx, long n, Flag accumulate);
+internal readonly record struct AddArgs(DevicePtr a, DevicePtr b, DevicePtr y, long n);
+internal readonly record struct PointOnLineArgs(DevicePtr origin, DevicePtr direction, float s, DevicePtr y, long n);
+internal readonly record struct AccumulateArgs(DevicePtr src, DevicePtr dst, long n, Flag accumulate);
+internal readonly record struct DropoutForwardArgs(DevicePtr x, DevicePtr y, long n, float p, uint seed_lo, uint seed_hi, uint stream_lo, uint stream_hi);
+internal readonly record struct DropoutBackwardArgs(DevicePtr dy, DevicePtr dx, long n, float p, uint seed_lo, uint seed_hi, uint stream_lo, uint stream_hi, Flag accumulate);

@@ -46,4 +46,16 @@ public sealed unsafe partial class CudaBackend
         AfterVendorCall("cublasSgemm");
         Launch(Kernels.ColumnSumAccumulate, GridExact(outF), new(P(dy), P(db), n, outF));
     }
+
+    // ---------------------------------------------------------------- the kernels launched above
+
+    /// <summary>Kernels of pointwise.cu that this file launches; their CPU twins are in Cpu/CpuBackend.Linear.cs.</summary>
+    internal static partial class Kernels
+    {
+        public static readonly KernelSpec<AddRowBiasArgs> AddRowBias = new("pointwise.cu", "add_row_bias");
+        public static readonly KernelSpec<ColumnSumAccumulateArgs> ColumnSumAccumulate = new("pointwise.cu", "column_sum_accumulate");
+    }
 }
+
+internal readonly record struct AddRowBiasArgs(DevicePtr y, DevicePtr b, long rows, int cols);
+internal readonly record struct ColumnSumAccumulateArgs(DevicePtr dy, DevicePtr db, int rows, int cols);

@@ -30,4 +30,18 @@ public sealed unsafe partial class CudaBackend
         int n = logits.Shape.N, k = (int)logits.Shape.SampleLength;
         Launch(Kernels.Softmax, GridExact((long)n * 32), new(P(logits), P(probabilities), n, k));
     }
+
+    // ---------------------------------------------------------------- the kernels launched above
+
+    /// <summary>Kernels of loss.cu that this file launches; their CPU twins are in Cpu/CpuBackend.Loss.cs.</summary>
+    internal static partial class Kernels
+    {
+        public static readonly KernelSpec<SoftmaxCrossEntropyArgs> SoftmaxCrossEntropy = new("loss.cu", "softmax_cross_entropy");
+        public static readonly KernelSpec<AddRowStatsArgs> AddRowStats = new("loss.cu", "add_row_stats");
+        public static readonly KernelSpec<SoftmaxArgs> Softmax = new("loss.cu", "softmax");
+    }
 }
+
+internal readonly record struct SoftmaxCrossEntropyArgs(DevicePtr z, DevicePtr labels, DevicePtr dz, DevicePtr row_loss, DevicePtr row_correct, int n, int k);
+internal readonly record struct AddRowStatsArgs(DevicePtr row_loss, DevicePtr row_correct, int n, DevicePtr stats);
+internal readonly record struct SoftmaxArgs(DevicePtr z, DevicePtr p, int n, int k);

@@ -52,4 +52,23 @@ public sealed unsafe partial class CudaBackend
     }
 
     internal static DevicePtr AddressOf(Tensor t) => P(t);
+
+    // ---------------------------------------------------------------- the kernels launched above
+
+    /// <summary>Kernels of optim.cu, swag.cu that this file launches; their CPU twins are in Cpu/CpuBackend.Optim.cs.</summary>
+    internal static partial class Kernels
+    {
+        public static readonly KernelSpec<AverageUpdateArgs> AverageUpdate = new("optim.cu", "average_update");
+        public static readonly KernelSpec<SgdStepArgs> SgdStep = new("optim.cu", "sgd_step");
+        public static readonly KernelSpec<SwagCollectArgs> SwagCollect = new("swag.cu", "swag_collect");
+        public static readonly KernelSpec<SwagSampleArgs> SwagSample = new("swag.cu", "swag_sample");
+    }
 }
+
+/// <summary>The multi-tensor SWA/EMA update: per-pair tables (averages, currents, lengths) and per-chunk tables (pair, first element).</summary>
+internal readonly record struct AverageUpdateArgs(DevicePtr averages, DevicePtr currents, DevicePtr lengths, DevicePtr chunk_pair, DevicePtr chunk_start,
+    int chunk_size, float alpha);
+internal readonly record struct SgdStepArgs(DevicePtr w, DevicePtr g, DevicePtr v, long n, float lr, float momentum, float wd, Flag nesterov);
+internal readonly record struct SwagCollectArgs(DevicePtr w, DevicePtr mean, DevicePtr sq_mean, DevicePtr deviation, long n, float alpha);
+internal readonly record struct SwagSampleArgs(DevicePtr mean, DevicePtr sq_mean, DevicePtr deviations, DevicePtr column_normals, int columns, long n,
+    float diagonal_scale, float low_rank_scale, float variance_floor, uint seed_lo, uint seed_hi, uint sample, DevicePtr @out);

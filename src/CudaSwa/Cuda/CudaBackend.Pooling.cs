@@ -41,4 +41,20 @@ public sealed unsafe partial class CudaBackend
         }
         Launch(Kernels.MaxPoolBackward, Grid(dy.Length), new(P(x), P(dy), P(dx), (long)x.Shape.N * x.Shape.C, x.Shape.H, x.Shape.W, accumulate));
     }
+
+    // ---------------------------------------------------------------- the kernels launched above
+
+    /// <summary>Kernels of pooling.cu that this file launches; their CPU twins are in Cpu/CpuBackend.Pooling.cs.</summary>
+    internal static partial class Kernels
+    {
+        public static readonly KernelSpec<GlobalAvgPoolForwardArgs> GlobalAvgPoolForward = new("pooling.cu", "global_avg_pool_forward");
+        public static readonly KernelSpec<GlobalAvgPoolBackwardArgs> GlobalAvgPoolBackward = new("pooling.cu", "global_avg_pool_backward");
+        public static readonly KernelSpec<MaxPoolForwardArgs> MaxPoolForward = new("pooling.cu", "max_pool_forward");
+        public static readonly KernelSpec<MaxPoolBackwardArgs> MaxPoolBackward = new("pooling.cu", "max_pool_backward");
+    }
 }
+
+internal readonly record struct GlobalAvgPoolForwardArgs(DevicePtr x, DevicePtr y, long planes, int hw);
+internal readonly record struct GlobalAvgPoolBackwardArgs(DevicePtr dy, DevicePtr dx, long planes, int hw, Flag accumulate);
+internal readonly record struct MaxPoolForwardArgs(DevicePtr x, DevicePtr y, long planes, int h, int w);
+internal readonly record struct MaxPoolBackwardArgs(DevicePtr x, DevicePtr dy, DevicePtr dx, long planes, int h, int w, Flag accumulate);

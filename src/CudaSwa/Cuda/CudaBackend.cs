@@ -249,4 +249,30 @@ public sealed unsafe partial class CudaBackend : Backend
         }
         _device.Dispose();
     }
+
+    /// <summary>
+    /// Every kernel of kernels/*.cu, each declared once, in the partial file of this class that
+    /// launches it: file, extern "C" name, and an argument struct whose fields are the kernel's
+    /// parameters in order (same names as in the .cu file), declared next to it. A launch passes
+    /// that struct, so a missing, extra or mistyped argument is a compile error. The CPU twin of a
+    /// kernel is in the CpuBackend partial file of the same concern; its tests are the emulated
+    /// kernel tests of its .cu file (the same source run on the CPU) and the backend's op tests.
+    /// </summary>
+    internal static partial class Kernels
+    {
+        private static KernelSpec[]? s_all;
+
+        /// <summary>
+        /// The whole table, in declaration order (by <see cref="KernelSpec.Id"/>): every public static
+        /// KernelSpec of this class. Gathered on first use — not by a field initializer, which could run
+        /// before those of the partial files declared after this one.
+        /// </summary>
+        public static IReadOnlyList<KernelSpec> All => s_all ??=
+        [
+            .. typeof(Kernels).GetFields(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Static)
+                .Where(f => typeof(KernelSpec).IsAssignableFrom(f.FieldType))
+                .Select(f => (KernelSpec)f.GetValue(null)!)
+                .OrderBy(k => k.Id),
+        ];
+    }
 }

@@ -8,7 +8,7 @@ namespace CudaSwa.Cuda;
 /// use — a CUBIN for the device's architecture when NVRTC knows it, otherwise PTX for the newest
 /// architecture NVRTC supports, which the driver JIT-compiles (only where NVRTC is not newer than
 /// the driver: a driver cannot JIT PTX from a newer compiler) — loaded as a module, and launched
-/// with typed arguments (<see cref="Kernels"/>). Where the driver can report a kernel's parameter
+/// with typed arguments (<see cref="CudaBackend.Kernels"/>). Where the driver can report a kernel's parameter
 /// layout (CUDA 12.4+), it is compared with the declared argument struct when the kernel is loaded.
 /// With <see cref="LaunchBlocking"/> every launch is followed by a synchronisation, so an error a
 /// kernel causes is reported as that kernel's (CUDASWA_LAUNCH_BLOCKING=1, or CUDA_LAUNCH_BLOCKING=1).
@@ -77,14 +77,14 @@ internal sealed unsafe class KernelLibrary : IDisposable
     /// <summary>Loads every kernel now (compiles what the cache lacks), so timings exclude compilation.</summary>
     public void LoadAll()
     {
-        foreach (var k in Kernels.All) Function(k);
+        foreach (var k in CudaBackend.Kernels.All) Function(k);
     }
 
     /// <summary>A kernel's function handle, compiled and loaded on first use, its parameters checked where the driver can.</summary>
     public IntPtr Function(KernelSpec kernel)
     {
         if ((uint)kernel.Id >= (uint)s_declared.Length || !ReferenceEquals(s_declared[kernel.Id], kernel))
-            throw new ArgumentException($"kernel {kernel} is not declared in Kernels.All, so it is not built into the engine", nameof(kernel));
+            throw new ArgumentException($"kernel {kernel} is not declared in CudaBackend.Kernels.All, so it is not built into the engine", nameof(kernel));
         IntPtr f = _functions[kernel.Id];
         if (f != IntPtr.Zero) return f;
         lock (_gate)
@@ -101,8 +101,8 @@ internal sealed unsafe class KernelLibrary : IDisposable
 
     private static KernelSpec?[] Declared()
     {
-        var table = new KernelSpec?[Kernels.All.Max(k => k.Id) + 1];
-        foreach (var k in Kernels.All) table[k.Id] = k;
+        var table = new KernelSpec?[CudaBackend.Kernels.All.Max(k => k.Id) + 1];
+        foreach (var k in CudaBackend.Kernels.All) table[k.Id] = k;
         return table;
     }
 

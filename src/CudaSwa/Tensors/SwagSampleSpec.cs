@@ -10,4 +10,15 @@ namespace CudaSwa.Tensors;
 /// <param name="VarianceFloor">Smallest variance used: sq_mean − mean² is clamped up to it (round-off can make it negative).</param>
 /// <param name="Seed">Seed of the Philox stream of the diagonal draws.</param>
 /// <param name="Sample">Index of the sample: with the seed, keys every draw, so a sample is reproducible.</param>
-public readonly record struct SwagSampleSpec(int Columns, float DiagonalScale, float LowRankScale, float VarianceFloor, ulong Seed, uint Sample);
+public readonly record struct SwagSampleSpec(int Columns, float DiagonalScale, float LowRankScale, float VarianceFloor, ulong Seed, uint Sample)
+{
+    /// <summary>Stream tag of the per-column draws of the low-rank term (drawn on the host for every backend).</summary>
+    internal const uint LowRankTag = 0x5357414Cu;
+
+    /// <summary>The normals that weight the deviation columns of one sample, drawn on the host so that they are the same on every backend.</summary>
+    internal static void ColumnNormals(Span<float> destination, ulong seed, uint sample)
+    {
+        for (int k = 0; k < destination.Length; k++)
+            destination[k] = Util.Philox.Normal(Util.Philox.Generate((uint)k, 0, sample, LowRankTag, (uint)seed, (uint)(seed >> 32)));
+    }
+}

@@ -1,3 +1,4 @@
+using Kernels = CudaSwa.Cuda.CudaBackend.Kernels;
 using System.Text.RegularExpressions;
 using CudaSwa.Cuda;
 using CudaSwa.Tests.Support;

@@ -1,3 +1,4 @@
+using Kernels = CudaSwa.Cuda.CudaBackend.Kernels;
 using System.Text;
 using CudaSwa.Cuda;
 using CudaSwa.Native;

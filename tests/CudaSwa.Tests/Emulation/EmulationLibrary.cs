@@ -1,3 +1,4 @@
+using Kernels = CudaSwa.Cuda.CudaBackend.Kernels;
 using System.IO.Hashing;
 using System.Runtime.InteropServices;
 using System.Text;
