@@ -1,5 +1,6 @@
 using System.CommandLine;
 using CudaSwa.Averaging;
+using CudaSwa.Cli.Options;
 using CudaSwa.Cli.Output;
 using CudaSwa.Data;
 using CudaSwa.Optim;
@@ -16,7 +17,9 @@ public static class TrainCommand
 {
     public static Command Create(CliEnvironment env)
     {
-        var cmd = new Command("train", "Train a CIFAR model with SGD and Stochastic Weight Averaging; prints SGD vs SWA vs ensemble.");
+        var cmd = new Command("train", "Train a CIFAR model with SGD and Stochastic Weight Averaging; prints SGD vs SWA vs ensemble. " +
+            "The defaults shown are the quick preset's (another --preset sets its own).");
+        SettingsTable.ShowDefaults(Presets.Find("quick").Create(DatasetKind.Cifar10, false));
         foreach (var o in TrainOptions.All) cmd.Options.Add(o);
         cmd.SetAction(parse => Execute(parse, env));
         return cmd;

@@ -49,6 +49,27 @@ internal abstract class Setting
     /// <summary><paramref name="settings"/> with the value given on the command line, if any.</summary>
     public abstract RunSettings Apply(ParseResult parse, RunSettings settings);
 
+    /// <summary>
+    /// How --help shows the value <paramref name="saved"/> (the setting's JSON value in a
+    /// RunSettings or TrainingOptions), or null where there is nothing to show (no value; a switch).
+    /// </summary>
+    public virtual string? Show(System.Text.Json.Nodes.JsonNode? saved) => saved switch
+    {
+        null => null,
+        System.Text.Json.Nodes.JsonValue v when v.TryGetValue(out string? text) => text,
+        _ => saved.ToJsonString(),
+    };
+
+    private bool _defaultShown;
+
+    /// <summary>Adds " [default: X]" to the help of the flag, X as <see cref="Show"/> gives it; once.</summary>
+    public void ShowDefault(System.Text.Json.Nodes.JsonNode? saved)
+    {
+        if (_defaultShown || Show(saved) is not string text) return;
+        Option.Description += $" [default: {text}]";
+        _defaultShown = true;
+    }
+
     /// <summary>The flag and one hidden option per old spelling, all made by <paramref name="make"/>.</summary>
     protected Option<T>[] Make<T>(Func<string, Option<T>> make)
     {
@@ -121,6 +142,8 @@ internal sealed class SwitchSetting : Setting
 
     public override Option Option => _options[0];
     public override IEnumerable<Option> Options => _options;
+    /// <summary>A switch is off unless given: no default to show.</summary>
+    public override string? Show(System.Text.Json.Nodes.JsonNode? saved) => null;
     /// <summary>Whether the switch was given (under the flag or an old spelling).</summary>
     public bool Get(ParseResult parse) => _options.Any(o => parse.GetValue(o));
     public override RunSettings Apply(ParseResult parse, RunSettings settings) => Get(parse) ? _set(settings) : settings;
@@ -152,6 +175,17 @@ internal sealed class ChoiceSetting<T> : Setting
         foreach (var (n, v) in _names)
             if (string.Equals(n, name, StringComparison.OrdinalIgnoreCase)) return v;
         throw new OptionException($"{Flag}: '{text}' is not valid; expected {string.Join(", ", _names.Select(n => n.Name))}.");
+    }
+
+    /// <summary>The name of the saved value (an enum's name as JSON keeps it, null for "none"), matched ignoring case and dashes.</summary>
+    public override string? Show(System.Text.Json.Nodes.JsonNode? saved)
+    {
+        static string Plain(string s) => s.Replace("-", "", StringComparison.Ordinal).ToLowerInvariant();
+        string? text = base.Show(saved);
+        foreach (var (n, v) in _names)
+            if (text is null ? v is null : Plain(n) == Plain(text) || (v is Enum e && Convert.ToInt64(e, System.Globalization.CultureInfo.InvariantCulture).ToString(System.Globalization.CultureInfo.InvariantCulture) == text))
+                return n; // by name, or by number where the JSON keeps the enum as one
+        return text;
     }
 
     private string? Given(ParseResult parse) => _options.Select(o => parse.GetValue(o)).FirstOrDefault(v => v is not null);

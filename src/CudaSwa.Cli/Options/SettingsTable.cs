@@ -74,13 +74,13 @@ internal static class SettingsTable
     public static readonly ChoiceSetting<AveragingKind> Average = new("--average", nameof(TrainingOptions.Average),
         "swa (equal-weight running mean), ema, swag (SWA plus a Gaussian around it: adds a Bayesian-model-average row, calibration.png), or lawa (the mean of the last --lawa-k averaged models).",
         [("swa", AveragingKind.Swa), ("ema", AveragingKind.Ema), ("swag", AveragingKind.Swag), ("lawa", AveragingKind.Lawa)], (s, v) => Train(s, o => o with { Average = v }));
-    public static readonly ValueSetting<int> SwagRank = new("--swag-rank", nameof(TrainingOptions.SwagRank), "SWAG: deviation columns kept (default 20; 0: diagonal only).",
+    public static readonly ValueSetting<int> SwagRank = new("--swag-rank", nameof(TrainingOptions.SwagRank), "SWAG: deviation columns kept (0: diagonal only).",
         (s, v) => Train(s, o => o with { SwagRank = v }), valueName: "K");
-    public static readonly ValueSetting<int> SwagSamples = new("--swag-samples", nameof(TrainingOptions.SwagSamples), "SWAG: weight samples in the final Bayesian model average (default 30).",
+    public static readonly ValueSetting<int> SwagSamples = new("--swag-samples", nameof(TrainingOptions.SwagSamples), "SWAG: weight samples in the final Bayesian model average.",
         (s, v) => Train(s, o => o with { SwagSamples = v }), resumeMayChange: true, valueName: "N");
-    public static readonly ValueSetting<double> SwagScale = new("--swag-scale", nameof(TrainingOptions.SwagScale), "SWAG: scale of the sampled covariance (default 0.5, the paper's).",
+    public static readonly ValueSetting<double> SwagScale = new("--swag-scale", nameof(TrainingOptions.SwagScale), "SWAG: scale of the sampled covariance (0.5 is the paper's).",
         (s, v) => Train(s, o => o with { SwagScale = v }), resumeMayChange: true);
-    public static readonly ValueSetting<int> LawaK = new("--lawa-k", nameof(TrainingOptions.LawaK), "LAWA: how many of the latest averaged models make the average (default 5).",
+    public static readonly ValueSetting<int> LawaK = new("--lawa-k", nameof(TrainingOptions.LawaK), "LAWA: how many of the latest averaged models make the average.",
         (s, v) => Train(s, o => o with { LawaK = v }), valueName: "K");
     public static readonly ValueSetting<double> EmaDecay = new("--ema-decay", nameof(TrainingOptions.EmaDecay), "EMA decay (with --average ema; averaged every step).",
         (s, v) => Train(s, o => o with { EmaDecay = v }));
@@ -90,7 +90,7 @@ internal static class SettingsTable
     public static readonly ValueSetting<int> AverageEverySteps = new("--average-every-steps", nameof(TrainingOptions.AverageEverySteps), "Average every k steps instead of per epoch/cycle.",
         (s, v) => Train(s, o => o with { AverageEverySteps = v }), valueName: "K");
     public static readonly ChoiceSetting<BatchNormRecomputeMode?> BnRecompute = new("--bn-recompute", nameof(TrainingOptions.BnRecompute),
-        "How the averaged model's BN statistics are recomputed over the training data: exact (population statistics, default), sample-weighted (SWA reference code), " +
+        "How the averaged model's BN statistics are recomputed over the training data: exact (population statistics), sample-weighted (SWA reference code), " +
         "equal-batches (PyTorch update_bn); or none: keep statistics averaged along with the weights.",
         [("exact", BatchNormRecomputeMode.Exact), ("sample-weighted", BatchNormRecomputeMode.SampleWeighted), ("equal-batches", BatchNormRecomputeMode.EqualBatches), ("none", null)],
         (s, v) => Train(s, o => o with { BnRecompute = v }), oldFlags: "--bn-update");
@@ -124,6 +124,17 @@ internal static class SettingsTable
         Average, SwagRank, SwagSamples, SwagScale, LawaK, EmaDecay, EmaWarmup, AverageEverySteps, BnRecompute, EvalEvery, EvalAt, Device, Tf32, Seed, Padding,
         TrainSubset, TestSubset, SyntheticTrain, SyntheticTest, NoEnsemble, SaveEpochWeights, SwapPhase2, SyncBn,
     ];
+
+    /// <summary>
+    /// Adds each training setting's value in <paramref name="defaults"/> (what `train` runs when the
+    /// flag is not given: the quick preset) to its help, read from the engine's options — so no
+    /// default is written here twice.
+    /// </summary>
+    public static void ShowDefaults(RunSettings defaults)
+    {
+        var training = defaults.Training.ToJson();
+        foreach (var s in All.Where(s => s.IsEngineOption)) s.ShowDefault(training[s.SavedName]);
+    }
 
     /// <summary>The flag of each engine option, by property name (for translating the engine's validation messages).</summary>
     public static readonly IReadOnlyDictionary<string, string> FlagOfProperty =
