@@ -31,7 +31,14 @@ internal static class RootTrainer
         if (state is not null) (state, rankNote) = DataParallelRun.AgreeOnResume(outDir, state, collective);
         if (state is not null)
         {
-            trainer.Resume(outDir, state);
+            try
+            {
+                trainer.Resume(outDir, state);
+            }
+            catch (ArgumentException e) when (e.ParamName == nameof(TrainingOptions.Epochs))
+            {
+                throw RunSettings.ToOption(e); // a longer run that would re-stretch the schedule: refused before anything is written
+            }
             // A crash can come between committing a checkpoint and updating the files at the top
             // of the folder: bring them in line with the committed state before going on.
             Checkpoint.RemoveStale(outDir, state);
@@ -43,6 +50,8 @@ internal static class RootTrainer
         var reporter = new ConsoleReporter(env, run, settings, events);
         DeviceChoice.ForwardNotices(backend, reporter.Note);
         if (rankNote is not null) reporter.Note(rankNote);
+        if (state is not null && state.NextEpoch >= state.Options.Epochs && options.Epochs > state.Options.Epochs)
+            reporter.Line($"extending a finished run from {state.Options.Epochs} to {options.Epochs} epochs (the learning rates of the epochs already run are unchanged)");
         if (state is not null && trainer.IsComplete)
             return Finish(reporter, run, trainer, settings, train, test, backend, outDir, RunOutcome.Completed,
                 $"The run in {outDir} is complete ({state.NextEpoch} of {options.Epochs} epochs): nothing left to train. Its outputs are checked and in place.");

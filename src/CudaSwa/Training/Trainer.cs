@@ -159,12 +159,46 @@ public sealed partial class Trainer : IDisposable
             : _trainLoader.BatchCount;
         if (state.NextBatch >= batchesThen && state.NextBatch > 0)
             throw new DataFormatException($"The run in {runDir} stopped at batch {state.NextBatch}, beyond this data's {batchesThen} batches per epoch.");
+        CheckPastLearningRates(state);
         Checkpoint.Restore(runDir, state, _net, _sgd, _averager, _ensemble);
         _state = state with { Options = _o, Device = Backend.Description, HostSettings = HostSettings ?? state.HostSettings };
         HostSettings = _state.HostSettings;
         _elapsedBefore = state.ElapsedSeconds;
     }
 
+
+    /// <summary>
+    /// A resume with another Epochs keeps the learning rate of every iteration already run: a
+    /// schedule that spans the run's length (cosine, SGD's swa schedule) would be re-stretched under
+    /// epochs that have used it, so such a change is refused (an <see cref="ArgumentException"/> for
+    /// Epochs naming the first epoch that would change); one whose past rates stay (the swa
+    /// schedule's averaging phase, cyclic, constant) may lengthen the run.
+    /// </summary>
+    private void CheckPastLearningRates(TrainingState state)
+    {
+        static string Rate(double lr) => lr.ToString("g6", System.Globalization.CultureInfo.InvariantCulture);
+        if (state.Options.Epochs == _o.Epochs) return;
+        LearningRateSchedule before = state.Options.CreateSchedule(), after = _o.CreateSchedule();
+        for (int epoch = 0; epoch <= state.NextEpoch && epoch < state.Options.Epochs; epoch++)
+        {
+            int batches = state.Options.SwapPhase2 is int swap && epoch >= swap && state.Ranks > 1
+                ? (int)((_train.Count + SwapBatch(state.Ranks) - 1) / SwapBatch(state.Ranks))
+                : _trainLoader.BatchCount;
+            int ran = epoch < state.NextEpoch ? batches : state.NextBatch;
+            for (int i = 0; i < ran; i++)
+            {
+                double was = before.At(epoch, i, batches);
+                double? now = epoch < _o.Epochs ? after.At(epoch, i, batches) : null;
+                if (now == was) continue;
+                throw new ArgumentException(
+                    $"Epochs {state.Options.Epochs} -> {_o.Epochs} would change the learning rate of epoch {epoch + 1}, which this run has already trained " +
+                    $"(iteration {i + 1}: {Rate(was)} -> {(now is double n ? Rate(n) : "not run at all")}), " +
+                    $"because the {_o.Schedule.ToString().ToLowerInvariant()} schedule{(_o.SgdOnly ? " without averaging" : "")} spans the run's length. " +
+                    $"Start a new run with Epochs {_o.Epochs} instead; only schedules whose rates for the epochs already run stay the same " +
+                    "(the swa schedule with averaging, cyclic, constant) can be extended.", nameof(TrainingOptions.Epochs));
+            }
+        }
+    }
 
     /// <summary>The next epoch to run (0-based); equals Epochs when the run is complete.</summary>
     public int NextEpoch => _state.NextEpoch;
