@@ -71,6 +71,7 @@ public static class AverageCommand
             ["format"] = "pt",
             ["producer"] = "cudaswa",
             ["model"] = model,
+            ["classes"] = net.NumClasses.ToString(System.Globalization.CultureInfo.InvariantCulture),
             ["content"] = $"SWA average of {files.Length} models (post hoc)",
             ["sources"] = new JsonArray([.. files.Select(f => (JsonNode)Path.GetFullPath(f))]).ToJsonString(),
         };

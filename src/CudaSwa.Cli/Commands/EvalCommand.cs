@@ -15,7 +15,7 @@ namespace CudaSwa.Cli.Commands;
 public static class EvalCommand
 {
     private static readonly Option<string> Weights = new("--weights") { Description = "A model.safetensors / swa.safetensors written by cudaswa train (or a PyTorch state_dict saved as safetensors).", Required = true };
-    private static readonly Option<string> Model = new("--model") { Description = "The model the weights belong to.", Required = true };
+    private static readonly Option<string?> Model = new("--model") { Description = "The model the weights belong to (default: the one the file's metadata names, as cudaswa writes it)." };
     private static readonly Option<bool> BnRecompute = new("--bn-recompute") { Description = "Recompute BN statistics on the training set first: as the run did when the weights record its recompute (a run's swa.safetensors: the same mode, batches and order, so the run's SWA row is reproduced), else exact population statistics." };
     private static readonly Option<bool> RecomputeBnOld = new("--recompute-bn") { Description = "The earlier spelling of --bn-recompute.", Hidden = true };
     private static readonly Option<int> Batch = new("--batch") { Description = "Batch size.", DefaultValueFactory = _ => 256 };
@@ -28,15 +28,16 @@ public static class EvalCommand
         cmd.SetAction(p =>
         {
             string path = p.GetValue(Weights)!;
-            var settings = SettingsTable.Apply(p, new RunSettings
-            {
-                Training = new TrainingOptions { Model = p.GetValue(Model)!, BatchSize = p.GetValue(Batch), SgdOnly = true, SwaStart = null, SwaLr = null },
-            }, SettingsTable.Dataset, SettingsTable.Data, SettingsTable.TestSubset, SettingsTable.Device);
-            settings.Validate();
-            var options = settings.Training;
             if (Directory.Exists(path)) throw new OptionException($"--weights: '{path}' is a folder; pass a weights file such as {Path.Combine(path, Checkpoint.SwaFile)}.");
             if (!File.Exists(path)) throw new OptionException($"--weights: '{path}' does not exist.");
             var contents = SafeTensors.Read(path);
+            var settings = SettingsTable.Apply(p, new RunSettings
+            {
+                Dataset = RecordedDataset(contents) ?? DatasetKind.Cifar10,
+                Training = new TrainingOptions { Model = ModelOf(p.GetValue(Model), contents, path), BatchSize = p.GetValue(Batch), SgdOnly = true, SwaStart = null, SwaLr = null },
+            }, SettingsTable.Dataset, SettingsTable.Data, SettingsTable.TestSubset, SettingsTable.Device);
+            settings.Validate();
+            var options = settings.Training;
             if (!p.GetValue(AllowNonFinite))
                 foreach (var t in contents.Tensors.Values)
                 {
@@ -73,4 +74,22 @@ public static class EvalCommand
         });
         return cmd;
     }
+
+    /// <summary>The model to build: --model, else the one the file's metadata names; a --model that contradicts the metadata is refused.</summary>
+    private static string ModelOf(string? given, SafeTensors.Contents contents, string path)
+    {
+        string? recorded = contents.Metadata.GetValueOrDefault("model");
+        if (given is not null && recorded is not null && !string.Equals(given, recorded, StringComparison.OrdinalIgnoreCase))
+            throw new OptionException($"--model {given}: '{path}' holds {recorded} weights (its metadata says so); pass --model {recorded}, or leave --model out.");
+        return given ?? recorded ?? throw new OptionException(
+            $"--model: '{path}' does not name its model in its metadata (files written by PyTorch name none); pass --model NAME ({string.Join(", ", ModelZoo.Models.Select(m => m.Name))}).");
+    }
+
+    /// <summary>The dataset the file's class count implies ("classes" metadata, written by cudaswa), or null where it records none.</summary>
+    private static DatasetKind? RecordedDataset(SafeTensors.Contents contents) => contents.Metadata.GetValueOrDefault("classes") switch
+    {
+        "10" => DatasetKind.Cifar10,
+        "100" => DatasetKind.Cifar100,
+        _ => null,
+    };
 }

@@ -42,6 +42,7 @@ public static class Checkpoint
         ["format"] = "pt",
         ["producer"] = "cudaswa",
         ["model"] = network.ModelName,
+        ["classes"] = network.NumClasses.ToString(System.Globalization.CultureInfo.InvariantCulture),
         ["content"] = what,
         ["next_epoch"] = state.NextEpoch.ToString(System.Globalization.CultureInfo.InvariantCulture),
         ["next_batch"] = state.NextBatch.ToString(System.Globalization.CultureInfo.InvariantCulture),

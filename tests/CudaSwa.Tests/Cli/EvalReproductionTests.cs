@@ -38,7 +38,7 @@ public class EvalReproductionTests
         string rowAccuracy = (100 * swa.GetProperty("test_accuracy").GetDouble()).ToString("F2", CultureInfo.InvariantCulture);
 
         string weights = Path.Combine(run, "swa.safetensors");
-        var e = Eval(weights, data);
+        var e = Eval(weights, data, model: null); // the weights name their model: no --model needed
         Assert.That(e.Output, Does.Contain("as the run did (Exact, batch 64, reflect padding, seed 7, epoch key 2)"));
         Assert.That(e.Loss, Is.EqualTo(rowLoss), "eval's NLL is the run's SWA row's");
         Assert.That(e.Accuracy, Is.EqualTo(rowAccuracy), "eval's accuracy is the run's SWA row's");
@@ -61,11 +61,23 @@ public class EvalReproductionTests
         var r = CliRunner.Run("eval", "--weights", damaged, "--model", "resnet8", "--data", data, "--batch", "64", "--device", "cpu", "--recompute-bn");
         Assert.That(r.ExitCode, Is.EqualTo(2), r.All);
         Assert.That(r.Error, Does.Contain("bn_recompute_epoch_key").And.Contain("'two'"));
+
+        // A --model other than the one the file records is refused, naming both.
+        var wrong = CliRunner.Run("eval", "--weights", weights, "--model", "resnet20", "--data", data, "--device", "cpu");
+        Assert.That(wrong.ExitCode, Is.EqualTo(2), wrong.All);
+        Assert.That(wrong.Error, Does.Contain("--model resnet20").And.Contain("resnet8"));
+        // A file that names no model (as PyTorch writes them) needs --model.
+        string anonymous = Path.Combine(_root, "anonymous.safetensors");
+        SafeTensors.Write(anonymous, contents.Tensors.Values, new Dictionary<string, string> { ["format"] = "pt" });
+        var none = CliRunner.Run("eval", "--weights", anonymous, "--data", data, "--device", "cpu");
+        Assert.That(none.ExitCode, Is.EqualTo(2), none.All);
+        Assert.That(none.Error, Does.Contain("--model"));
     }
 
-    private static (string Output, string Loss, string Accuracy) Eval(string weights, string data)
+    private static (string Output, string Loss, string Accuracy) Eval(string weights, string data, string? model = "resnet8")
     {
-        var r = CliRunner.Run("eval", "--weights", weights, "--model", "resnet8", "--data", data, "--batch", "64", "--device", "cpu", "--bn-recompute");
+        string[] modelArgs = model is null ? [] : ["--model", model];
+        var r = CliRunner.Run(["eval", "--weights", weights, .. modelArgs, "--data", data, "--batch", "64", "--device", "cpu", "--bn-recompute"]);
         Assert.That(r.ExitCode, Is.Zero, r.All);
         var m = Regex.Match(r.Output, @"test accuracy (\d+\.\d\d)% .*test loss \(NLL\) (\d+\.\d{4})");
         Assert.That(m.Success, Is.True, r.Output);
