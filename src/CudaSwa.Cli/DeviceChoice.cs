@@ -44,12 +44,15 @@ public static class DeviceChoice
     }
 
     /// <summary>
-    /// Passes to <paramref name="write"/> what the backend says a user should know while it works
-    /// (e.g. a convolution shape with no preferred cuDNN algorithm): those raised so far, then each new one.
+    /// Passes to <paramref name="write"/> what a user of the CUDA backend should know: first what is
+    /// verified of it on real hardware (<see cref="EngineInfo.CudaVerification"/>), then what the
+    /// backend says while it works (e.g. a convolution shape with no preferred cuDNN algorithm):
+    /// those raised so far, then each new one. Nothing for the CPU backend.
     /// </summary>
     public static void ForwardNotices(Backend backend, Action<string> write)
     {
         if (backend is not Cuda.CudaBackend cuda) return;
+        write(EngineInfo.CudaVerification);
         foreach (var n in cuda.Notices) write(n);
         cuda.Notice += write;
     }

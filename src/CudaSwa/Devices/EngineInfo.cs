@@ -7,6 +7,14 @@ namespace CudaSwa.Devices;
 /// <summary>What the engine finds on this machine: the CPU's SIMD support and worker threads, and CUDA (driver, devices, libraries) or why it is unavailable.</summary>
 public static class EngineInfo
 {
+    /// <summary>
+    /// What is known of the CUDA backend on real hardware, said whenever it is chosen. It must change
+    /// when docs/gpu-results.md records a GPU run (a test holds the two together).
+    /// </summary>
+    public static string CudaVerification { get; } =
+        "note: the CUDA backend has not yet been verified on an NVIDIA GPU: its kernels and cuDNN/cuBLAS calls are checked on the CPU " +
+        "(emulated kernels, stand-in libraries) only; see docs/gpu-results.md.";
+
     /// <summary>One line about the CPU, then the CUDA lines (for `cudaswa info` and logs).</summary>
     public static IEnumerable<string> Describe()
     {
