@@ -11,8 +11,9 @@
   compare  one-command ratio table, ours vs PyTorch on this machine (bench/compare.sh)
   kernels  compile every kernels/*.cu to PTX with clang-14 (no CUDA SDK needed), to catch
            kernel compile errors without a GPU; skipped with a note when clang-14 is absent
-  pack     write the engine's NuGet package (CudaSwa.<version>.nupkg, XML docs, README, symbols)
-           into artifacts/packages; the version comes from Directory.Build.props
+  pack     write the engine's NuGet package (CudaSwa.<version>.nupkg, XML docs, README, symbols) and
+           the CLI as a .NET tool (CudaSwa.Cli.<version>.nupkg, command `cudaswa`) into
+           artifacts/packages; the version comes from Directory.Build.props
   samples  pack the engine, then build every project under samples/ against that package and
            run it (samples/run.sh; the same step .ci/run takes)
   bundle   write bundle/: the framework-dependent cudaswa, the test executable and the .NET
@@ -103,7 +104,10 @@ switch ($Task) {
     }
     'compare' { Invoke-Checked bash @('bench/compare.sh') }
     'kernels' { Invoke-Kernels }
-    'pack' { Invoke-Checked dotnet @('pack', 'src/CudaSwa', '-c', $Configuration, '-o', 'artifacts/packages') }
+    'pack' {
+        Invoke-Checked dotnet @('pack', 'src/CudaSwa', '-c', $Configuration, '-o', 'artifacts/packages')
+        Invoke-Checked dotnet @('pack', 'src/CudaSwa.Cli', '-c', $Configuration, '-o', 'artifacts/packages')
+    }
     'samples' { Invoke-Checked bash (@('samples/run.sh') + $Rest) }
     'bundle' { Invoke-Bundle }
     'clean' {
