@@ -29,7 +29,7 @@ public static class CliApp
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
         {
-            foreach (var e in parse.Errors) env.Error.WriteLine($"error: {e.Message}");
+            foreach (var line in Options.ParseErrorText.Describe(parse, args)) env.Error.WriteLine($"error: {line}");
             env.Error.WriteLine("Run `cudaswa --help` (or `cudaswa <command> --help`) for the options.");
             return ExitCodes.BadInput;
         }
