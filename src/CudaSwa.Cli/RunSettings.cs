@@ -80,7 +80,8 @@ public sealed partial record RunSettings
         string message = ParameterSuffix().Replace(e.Message, "");
         message = PropertyName.Replace(message, m => FlagOf.TryGetValue(m.Value, out var f) ? f : m.Value);
         string flag = e.ParamName is not null && FlagOf.TryGetValue(e.ParamName, out var f) ? f : "options";
-        return new OptionException($"{flag}: {message}");
+        // "--swa-start must be ..." names its flag already: no "--swa-start: " in front of it.
+        return new OptionException(message.StartsWith(flag + " ", StringComparison.Ordinal) ? message : $"{flag}: {message}");
     }
 
     /// <summary>These settings as the trainer's host settings (JSON, state.json's names).</summary>

@@ -24,10 +24,10 @@ namespace CudaSwa.Cli.Commands;
 /// </summary>
 public static class ExperimentCommand
 {
-    private static readonly Option<string> Preset = new("--preset") { Description = "quick (default: scaled, synthetic), paper-vgg16, paper-preresnet110, paper-preresnet164 or paper-wrn28x10.", DefaultValueFactory = _ => "quick" };
-    private static readonly Option<int> Seeds = new("--seeds") { Description = "Runs per cell, each with its own seed (default 3).", DefaultValueFactory = _ => 3 };
+    private static readonly Option<string> Preset = new("--preset") { Description = "quick (scaled, synthetic), paper-vgg16, paper-preresnet110, paper-preresnet164 or paper-wrn28x10.", DefaultValueFactory = _ => "quick" };
+    private static readonly Option<int> Seeds = new("--seeds") { Description = "Runs per cell, each with its own seed.", DefaultValueFactory = _ => 3 };
     private static readonly Option<ulong> FirstSeed = new("--first-seed") { Description = "Seeds are first-seed, first-seed+1, ... (to split seeds over machines, then --collect).", DefaultValueFactory = _ => 1 };
-    private static readonly Option<string> Budgets = new("--budgets") { Description = "SWA budgets as multiples of the SGD budget (default 1,1.25,1.5).", DefaultValueFactory = _ => "1,1.25,1.5" };
+    private static readonly Option<string> Budgets = new("--budgets") { Description = "SWA budgets as multiples of the SGD budget.", DefaultValueFactory = _ => "1,1.25,1.5" };
     private static readonly Option<double?> Scale = new("--scale") { Description = "Shrink the preset's epochs (budget and averaging start) by this factor in (0, 1], for a quick version of the grid." };
     private static readonly Option<string?> Out = new("--out") { Description = "Experiment folder (default runs/experiment-<preset>-<time>); with --collect, where the gathered table goes." };
     private static readonly Option<string?> Resume = new("--resume") { Description = "Finish the experiment in this folder: complete members are kept, interrupted ones resumed, missing ones run." };
@@ -147,7 +147,7 @@ public static class ExperimentCommand
     {
         var members = def.Plan.Members.ToList();
         if (index < 0 || index >= members.Count)
-            throw new OptionException($"{source}: member {index} does not exist; the experiment in {outDir} has members 0..{members.Count - 1} ({def.Plan.Seeds.Count} seeds x SGD and SWA).");
+            throw new OptionException($"{source}: member {index} does not exist; the experiment in {outDir} has members 0..{members.Count - 1} ({Wording.Count(def.Plan.Seeds.Count, "seed")} x SGD and SWA).");
         var console = env.Console;
         var member = members[index];
         string dir = Path.Combine(outDir, member.Folder);
@@ -313,7 +313,7 @@ public static class ExperimentCommand
     private static string Describe(Definition def) =>
         (def.Synthetic ? $"{def.Settings.SyntheticTrain:N0} synthetic training images" : $"{def.Dataset} from {def.Settings.DataDir}") +
         (def.Settings.TrainSubset is int n ? $", a {n:N0}-image subset" : "") +
-        $", budget {def.Plan.BudgetEpochs} epochs" + (def.Scale != 1 ? $" ({def.Scale.ToString(CultureInfo.InvariantCulture)} of the paper's)" : "");
+        $", budget {Wording.Count(def.Plan.BudgetEpochs, "epoch")}" + (def.Scale != 1 ? $" ({def.Scale.ToString(CultureInfo.InvariantCulture)} of the paper's)" : "");
 
     // ------------------------------------------------------------------ experiment.json
 
@@ -434,7 +434,7 @@ public static class ExperimentCommand
         ExperimentPlot.Write(Path.Combine(outDir, "experiment.png"), def.Plan, folders, label);
 
         var console = env.Console;
-        var t = new Table().Title($"[bold]{Markup.Escape(label)}: test error % (NLL), mean ± std over {table.Seeds.Count} seeds[/]").AddColumn("");
+        var t = new Table().Title($"[bold]{Markup.Escape(label)}: test error % (NLL), mean ± std over {Wording.Count(table.Seeds.Count, "seed")}[/]").AddColumn("");
         for (int c = 0; c < table.Columns.Count; c++) t.AddColumn(new TableColumn($"{table.Columns[c]}\n(epoch {table.ColumnEpochs[c]})").RightAligned());
         t.AddRow(["ours", .. table.Cells.Select(c => Markup.Escape(Cell(c.MeanError, c.StdError, "F2", c.Count, table.Seeds.Count) + $"\n({Cell(c.MeanNll, c.StdNll, "F3", c.Count, table.Seeds.Count)})"))]);
         if (paper is not null) t.AddRow(["paper", .. paper.Select(x => Markup.Escape($"{100 - x.Accuracy:F2} ± {x.Std:F2}"))]);
@@ -444,7 +444,7 @@ public static class ExperimentCommand
 
     private static string Cell(double? mean, double? std, string format, int count, int seeds) =>
         mean is null ? "-" : mean.Value.ToString(format, CultureInfo.InvariantCulture) + (std is double s ? " ± " + s.ToString(format, CultureInfo.InvariantCulture) : "") +
-        (count < seeds ? $" ({count} of {seeds} seeds)" : "");
+        (count < seeds ? $" ({count} of {Wording.Count(seeds, "seed")})" : "");
 }
 
 /// <summary>The SWA paper's published test accuracies (%, mean ± std of 3 runs; Izmailov et al. 2018, Table 1, and its reference code's README).</summary>

@@ -163,6 +163,6 @@ public sealed class ConsoleReporter
             _files.Log($"  {r.Method,-9} acc {Pct(r.TestAccuracy),8}  loss {Num(r.TestLoss),8}  ECE {Pct(r.Calibration?.Ece),7}  Brier {Num(r.Calibration?.Brier),7}  {r.Note}");
         var t = TimeSpan.FromSeconds(summary.TotalSeconds);
         string files = _settings.Training.Averaging ? "metrics.csv, summary.json, curves.png, calibration.png, model.safetensors and swa.safetensors" : "metrics.csv, summary.json, curves.png, calibration.png and model.safetensors";
-        Line($"{summary.EpochsCompleted} epochs in {(int)t.TotalHours}:{t:mm\\:ss}; {files} are in {_files.OutDir}");
+        Line($"{Wording.Count(summary.EpochsCompleted, "epoch")} in {(int)t.TotalHours}:{t:mm\\:ss}; {files} are in {_files.OutDir}");
     }
 }

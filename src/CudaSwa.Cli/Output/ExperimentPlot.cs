@@ -34,7 +34,7 @@ public static class ExperimentPlot
                 band.LineStyle.Width = 0;
             }
             var mean = plot.Add.Scatter(x, Error(Enumerable.Average));
-            mean.LegendText = $"{name} (mean over {histories[kind].Count} seeds)";
+            mean.LegendText = $"{name} (mean over {Wording.Count(histories[kind].Count, "seed")})";
             mean.Color = color;
             mean.LineWidth = 2;
             mean.MarkerSize = 4;

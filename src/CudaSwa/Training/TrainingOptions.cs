@@ -238,7 +238,7 @@ public sealed record TrainingOptions
         if (needsSwaStart)
         {
             if (SwaStart is null) Fail(nameof(SwaStart), "SwaStart is required for averaging and for the swalr and cyclic schedules.");
-            if (SwaStart < 1 || SwaStart > Epochs) Fail(nameof(SwaStart), $"SwaStart must be in 1..{Epochs} (Epochs); got {SwaStart}.");
+            if (SwaStart < 1 || SwaStart > Epochs) Fail(nameof(SwaStart), $"SwaStart must be in 1..{Epochs} (Epochs); got {SwaStart}: give a SwaStart within the run, or SgdOnly for plain SGD without averaging.");
         }
         bool needsSwaLr = Schedule is ScheduleKind.Swalr or ScheduleKind.Cyclic || (Schedule == ScheduleKind.Swa && Averaging);
         if (needsSwaLr && !(SwaLr > 0)) Fail(nameof(SwaLr), $"SwaLr must be a number > 0 for the {Schedule.ToString().ToLowerInvariant()} schedule; got {SwaLr?.ToString() ?? "nothing"}.");

@@ -84,7 +84,8 @@ public class DataAndOptionErrorTests
 
     [TestCase(new[] { "train", "--model", "resnet21" }, "--model", "unknown model 'resnet21'")]
     [TestCase(new[] { "train", "--lr", "-0.1" }, "--lr", "must be a number > 0")]
-    [TestCase(new[] { "train", "--epochs", "4", "--swa-start", "9" }, "--swa-start", "must be in 1..4")]
+    [TestCase(new[] { "train", "--epochs", "4", "--swa-start", "9" }, "--swa-start must be in 1..4", "or --sgd-only for plain SGD")]
+    [TestCase(new[] { "train", "--epochs", "1" }, "--swa-start must be in 1..1 (--epochs); got 5", "--sgd-only")]
     [TestCase(new[] { "train", "--preset", "fast" }, "--preset", "unknown preset 'fast'")]
     [TestCase(new[] { "train", "--preset", "paper-vgg16" }, "needs real data", "--data")]
     [TestCase(new[] { "train", "--schedule", "step" }, "--schedule", "'step' is not valid")]

@@ -141,7 +141,14 @@ public class TrainVariantsTests
         Assert.That(e.Output, Does.Contain("test accuracy").And.Contain("on 200 images"));
         var wrongModel = CliRunner.Run("eval", "--weights", Path.Combine(outDir, "swa.safetensors"), "--model", "resnet20", "--device", "cpu", "--test-subset", "20");
         Assert.That(wrongModel.ExitCode, Is.EqualTo(2), wrongModel.All);
-        Assert.That(wrongModel.Error, Does.Contain("lacks").Or.Contain("shape"));
+        Assert.That(wrongModel.Error, Does.Contain("holds resnet8 weights"), "the file's metadata names its model");
+        // Without that metadata (a file PyTorch wrote) the tensors themselves give the mismatch away.
+        var contents = CudaSwa.IO.SafeTensors.Read(Path.Combine(outDir, "swa.safetensors"));
+        string anonymous = Path.Combine(_root, "anonymous.safetensors");
+        CudaSwa.IO.SafeTensors.Write(anonymous, contents.Tensors.Values, new Dictionary<string, string> { ["format"] = "pt" });
+        var wrongShapes = CliRunner.Run("eval", "--weights", anonymous, "--model", "resnet20", "--device", "cpu", "--test-subset", "20");
+        Assert.That(wrongShapes.ExitCode, Is.EqualTo(2), wrongShapes.All);
+        Assert.That(wrongShapes.Error, Does.Contain("lacks").Or.Contain("shape"));
         var oddBatch = CliRunner.Run("eval", "--weights", Path.Combine(outDir, "swa.safetensors"), "--model", "resnet8", "--device", "cpu", "--test-subset", "100", "--batch", "19");
         Assert.That(oddBatch.ExitCode, Is.Zero, "evaluation alone does not care how the training set splits into batches: " + oddBatch.All);
         var missing = CliRunner.Run("eval", "--weights", Path.Combine(outDir, "nope.safetensors"), "--model", "resnet8");
