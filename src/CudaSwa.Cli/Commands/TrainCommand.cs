@@ -26,6 +26,17 @@ public static class TrainCommand
     }
 
 
+    /// <summary>Why a --resume folder without a state.json cannot be resumed: a run in its first epoch now, one that stopped before its first checkpoint, or no run at all.</summary>
+    private static string NoStateYet(string dir)
+    {
+        if (RunLock.IsHeld(dir))
+            return $"--resume: the run in {dir} is in use by another cudaswa process, still in its first epoch (it has not committed a checkpoint yet); wait for it to finish or stop it first.";
+        if (File.Exists(Path.Combine(dir, "train.log")))
+            return $"--resume: the run in {dir} stopped before it committed its first checkpoint (during its first epoch), so there is nothing to resume; " +
+                   $"run the same command again (with --out {dir}) to start it over.";
+        return $"--resume: {dir} is not a cudaswa run folder (it has no {Checkpoint.StateFile} and no train.log).";
+    }
+
     private static int Execute(ParseResult p, CliEnvironment env)
     {
         string? resume = p.GetValue(TrainOptions.Resume);
@@ -34,6 +45,8 @@ public static class TrainCommand
         string outDir;
         if (resume is not null)
         {
+            if (Directory.Exists(resume) && !File.Exists(Path.Combine(resume, Checkpoint.StateFile)))
+                throw new OptionException(NoStateYet(resume));
             try { state = Checkpoint.ReadState(resume); }
             catch (DataFormatException e) when (e.Message.StartsWith("Run folder", StringComparison.Ordinal)) { throw new OptionException($"--resume: {e.Message}"); }
             settings = TrainOptions.ResumeOptions(p, RunSettings.FromState(state, Path.Combine(resume, Checkpoint.StateFile)), resume);

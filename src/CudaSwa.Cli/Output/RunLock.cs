@@ -28,5 +28,25 @@ public sealed class RunLock : IDisposable
         }
     }
 
+    /// <summary>Whether another process holds the lock of <paramref name="outDir"/> now (a run in progress there).</summary>
+    public static bool IsHeld(string outDir)
+    {
+        string path = Path.Combine(outDir, ".lock");
+        if (!File.Exists(path)) return false;
+        try
+        {
+            using var probe = new FileStream(path, FileMode.Open, FileAccess.ReadWrite, FileShare.None, 1);
+            return false;
+        }
+        catch (IOException e) when (e.HResult == 11) // EWOULDBLOCK: another process holds it
+        {
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            return false;
+        }
+    }
+
     public void Dispose() => _stream.Dispose();
 }

@@ -6,7 +6,6 @@ namespace CudaSwa.Cpu;
 
 public sealed unsafe partial class CpuBackend
 {
-
     private protected override void AugmentBatchCore(Tensor images, Tensor sourceLabels, Tensor indices, AugmentSpec spec, int epoch, Tensor x, Tensor labels)
     {
         int b = x.Shape.N, c = x.Shape.C, h = x.Shape.H, w = x.Shape.W;

@@ -9,7 +9,6 @@ namespace CudaSwa.Cpu;
 
 public sealed unsafe partial class CpuBackend
 {
-
     private protected override void ReluForwardCore(Tensor x, Tensor y) =>
         Elementwise.ParallelMap(CpuTensor.Ptr(x), CpuTensor.Ptr(y), x.Length, new Relu());
 

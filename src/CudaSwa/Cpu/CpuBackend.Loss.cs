@@ -4,7 +4,6 @@ namespace CudaSwa.Cpu;
 
 public sealed unsafe partial class CpuBackend
 {
-
     private protected override void SoftmaxCrossEntropyCore(Tensor logits, Tensor labels, Tensor dLogits, Tensor stats)
     {
         int n = logits.Shape.N, k = (int)logits.Shape.SampleLength;

@@ -5,7 +5,6 @@ namespace CudaSwa.Cpu;
 
 public sealed unsafe partial class CpuBackend
 {
-
     private protected override void GlobalAveragePoolForwardCore(Tensor x, Tensor y)
     {
         int hw = x.Shape.H * x.Shape.W;
