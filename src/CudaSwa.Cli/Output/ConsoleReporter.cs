@@ -17,6 +17,12 @@ public sealed class ConsoleReporter
     private ProgressTask? _task;
     private int _epochs;
     private int _lastPlainPercent;
+    /// <summary>Time since the last line written, and the phase last reported in a line (for phases without a live display).</summary>
+    private readonly System.Diagnostics.Stopwatch _sinceLine = System.Diagnostics.Stopwatch.StartNew();
+    private string? _linePhase;
+    private bool _inEpoch;
+    /// <summary>A long phase without a live display gets a line at most this often.</summary>
+    private static readonly TimeSpan PhaseLineInterval = TimeSpan.FromSeconds(10);
     private string _status = "";
     private string _epochLabel = "";
 
@@ -39,6 +45,7 @@ public sealed class ConsoleReporter
     {
         C.WriteLine(text);
         _files.Log(text);
+        _sinceLine.Restart();
     }
 
     public void Note(string text)
@@ -82,6 +89,23 @@ public sealed class ConsoleReporter
         _lastPlainPercent = -1;
         _status = "";
         _epochLabel = $"epoch {epoch + 1}/{epochs}";
+        _inEpoch = true;
+        try
+        {
+            outcome = RunEpochWithProgress(trainer, epoch, epochs, cancel);
+        }
+        finally
+        {
+            _inEpoch = false;
+            _linePhase = null;
+        }
+        if (completed is not null) Row(completed);
+        return outcome;
+    }
+
+    private RunOutcome RunEpochWithProgress(Trainer trainer, int epoch, int epochs, CancellationToken cancel)
+    {
+        RunOutcome outcome;
         if (_env.Interactive)
         {
             outcome = C.Progress()
@@ -107,7 +131,6 @@ public sealed class ConsoleReporter
         {
             outcome = trainer.RunEpoch(cancel);
         }
-        if (completed is not null) Row(completed);
         return outcome;
     }
 
@@ -143,7 +166,21 @@ public sealed class ConsoleReporter
             _ => phase,
         };
         if (_task is not null)
+        {
             _task.Description = $"{_epochLabel}  {what}";
+            return;
+        }
+        // No live display (output redirected, or the final results after the last epoch): a phase
+        // with steps gets a line when it starts outside an epoch, and one at most every 10 s, so
+        // train.log and a redirected console show where a long phase (SWAG's model average, a
+        // paper-sized BN recompute) stands without a line per step.
+        if (total <= 1 || done >= total) return;
+        bool starts = !_inEpoch && phase != _linePhase;
+        if (starts || _sinceLine.Elapsed >= PhaseLineInterval)
+        {
+            _linePhase = phase;
+            Line($"  {(_inEpoch ? _epochLabel + "  " : "")}{what}");
+        }
     }
 
     public void Results(RunSummary summary)
