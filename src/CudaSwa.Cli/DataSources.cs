@@ -8,9 +8,12 @@ public static class DataSources
     /// <summary>The synthetic data does not change with --seed, so runs with different seeds compare on the same data.</summary>
     public const ulong SyntheticSeed = 20180314;
 
-    public const string CifarHint =
-        "For real results, download the CIFAR-10 binary version (https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz), " +
-        "unpack it and pass --data DIR (the folder with data_batch_1.bin ... test_batch.bin).";
+    /// <summary>Where to get <paramref name="dataset"/> and what --data then names.</summary>
+    public static string CifarHint(DatasetKind dataset = DatasetKind.Cifar10) => dataset == DatasetKind.Cifar100
+        ? "For real results, download the CIFAR-100 binary version (https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz), " +
+          "unpack it and pass --dataset cifar100 --data DIR (the folder with train.bin and test.bin)."
+        : "For real results, download the CIFAR-10 binary version (https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz), " +
+          "unpack it and pass --data DIR (the folder with data_batch_1.bin ... test_batch.bin).";
 
     public static bool IsSynthetic(RunSettings o) => o.DataDir is null;
 
@@ -21,7 +24,7 @@ public static class DataSources
         if (o.DataDir is null)
         {
             if (o.Dataset == DatasetKind.Cifar100)
-                throw new OptionException("--dataset cifar100 needs --data DIR with the CIFAR-100 binaries (train.bin, test.bin); the embedded synthetic data has 10 classes.");
+                throw new OptionException($"--dataset cifar100 needs --data DIR with the CIFAR-100 binaries (train.bin, test.bin); the embedded synthetic data has 10 classes. {CifarHint(DatasetKind.Cifar100)}");
             (train, test) = SyntheticCifar.Generate(o.SyntheticTrain, o.SyntheticTest, SyntheticSeed);
         }
         else

@@ -258,7 +258,7 @@ public static class ExperimentCommand
         var kind = SettingsTable.Dataset.Get(p, DatasetKind.Cifar10);
         string? data = SettingsTable.Data.Get(p);
         if (preset.NeedsRealData && data is null)
-            throw new OptionException($"--preset {preset.Name} reproduces the paper on CIFAR: it needs --data DIR. {DataSources.CifarHint}");
+            throw new OptionException($"--preset {preset.Name} reproduces the paper on CIFAR: it needs --data DIR. {DataSources.CifarHint(kind)}");
         int seeds = p.GetValue(Seeds);
         if (seeds < 1 || seeds > 100) throw new OptionException($"--seeds: must be in 1..100; got {seeds}.");
         double scale = p.GetValue(Scale) ?? 1;

@@ -59,7 +59,7 @@ internal static class RootTrainer
         reporter.Line($"cudaswa train{(state is null ? "" : $" (resumed at epoch {state.NextEpoch + 1}, batch {state.NextBatch})")}: {deviceDescription}");
         reporter.Line($"data: {DataSources.Describe(settings, train, test)}");
         if (DataSources.IsSynthetic(settings))
-            reporter.Note($"This run uses SYNTHETIC data generated in memory, not CIFAR: the numbers show that SWA works, not CIFAR accuracy. {DataSources.CifarHint}");
+            reporter.Note($"This run uses SYNTHETIC data generated in memory, not CIFAR: the numbers show that SWA works, not CIFAR accuracy. {DataSources.CifarHint()}");
         foreach (var line in trainer.Describe()) reporter.Line(line);
         if (collective.Size > 1)
         {
@@ -138,7 +138,7 @@ internal static class RootTrainer
                 reporter.Results(summary);
                 if (message is not null) reporter.Note(message);
                 if (DataSources.IsSynthetic(settings))
-                    reporter.Note($"Synthetic data: to train on real CIFAR-10, run `cudaswa train --data DIR` (or a --preset paper-*). {DataSources.CifarHint}");
+                    reporter.Note($"Synthetic data: to train on real CIFAR-10, run `cudaswa train --data DIR` (or a --preset paper-*). {DataSources.CifarHint()}");
                 return ExitCodes.Ok;
             case RunOutcome.Interrupted:
                 reporter.Note($"Stopped. Continue exactly where it left off with: cudaswa train --resume {outDir}");

@@ -9,7 +9,8 @@ internal static class TrainOptions
 {
     internal static readonly Option<string?> Preset = new("--preset")
     {
-        Description = "Start from a named configuration (other options override it): " + string.Join("; ", Presets.All.Select(p => $"{p.Name} - {p.Description}")) + ".",
+        HelpName = "NAME",
+        Description = "Start from a named configuration (other options override it; default quick):" + string.Concat(Presets.All.Select(p => $"\n  {p.Name}: {p.Description}")),
     };
     internal static readonly Option<string?> Out = new("--out") { Description = "Run folder for checkpoints, metrics.csv, summary.json, curves.png, train.log (default runs/<preset>-<time>)." };
     internal static readonly Option<string?> Resume = new("--resume") { Description = "Continue the run saved in this folder, bit for bit." };
@@ -30,7 +31,7 @@ internal static class TrainOptions
         var preset = Presets.Find(p.GetValue(Preset) ?? "quick");
         var o = preset.Create(dataset, sgdOnly);
         if (preset.NeedsRealData && SettingsTable.Data.Get(p) is null)
-            throw new OptionException($"--preset {preset.Name} reproduces a paper experiment and needs real data: pass --data DIR. {DataSources.CifarHint}");
+            throw new OptionException($"--preset {preset.Name} reproduces a paper experiment and needs real data: pass --data DIR. {DataSources.CifarHint(dataset)}");
         o = SettingsTable.ApplyGiven(o, p);
         if (o.Training.SgdOnly && SettingsTable.SwaStart.Get(p) is null) o = o with { Training = o.Training with { SwaStart = null } };
         o.Validate();

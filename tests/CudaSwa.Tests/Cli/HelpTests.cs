@@ -33,5 +33,7 @@ public class HelpTests
             Assert.That(help, Does.Match(Regex.Escape(flag) + @" [^\[]*\[default: " + Regex.Escape(value) + @"\]"), $"{flag} shows its default {value}");
         Assert.That(help, Does.Not.Match(@"--nesterov [^\[-]*\[default"), "a switch has no default to show");
         Assert.That(help, Does.Contain("defaults shown are the quick preset's"));
+        foreach (var preset in Presets.All)
+            Assert.That(r.Output, Does.Match(@"\n\s+" + Regex.Escape(preset.Name) + ":"), $"--preset lists {preset.Name} on a line of its own");
     }
 }
