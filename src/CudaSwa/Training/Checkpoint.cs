@@ -9,7 +9,8 @@ using CudaSwa.Util;
 namespace CudaSwa.Training;
 
 /// <summary>
-/// Crash-safe checkpoints. Each save writes a fresh folder checkpoints/epoch-E-batch-B-K/ (model,
+/// Crash-safe checkpoints. Each save writes a fresh folder checkpoints/after-epoch-E-K/ at an epoch's
+/// end or checkpoints/epoch-E-batch-B-K/ inside epoch E (B batches done; E counted from 1, as the console counts) (model,
 /// optimizer momentum, SWA average, ensemble predictions) under a temporary name, renames it into
 /// place, and only then replaces state.json (atomically) to point at it: state.json always names
 /// a complete folder, whatever moment a crash hits. Older folders are removed afterwards, and the
@@ -87,7 +88,8 @@ public static class Checkpoint
         Directory.CreateDirectory(root);
         int serial = Directory.GetDirectories(root).Length;
         string name;
-        do name = $"epoch-{state.NextEpoch:D4}-batch-{state.NextBatch:D5}-{serial++}";
+        // Named as the console counts epochs (from 1): the end of epoch E, or B batches into epoch E.
+        do name = state.NextBatch == 0 ? $"after-epoch-{state.NextEpoch:D4}-{serial++}" : $"epoch-{state.NextEpoch + 1:D4}-batch-{state.NextBatch:D5}-{serial++}";
         while (Directory.Exists(Path.Combine(root, name)));
         // The folder committed until now stays as the previous one where asked (and where it is this run folder's own).
         string? previous = keepPrevious && state.CheckpointFolder != "" && Directory.Exists(Path.Combine(outDir, state.CheckpointFolder))

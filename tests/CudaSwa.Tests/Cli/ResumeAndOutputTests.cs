@@ -40,6 +40,10 @@ public class ResumeAndOutputTests
         var state = JsonDocument.Parse(File.ReadAllText(Path.Combine(broken, "state.json"))).RootElement;
         Assert.That(state.GetProperty("next_epoch").GetInt32(), Is.EqualTo(1));
         Assert.That(state.GetProperty("next_batch").GetInt32(), Is.EqualTo(2));
+        Assert.That(state.GetProperty("checkpoint_folder").GetString(), Does.StartWith(Path.Combine("checkpoints", "epoch-0002-batch-00002-")),
+            "named as the console counts: 2 batches into epoch 2");
+        var finished = JsonDocument.Parse(File.ReadAllText(Path.Combine(straight, "state.json"))).RootElement;
+        Assert.That(finished.GetProperty("checkpoint_folder").GetString(), Does.StartWith(Path.Combine("checkpoints", "after-epoch-0003-")));
 
         var c = CliRunner.Run("train", "--resume", broken);
         Assert.That(c.ExitCode, Is.EqualTo(0), c.All);
