@@ -25,6 +25,7 @@ public static class CliApp
         root.Subcommands.Add(InfoCommand.Create(env));
         root.Subcommands.Add(SynthCommand.Create(env));
         root.Subcommands.Add(BenchCommand.Create(env));
+        root.Subcommands.Add(DataCommand.Create(env));
 
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
@@ -37,10 +38,16 @@ public static class CliApp
         {
             return parse.Invoke(new InvocationConfiguration { Output = new ConsoleTextWriter(env), Error = env.Error, EnableDefaultExceptionHandler = false });
         }
-        catch (Exception e) when (e is OptionException or DataFormatException or InvalidDataException or Devices.DeviceUnavailableException or FileNotFoundException)
+        catch (Exception e) when (e is OptionException or DataFormatException or InvalidDataException or Devices.DeviceUnavailableException or FileNotFoundException
+                                       or Download.DownloadFailedException)
         {
             env.Error.WriteLine($"error: {e.Message}");
             return ExitCodes.BadInput;
+        }
+        catch (Download.DownloadInterruptedException e)
+        {
+            env.Error.WriteLine(e.Message);
+            return ExitCodes.Interrupted;
         }
         catch (OutOfResourcesException e)
         {

@@ -1,3 +1,5 @@
+using Spectre.Console;
+using CudaSwa.Cli.Download;
 using CudaSwa.Data;
 
 namespace CudaSwa.Cli;
@@ -10,32 +12,35 @@ public static class DataSources
 
     /// <summary>Where to get <paramref name="dataset"/> and what --data then names.</summary>
     public static string CifarHint(DatasetKind dataset = DatasetKind.Cifar10) => dataset == DatasetKind.Cifar100
-        ? "For real results, download the CIFAR-100 binary version (https://www.cs.toronto.edu/~kriz/cifar-100-binary.tar.gz), " +
-          "unpack it and pass --dataset cifar100 --data DIR (the folder with train.bin and test.bin)."
-        : "For real results, download the CIFAR-10 binary version (https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz), " +
-          "unpack it and pass --data DIR (the folder with data_batch_1.bin ... test_batch.bin).";
+        ? "For real results: `cudaswa data download cifar100`, then --dataset cifar100 --data cifar100 " +
+          "(or --data DIR: a folder of the binary or python version, or its .tar.gz)."
+        : "For real results: `cudaswa data download cifar10`, then --data cifar10 " +
+          "(or --data DIR: a folder of the binary or python version, or its .tar.gz).";
 
     public static bool IsSynthetic(RunSettings o) => o.DataDir is null;
 
     /// <param name="forTraining">Check that the training set splits into batches batch norm can train on (not needed to only evaluate).</param>
-    public static (ImageDataset Train, ImageDataset Test) Load(RunSettings o, bool forTraining = true)
+    /// <param name="env">Where a download of a dataset named by --data (cifar10, cifar100) reports progress; without it a missing dataset is an error.</param>
+    public static (ImageDataset Train, ImageDataset Test) Load(RunSettings o, bool forTraining = true, CliEnvironment? env = null)
     {
         ImageDataset train, test;
         if (o.DataDir is null)
         {
             if (o.Dataset == DatasetKind.Cifar100)
-                throw new OptionException($"--dataset cifar100 needs --data DIR with the CIFAR-100 binaries (train.bin, test.bin); the embedded synthetic data has 10 classes. {CifarHint(DatasetKind.Cifar100)}");
+                throw new OptionException($"--dataset cifar100 needs --data: the embedded synthetic data has 10 classes. {CifarHint(DatasetKind.Cifar100)}");
             (train, test) = SyntheticCifar.Generate(o.SyntheticTrain, o.SyntheticTest, SyntheticSeed);
         }
         else
         {
+            var kind = o.Dataset == DatasetKind.Cifar10 ? CifarKind.Cifar10 : CifarKind.Cifar100;
+            string path = ResolveData(o.DataDir, kind, env);
             try
             {
-                (train, test) = CifarBinary.Load(o.DataDir, o.Dataset == DatasetKind.Cifar10 ? CifarKind.Cifar10 : CifarKind.Cifar100);
+                (train, test) = CifarSource.Load(path, kind);
             }
-            catch (DataFormatException e) when (e.Message.StartsWith("Data folder", StringComparison.Ordinal))
+            catch (DataFormatException e) when (e.Message.StartsWith("Data folder", StringComparison.Ordinal) || e.Message.StartsWith("Data path", StringComparison.Ordinal))
             {
-                throw new OptionException($"--data: {e.Message}");
+                throw new OptionException($"--data: {e.Message} {CifarHint(o.Dataset)}");
             }
         }
         if (o.TrainSubset is int ts)
@@ -51,6 +56,26 @@ public static class DataSources
         if (forTraining && train.Count % o.Training.BatchSize == 1)
             throw new OptionException($"{train.Count} training images in batches of {o.Training.BatchSize} leave a last batch of 1 image, which batch norm cannot train on; choose another --batch or --train-subset.");
         return (train, test);
+    }
+
+    /// <summary>
+    /// What --data names: a path as given, or, for a dataset name (cifar10, cifar100) that is not a
+    /// path here, that dataset's folder in the data cache, downloaded first when it is not there.
+    /// </summary>
+    public static string ResolveData(string data, CifarKind kind, CliEnvironment? env)
+    {
+        if (Directory.Exists(data) || File.Exists(data) || DatasetArchive.Find(data) is not { } named) return data;
+        if (named.Kind != kind)
+            throw new OptionException($"--data {data} names {CifarSource.Title(named.Kind)}, but --dataset is {(kind == CifarKind.Cifar10 ? "cifar10" : "cifar100")}: " +
+                                      $"add --dataset {named.Name}.");
+        var vars = env?.Variables ?? Environment.GetEnvironmentVariable;
+        string root = DataCache.Root(vars);
+        string folder = Path.Combine(root, named.Folder);
+        if (DatasetFetch.IsComplete(folder, kind)) return folder;
+        if (env is null)
+            throw new OptionException($"--data {data}: {CifarSource.Title(kind)} is not in the data cache ({root}); run `cudaswa data download {named.Name}` first.");
+        env.Console.WriteLine($"--data {data}: {CifarSource.Title(kind)} is not in the data cache yet; downloading it (once).");
+        return DatasetFetch.Ensure(named, root, env);
     }
 
     public static string Describe(RunSettings o, ImageDataset train, ImageDataset test) => o.DataDir is null

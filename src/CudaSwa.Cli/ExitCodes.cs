@@ -8,7 +8,7 @@ public static class ExitCodes
     /// <summary>An internal error: a bug in cudaswa, reported with a request to report it.</summary>
     public const int InternalError = 1;
 
-    /// <summary>Bad options or bad input files (the message names which and what was expected).</summary>
+    /// <summary>Bad options or bad input files (the message names which and what was expected), or a dataset download that could not complete or did not verify.</summary>
     public const int BadInput = 2;
 
     /// <summary>Training diverged (NaN/Inf loss or weights); the last good checkpoint is kept.</summary>

@@ -54,7 +54,7 @@ public static class AverageCommand
         bool recompute = options.BnRecompute is not null;
         var pass = options.BnRecomputePass(epochKey: 0);
 
-        var (train, test) = DataSources.Load(settings, forTraining: false);
+        var (train, test) = DataSources.Load(settings, forTraining: false, env);
         if (train.NumClasses != settings.NumClasses)
             throw new OptionException($"--dataset: the data has {train.NumClasses} classes, {settings.Dataset} has {settings.NumClasses}.");
         if (recompute && train.Count % pass.BatchSize == 1)

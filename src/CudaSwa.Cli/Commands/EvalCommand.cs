@@ -51,7 +51,7 @@ public static class EvalCommand
             // result is the run's own. Other weights get the default pass over the training data.
             var recorded = BatchNormRecomputePass.ReadFrom(contents.Metadata, path);
             var pass = recorded ?? new BatchNormRecomputePass(BatchNormRecomputeMode.Exact, options.BatchSize, PaddingMode.Zero, options.Seed, EpochKey: 0);
-            var (train, test) = DataSources.Load(settings, forTraining: false);
+            var (train, test) = DataSources.Load(settings, forTraining: false, env);
             if (recompute && train.Count % pass.BatchSize == 1)
                 throw new OptionException(recorded is null
                     ? $"--batch {pass.BatchSize} leaves a last batch of 1 of the {train.Count} training images, which a BN recompute cannot use; choose another --batch."

@@ -83,7 +83,7 @@ public static class ExperimentCommand
             if (script) CheckSlurmPath(outDir);
             if (File.Exists(outDir)) throw new OptionException($"--out {outDir} is a file, not a folder.");
             // Load the data once before writing anything: a bad data folder is an error, not a half-made experiment.
-            DataSources.Load(MemberSettings(def, def.Plan.Members.First()));
+            DataSources.Load(MemberSettings(def, def.Plan.Members.First()), env: env);
             Directory.CreateDirectory(outDir);
             AtomicFile.WriteAllText(Path.Combine(outDir, PlanFile), Serialize(def, null).ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
         }
@@ -258,7 +258,7 @@ public static class ExperimentCommand
         var kind = SettingsTable.Dataset.Get(p, DatasetKind.Cifar10);
         string? data = SettingsTable.Data.Get(p);
         if (preset.NeedsRealData && data is null)
-            throw new OptionException($"--preset {preset.Name} reproduces the paper on CIFAR: it needs --data DIR. {DataSources.CifarHint(kind)}");
+            throw new OptionException($"--preset {preset.Name} reproduces the paper on CIFAR: it needs --data. {DataSources.CifarHint(kind)}");
         int seeds = p.GetValue(Seeds);
         if (seeds < 1 || seeds > 100) throw new OptionException($"--seeds: must be in 1..100; got {seeds}.");
         double scale = p.GetValue(Scale) ?? 1;

@@ -58,7 +58,7 @@ public static class LandscapeCommand
         if (!File.Exists(swaPath))
             throw new OptionException($"--run: '{dir}' has no {Checkpoint.SwaFile}: the run averaged no weights (--sgd-only?), so there is no SWA solution to look around.");
         if (!File.Exists(sgdPath)) throw new OptionException($"--run: '{dir}' has no {Checkpoint.ModelFile}.");
-        var (train, test) = DataSources.Load(settings, forTraining: false);
+        var (train, test) = DataSources.Load(settings, forTraining: false, env);
         bool small = train.Count <= SmallRun;
         var options = new LandscapeOptions
         {

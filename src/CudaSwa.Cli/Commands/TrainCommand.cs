@@ -80,7 +80,7 @@ public static class TrainCommand
     {
         // Everything up to creating the folder only reads: a bad data file or checkpoint writes nothing.
         var options = settings.Training;
-        var (train, test) = DataSources.Load(settings);
+        var (train, test) = DataSources.Load(settings, env: env);
         if (train.NumClasses != settings.NumClasses)
             throw new OptionException($"--dataset: the data has {train.NumClasses} classes, {settings.Dataset} has {settings.NumClasses}.");
         // Launched as one of several ranks (mpiexec -n N): data-parallel; rank 0 writes, the others follow.

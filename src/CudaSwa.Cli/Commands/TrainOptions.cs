@@ -31,7 +31,7 @@ internal static class TrainOptions
         var preset = Presets.Find(p.GetValue(Preset) ?? "quick");
         var o = preset.Create(dataset, sgdOnly);
         if (preset.NeedsRealData && SettingsTable.Data.Get(p) is null)
-            throw new OptionException($"--preset {preset.Name} reproduces a paper experiment and needs real data: pass --data DIR. {DataSources.CifarHint(dataset)}");
+            throw new OptionException($"--preset {preset.Name} reproduces a paper experiment and needs real data: pass --data. {DataSources.CifarHint(dataset)}");
         o = SettingsTable.ApplyGiven(o, p);
         if (o.Training.SgdOnly && SettingsTable.SwaStart.Get(p) is null) o = o with { Training = o.Training with { SwaStart = null } };
         o.Validate();

@@ -20,8 +20,9 @@ internal static class SettingsTable
     // ---- shared with other commands (data and device)
     public static readonly ChoiceSetting<DatasetKind> Dataset = new("--dataset", nameof(RunSettings.Dataset), "cifar10 or cifar100.",
         [("cifar10", DatasetKind.Cifar10), ("cifar100", DatasetKind.Cifar100)], (s, v) => s with { Dataset = v }, engine: false);
-    public static readonly TextSetting Data = new("--data", nameof(RunSettings.DataDir), "Folder with CIFAR binaries. Without it: the embedded synthetic dataset.",
-        (s, v) => s with { DataDir = v }, engine: false, valueName: "DIR");
+    public static readonly TextSetting Data = new("--data", nameof(RunSettings.DataDir), "CIFAR data: cifar10 or cifar100 for the copy in the data cache (downloaded on first use), " +
+        "or a folder of the binary or python (torchvision) version, or the dataset's .tar.gz. Without it: the embedded synthetic dataset.",
+        (s, v) => s with { DataDir = v }, engine: false, valueName: "PATH");
     public static readonly TextSetting Device = new("--device", nameof(RunSettings.Device), "auto (CUDA when it works, else CPU), cpu, cuda or cuda:N.",
         (s, v) => s with { Device = v.Trim().ToLowerInvariant() }, engine: false, resumeMayChange: true);
     public static readonly SwitchSetting Tf32 = new("--tf32", nameof(RunSettings.Tf32), "Allow TF32 tensor-core math on the GPU (faster; default: exact float32).",

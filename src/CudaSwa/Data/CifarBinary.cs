@@ -75,14 +75,20 @@ public static class CifarBinary
     /// Reads and validates record files into one dataset called <paramref name="name"/>, in file order;
     /// throws <see cref="DataFormatException"/> for an empty or truncated file or a label out of range.
     /// </summary>
-    public static ImageDataset ReadFiles(string[] paths, CifarKind kind, string name)
+    public static ImageDataset ReadFiles(string[] paths, CifarKind kind, string name) =>
+        ReadRecords(paths.Select(p => (p, File.ReadAllBytes(p))), kind, name);
+
+    /// <summary>
+    /// Validates record files already in memory (<c>Name</c> is what errors call each one, e.g. its path
+    /// or its place in an archive) and joins them into one dataset called <paramref name="name"/>, in order.
+    /// </summary>
+    public static ImageDataset ReadRecords(IEnumerable<(string Name, byte[] Bytes)> files, CifarKind kind, string name)
     {
         int record = RecordBytes(kind), classes = Classes(kind);
         var images = new List<byte[]>();
         var labels = new List<int>();
-        foreach (var path in paths)
+        foreach (var (path, bytes) in files)
         {
-            var bytes = File.ReadAllBytes(path);
             if (bytes.Length == 0)
                 throw new DataFormatException($"'{path}' is empty.");
             if (bytes.Length % record != 0)
@@ -102,7 +108,13 @@ public static class CifarBinary
             }
             images.Add(pixels);
         }
-        var all = new byte[images.Sum(a => a.Length)];
+        return Join(images, labels, classes, name);
+    }
+
+    /// <summary>One dataset from the images of several files (each a block of 3072-byte images) and all their labels.</summary>
+    internal static ImageDataset Join(List<byte[]> images, List<int> labels, int classes, string name)
+    {
+        var all = new byte[images.Sum(a => (long)a.Length)];
         int offset = 0;
         foreach (var a in images) { Buffer.BlockCopy(a, 0, all, offset, a.Length); offset += a.Length; }
         return new ImageDataset(name, all, labels.ToArray(), classes);

@@ -78,7 +78,7 @@ public class DataAndOptionErrorTests
     public void FolderWithoutCifarFilesListsWhatIsExpected()
     {
         Directory.CreateDirectory(Path.Combine(_root, "empty"));
-        ExpectBadInput(["train", "--data", Path.Combine(_root, "empty")], "has no CIFAR-10 binaries", "test_batch.bin");
+        ExpectBadInput(["train", "--data", Path.Combine(_root, "empty")], "has no CIFAR-10 files", "test_batch.bin");
         ExpectBadInput(["train", "--data", Path.Combine(_root, "nope")], "does not exist");
     }
 
@@ -92,8 +92,8 @@ public class DataAndOptionErrorTests
     [TestCase(new[] { "train", "--batch", "1" }, "--batch", "must be >= 2")]
     [TestCase(new[] { "train", "--epochs", "three" }, "three")]
     [TestCase(new[] { "train", "--bogus" }, "--bogus")]
-    [TestCase(new[] { "train", "--dataset", "cifar100" }, "cifar100 needs --data", "cifar-100-binary.tar.gz")]
-    [TestCase(new[] { "train", "--preset", "paper-preresnet164", "--dataset", "cifar100" }, "needs real data", "cifar-100-binary.tar.gz", "--dataset cifar100 --data DIR")]
+    [TestCase(new[] { "train", "--dataset", "cifar100" }, "cifar100 needs --data", "cudaswa data download cifar100")]
+    [TestCase(new[] { "train", "--preset", "paper-preresnet164", "--dataset", "cifar100" }, "needs real data", "cudaswa data download cifar100", "--dataset cifar100 --data cifar100")]
     [TestCase(new[] { "train", "--average", "ema", "--ema-decay", "1.5" }, "--ema-decay", "(0, 1)")]
     [TestCase(new[] { "train", "--swa-lr", "1e400" }, "--swa-lr", "finite")]
     [TestCase(new[] { "train", "--momentum", "0.99999999" }, "--momentum", "float32")]
