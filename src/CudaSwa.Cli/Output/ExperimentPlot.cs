@@ -20,6 +20,15 @@ public static class ExperimentPlot
             var dir = folders.Select(f => Path.Combine(f, member.Folder)).FirstOrDefault(d => File.Exists(Path.Combine(d, Checkpoint.StateFile)));
             if (dir is not null) histories[member.Kind].Add(Checkpoint.ReadState(dir).History);
         }
+        var plot = Build(plan, histories, label);
+        AtomicFile.WriteAllBytes(path, plot.GetImageBytes(Width, Height, ScottPlot.ImageFormat.Png));
+    }
+
+    internal const int Width = 1000, Height = 540;
+
+    /// <summary>The plot of the members' histories by kind (SGD, SWA).</summary>
+    internal static ScottPlot.Plot Build(ExperimentPlan plan, Dictionary<string, List<IReadOnlyList<EpochRecord>>> histories, string label)
+    {
         var plot = new ScottPlot.Plot();
         void Series(string kind, Func<EpochRecord, double?> accuracy, string name, ScottPlot.Color color)
         {
@@ -39,18 +48,13 @@ public static class ExperimentPlot
             mean.LineWidth = 2;
             mean.MarkerSize = 4;
         }
-        Series(ExperimentPlan.SgdKind, r => r.Trained?.Accuracy, "SGD", ScottPlot.Colors.OrangeRed);
-        Series(ExperimentPlan.SwaKind, r => r.Average?.Accuracy, "SWA (BN recomputed)", ScottPlot.Colors.Green);
-        foreach (double b in plan.Budgets)
-        {
-            var line = plot.Add.VerticalLine(plan.EpochOf(b));
-            line.LinePattern = ScottPlot.LinePattern.Dotted;
-            line.Text = ExperimentTable.BudgetColumn(b).Replace("SWA ", "");
-        }
+        Series(ExperimentPlan.SgdKind, r => r.Trained?.Accuracy, "SGD", PlotStyle.Sgd);
+        Series(ExperimentPlan.SwaKind, r => r.Average?.Accuracy, "SWA (BN recomputed)", PlotStyle.Swa);
         plot.Title($"{label}: test error");
         plot.Axes.Bottom.Label.Text = "epoch";
         plot.Axes.Left.Label.Text = "test error (%)";
-        plot.ShowLegend(ScottPlot.Alignment.UpperRight);
-        AtomicFile.WriteAllBytes(path, plot.GetImageBytes(900, 540, ScottPlot.ImageFormat.Png));
+        PlotStyle.MarkLines(plot, plan.Budgets.Select(b => ((double)plan.EpochOf(b), ExperimentTable.BudgetColumn(b).Replace("SWA ", ""))).ToList());
+        PlotStyle.LegendOutside(plot);
+        return plot;
     }
 }
