@@ -41,8 +41,8 @@ public sealed class CliEnvironment
         return new CliEnvironment { Console = AnsiConsole.Console, Error = System.Console.Error, Interactive = interactive, Cancel = cancel };
     }
 
-    /// <summary>A plain, non-interactive console writing into <paramref name="output"/> (tests, redirected runs).</summary>
-    public static CliEnvironment ForWriter(TextWriter output, TextWriter error, CancellationTokenSource? cancel = null, Func<string, string?>? variables = null)
+    /// <summary>A plain, non-interactive console writing into <paramref name="output"/> (tests, redirected runs), <paramref name="width"/> columns wide.</summary>
+    public static CliEnvironment ForWriter(TextWriter output, TextWriter error, CancellationTokenSource? cancel = null, Func<string, string?>? variables = null, int width = 1000)
     {
         var console = AnsiConsole.Create(new AnsiConsoleSettings
         {
@@ -51,7 +51,7 @@ public sealed class CliEnvironment
             Interactive = InteractionSupport.No,
             Out = new AnsiConsoleOutput(output),
         });
-        console.Profile.Width = 1000;
+        console.Profile.Width = width;
         return new CliEnvironment { Console = console, Error = error, Interactive = false, Cancel = cancel ?? new CancellationTokenSource(), Variables = variables ?? Environment.GetEnvironmentVariable };
     }
 }

@@ -138,7 +138,7 @@ internal static class RootTrainer
                 reporter.Results(summary);
                 if (message is not null) reporter.Note(message);
                 if (DataSources.IsSynthetic(settings))
-                    reporter.Note($"Synthetic data: to train on real CIFAR-10, run `cudaswa train --data DIR` (or a --preset paper-*). {DataSources.CifarHint()}");
+                    reporter.Note("Synthetic data: for real CIFAR-10, run `cudaswa data download cifar10`, then `cudaswa train --data cifar10` (or a --preset paper-* with --data cifar10).");
                 return ExitCodes.Ok;
             case RunOutcome.Interrupted:
                 reporter.Note($"Stopped. Continue exactly where it left off with: cudaswa train --resume {outDir}");

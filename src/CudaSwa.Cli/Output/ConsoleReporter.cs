@@ -54,16 +54,16 @@ public sealed class ConsoleReporter
         _files.Log(text);
     }
 
-    private const string RowFormat = "{0,6} {1,9} {2,9} {3,8} {4,9} {5,8} {6,9} {7,8} {8,8} {9,8} {10,8}";
+    /// <summary>The epoch table's column widths (right-aligned, one space between).</summary>
+    private static readonly int[] ColumnWidths = [6, 9, 9, 8, 9, 8, 9, 8, 8, 8, 8];
 
     /// <summary>The column heads; the average's columns carry its name (swa-, ema-, lawa-).</summary>
     public void Header(string averageName)
     {
         string avg = averageName.ToLowerInvariant();
-        string h = string.Format(CultureInfo.InvariantCulture, RowFormat, "epoch", "lr", "train-loss", "train-acc", "test-loss", "test-acc",
-            $"{avg}-loss", $"{avg}-acc", "ens-acc", "img/s", "seconds");
-        C.MarkupLine($"[bold]{Markup.Escape(h)}[/]");
-        _files.Log(h);
+        string[] heads = ["epoch", "lr", "train-loss", "train-acc", "test-loss", "test-acc", $"{avg}-loss", $"{avg}-acc", "ens-acc", "img/s", "seconds"];
+        foreach (var line in TableLines(heads)) C.MarkupLine($"[bold]{Markup.Escape(line)}[/]");
+        _files.Log(TableLines(heads, int.MaxValue)[0]);
     }
 
     private static string Pct(double? v) => v is null ? "-" : (100 * v.Value).ToString("F2", CultureInfo.InvariantCulture) + "%";
@@ -71,11 +71,36 @@ public sealed class ConsoleReporter
 
     private void Row(EpochRecord r)
     {
-        string row = string.Format(CultureInfo.InvariantCulture, RowFormat, $"{r.Epoch}/{_epochs}", Num(r.LearningRate, "G4"), Num(r.TrainLoss), Pct(r.TrainAccuracy),
+        string[] cells = [$"{r.Epoch}/{_epochs}", Num(r.LearningRate, "G4"), Num(r.TrainLoss), Pct(r.TrainAccuracy),
             Num(r.Trained?.Loss), Pct(r.Trained?.Accuracy), Num(r.Average?.Loss), Pct(r.Average?.Accuracy), Pct(r.Ensemble?.Accuracy),
-            Num(r.ImagesPerSecond, "F0"), Num(r.EpochSeconds, "F1"));
-        C.WriteLine(row);
-        _files.Log(row);
+            Num(r.ImagesPerSecond, "F0"), Num(r.EpochSeconds, "F1")];
+        foreach (var line in TableLines(cells)) C.WriteLine(line);
+        _files.Log(TableLines(cells, int.MaxValue)[0]);
+    }
+
+    /// <summary>
+    /// One row of the epoch table in lines no wider than the console (<paramref name="width"/>): the
+    /// columns that fit on the first line, the rest on continuation lines indented past the epoch
+    /// column — wrapped by whole columns, so header and rows wrap alike and no value is split.
+    /// </summary>
+    internal List<string> TableLines(string[] cells, int? width = null)
+    {
+        int max = Math.Max(width ?? C.Profile.Width, 40);
+        var lines = new List<string>();
+        var line = new System.Text.StringBuilder();
+        for (int i = 0; i < cells.Length; i++)
+        {
+            string cell = cells[i].PadLeft(ColumnWidths[i]);
+            if (line.Length > 0 && line.Length + 1 + cell.Length > max)
+            {
+                lines.Add(line.ToString());
+                line.Clear().Append(' ', ColumnWidths[0]);
+            }
+            if (line.Length > 0) line.Append(' ');
+            line.Append(cell);
+        }
+        lines.Add(line.ToString());
+        return lines;
     }
 
     /// <summary>Runs the trainer's next epoch with a live progress display, then prints its row.</summary>
@@ -183,16 +208,30 @@ public sealed class ConsoleReporter
         }
     }
 
+    /// <summary>Widest console the final table shows its notes in; narrower consoles get them as lines under it.</summary>
+    private const int WideTable = 110;
+
     public void Results(RunSummary summary)
     {
+        // At terminal widths the table keeps to numbers with short heads and the notes follow as
+        // text lines, which wrap at spaces: a squeezed table column would break words.
+        bool wide = C.Profile.Width >= WideTable;
         var table = new Table().Title($"[bold]{Markup.Escape(summary.Model)}: final test results[/]")
-            .AddColumn("method").AddColumn(new TableColumn("test accuracy").RightAligned()).AddColumn(new TableColumn("test error").RightAligned())
-            .AddColumn(new TableColumn("test loss (NLL)").RightAligned()).AddColumn(new TableColumn("ECE").RightAligned())
-            .AddColumn(new TableColumn("Brier").RightAligned()).AddColumn("note");
+            .AddColumn("method").AddColumn(new TableColumn(wide ? "test accuracy" : "accuracy").RightAligned()).AddColumn(new TableColumn(wide ? "test error" : "error").RightAligned())
+            .AddColumn(new TableColumn(wide ? "test loss (NLL)" : "NLL").RightAligned()).AddColumn(new TableColumn("ECE").RightAligned())
+            .AddColumn(new TableColumn("Brier").RightAligned());
+        if (wide) table.AddColumn("note");
         foreach (var r in summary.Results)
-            table.AddRow(Markup.Escape(r.Method), Pct(r.TestAccuracy), r.TestAccuracy is null ? "-" : Pct(1 - r.TestAccuracy), Num(r.TestLoss),
-                Pct(r.Calibration?.Ece), Num(r.Calibration?.Brier), Markup.Escape(r.Note));
+        {
+            var cells = new List<string> { Markup.Escape(r.Method), Pct(r.TestAccuracy), r.TestAccuracy is null ? "-" : Pct(1 - r.TestAccuracy), Num(r.TestLoss),
+                Pct(r.Calibration?.Ece), Num(r.Calibration?.Brier) };
+            if (wide) cells.Add(Markup.Escape(r.Note));
+            table.AddRow(cells.ToArray());
+        }
         C.Write(table);
+        if (!wide)
+            foreach (var r in summary.Results.Where(r => !string.IsNullOrEmpty(r.Note)))
+                C.WriteLine($"{r.Method}: {r.Note}");
         Line("NLL: mean negative log-likelihood of the true class; ECE: expected calibration error over 15 confidence bins " +
              "(0% = the predicted confidence matches the accuracy, see calibration.png); Brier: mean squared error of the predicted probabilities.");
         _files.Log("final results:");

@@ -13,11 +13,14 @@ public static class CliRunner
     public static Result Run(params string[] args) => RunWith(_ => null, args);
 
     /// <summary><see cref="Run"/> with the environment variables <paramref name="variables"/> gives (a scheduler's, say).</summary>
-    public static Result RunWith(Func<string, string?> variables, params string[] args)
+    public static Result RunWith(Func<string, string?> variables, params string[] args) => RunAt(1000, variables, args);
+
+    /// <summary><see cref="RunWith"/> on a console <paramref name="width"/> columns wide (a terminal's 80, say).</summary>
+    public static Result RunAt(int width, Func<string, string?> variables, params string[] args)
     {
         var output = new StringWriter();
         var error = new StringWriter();
-        int code = CliApp.Run(args, CliEnvironment.ForWriter(output, error, variables: variables));
+        int code = CliApp.Run(args, CliEnvironment.ForWriter(output, error, variables: variables, width: width));
         return new Result(code, output.ToString(), error.ToString());
     }
 
