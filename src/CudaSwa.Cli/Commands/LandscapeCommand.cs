@@ -37,6 +37,9 @@ public static class LandscapeCommand
 
     public const string CsvFile = "landscape.csv", PngFile = "landscape.png", TextFile = "landscape.txt", OptionsFile = "landscape.json";
 
+    /// <summary>A progress line at most this often (besides the first and the last point).</summary>
+    private static readonly TimeSpan ProgressInterval = TimeSpan.FromSeconds(10);
+
     public static Command Create(CliEnvironment env)
     {
         var cmd = new Command("landscape", "Train loss and test error around the SWA and SGD solutions of a finished run (the SWA paper's width analysis).");
@@ -107,11 +110,18 @@ public static class LandscapeCommand
         AtomicFile.WriteAllText(optionsPath, recordJson);
         var rows = new List<LandscapePoint>(done);
         var clock = System.Diagnostics.Stopwatch.StartNew();
+        var sinceLine = System.Diagnostics.Stopwatch.StartNew();
+        bool first = true;
         var points = landscape.Run(done,
             measured: r => { rows.AddRange(r); WriteCsv(csvPath, rows); },
             progress: (i, total, what) =>
             {
-                if (what != "done") console.WriteLine($"  [{i + 1}/{total}] {what}  ({clock.Elapsed:mm\\:ss})");
+                // The first point, the last, and otherwise one line at most every 10 s: small runs
+                // measure many points a second, and a log needs where it stands, not every step.
+                if (what == "done" || !(first || i + 1 == total || sinceLine.Elapsed >= ProgressInterval)) return;
+                first = false;
+                sinceLine.Restart();
+                console.WriteLine($"  [{i + 1}/{total}] {what}  ({clock.Elapsed:mm\\:ss})");
             },
             env.Cancel.Token);
         if (env.Cancel.IsCancellationRequested)

@@ -53,6 +53,11 @@ public class LandscapeCommandTests
         string text = File.ReadAllText(Path.Combine(_run, LandscapeCommand.TextFile));
         Assert.That(text, Does.Contain("SWA").And.Contain("SGD").And.Contain("t = 0").And.Contain("the run's own SWA evaluation"));
         Assert.That(r.Output, Does.Contain("width"));
+        // Progress: the first and the last point, and between them a line at most every 10 s (a small run: none).
+        var progress = r.Output.Split('\n').Where(l => System.Text.RegularExpressions.Regex.IsMatch(l, @"^\s+\[\d+/\d+\]")).ToList();
+        Assert.That(progress, Has.Count.InRange(2, 3), string.Join("\n", progress));
+        Assert.That(progress[0], Does.Contain("[1/"));
+        Assert.That(progress[^1], Does.Contain($"[{lines.Length - 1}/{lines.Length - 1}]"));
 
         // Run again with the same options: everything is already measured, nothing is recomputed, same file.
         var again = CliRunner.Run(["landscape", "--run", _run, .. Small]);
