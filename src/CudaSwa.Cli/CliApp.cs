@@ -26,6 +26,7 @@ public static class CliApp
         root.Subcommands.Add(SynthCommand.Create(env));
         root.Subcommands.Add(BenchCommand.Create(env));
         root.Subcommands.Add(DataCommand.Create(env));
+        root.Subcommands.Add(VerifyCommand.Create(env));
 
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
@@ -48,6 +49,11 @@ public static class CliApp
         {
             env.Error.WriteLine(e.Message);
             return ExitCodes.Interrupted;
+        }
+        catch (Training.InsufficientSpaceException e)
+        {
+            env.Error.WriteLine($"error: not enough disk space: {e.Message}");
+            return ExitCodes.OutOfResources;
         }
         catch (OutOfResourcesException e)
         {

@@ -102,7 +102,7 @@ public static class ExperimentCommand
         {
             var member = members[i];
             string dir = Path.Combine(outDir, member.Folder);
-            TrainingState? state = File.Exists(Path.Combine(dir, Checkpoint.StateFile)) ? Checkpoint.ReadState(dir) : null;
+            TrainingState? state = File.Exists(Path.Combine(dir, Checkpoint.StateFile)) ? Checkpoint.ReadIntactState(dir, note => env.Console.WriteLine(note)) : null;
             if (state is not null && state.NextEpoch >= member.Options.Epochs)
             {
                 console.WriteLine($"[{i + 1}/{members.Count}] {member.Folder}: complete");
@@ -151,7 +151,7 @@ public static class ExperimentCommand
         var console = env.Console;
         var member = members[index];
         string dir = Path.Combine(outDir, member.Folder);
-        TrainingState? state = File.Exists(Path.Combine(dir, Checkpoint.StateFile)) ? Checkpoint.ReadState(dir) : null;
+        TrainingState? state = File.Exists(Path.Combine(dir, Checkpoint.StateFile)) ? Checkpoint.ReadIntactState(dir, note => env.Console.WriteLine(note)) : null;
         string from = source == SlurmArrayIndex ? $" (from {SlurmArrayIndex})" : "";
         if (state is not null && state.NextEpoch >= member.Options.Epochs)
             console.WriteLine($"member {index}{from}: {member.Folder} is complete");

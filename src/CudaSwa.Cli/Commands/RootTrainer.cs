@@ -102,6 +102,10 @@ internal static class RootTrainer
             }
             return Finish(reporter, run, trainer, settings, train, test, backend, outDir, outcome, null);
         }
+        catch (InsufficientSpaceException e)
+        {
+            throw new OutOfResourcesException($"Not enough disk space for the next checkpoint: {e.Message} {Resources.LastGoodCheckpoint(outDir)}");
+        }
         catch (IOException e) when (Resources.IsDiskFull(e))
         {
             throw new OutOfResourcesException($"The disk holding {outDir} is full ({e.Message}). {Resources.LastGoodCheckpoint(outDir)}");

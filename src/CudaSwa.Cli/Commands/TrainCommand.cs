@@ -1,3 +1,4 @@
+using Spectre.Console;
 using System.CommandLine;
 using CudaSwa.Averaging;
 using CudaSwa.Cli.Options;
@@ -45,9 +46,12 @@ public static class TrainCommand
         string outDir;
         if (resume is not null)
         {
-            if (Directory.Exists(resume) && !File.Exists(Path.Combine(resume, Checkpoint.StateFile)))
+            if (Directory.Exists(resume) && !File.Exists(Path.Combine(resume, Checkpoint.StateFile)) && !Checkpoint.HasGenerations(resume))
                 throw new OptionException(NoStateYet(resume));
-            try { state = Checkpoint.ReadState(resume); }
+            // Checked before the checkpoints are judged: a run still writing them is not damaged, only busy.
+            if (Directory.Exists(resume) && RunLock.IsHeld(resume))
+                throw new OptionException($"--resume: another cudaswa process is using {resume}; wait for it to finish or stop it first.");
+            try { state = Checkpoint.ReadIntactState(resume, note => env.Console.MarkupLine($"[yellow]{Markup.Escape(note)}[/]")); }
             catch (DataFormatException e) when (e.Message.StartsWith("Run folder", StringComparison.Ordinal)) { throw new OptionException($"--resume: {e.Message}"); }
             settings = TrainOptions.ResumeOptions(p, RunSettings.FromState(state, Path.Combine(resume, Checkpoint.StateFile)), resume);
             string? o = p.GetValue(TrainOptions.Out);

@@ -128,6 +128,9 @@ public sealed unsafe partial class CudaBackend : Backend
     }
 
     internal CudaDevice Device => _device;
+
+    /// <inheritdoc/>
+    public override (long Free, long Total)? DeviceMemory() => _device.MemoryInfo();
     internal bool IsClosed => _disposed;
     internal KernelLibrary KernelLibrary => _kernels;
 

@@ -33,19 +33,22 @@ public static class SafeTensors
         var duplicate = list.GroupBy(t => t.Name, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1);
         if (duplicate is not null) throw new ArgumentException($"Tensor name '{duplicate.Key}' appears more than once; safetensors names are unique.", nameof(tensors));
         if (list.Any(t => t.Name == "__metadata__")) throw new ArgumentException("'__metadata__' is reserved for the metadata map.", nameof(tensors));
-        var header = new JsonObject();
-        if (metadata is { Count: > 0 })
-        {
-            var meta = new JsonObject();
-            foreach (var (k, v) in metadata) meta[k] = v;
-            header["__metadata__"] = meta;
-        }
-        long offset = 0;
         foreach (var t in list)
         {
             long expected = t.Shape.Aggregate(1L, (a, b) => a * b);
             if (expected != t.Data.Length)
                 throw new ArgumentException($"Tensor '{t.Name}': shape ({string.Join(", ", t.Shape)}) holds {expected} values, data has {t.Data.Length}.");
+        }
+        var header = new JsonObject();
+        var meta = new JsonObject();
+        foreach (var (k, v) in metadata ?? new Dictionary<string, string>())
+            if (k != ContentHashKey) meta[k] = v;
+        // The tensors' names, shapes and values carry their hash: a reader finds any change to them.
+        meta[ContentHashKey] = ContentHash(list);
+        header["__metadata__"] = meta;
+        long offset = 0;
+        foreach (var t in list)
+        {
             long bytes = (long)t.Data.Length * sizeof(float);
             header[t.Name] = new JsonObject
             {
@@ -69,6 +72,33 @@ public static class SafeTensors
                 for (int at = 0; at < t.Data.Length; at += ChunkFloats) // one byte span of a whole large tensor would pass 2 GiB
                     stream.Write(System.Runtime.InteropServices.MemoryMarshal.AsBytes(t.Data.AsSpan(at, Math.Min(ChunkFloats, t.Data.Length - at))));
         });
+    }
+
+    /// <summary>
+    /// The metadata key of the content hash every file written here carries: xxHash128 over each
+    /// tensor in file order — its name, a zero byte, its shape (int64s) and its values' bytes.
+    /// <see cref="Read"/> checks it where present (files from PyTorch have none).
+    /// </summary>
+    public const string ContentHashKey = "content_xxh128";
+
+    /// <summary>The content hash of <paramref name="tensors"/> in this order (see <see cref="ContentHashKey"/>).</summary>
+    public static string ContentHash(IEnumerable<Entry> tensors)
+    {
+        var hash = new System.IO.Hashing.XxHash128();
+        Span<byte> dim = stackalloc byte[8];
+        foreach (var t in tensors)
+        {
+            hash.Append(Encoding.UTF8.GetBytes(t.Name));
+            hash.Append([0]);
+            foreach (int d in t.Shape)
+            {
+                BinaryPrimitives.WriteInt64LittleEndian(dim, d);
+                hash.Append(dim);
+            }
+            for (int at = 0; at < t.Data.Length; at += ChunkFloats)
+                hash.Append(System.Runtime.InteropServices.MemoryMarshal.AsBytes(t.Data.AsSpan(at, Math.Min(ChunkFloats, t.Data.Length - at))));
+        }
+        return Convert.ToHexStringLower(hash.GetCurrentHash());
     }
 
     /// <summary>Data moves between files and arrays in runs of at most 256 Mi floats (1 GiB).</summary>
@@ -231,7 +261,8 @@ public static class SafeTensors
             }
             if (at != dataLength) throw Bad($"the tensors cover {at} of the {dataLength} data bytes");
             if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException("Big-endian hosts are not supported.");
-            foreach (var (name, shape, begin, end) in pending)
+            var ordered = new List<Entry>(pending.Count);
+            foreach (var (name, shape, begin, end) in pending.OrderBy(p => p.Begin))
             {
                 long count = (end - begin) / sizeof(float);
                 if (count > Array.MaxLength) throw BadTensor(name, $"holds {count} values, more than one array can");
@@ -240,7 +271,10 @@ public static class SafeTensors
                 for (int from = 0; from < data.Length; from += ChunkFloats)
                     stream.ReadExactly(System.Runtime.InteropServices.MemoryMarshal.AsBytes(data.AsSpan(from, Math.Min(ChunkFloats, data.Length - from))));
                 tensors[name] = new Entry(name, shape, data);
+                ordered.Add(tensors[name]);
             }
+            if (metadata.TryGetValue(ContentHashKey, out var recorded) && regions.Count == pending.Count && ContentHash(ordered) != recorded)
+                throw new InvalidDataException($"'{source}' is damaged: content hash mismatch (its tensors are not what was written; {ContentHashKey} {recorded}).");
             return new Contents(tensors, metadata);
         }
     }

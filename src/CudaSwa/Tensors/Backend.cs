@@ -32,6 +32,9 @@ public abstract partial class Backend : IDisposable
     /// </summary>
     public abstract void Dispose();
 
+    /// <summary>Free and total bytes of the device's own memory; null where the device is the host (the CPU backend).</summary>
+    public virtual (long Free, long Total)? DeviceMemory() => null;
+
     // ---------------------------------------------------------------- validation helpers
 
     /// <summary>Marks a tensor's buffer as written by this op (<see cref="DeviceBuffer.Version"/>), so caches derived from it (folded weights) know to refresh.</summary>

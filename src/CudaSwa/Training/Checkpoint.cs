@@ -74,19 +74,19 @@ public static class Checkpoint
     /// <param name="swaStatistics">Where the SWA model's BN statistics come from, stored in swa.safetensors' metadata
     /// (between evaluations they belong to an earlier average).</param>
     public static TrainingState Save(string outDir, TrainingState state, Network network, Sgd sgd, WeightAverager? averager, PredictionEnsemble? ensemble,
-        string swaStatistics = "") => Save(outDir, state, network, sgd, averager, ensemble, swaStatistics, keepPrevious: false);
+        string swaStatistics = "") => Save(outDir, state, network, sgd, averager, ensemble, swaStatistics, keepPrevious: true);
 
     /// <summary>
     /// <see cref="Save(string, TrainingState, Network, Sgd, WeightAverager?, PredictionEnsemble?, string)"/>;
-    /// with <paramref name="keepPrevious"/> the checkpoint committed before stays too (named in
-    /// <see cref="TrainingState.PreviousCheckpointFolder"/>) so <see cref="RollBack"/> can return to it.
+    /// with <paramref name="keepPrevious"/> (every run does) the checkpoint committed before stays too
+    /// (named in <see cref="TrainingState.PreviousCheckpointFolder"/>): a resume falls back to it when
+    /// the newer one is damaged, and <see cref="RollBack"/> returns to it.
     /// </summary>
     internal static TrainingState Save(string outDir, TrainingState state, Network network, Sgd sgd, WeightAverager? averager, PredictionEnsemble? ensemble,
         string swaStatistics, bool keepPrevious, BatchNormRecomputePass? swaRecomputed = null)
     {
         string root = Path.Combine(outDir, "checkpoints");
-        Directory.CreateDirectory(root);
-        int serial = Directory.GetDirectories(root).Length;
+        int serial = Directory.Exists(root) ? Directory.GetDirectories(root).Length : 0;
         string name;
         // Named as the console counts epochs (from 1): the end of epoch E, or B batches into epoch E.
         do name = state.NextBatch == 0 ? $"after-epoch-{state.NextEpoch:D4}-{serial++}" : $"epoch-{state.NextEpoch + 1:D4}-batch-{state.NextBatch:D5}-{serial++}";
@@ -95,43 +95,58 @@ public static class Checkpoint
         string? previous = keepPrevious && state.CheckpointFolder != "" && Directory.Exists(Path.Combine(outDir, state.CheckpointFolder))
             ? state.CheckpointFolder : null;
         var committed = state with { CheckpointFolder = Path.Combine("checkpoints", name), SavedAt = DateTime.UtcNow.ToString("o"), PreviousCheckpointFolder = previous };
+        // Everything the checkpoint writes, gathered first: its size is checked against the free
+        // space before anything is touched.
+        var files = new List<(string File, List<SafeTensors.Entry> Entries, Dictionary<string, string> Meta)>
+        {
+            (ModelFile, ModelWeights.Entries(network.OwnParameters, network.OwnBuffers).ToList(), Metadata(network, state, "SGD model")),
+            (OptimizerFile, ModelWeights.Entries(network.ParameterLayout, sgd.Velocity.ToHost(), MomentumPrefix).ToList(), Metadata(network, state, "SGD momentum buffers")),
+        };
+        if (averager is not null && averager.Count > 0)
+        {
+            var p = averager.ParametersToHost();
+            var b = averager.Buffers.ToHost();
+            var meta = Metadata(network, state, $"{averager.Method.Name} {averager.Method.DescribeAverage(averager.Count, averager.State)}");
+            meta["bn_statistics"] = averager.Options.AverageBatchNormStatistics ? "averaged with the weights" : swaStatistics;
+            // Exactly how they were recomputed, so `cudaswa eval --bn-recompute` can repeat it.
+            if (!averager.Options.AverageBatchNormStatistics) swaRecomputed?.WriteTo(meta);
+            files.Add((SwaFile, ModelWeights.Entries(network.ParameterLayout, p).Concat(ModelWeights.Entries(network.BufferLayout, b)).ToList(), meta));
+        }
+        if (averager?.State is { Count: > 0 } kept)
+        {
+            var meta = Metadata(network, state, kept.Describe());
+            foreach (var (key, value) in kept.Metadata()) meta[key] = value;
+            files.Add((kept.FileName, kept.Entries(network.ParameterLayout).ToList(), meta));
+        }
+        if (ensemble is not null && ensemble.Count > 0)
+        {
+            var mean = ensemble.Export();
+            files.Add((EnsembleFile, [new SafeTensors.Entry("mean_probabilities", [mean.Length / network.NumClasses, network.NumClasses], mean)],
+                Metadata(network, state, $"mean test-set predictions of {ensemble.Count} snapshots")));
+        }
+        CheckFreeSpace(outDir, state, files.Select(f => (f.File, f.Entries.Sum(e => (long)e.Data.Length * sizeof(float)), f.Entries.Count)).ToList());
+
+        Directory.CreateDirectory(root);
         string temp = Path.Combine(root, $"{TempFolderPrefix}{Guid.NewGuid():N}");
         Directory.CreateDirectory(temp);
         FileEvents.Hit("checkpoint folder created", temp);
         try
         {
-            // Each checkpoint folder carries the state that commits it, so a rollback can make it current again.
+            foreach (var (file, entries, meta) in files)
+                SafeTensors.Write(Path.Combine(temp, file), entries, meta);
+            // The state that commits the folder lists every file with its hash, and is sealed itself:
+            // a resume checks both before it trusts anything here.
+            committed = committed with
+            {
+                Files = Directory.GetFiles(temp).Order(StringComparer.Ordinal)
+                    .ToDictionary(f => Path.GetFileName(f), CheckpointIntegrity.Digest, StringComparer.Ordinal),
+            };
+            // Each checkpoint folder carries the state that commits it, so a rollback or a fallback can make it current again.
             // (Written straight, flushed to disk: the folder's rename below is what makes it appear.)
             using (var stream = new FileStream(Path.Combine(temp, StateFile), FileMode.CreateNew, FileAccess.Write))
             {
-                stream.Write(System.Text.Encoding.UTF8.GetBytes(committed.ToJson()));
+                stream.Write(System.Text.Encoding.UTF8.GetBytes(CheckpointIntegrity.Seal(committed.ToJson())));
                 stream.Flush(flushToDisk: true);
-            }
-            ModelWeights.Save(Path.Combine(temp, ModelFile), network.OwnParameters, network.OwnBuffers, Metadata(network, state, "SGD model"));
-            SafeTensors.Write(Path.Combine(temp, OptimizerFile), ModelWeights.Entries(network.ParameterLayout, sgd.Velocity.ToHost(), MomentumPrefix),
-                Metadata(network, state, "SGD momentum buffers"));
-            if (averager is not null && averager.Count > 0)
-            {
-                var p = averager.ParametersToHost();
-                var b = averager.Buffers.ToHost();
-                var meta = Metadata(network, state, $"{averager.Method.Name} {averager.Method.DescribeAverage(averager.Count, averager.State)}");
-                meta["bn_statistics"] = averager.Options.AverageBatchNormStatistics ? "averaged with the weights" : swaStatistics;
-                // Exactly how they were recomputed, so `cudaswa eval --bn-recompute` can repeat it.
-                if (!averager.Options.AverageBatchNormStatistics) swaRecomputed?.WriteTo(meta);
-                SafeTensors.Write(Path.Combine(temp, SwaFile), ModelWeights.Entries(network.ParameterLayout, p).Concat(ModelWeights.Entries(network.BufferLayout, b)), meta);
-            }
-            if (averager?.State is { Count: > 0 } kept)
-            {
-                var meta = Metadata(network, state, kept.Describe());
-                foreach (var (key, value) in kept.Metadata()) meta[key] = value;
-                SafeTensors.Write(Path.Combine(temp, kept.FileName), kept.Entries(network.ParameterLayout), meta);
-            }
-            if (ensemble is not null && ensemble.Count > 0)
-            {
-                var mean = ensemble.Export();
-                SafeTensors.Write(Path.Combine(temp, EnsembleFile),
-                    [new SafeTensors.Entry("mean_probabilities", [mean.Length / network.NumClasses, network.NumClasses], mean)],
-                    Metadata(network, state, $"mean test-set predictions of {ensemble.Count} snapshots"));
             }
             Directory.Move(temp, Path.Combine(root, name));
             FileEvents.Hit("checkpoint folder renamed into place", name);
@@ -142,7 +157,7 @@ public static class Checkpoint
             throw;
         }
 
-        AtomicFile.WriteAllText(Path.Combine(outDir, StateFile), committed.ToJson());
+        AtomicFile.WriteAllText(Path.Combine(outDir, StateFile), CheckpointIntegrity.Seal(committed.ToJson()));
 
         RemoveStale(outDir, committed);
         PublishOutputs(outDir, committed);
@@ -150,6 +165,40 @@ public static class Checkpoint
     }
 
     private const string TempFolderPrefix = ".tmp-";
+
+    /// <summary>Tests only: the free bytes to assume for a folder instead of asking the file system.</summary>
+    internal static Func<string, long>? FreeSpaceForTests { get => s_freeForTests.Value; set => s_freeForTests.Value = value; }
+    private static readonly AsyncLocal<Func<string, long>?> s_freeForTests = new();
+
+    /// <summary>Room for a file's header beyond its tensors' bytes: its metadata, and each tensor's entry.</summary>
+    private static long HeaderAllowance(int tensors) => (16 << 10) + 256L * tensors;
+
+    /// <summary>
+    /// Refuses a checkpoint the disk cannot hold, before anything is written: the new generation
+    /// (every file) plus fresh copies of the outputs at the top of the run folder must fit in the
+    /// free space; the committed checkpoint stays the committed one.
+    /// </summary>
+    private static void CheckFreeSpace(string outDir, TrainingState state, List<(string File, long Bytes, int Tensors)> files)
+    {
+        // The new generation, its two state files (each about as large as the run's history), and fresh copies of the published outputs.
+        long stateBytes = 2 * (64 << 10) + 2 * 2048L * state.History.Count;
+        long needed = files.Sum(f => f.Bytes + HeaderAllowance(f.Tensors)) + stateBytes
+                      + files.Where(f => f.File is ModelFile or SwaFile or SwagFile).Sum(f => f.Bytes + HeaderAllowance(f.Tensors));
+        long free;
+        try { free = FreeSpaceForTests?.Invoke(outDir) ?? new DriveInfo(Path.GetFullPath(outDir)).AvailableFreeSpace; }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException) { return; } // cannot tell: the write itself will say
+        if (free >= needed) return;
+        string next = state.CheckpointFolder == ""
+            ? "No checkpoint was committed yet."
+            : $"The last committed checkpoint ({state.CheckpointFolder}) is intact and untouched; the run can also be resumed from a copy of its folder on a larger disk.";
+        throw new InsufficientSpaceException(
+            $"The checkpoint needs about {Mib(needed)} in '{Path.GetFullPath(outDir)}', which has {Mib(free)} free: nothing was written. {next}", needed, free);
+    }
+
+    private static string Mib(long bytes) => $"{bytes / (1024.0 * 1024.0):N1} MiB";
+
+    /// <summary>The prefix a damaged checkpoint folder is renamed with when a resume falls back past it: kept, never reused or removed.</summary>
+    public const string DamagedPrefix = "damaged-";
 
     /// <summary>Everything in the run folder that the committed state does not use: older checkpoint folders, half-written ones, temporary files.</summary>
     public static void RemoveStale(string outDir, TrainingState committed)
@@ -159,7 +208,7 @@ public static class Checkpoint
         string? keepToo = committed.PreviousCheckpointFolder is { } previous ? Path.GetFileName(previous) : null;
         if (Directory.Exists(root))
             foreach (var dir in Directory.GetDirectories(root))
-                if (Path.GetFileName(dir) != keep && Path.GetFileName(dir) != keepToo)
+                if (Path.GetFileName(dir) != keep && Path.GetFileName(dir) != keepToo && !Path.GetFileName(dir).StartsWith(DamagedPrefix, StringComparison.Ordinal))
                 {
                     try { Directory.Delete(dir, recursive: true); } catch (IOException) { }
                     FileEvents.Hit("stale folder removed", dir);
@@ -200,7 +249,7 @@ public static class Checkpoint
         if (state.PreviousCheckpointFolder is not { } previous) return null;
         string folder = Path.Combine(runDir, previous), path = Path.Combine(folder, StateFile);
         if (!File.Exists(path) || !File.Exists(Path.Combine(folder, ModelFile)) || !File.Exists(Path.Combine(folder, OptimizerFile))) return null;
-        try { return TrainingState.FromJson(File.ReadAllText(path), path); }
+        try { return CheckpointIntegrity.ReadState(path); }
         catch (DataFormatException) { return null; } // a damaged previous checkpoint only means there is none to go back to
     }
 
@@ -213,7 +262,7 @@ public static class Checkpoint
     {
         var previous = ReadPrevious(runDir, state)
             ?? throw new DataFormatException($"'{Path.Combine(runDir, StateFile)}' keeps no complete checkpoint before its current one to go back to.");
-        AtomicFile.WriteAllText(Path.Combine(runDir, StateFile), previous.ToJson());
+        AtomicFile.WriteAllText(Path.Combine(runDir, StateFile), CheckpointIntegrity.Seal(previous.ToJson()));
         RemoveStale(runDir, previous);
         PublishOutputs(runDir, previous);
         return previous;
@@ -225,17 +274,100 @@ public static class Checkpoint
         string path = Path.Combine(runDir, StateFile);
         if (!Directory.Exists(runDir)) throw new DataFormatException($"Run folder '{runDir}' does not exist.");
         if (!File.Exists(path)) throw new DataFormatException($"Run folder '{runDir}' has no {StateFile}: it is not a cudaswa run folder, or the run never finished an epoch.");
-        var state = TrainingState.FromJson(File.ReadAllText(path), path);
+        var state = CheckpointIntegrity.ReadState(path);
         string folder = Path.Combine(runDir, state.CheckpointFolder);
         if (!File.Exists(Path.Combine(folder, ModelFile)) || !File.Exists(Path.Combine(folder, OptimizerFile)))
             throw new DataFormatException($"'{path}' points at checkpoint '{folder}', which is missing or incomplete.");
         return state;
     }
 
+    /// <summary>
+    /// The state to resume <paramref name="runDir"/> from, every file of its checkpoint verified: the
+    /// committed one when it and its checkpoint are intact; else the newest checkpoint generation that
+    /// is (each checkpoint folder holds the sealed state that committed it), which then becomes the
+    /// committed one — <paramref name="notice"/> says which is used and why, the damaged checkpoint
+    /// folder is renamed damaged-… and a damaged state.json kept beside as state.json.damaged-…
+    /// (nothing damaged is deleted). Throws <see cref="DataFormatException"/> naming the damaged file
+    /// when no generation is intact.
+    /// </summary>
+    public static TrainingState ReadIntactState(string runDir, Action<string>? notice = null)
+    {
+        string top = Path.Combine(runDir, StateFile);
+        if (!Directory.Exists(runDir)) throw new DataFormatException($"Run folder '{runDir}' does not exist.");
+        if (!File.Exists(top) && !HasGenerations(runDir))
+            throw new DataFormatException($"Run folder '{runDir}' has no {StateFile}: it is not a cudaswa run folder, or the run never finished an epoch.");
+        TrainingState? committed = null;
+        string damage;
+        try
+        {
+            if (!File.Exists(top)) throw new DataFormatException($"'{top}' is missing");
+            committed = CheckpointIntegrity.ReadState(top);
+            var problems = CheckpointIntegrity.Problems(Path.Combine(runDir, committed.CheckpointFolder), committed);
+            if (problems.Count == 0) return committed;
+            damage = $"checkpoint {committed.CheckpointFolder} is damaged ({problems[0]})";
+        }
+        catch (DataFormatException e)
+        {
+            damage = e.Message.TrimEnd('.');
+        }
+
+        // The generations on disk, newest first, each judged by the state inside it.
+        string root = Path.Combine(runDir, "checkpoints");
+        var candidates = new List<TrainingState>();
+        if (Directory.Exists(root))
+            foreach (var dir in Directory.GetDirectories(root))
+            {
+                string name = Path.GetFileName(dir);
+                if (name.StartsWith('.') || name.StartsWith(DamagedPrefix, StringComparison.Ordinal) || !File.Exists(Path.Combine(dir, StateFile))) continue;
+                try
+                {
+                    var s = CheckpointIntegrity.ReadState(Path.Combine(dir, StateFile));
+                    if (s.CheckpointFolder == Path.Combine("checkpoints", name) && CheckpointIntegrity.Problems(dir, s).Count == 0) candidates.Add(s);
+                }
+                catch (DataFormatException) { } // a damaged generation is no candidate
+            }
+        var chosen = candidates.OrderByDescending(s => s.GlobalStep).ThenByDescending(s => s.NextEpoch).ThenByDescending(s => s.NextBatch)
+            .ThenByDescending(s => s.SavedAt, StringComparer.Ordinal).FirstOrDefault();
+        if (chosen is null)
+            throw new DataFormatException($"{damage}, and no intact earlier checkpoint is left in '{root}' to fall back to; the run cannot continue. " +
+                                          "Nothing was changed or deleted.");
+
+        string stamp = DateTime.UtcNow.ToString("yyyyMMddTHHmmssZ", System.Globalization.CultureInfo.InvariantCulture);
+        string kept = "";
+        if (committed is not null && committed.CheckpointFolder != chosen.CheckpointFolder && Directory.Exists(Path.Combine(runDir, committed.CheckpointFolder)))
+        {
+            string from = Path.Combine(runDir, committed.CheckpointFolder);
+            string to = Path.Combine(root, DamagedPrefix + Path.GetFileName(from));
+            if (Directory.Exists(to)) to += "-" + stamp;
+            Directory.Move(from, to);
+            kept = $"; the damaged checkpoint is kept as {Path.GetRelativePath(runDir, to)}";
+        }
+        if (committed is null && File.Exists(top))
+        {
+            File.Copy(top, top + ".damaged-" + stamp);
+            kept = $"; the damaged {StateFile} is kept as {StateFile}.damaged-{stamp}";
+        }
+        AtomicFile.WriteAllText(top, CheckpointIntegrity.Seal(chosen.ToJson()));
+        string position = chosen.NextBatch == 0 ? $"the end of epoch {chosen.NextEpoch}" : $"epoch {chosen.NextEpoch + 1}, batch {chosen.NextBatch}";
+        notice?.Invoke($"{damage}: resuming from the intact checkpoint {chosen.CheckpointFolder} ({position}){kept}.");
+        return chosen;
+    }
+
+    /// <summary>Whether <paramref name="runDir"/> holds committed checkpoint folders (each with the state that committed it).</summary>
+    public static bool HasGenerations(string runDir)
+    {
+        string root = Path.Combine(runDir, "checkpoints");
+        return Directory.Exists(root) && Directory.GetDirectories(root).Any(d =>
+            !Path.GetFileName(d).StartsWith('.') && !Path.GetFileName(d).StartsWith(DamagedPrefix, StringComparison.Ordinal) && File.Exists(Path.Combine(d, StateFile)));
+    }
+
     /// <summary>Loads the weights, momentum, average and ensemble of a saved state.</summary>
     public static void Restore(string runDir, TrainingState state, Network network, Sgd sgd, WeightAverager? averager, PredictionEnsemble? ensemble)
     {
         string folder = Path.Combine(runDir, state.CheckpointFolder);
+        // Never train on from unverified state: every file the checkpoint lists must be as written.
+        if (CheckpointIntegrity.Problems(folder, state) is [var problem, ..])
+            throw new DataFormatException($"Checkpoint '{folder}' is damaged: {problem}.");
         ModelWeights.Load(SafeTensors.Read(Path.Combine(folder, ModelFile)), network.OwnParameters, network.OwnBuffers, Path.Combine(folder, ModelFile), requireBuffers: true);
 
         var momentum = SafeTensors.Read(Path.Combine(folder, OptimizerFile));
@@ -273,4 +405,16 @@ public static class Checkpoint
             ensemble.Restore(mean.Data, state.EnsembleSnapshots);
         }
     }
+}
+
+/// <summary>A checkpoint (or another output) does not fit in the free disk space; refused before anything was written.</summary>
+/// <param name="message">What needs how much where, and how to go on.</param>
+/// <param name="needed">Bytes the write needs.</param>
+/// <param name="available">Bytes free there.</param>
+public sealed class InsufficientSpaceException(string message, long needed, long available) : IOException(message)
+{
+    /// <summary>Bytes the write needs.</summary>
+    public long Needed { get; } = needed;
+    /// <summary>Bytes free where it would go.</summary>
+    public long Available { get; } = available;
 }

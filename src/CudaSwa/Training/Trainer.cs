@@ -74,6 +74,10 @@ public sealed partial class Trainer : IDisposable
         if (custom && !string.Equals(builder.ModelName, options.Model, StringComparison.Ordinal))
             throw new ArgumentException($"Model is '{options.Model}' but the network describes itself as '{builder.ModelName}'; " +
                 "give both the same name (checkpoints record it and a resume checks it).", nameof(TrainingOptions.Model));
+        // Refused before anything is allocated when it cannot fit (the estimate and its accuracy: MemoryEstimate).
+        var deviceMemory = backend.DeviceMemory();
+        MemoryEstimate = MemoryEstimate.For(builder, options, train, test, deviceIsHost: deviceMemory is null);
+        MemoryEstimate.Check(deviceMemory?.Free, MemoryEstimate.HostAvailable(), backend.Description);
         _o = options;
         _events = events ?? new TrainerEvents();
         _outDir = outDir;
@@ -130,7 +134,8 @@ public sealed partial class Trainer : IDisposable
     /// <summary>Describes the setup in a few lines (for the console and train.log).</summary>
     public IEnumerable<string> Describe()
     {
-        yield return $"model {_net.ModelName}: {_net.ParameterCount:N0} parameters, batch {_o.BatchSize}, activations {_net.ActivationBytes / 1048576.0:F0} MiB";
+        yield return $"model {_net.ModelName}: {_net.ParameterCount:N0} parameters, batch {_o.BatchSize}, activations {_net.ActivationBytes / 1048576.0:F0} MiB; " +
+                     $"memory estimated {MemoryEstimate.DeviceBytes / 1048576.0:F0} MiB on {Backend.Name}, {MemoryEstimate.HostBytes / 1048576.0:F0} MiB on the host";
         yield return $"data: {_train.Count:N0} train / {_test.Count:N0} test images ({_train.Source.Name}), {_trainLoader.BatchCount} batches per epoch";
         yield return $"optimizer: SGD lr {_o.Lr:g4}, momentum {_o.Momentum:g3}{(_o.Nesterov ? " (Nesterov)" : "")}, weight decay {_o.WeightDecay:g3}; schedule {_schedule.Describe()}";
         if (_averager is not null)
@@ -143,6 +148,9 @@ public sealed partial class Trainer : IDisposable
         else
             yield return "averaging: none (SGD only)";
     }
+
+    /// <summary>The memory this run was estimated to need before it allocated anything.</summary>
+    public MemoryEstimate MemoryEstimate { get; }
 
     /// <summary>Continues from a saved run folder (after construction, before <see cref="Run"/>).</summary>
     public void Resume(string runDir, TrainingState state)
@@ -255,10 +263,10 @@ public sealed partial class Trainer : IDisposable
         _events.Phase?.Invoke(new PhaseProgress("checkpoint", 0, 1));
         // Before the checkpoint commits the epoch: a stop in between repeats the epoch, which writes the same bits again.
         if (_o.SaveEpochWeights && nextBatch == 0 && nextEpoch > 0) Checkpoint.SaveEpochWeights(_outDir, _state, _net);
-        // Inside SWAP's phase 2 every rank's checkpoint is its own, and the one before stays too: a crash
-        // between two ranks' saves leaves positions one save apart, and the ranks can then agree on the earlier one.
-        bool ownCheckpointPerRank = _o.SwapPhase2 is not null && _collective.Size > 1 && _state.StoppedInSwapPhase2;
-        _state = Checkpoint.Save(_outDir, _state, _net, _sgd, _averager, _ensemble, _swaStatistics, keepPrevious: ownCheckpointPerRank, _swaRecomputed);
+        // The checkpoint before stays too: a resume falls back to it when the newer one is damaged, and
+        // inside SWAP's phase 2 (every rank's checkpoint its own) a crash between two ranks' saves leaves
+        // positions one save apart, and the ranks can then agree on the earlier one.
+        _state = Checkpoint.Save(_outDir, _state, _net, _sgd, _averager, _ensemble, _swaStatistics, keepPrevious: true, _swaRecomputed);
         return true;
     }
 

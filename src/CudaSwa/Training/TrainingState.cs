@@ -53,6 +53,12 @@ public sealed record TrainingState
     /// saves differ by one can all go back to the position before; null where none is kept.
     /// </summary>
     public string? PreviousCheckpointFolder { get; init; }
+    /// <summary>
+    /// The checkpoint folder's files (weights, momentum, average, ...) by name, each with its size
+    /// and xxHash128, recorded when the checkpoint was written and checked before a resume uses it;
+    /// null in runs saved before checkpoints carried them.
+    /// </summary>
+    public IReadOnlyDictionary<string, FileDigest>? Files { get; init; }
     /// <summary>Description of the backend the run last used.</summary>
     public string Device { get; init; } = "";
 
@@ -80,6 +86,7 @@ public sealed record TrainingState
         {
             // Runs saved by earlier versions name some options otherwise (TrainingOptions.Upgrade).
             var node = System.Text.Json.Nodes.JsonNode.Parse(json);
+            (node as System.Text.Json.Nodes.JsonObject)?.Remove(CheckpointIntegrity.StateHashField); // checked by CheckpointIntegrity before
             if (node?["options"] is System.Text.Json.Nodes.JsonObject o) node["options"] = TrainingOptions.Upgrade(o);
             if (node?["history"] is System.Text.Json.Nodes.JsonArray history) UpgradeHistory(history, node["options"]);
             state = node.Deserialize(TrainingJsonContext.Default.TrainingState);

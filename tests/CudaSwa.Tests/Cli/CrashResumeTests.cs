@@ -78,7 +78,11 @@ public class CrashResumeTests
             var stray = Directory.GetFiles(dir, "*" + AtomicFile.TempSuffix, SearchOption.AllDirectories)
                 .Concat(Directory.GetDirectories(Path.Combine(dir, "checkpoints"), ".tmp-*")).ToList();
             if (stray.Count > 0) failures.Add($"{at}: left behind {string.Join(", ", stray)}");
-            if (Directory.GetDirectories(Path.Combine(dir, "checkpoints")).Length != 1) failures.Add($"{at}: more than one checkpoint folder left");
+            // Two generations stay: the committed checkpoint and the one before it (a resume's fallback).
+            var state = CheckpointIntegrity.ReadState(Path.Combine(dir, Checkpoint.StateFile));
+            var kept = Directory.GetDirectories(Path.Combine(dir, "checkpoints")).Select(d => Path.Combine("checkpoints", Path.GetFileName(d))).Order().ToList();
+            var generations = new[] { state.CheckpointFolder, state.PreviousCheckpointFolder }.OfType<string>().Order().ToList();
+            if (!kept.SequenceEqual(generations)) failures.Add($"{at}: checkpoint folders {string.Join(", ", kept)}, not the two generations {string.Join(", ", generations)}");
             Directory.Delete(dir, recursive: true);
         });
         Assert.That(failures, Is.Empty, string.Join("\n\n", failures.OrderBy(f => f)));

@@ -150,7 +150,10 @@ public class DataAndOptionErrorTests
         Assert.That(CliRunner.Run([.. tiny, "--synthetic-train", "100", "--halt-after-batches", "1"]).ExitCode, Is.EqualTo(130));
         // Same folder, but state.json's options edited to other data: the fingerprint no longer matches.
         string statePath = Path.Combine(outDir, "state.json");
-        File.WriteAllText(statePath, File.ReadAllText(statePath).Replace("\"synthetic_train\": 100", "\"synthetic_train\": 150"));
+        // (Sealed again: an edit the seal does not match would be damage, and the resume would fall back past it.)
+        string edited = File.ReadAllText(statePath).Replace("\"synthetic_train\": 100", "\"synthetic_train\": 150");
+        edited = System.Text.RegularExpressions.Regex.Replace(edited, ",\\s*\"state_xxh128\": \"[0-9a-f]{32}\"", "");
+        File.WriteAllText(statePath, CudaSwa.Training.CheckpointIntegrity.Seal(edited));
         var r = CliRunner.Run("train", "--resume", outDir);
         Assert.That(r.ExitCode, Is.EqualTo(2), r.All);
         Assert.That(r.Error, Does.Contain("trained on other data"));
