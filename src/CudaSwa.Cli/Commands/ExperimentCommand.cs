@@ -432,6 +432,7 @@ public static class ExperimentCommand
         }
         AtomicFile.WriteAllText(Path.Combine(outDir, "table.csv"), csv.ToString());
         ExperimentPlot.Write(Path.Combine(outDir, "experiment.png"), def.Plan, folders, label);
+        ContentManifest.Record(outDir, PlanFile, "table.md", "table.csv", "experiment.png");
 
         var console = env.Console;
         var t = new Table().Title($"[bold]{Markup.Escape(label)}: test error % (NLL), mean ± std over {Wording.Count(table.Seeds.Count, "seed")}[/]").AddColumn("");

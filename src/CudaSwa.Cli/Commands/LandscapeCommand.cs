@@ -135,6 +135,7 @@ public static class LandscapeCommand
         AtomicFile.WriteAllText(Path.Combine(dir, TextFile), text);
         LandscapePlot.Write(Path.Combine(dir, PngFile), points, landscape.MaxDistance, options, run.Model);
         console.Write(new Text(text));
+        ContentManifest.Record(dir, CsvFile, PngFile, TextFile, OptionsFile);
         console.WriteLine($"{CsvFile}, {PngFile} and {TextFile} are in {dir}");
         return ExitCodes.Ok;
     }

@@ -32,11 +32,13 @@ public static class VerifyCommand
             int damaged = 0, runs = 0;
             foreach (var folder in folders)
             {
-                if (!File.Exists(Path.Combine(folder, Checkpoint.StateFile)) && folder == root && folders.Count == 1)
+                bool run = File.Exists(Path.Combine(folder, Checkpoint.StateFile));
+                bool manifest = File.Exists(Path.Combine(folder, Output.ContentManifest.FileName));
+                if (!run && !manifest && folder == root && folders.Count == 1)
                     throw new OptionException($"RUN_DIR: '{root}' holds no {Checkpoint.StateFile}: not a cudaswa run folder (nor one with runs inside).");
-                if (!File.Exists(Path.Combine(folder, Checkpoint.StateFile))) continue;
-                runs++;
-                damaged += VerifyRun(folder, env.Console);
+                if (run) { runs++; damaged += VerifyRun(folder, env.Console); }
+                else if (manifest) env.Console.WriteLine(folder);
+                damaged += VerifyManifest(folder, env.Console);
             }
             env.Console.WriteLine(damaged == 0
                 ? $"intact: {Output.Wording.Count(runs, "run folder")} checked, nothing damaged"
@@ -44,6 +46,18 @@ public static class VerifyCommand
             return damaged == 0 ? ExitCodes.Ok : ExitCodes.BadInput;
         });
         return cmd;
+    }
+
+    /// <summary>The outputs listed in the folder's checksums.xxh128 (a landscape's, an experiment's); returns the number damaged.</summary>
+    private static int VerifyManifest(string dir, IAnsiConsole c)
+    {
+        int damaged = 0;
+        foreach (var (file, problem) in Output.ContentManifest.Check(dir))
+        {
+            if (problem is null) c.WriteLine($"  ok       {file}: content hash matches ({Output.ContentManifest.FileName})");
+            else { damaged++; c.MarkupLine($"  [red]DAMAGED[/]  {Markup.Escape($"{file}: {problem}")}"); }
+        }
+        return damaged;
     }
 
     private static bool IsInsideCheckpoints(string dir) =>

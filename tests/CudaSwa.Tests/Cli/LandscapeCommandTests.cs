@@ -33,6 +33,27 @@ public class LandscapeCommandTests
         if (Directory.Exists(_root)) Directory.Delete(_root, true);
     }
 
+    [Test]
+    public void Integrity_LandscapeOutputsCarryTheirHashesAndVerifyNamesAChangedOne()
+    {
+        string run = Path.Combine(_root, "verified");
+        foreach (var f in Directory.GetFiles(_run, "*", SearchOption.AllDirectories).Where(f => !Path.GetFileName(f).StartsWith("landscape", StringComparison.Ordinal)))
+        {
+            string to = Path.Combine(run, Path.GetRelativePath(_run, f));
+            Directory.CreateDirectory(Path.GetDirectoryName(to)!);
+            File.Copy(f, to);
+        }
+        var r = CliRunner.Run(["landscape", "--run", run, .. Small, "--fresh"]);
+        Assert.That(r.ExitCode, Is.EqualTo(0), r.All);
+        var ok = CliRunner.Run("verify", run);
+        Assert.That(ok.ExitCode, Is.Zero, ok.All);
+        Assert.That(ok.Output, Does.Contain($"{LandscapeCommand.CsvFile}: content hash matches").And.Contain($"{LandscapeCommand.PngFile}: content hash matches"));
+        File.AppendAllText(Path.Combine(run, LandscapeCommand.CsvFile), "segment,0,0.25,1,0.5,1,0.5\n");
+        var bad = CliRunner.Run("verify", run);
+        Assert.That(bad.ExitCode, Is.EqualTo(2), bad.All);
+        Assert.That(bad.Output, Does.Contain($"{LandscapeCommand.CsvFile}: damaged: content hash mismatch"));
+    }
+
     private static string[] LandscapeFiles(string dir) =>
         [.. new[] { LandscapeCommand.CsvFile, LandscapeCommand.PngFile, LandscapeCommand.TextFile, LandscapeCommand.OptionsFile }.Where(f => File.Exists(Path.Combine(dir, f)))];
 
