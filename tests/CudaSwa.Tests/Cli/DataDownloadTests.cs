@@ -173,6 +173,28 @@ public class DataDownloadTests
     }
 
     [Test]
+    public void OnATerminalTheDownloadShowsAProgressBar()
+    {
+        using var server = new LoopbackHttpServer(_archive);
+        Serve(server);
+        var output = new StringWriter();
+        var console = Spectre.Console.AnsiConsole.Create(new Spectre.Console.AnsiConsoleSettings
+        {
+            Ansi = Spectre.Console.AnsiSupport.Yes,
+            ColorSystem = Spectre.Console.ColorSystemSupport.NoColors,
+            Interactive = Spectre.Console.InteractionSupport.Yes,
+            Out = new Spectre.Console.AnsiConsoleOutput(output),
+        });
+        console.Profile.Width = 120;
+        var env = new CudaSwa.Cli.CliEnvironment { Console = console, Error = new StringWriter(), Interactive = true };
+        string dir = Path.Combine(_root, "data");
+        int code = CudaSwa.Cli.CliApp.Run(["data", "download", "cifar10", "--dir", dir], env);
+        Assert.That(code, Is.Zero, output.ToString());
+        Assert.That(output.ToString(), Does.Contain("━").And.Contain("100%").And.Not.Contain("downloaded "), "a bar drawn to completion, not the plain lines");
+        AssertUnpackedWhole(dir);
+    }
+
+    [Test]
     public void HelpNamesTheDatasetsTheCacheAndTheChecksum()
     {
         var r = CliRunner.Run("data", "download", "--help");
