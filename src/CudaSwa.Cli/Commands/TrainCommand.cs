@@ -51,7 +51,9 @@ public static class TrainCommand
             // Checked before the checkpoints are judged: a run still writing them is not damaged, only busy.
             if (Directory.Exists(resume) && RunLock.IsHeld(resume))
                 throw new OptionException($"--resume: another cudaswa process is using {resume}; wait for it to finish or stop it first.");
-            try { state = Checkpoint.ReadIntactState(resume, note => env.Console.MarkupLine($"[yellow]{Markup.Escape(note)}[/]")); }
+            // Every rank of a job reads the run folder; only rank 0 (the one that writes it) sets a damaged checkpoint aside.
+            bool writer = Distributed.Collective.LaunchedRank(env.Variables) == 0;
+            try { state = Checkpoint.ReadIntactState(resume, writer ? note => env.Console.MarkupLine($"[yellow]{Markup.Escape(note)}[/]") : null, repair: writer); }
             catch (DataFormatException e) when (e.Message.StartsWith("Run folder", StringComparison.Ordinal)) { throw new OptionException($"--resume: {e.Message}"); }
             settings = TrainOptions.ResumeOptions(p, RunSettings.FromState(state, Path.Combine(resume, Checkpoint.StateFile)), resume);
             string? o = p.GetValue(TrainOptions.Out);

@@ -87,6 +87,13 @@ public abstract class Collective : IDisposable
     /// </summary>
     public static bool LaunchedAsRanks(Func<string, string?> variables) => LaunchedSize(variables) > 1;
 
+    /// <summary>This process's rank as the launcher gives it (PMI_RANK, OMPI_COMM_WORLD_RANK), before MPI is opened; 0 when none says.</summary>
+    public static int LaunchedRank(Func<string, string?> variables)
+    {
+        ArgumentNullException.ThrowIfNull(variables);
+        return new[] { "PMI_RANK", "OMPI_COMM_WORLD_RANK" }.Select(n => int.TryParse(variables(n), out int r) ? r : 0).Max();
+    }
+
     /// <summary>The number of ranks the launcher says it started (0 when none says).</summary>
     private static int LaunchedSize(Func<string, string?> variables)
     {

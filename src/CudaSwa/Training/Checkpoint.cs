@@ -288,9 +288,10 @@ public static class Checkpoint
     /// committed one — <paramref name="notice"/> says which is used and why, the damaged checkpoint
     /// folder is renamed damaged-… and a damaged state.json kept beside as state.json.damaged-…
     /// (nothing damaged is deleted). Throws <see cref="DataFormatException"/> naming the damaged file
-    /// when no generation is intact.
+    /// when no generation is intact. With <paramref name="repair"/> false (every rank of a job but the
+    /// one that writes the folder) the same state is chosen but nothing on disk is renamed or written.
     /// </summary>
-    public static TrainingState ReadIntactState(string runDir, Action<string>? notice = null)
+    public static TrainingState ReadIntactState(string runDir, Action<string>? notice = null, bool repair = true)
     {
         string top = Path.Combine(runDir, StateFile);
         if (!Directory.Exists(runDir)) throw new DataFormatException($"Run folder '{runDir}' does not exist.");
@@ -332,6 +333,7 @@ public static class Checkpoint
             throw new DataFormatException($"{damage}, and no intact earlier checkpoint is left in '{root}' to fall back to; the run cannot continue. " +
                                           "Nothing was changed or deleted.");
 
+        if (!repair) return chosen;
         string stamp = DateTime.UtcNow.ToString("yyyyMMddTHHmmssZ", System.Globalization.CultureInfo.InvariantCulture);
         string kept = "";
         if (committed is not null && committed.CheckpointFolder != chosen.CheckpointFolder && Directory.Exists(Path.Combine(runDir, committed.CheckpointFolder)))

@@ -54,7 +54,14 @@ public static class CheckpointIntegrity
     public static bool CheckSeal(string text, string path)
     {
         var matches = SealPattern.Matches(text);
-        if (matches.Count == 0) return false;
+        if (matches.Count == 0)
+        {
+            // No well-formed seal: only a state from before seals may lack one. A seal key with a
+            // malformed value, or a state with file digests (written since), means the seal was damaged.
+            if (text.Contains($"\"{StateHashField}\"", StringComparison.Ordinal) || text.Contains("\"files\":", StringComparison.Ordinal))
+                throw new DataFormatException($"'{path}' is damaged: content hash mismatch (its {StateHashField} seal is missing or malformed).");
+            return false;
+        }
         var m = matches[^1];
         string unsealed = text[..m.Groups[1].Index] + Zeros + text[(m.Groups[1].Index + 32)..];
         if (Hash(Encoding.UTF8.GetBytes(unsealed)) != m.Groups[1].Value)

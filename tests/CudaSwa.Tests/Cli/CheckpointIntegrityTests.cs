@@ -145,6 +145,21 @@ public class CheckpointIntegrityTests
     }
 
     [Test]
+    public void Integrity_ARankThatDoesNotWriteTheFolderChoosesTheSameGenerationAndChangesNothing()
+    {
+        string dir = CopyOfStopped("reader-rank");
+        var state = CheckpointIntegrity.ReadState(Path.Combine(dir, Checkpoint.StateFile));
+        Damage(Path.Combine(dir, state.CheckpointFolder, Checkpoint.SwaFile), Fault.BitInData);
+        var before = Directory.GetFiles(dir, "*", SearchOption.AllDirectories).ToDictionary(f => f, CheckpointIntegrity.Digest);
+        var chosen = Checkpoint.ReadIntactState(dir, repair: false);
+        Assert.That(chosen.CheckpointFolder, Is.EqualTo(state.PreviousCheckpointFolder), "the previous generation");
+        var after = Directory.GetFiles(dir, "*", SearchOption.AllDirectories).ToDictionary(f => f, CheckpointIntegrity.Digest);
+        Assert.That(after, Is.EquivalentTo(before), "nothing renamed or written");
+        var repaired = Checkpoint.ReadIntactState(dir);
+        Assert.That(repaired.CheckpointFolder, Is.EqualTo(chosen.CheckpointFolder), "the writing rank chooses the same");
+    }
+
+    [Test]
     public void Integrity_TheIssuesBitFlipInConv1WeightNeverResumesSilently()
     {
         string dir = CopyOfStopped("conv1-flip");
