@@ -9,7 +9,7 @@ namespace CudaSwa.Cli.Output;
 /// confidence bin's accuracy against its mean confidence, one line per method in the method's
 /// colour — against the diagonal of perfect calibration, with each method's ECE in its legend.
 /// A bin's marker area grows with the images in it, and bins holding under 1% of the test set are
-/// drawn hollow, so sparse bins do not look as meaningful as full ones; empty bins are not drawn.
+/// drawn hollow, so sparse bins do not look as meaningful as full ones; empty bins are left out.
 /// </summary>
 public static class CalibrationPlot
 {

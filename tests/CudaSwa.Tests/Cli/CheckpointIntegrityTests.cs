@@ -160,7 +160,7 @@ public class CheckpointIntegrityTests
     }
 
     [Test]
-    public void Integrity_TheIssuesBitFlipInConv1WeightNeverResumesSilently()
+    public void Integrity_OneFlippedBitInConv1WeightNeverResumesSilently()
     {
         string dir = CopyOfStopped("conv1-flip");
         var state = CheckpointIntegrity.ReadState(Path.Combine(dir, Checkpoint.StateFile));

@@ -12,7 +12,7 @@ namespace CudaSwa.Tests.Cli;
 /// <summary>
 /// Every plot rendered from generated results and checked as drawn: each model has one colour in
 /// every plot, marker-line labels lie inside the data area (so they cover no tick label and stay
-/// in the frame), reliability bins show their counts and empty bins are not drawn, and the
+/// in the frame), reliability bins show their counts and empty bins are left out, and the
 /// landscape's ray panel carries the test error too.
 /// </summary>
 public class PlotTests
