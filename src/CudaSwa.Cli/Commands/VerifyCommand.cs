@@ -27,7 +27,7 @@ public static class VerifyCommand
             if (!Directory.Exists(root)) throw new OptionException($"RUN_DIR: '{root}' is not a folder.");
             var folders = new[] { root }.Concat(Directory.EnumerateFiles(root, Checkpoint.StateFile, SearchOption.AllDirectories)
                     .Select(f => Path.GetDirectoryName(f)!)
-                    .Where(d => !Path.GetFullPath(d).Equals(Path.GetFullPath(root), StringComparison.Ordinal) && !IsInsideCheckpoints(d)))
+                    .Where(d => !Path.GetFullPath(d).Equals(Path.GetFullPath(root), StringComparison.Ordinal) && !IsInsideCheckpoints(root, d)))
                 .Distinct().ToList();
             int damaged = 0, runs = 0;
             foreach (var folder in folders)
@@ -60,8 +60,9 @@ public static class VerifyCommand
         return damaged;
     }
 
-    private static bool IsInsideCheckpoints(string dir) =>
-        dir.Replace('\\', '/').Split('/').Contains("checkpoints");
+    /// <summary>Whether <paramref name="dir"/> is a checkpoint generation (a folder under some run's checkpoints/ below <paramref name="root"/>), not a run folder.</summary>
+    private static bool IsInsideCheckpoints(string root, string dir) =>
+        Path.GetRelativePath(root, dir).Replace('\\', '/').Split('/').Contains("checkpoints");
 
     /// <summary>Checks one run folder, printing a line per item; returns the number of damaged items.</summary>
     private static int VerifyRun(string runDir, IAnsiConsole c)
