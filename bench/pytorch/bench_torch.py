@@ -124,6 +124,42 @@ def swa_update(model, params, device, log):
             "copy_ms": copy * 1e3, "copy_gb_per_s": copy_gbs, "swa_update_fraction_of_copy": update_gbs / copy_gbs}
 
 
+def conv_rates(shapes_file, device, log):
+    """Every convolution shape and pass of cudaswa's --only conv JSON, timed through PyTorch's own ops:
+    F.conv2d, and aten.convolution_backward (what autograd calls) for the input and the weight gradient."""
+    with open(shapes_file) as f:
+        ours = json.load(f)["convolutions"]
+    rows, seen = [], {}
+    for r in ours:
+        key = (r["shape"], r["pass"])
+        if key in seen:
+            continue
+        spec, kern = r["shape"].split(" ")[0], r["shape"].split(" ")[1]
+        chw, k = spec.split("->")
+        c, h, w = (int(v) for v in chw.split("x"))
+        k, kr = int(k), int(kern.split("x")[0])
+        n, stride, pad = r["batch"], r["stride"], r["padding"]
+        torch.manual_seed(1)
+        x = torch.rand(n, c, h, w, device=device) * 2 - 1
+        wt = torch.rand(k, c, kr, kr, device=device) * 2 - 1
+        y = F.conv2d(x, wt, stride=stride, padding=pad)
+        dy = torch.rand_like(y) * 2 - 1
+        p = r["pass"]
+        if p == "forward":
+            body = lambda: F.conv2d(x, wt, stride=stride, padding=pad)  # noqa: E731
+        else:
+            mask = [p == "backward_data", p == "backward_filter", False]
+            body = lambda: torch.ops.aten.convolution_backward(dy, x, wt, None, [stride, stride], [pad, pad], [1, 1], False, [0, 0], 1, mask)  # noqa: E731
+        with torch.no_grad():
+            body()
+            t = best(3, body, device)
+        rate = r["gflop"] / t
+        seen[key] = rate
+        rows.append({"shape": r["shape"], "pass": p, "gflop": r["gflop"], "gflops": rate})
+        log(f"  {r['shape']:<26} {p:<16} {rate:7.1f} GFLOP/s")
+    return rows
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -131,7 +167,8 @@ def main():
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--steps", type=int, default=None)
     ap.add_argument("--json")
-    ap.add_argument("--only", default="all", choices=["all", "swa"], help="swa: only the SWA update and copy (for models too big to train here)")
+    ap.add_argument("--only", default="all", choices=["all", "swa", "conv"], help="swa: only the SWA update and copy (for models too big to train here); conv: the convolutions of --shapes-from")
+    ap.add_argument("--shapes-from", help="with --only conv: cudaswa's bench JSON, whose convolution shapes and passes are timed here")
     ap.add_argument("--tf32", action="store_true", help="allow TF32 in cuDNN and cuBLAS (PyTorch's default for convolutions)")
     a = ap.parse_args()
     device = torch.device(a.device)
@@ -143,8 +180,13 @@ def main():
         torch.backends.cuda.matmul.allow_tf32 = a.tf32
     steps = a.steps or (50 if device.type == "cuda" else 5)
     log = lambda s: print(s, flush=True)  # noqa: E731
-    results = []
-    for name in a.models.split(","):
+    results, convs = [], []
+    if a.only == "conv":
+        if not a.shapes_from:
+            ap.error("--only conv needs --shapes-from CUDASWA_JSON")
+        log(f"convolutions: PyTorch {torch.__version__} on {a.device}, {torch.get_num_threads()} threads")
+        convs = conv_rates(a.shapes_from, device, log)
+    for name in (a.models.split(",") if a.only != "conv" else []):
         log(f"{name}: PyTorch {torch.__version__} on {a.device}")
         results.append(measure(name, device, a.batch, steps, log, swa_only=a.only == "swa"))
     report = {
@@ -157,6 +199,7 @@ def main():
         "date": datetime.datetime.utcnow().strftime("%Y-%m-%d %H:%M UTC"),
         "method": f"best of 3 repeats after warm-up; {steps} steps per repeat; batch {a.batch}; random CIFAR-shaped data",
         "results": results,
+        "convolutions": convs,
     }
     if a.json:
         with open(a.json, "w") as f:

@@ -4,8 +4,29 @@ import json
 import sys
 
 
+def conv_table(ours, theirs):
+    """The convolution roofline: per shape and pass, ours (the algorithm the backend runs, and the
+    fastest of ours), PyTorch, and the FMA ceiling, in GFLOP/s of the direct convolution's count."""
+    peak = ours.get("fma_peak_gflops") or 0
+    t = {(r["shape"], r["pass"]): r["gflops"] for r in theirs.get("convolutions", [])}
+    print(f"device: {ours['device_name']}  |  FMA ceiling {peak:.0f} GFLOP/s ({ours.get('fma_peak_width', '')})  |  PyTorch {theirs['libraries']['torch']}")
+    print(f"{'convolution':26} {'pass':16} {'ours (runs)':>22} {'best of ours':>22} {'PyTorch':>9} {'ours/PyT':>9} {'of peak':>8}")
+    for r in ours["convolutions"]:
+        rates = r["gflops_by_algorithm"]
+        chosen = rates.get(r["chosen"], 0)
+        best_name = max(rates, key=rates.get)
+        theirs_rate = t.get((r["shape"], r["pass"]))
+        ratio = f"{chosen / theirs_rate:8.2f}x" if theirs_rate else f"{'-':>9}"
+        of_peak = f"{100 * chosen / peak:7.0f}%" if peak else f"{'-':>8}"
+        print(f"{r['shape']:26} {r['pass']:16} {chosen:10.1f} {r['chosen']:>11} {rates[best_name]:10.1f} {best_name:>11} "
+              f"{(theirs_rate or 0):9.1f} {ratio} {of_peak}")
+
+
 def main(ours_path, torch_path):
     ours, theirs = json.load(open(ours_path)), json.load(open(torch_path))
+    if ours.get("convolutions"):
+        conv_table(ours, theirs)
+        return
     t = {r["model"]: r for r in theirs["results"]}
     print(f"device: {ours['device_name']}  |  ours: {ours['libraries'].get('dotnet', '')}  |  PyTorch {theirs['libraries']['torch']}")
     print(f"{'model':10} {'metric':28} {'CudaSwa':>12} {'PyTorch':>12} {'ratio (ours/PyTorch)':>22}")

@@ -16,7 +16,7 @@ public static class BenchCommand
     private static readonly Option<int> Batch = new("--batch") { Description = "Batch size.", DefaultValueFactory = _ => 128 };
     private static readonly Option<int?> Steps = new("--steps") { Description = "Timed steps per repeat (default 5 on the CPU, 50 on a GPU)." };
     private static readonly Option<string?> Json = new("--json") { Description = "Also write the results (machine, device, library versions) to this JSON file." };
-    private static readonly Option<string> Only = new("--only") { Description = "all, or swa: only the SWA update vs copy and the SWAG collection (for models too big to train on this device).", DefaultValueFactory = _ => "all" };
+    private static readonly Option<string> Only = new("--only") { Description = "all; swa: only the SWA update vs copy and the SWAG collection (for models too big to train on this device); conv: every convolution shape and pass with each algorithm, beside the FMA ceiling.", DefaultValueFactory = _ => "all" };
     private static readonly Option<bool> Profile = new("--profile")
     {
         Description = "After the timed runs, run each measurement once more with every op timed (device synchronised around each op) and print where the time goes, per op.",
@@ -40,7 +40,7 @@ public static class BenchCommand
             if (batch < 2) throw new OptionException($"--batch: must be >= 2; got {batch}.");
             string? json = p.GetValue(Json);
             string only = p.GetValue(Only)!;
-            if (only is not ("all" or "swa")) throw new OptionException($"--only: '{only}' is not valid; expected all or swa.");
+            if (only is not ("all" or "swa" or "conv")) throw new OptionException($"--only: '{only}' is not valid; expected all, swa or conv.");
             using var backend = DeviceChoice.Open((Options.SettingsTable.Device.Get(p) ?? "auto").Trim().ToLowerInvariant(), Options.SettingsTable.Tf32.Get(p), out string deviceDescription);
             int steps = p.GetValue(Steps) ?? (backend is Cuda.CudaBackend ? 50 : 5);
             if (steps < 1) throw new OptionException($"--steps: must be >= 1; got {steps}.");
@@ -52,6 +52,16 @@ public static class BenchCommand
                 if (json is not null)
                 {
                     AtomicFile.WriteAllText(json, prepared.ToJson());
+                    env.Console.WriteLine($"wrote {json}");
+                }
+                return ExitCodes.Ok;
+            }
+            if (only == "conv")
+            {
+                var rates = BenchHarness.RunConvolutions(backend, models, batch, line => env.Console.WriteLine(line));
+                if (json is not null)
+                {
+                    AtomicFile.WriteAllText(json, rates.ToJson());
                     env.Console.WriteLine($"wrote {json}");
                 }
                 return ExitCodes.Ok;

@@ -45,6 +45,29 @@ public static class BenchHarness
     }
 
     /// <summary>
+    /// The convolution roofline: every distinct convolution of <paramref name="models"/> in all
+    /// three passes with every algorithm of the device (best of 3 after a warm-up), and on the CPU
+    /// the measured FMA ceiling of all cores.
+    /// </summary>
+    public static BenchReport RunConvolutions(Backend backend, IReadOnlyList<string> models, int batch, Action<string> log)
+    {
+        double peak = 0;
+        string width = "";
+        if (backend is Cpu.CpuBackend)
+        {
+            (peak, width) = Cpu.Simd.FmaPeak.Measure();
+            log($"FMA ceiling: {peak:F0} GFLOP/s ({width}, {Cpu.Workers.CpuParallel.Workers} workers)");
+        }
+        var rows = ConvolutionRoofline.Run(backend, models, batch, 3, log);
+        return Report(backend, [], $"every convolution of {string.Join(",", models)} at batch {batch}: best of 3 after a warm-up, random data") with
+        {
+            Convolutions = rows,
+            FmaPeakGflops = peak,
+            FmaPeakWidth = width,
+        };
+    }
+
+    /// <summary>
     /// Gets a device ready, untimed: every kernel compiled or read from the cache and loaded, every
     /// convolution shape of every model planned (cuDNN algorithm search, cached on disk), one
     /// training step and one evaluation forward run; logs the algorithms chosen.

@@ -62,6 +62,15 @@ public sealed record BenchReport
     /// <summary>On a GPU: the cuDNN algorithms chosen per convolution shape (deterministic and stable only).</summary>
     public List<ConvolutionAlgorithm> ConvolutionAlgorithms { get; init; } = [];
 
+    /// <summary>`--only conv`: every convolution shape and pass, each algorithm's rate.</summary>
+    public List<ConvolutionRate> Convolutions { get; init; } = [];
+
+    /// <summary>`--only conv` on the CPU: the measured FMA ceiling of all cores in GFLOP/s (0 elsewhere).</summary>
+    public double FmaPeakGflops { get; init; }
+
+    /// <summary>The vector width that reached <see cref="FmaPeakGflops"/>.</summary>
+    public string FmaPeakWidth { get; init; } = "";
+
     /// <summary>The report as bench JSON (indented snake_case, the fields bench/pytorch/bench_torch.py writes).</summary>
     public string ToJson() => System.Text.Json.JsonSerializer.Serialize(this, BenchJsonContext.Default.BenchReport);
 }

@@ -13,6 +13,9 @@ public sealed unsafe partial class CpuBackend : Backend
 {
     private readonly CpuConvolution _convolution = new();
 
+    /// <summary>The convolutions: their algorithms and the choice among them.</summary>
+    internal CpuConvolution Convolution => _convolution;
+
     /// <inheritdoc/>
     public override string Name => "cpu";
 

@@ -1,3 +1,4 @@
+using CudaSwa.Cpu.Winograd;
 using CudaSwa.Cpu.Workers;
 using CudaSwa.Tensors;
 
@@ -19,14 +20,19 @@ internal sealed unsafe class CpuConvolution
     private long _columnLength;
     private long _partialLength;
     private readonly DirectConvolution _direct = new();
+    private readonly WinogradConvolution _winograd = new();
+
+    /// <summary>Which algorithm runs each shape and pass.</summary>
+    public ConvolutionChoice Choice { get; } = new();
 
     public void Prepare(ConvGeometry g)
     {
-        if (DirectConvolution.Supports(g))
-        {
-            _direct.Prepare(g);
-            return;
-        }
+        if (DirectConvolution.Supports(g)) _direct.Prepare(g);
+        if (ConvolutionChoice.ByRule(g, ConvPass.Forward) == ConvAlgorithm.Gemm) PrepareGemm(g);
+    }
+
+    private void PrepareGemm(ConvGeometry g)
+    {
         int workers = CpuParallel.Workers;
         long col = g.IsPointwise ? 0 : (long)g.Crs * g.P * g.Q;
         long partial = (long)g.K * g.Crs;
@@ -44,22 +50,76 @@ internal sealed unsafe class CpuConvolution
         }
     }
 
-    /// <summary>y = conv(x, w) + bias (+ ReLU) with the bias applied as the output is written, where the direct kernels run; false elsewhere (nothing done).</summary>
+    /// <summary>y = conv(x, w) + bias (+ ReLU) with the bias applied as the output is written, where the chosen algorithm can; false elsewhere (nothing done).</summary>
     public bool TryForwardWithBias(Tensor x, Tensor w, Tensor bias, bool relu, Tensor y, ConvGeometry g)
     {
-        if (!DirectConvolution.Supports(g)) return false;
-        _direct.Forward(x, w, y, g, bias, relu);
-        return true;
+        var a = Choice.For(g, ConvPass.Forward, y, alg => RunForward(alg, x, w, y, g));
+        switch (a)
+        {
+            case ConvAlgorithm.Direct: _direct.Forward(x, w, y, g, bias, relu); return true;
+            case ConvAlgorithm.Winograd2: _winograd.Forward(2, x, w, y, g, bias, relu); return true;
+            case ConvAlgorithm.Winograd4: _winograd.Forward(4, x, w, y, g, bias, relu); return true;
+            default: return false;
+        }
     }
 
-    public void Forward(Tensor x, Tensor w, Tensor y, ConvGeometry g)
+    public ConvAlgorithm Forward(Tensor x, Tensor w, Tensor y, ConvGeometry g)
     {
-        if (DirectConvolution.Supports(g))
+        var a = Choice.For(g, ConvPass.Forward, y, alg => RunForward(alg, x, w, y, g));
+        RunForward(a, x, w, y, g);
+        return a;
+    }
+
+    public ConvAlgorithm BackwardData(Tensor dy, Tensor w, Tensor dx, ConvGeometry g, bool accumulate)
+    {
+        var a = Choice.For(g, ConvPass.BackwardData, dx, alg => RunBackwardData(alg, dy, w, dx, g, accumulate));
+        RunBackwardData(a, dy, w, dx, g, accumulate);
+        return a;
+    }
+
+    public ConvAlgorithm BackwardFilter(Tensor x, Tensor dy, Tensor dw, ConvGeometry g)
+    {
+        var a = Choice.For(g, ConvPass.BackwardFilter, dw, alg => RunBackwardFilter(alg, x, dy, dw, g));
+        RunBackwardFilter(a, x, dy, dw, g);
+        return a;
+    }
+
+    internal void RunForward(ConvAlgorithm a, Tensor x, Tensor w, Tensor y, ConvGeometry g)
+    {
+        switch (a)
         {
-            _direct.Forward(x, w, y, g);
-            return;
+            case ConvAlgorithm.Direct: _direct.Forward(x, w, y, g); break;
+            case ConvAlgorithm.Winograd2: _winograd.Forward(2, x, w, y, g); break;
+            case ConvAlgorithm.Winograd4: _winograd.Forward(4, x, w, y, g); break;
+            default: GemmForward(x, w, y, g); break;
         }
-        Prepare(g);
+    }
+
+    internal void RunBackwardData(ConvAlgorithm a, Tensor dy, Tensor w, Tensor dx, ConvGeometry g, bool accumulate)
+    {
+        switch (a)
+        {
+            case ConvAlgorithm.Direct: _direct.BackwardData(dy, w, dx, g, accumulate); break;
+            case ConvAlgorithm.Winograd2: _winograd.BackwardData(2, dy, w, dx, g, accumulate); break;
+            case ConvAlgorithm.Winograd4: _winograd.BackwardData(4, dy, w, dx, g, accumulate); break;
+            default: GemmBackwardData(dy, w, dx, g, accumulate); break;
+        }
+    }
+
+    internal void RunBackwardFilter(ConvAlgorithm a, Tensor x, Tensor dy, Tensor dw, ConvGeometry g)
+    {
+        switch (a)
+        {
+            case ConvAlgorithm.Direct: _direct.BackwardFilter(x, dy, dw, g); break;
+            case ConvAlgorithm.Winograd2: _winograd.BackwardFilter(2, x, dy, dw, g); break;
+            case ConvAlgorithm.Winograd4: _winograd.BackwardFilter(4, x, dy, dw, g); break;
+            default: GemmBackwardFilter(x, dy, dw, g); break;
+        }
+    }
+
+    private void GemmForward(Tensor x, Tensor w, Tensor y, ConvGeometry g)
+    {
+        PrepareGemm(g);
         nint px = (nint)CpuTensor.Ptr(x), pw = (nint)CpuTensor.Ptr(w), py = (nint)CpuTensor.Ptr(y);
         long xStride = (long)g.C * g.H * g.W, yStride = (long)g.K * g.P * g.Q;
         int pq = g.P * g.Q;
@@ -80,14 +140,9 @@ internal sealed unsafe class CpuConvolution
         });
     }
 
-    public void BackwardData(Tensor dy, Tensor w, Tensor dx, ConvGeometry g, bool accumulate)
+    private void GemmBackwardData(Tensor dy, Tensor w, Tensor dx, ConvGeometry g, bool accumulate)
     {
-        if (DirectConvolution.Supports(g))
-        {
-            _direct.BackwardData(dy, w, dx, g, accumulate);
-            return;
-        }
-        Prepare(g);
+        PrepareGemm(g);
         nint pdy = (nint)CpuTensor.Ptr(dy), pw = (nint)CpuTensor.Ptr(w), pdx = (nint)CpuTensor.Ptr(dx);
         long xStride = (long)g.C * g.H * g.W, yStride = (long)g.K * g.P * g.Q;
         int pq = g.P * g.Q;
@@ -109,14 +164,9 @@ internal sealed unsafe class CpuConvolution
         });
     }
 
-    public void BackwardFilter(Tensor x, Tensor dy, Tensor dw, ConvGeometry g)
+    private void GemmBackwardFilter(Tensor x, Tensor dy, Tensor dw, ConvGeometry g)
     {
-        if (DirectConvolution.Supports(g))
-        {
-            _direct.BackwardFilter(x, dy, dw, g);
-            return;
-        }
-        Prepare(g);
+        PrepareGemm(g);
         nint px = (nint)CpuTensor.Ptr(x), pdy = (nint)CpuTensor.Ptr(dy), pdw = (nint)CpuTensor.Ptr(dw);
         long xStride = (long)g.C * g.H * g.W, yStride = (long)g.K * g.P * g.Q;
         int pq = g.P * g.Q;

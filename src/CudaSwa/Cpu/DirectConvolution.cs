@@ -36,11 +36,8 @@ internal sealed unsafe class DirectConvolution
     private const int VB = 3;          // 16-float vectors per forward tile
     private const int Tile = 16 * VB;  // grid positions per forward tile
 
-    /// <summary>Tests switch the direct path off to check the im2col + GEMM path on the same shapes.</summary>
-    internal static bool Enabled { get; set; } = true;
-
     public static bool Supports(ConvGeometry g) =>
-        Enabled && Vector512.IsHardwareAccelerated && g.R == g.S && g.W >= 2 &&
+        Vector512.IsHardwareAccelerated && g.R == g.S && g.W >= 2 &&
         ((g.R == 3 && g.Padding == 1) || (g.R == 1 && g.Padding == 0)) &&
         (g.Stride == 1 || (g.Stride == 2 && g.H % 2 == 0 && g.W % 2 == 0));
 
@@ -290,7 +287,7 @@ internal sealed unsafe class DirectConvolution
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void ForwardTile(float* planes, int* units, int unitCount, float* wb, float* outGrid, int vpad)
+    internal static void ForwardTile(float* planes, int* units, int unitCount, float* wb, float* outGrid, int vpad)
     {
         Vector512<float> a00 = default, a01 = default, a02 = default, a10 = default, a11 = default, a12 = default;
         Vector512<float> a20 = default, a21 = default, a22 = default, a30 = default, a31 = default, a32 = default;
@@ -552,7 +549,7 @@ internal sealed unsafe class DirectConvolution
     /// taps of one kernel row (input_s = the plane and offset tap s reads), over a group of images.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void FilterTile(float* dyGrid, int vpad, float** inputs, float* acc, int images, long inputStride, long gridStride)
+    internal static void FilterTile(float* dyGrid, int vpad, float** inputs, float* acc, int images, long inputStride, long gridStride)
     {
         var a00 = Vector512.Load(acc + 0 * 16); var a01 = Vector512.Load(acc + 1 * 16); var a02 = Vector512.Load(acc + 2 * 16);
         var a10 = Vector512.Load(acc + 3 * 16); var a11 = Vector512.Load(acc + 4 * 16); var a12 = Vector512.Load(acc + 5 * 16);
