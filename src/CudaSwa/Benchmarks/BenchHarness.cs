@@ -46,7 +46,7 @@ public static class BenchHarness
 
     /// <summary>
     /// The convolution roofline: every distinct convolution of <paramref name="models"/> in all
-    /// three passes with every algorithm of the device (best of 3 after a warm-up), and on the CPU
+    /// three passes with every algorithm of the device (best of 3 after 3 warm-up calls), and on the CPU
     /// the measured FMA ceiling of all cores.
     /// </summary>
     public static BenchReport RunConvolutions(Backend backend, IReadOnlyList<string> models, int batch, Action<string> log)
@@ -59,7 +59,7 @@ public static class BenchHarness
             log($"FMA ceiling: {peak:F0} GFLOP/s ({width}, {Cpu.Workers.CpuParallel.Workers} workers)");
         }
         var rows = ConvolutionRoofline.Run(backend, models, batch, 3, log);
-        return Report(backend, [], $"every convolution of {string.Join(",", models)} at batch {batch}: best of 3 after a warm-up, random data") with
+        return Report(backend, [], $"every convolution of {string.Join(",", models)} at batch {batch}: best of 3 after 3 warm-up calls, random data") with
         {
             Convolutions = rows,
             FmaPeakGflops = peak,

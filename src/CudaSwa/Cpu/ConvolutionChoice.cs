@@ -79,13 +79,15 @@ internal sealed class ConvolutionChoice
     }
 
     /// <summary>
-    /// The fixed rule: Winograd for 3x3 stride-1 convolutions, the direct kernels for the other
-    /// shapes they serve, im2col + GEMM for the rest. See docs/benchmarks.md for the measurements
-    /// behind it.
+    /// The fixed rule: Winograd F(2x2) for 3x3 stride-1 convolutions (the filter gradient only
+    /// where it reads rows of 16 or 32 directly; on 8x8 images the direct kernel is faster), the
+    /// direct kernels for the other shapes they serve, im2col + GEMM for the rest. F(4x4) is never
+    /// the rule: on the measured machines its transforms cost more than its products save. See
+    /// docs/benchmarks.md for the measurements behind it.
     /// </summary>
     public static ConvAlgorithm ByRule(ConvGeometry g, ConvPass pass)
     {
-        if (WinogradConvolution.Supports(g) && g.C >= 8 && g.K >= 8 && pass != ConvPass.BackwardFilter) return ConvAlgorithm.Winograd2;
+        if (WinogradConvolution.Supports(g) && (pass != ConvPass.BackwardFilter || WinogradConvolution.ReadsRows(g.H, g.W))) return ConvAlgorithm.Winograd2;
         return DirectConvolution.Supports(g) ? ConvAlgorithm.Direct : ConvAlgorithm.Gemm;
     }
 

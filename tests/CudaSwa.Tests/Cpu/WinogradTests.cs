@@ -51,7 +51,7 @@ public class WinogradTests
         CheckAllPasses(m, n, c, h, w, k);
     }
 
-    /// <summary>Shapes off the tile and register sizes: odd sizes (partial tiles), channels not a multiple of 8, groups of images with a partial last group.</summary>
+    /// <summary>Shapes off the tile and register sizes: odd sizes (partial tiles), channels not a multiple of 8, groups of images with a partial last group, both F(2x2) layouts (polyphase planes; rows of 16 or 32 read directly).</summary>
     [TestCase(2, 2, 5, 7, 9, 3)]
     [TestCase(4, 2, 5, 7, 9, 3)]
     [TestCase(2, 3, 3, 6, 6, 12)]
@@ -60,6 +60,8 @@ public class WinogradTests
     [TestCase(4, 50, 4, 8, 8, 5)]
     [TestCase(2, 1, 1, 2, 2, 1)]
     [TestCase(4, 2, 4, 10, 3, 9)]
+    [TestCase(2, 7, 5, 6, 32, 4)]    // rows of 32 read directly: groups of 3 images, the last partial
+    [TestCase(2, 7, 3, 12, 16, 5)]   // rows of 16: groups of 6, the last partial
     public void Winograd_OddShapesMatchFloat64(int m, int n, int c, int h, int w, int k)
     {
         if (!Vector512.IsHardwareAccelerated) Assert.Ignore("Winograd convolutions need AVX-512; this CPU has none.");

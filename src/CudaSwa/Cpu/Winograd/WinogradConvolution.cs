@@ -51,14 +51,16 @@ internal sealed unsafe class WinogradConvolution
         }
 
         /// <summary>
-        /// F(2x2) on rows of 32: 16 tiles per tile row and no extra grid column, so the tiles of one
-        /// tile row are exactly one vector; inputs are read from x and outputs written to y directly.
+        /// F(2x2) on rows of 32 or 16: 16 or 8 tiles per tile row and no extra grid column, so the
+        /// tiles of one (or two) tile rows are exactly one vector; inputs are read from x and outputs
+        /// written to y directly.
         /// </summary>
-        public static Layout ForRows32(int h, int n)
+        public static Layout ForRows(int h, int w, int n)
         {
-            int ht = h / 2, vimg = ht * 16;
-            int group = Math.Clamp(3, 1, n);   // 3 x 256 positions = 16 register tiles of 48
-            return new Layout(2, 4, ht, 16, 16, vimg, 0, group, RoundUp(group * vimg, 48));
+            int ht = h / 2, wt = w / 2, vimg = ht * wt;
+            // Groups whose positions fill whole register tiles of 48: 3 x 256 (rows of 32), 6 x 64 (rows of 16).
+            int group = Math.Clamp(w == 32 ? 3 : 6, 1, n);
+            return new Layout(2, 4, ht, wt, wt, vimg, 0, group, RoundUp(group * vimg, 48));
         }
 
         public int Phases => M * M;
@@ -85,7 +87,6 @@ internal sealed unsafe class WinogradConvolution
     private float[][] _acc = [];       // per worker: the filter pass's vector accumulators (small layers)
     private const int TileFloats = KB * 3 * 16;
     private float[] _filterScratch = [];
-    internal static readonly long[] Prof = new long[5];
     private readonly ConditionalWeakTable<DeviceBuffer, Dictionary<(long Offset, int M, bool Flip, int Out, int In), (long Version, float[] Packed)>> _filters = new();
 
     // ------------------------------------------------------------------ forward and backward data
@@ -175,7 +176,7 @@ internal sealed unsafe class WinogradConvolution
         where T : IWinogradTile
     {
         bool rows = Rows32<T>(h, w);
-        var lay = rows ? Layout.ForRows32(h, n) : Layout.For(T.M, h, w, n);
+        var lay = rows ? Layout.ForRows(h, w, n) : Layout.For(T.M, h, w, n);
         int blocks = Blocks(outChannels);
         int workers = CpuParallel.Workers;
         Grow(ref _planes, workers, (long)lay.Group * inChannels * lay.Phases * lay.PlaneStride);
@@ -196,44 +197,42 @@ internal sealed unsafe class WinogradConvolution
                 {
                     float* planes = Align(planesRaw), v = Align(vRaw), prod = Align(prodRaw), tiles = Align(tilesRaw);
                     long imagePlanes = (long)inChannels * lay.Phases * lay.PlaneStride;
-                    long t0 = System.Diagnostics.Stopwatch.GetTimestamp();
                     if (!rows)
                         for (int j = 0; j < count; j++)
                             for (int c = 0; c < inChannels; c++)
                                 BuildInputPlanes((float*)pin + (first + j) * inImage + (long)c * h * w, h, w, lay, planes + j * imagePlanes + (long)c * lay.Phases * lay.PlaneStride);
-                    long t1 = System.Diagnostics.Stopwatch.GetTimestamp();
-                    if (rows) TransformInputRows((float*)pin + first * inImage, inChannels, h, count, lay, v);
+                    if (rows) TransformInputRows((float*)pin + first * inImage, inChannels, h, w, count, lay, v);
                     else TransformInputs<T>(planes, imagePlanes, inChannels, count, lay, v);
-                    long t2 = System.Diagnostics.Stopwatch.GetTimestamp();
                     Multiply(v, (int*)unitsPtr, inChannels, (float*)filtersPtr, blocks, lay, prod);
-                    long t3 = System.Diagnostics.Stopwatch.GetTimestamp();
-                    long tOut = 0, tWrite = 0;
                     for (int j = 0; j < count; j++)
                     {
                         float* image = (float*)pout + (first + j) * outImage;
                         for (int k = 0; k < outChannels; k++)
                         {
-                            long a0 = System.Diagnostics.Stopwatch.GetTimestamp();
                             if (rows)
                             {
-                                OutputRows(prod + (long)k * lay.VgPad + j * lay.Vimg, lay.XiStride(blocks * KB), lay, image + (long)k * h * w, pbias == 0 ? 0f : ((float*)pbias)[k], pbias != 0, relu, accumulate);
+                                OutputRows(prod + (long)k * lay.VgPad + j * lay.Vimg, lay.XiStride(blocks * KB), lay, w, image + (long)k * h * w, pbias == 0 ? 0f : ((float*)pbias)[k], pbias != 0, relu, accumulate);
                                 continue;
                             }
                             TransformOutput<T>(prod + (long)k * lay.VgPad + j * lay.Vimg, lay.XiStride(blocks * KB), lay, tiles);
-                            long a1 = System.Diagnostics.Stopwatch.GetTimestamp();
-                            tOut += a1 - a0;
                             WriteOutput(tiles, lay, image + (long)k * h * w, h, w, bias == null ? 0f : ((float*)pbias)[k], pbias != 0, relu, accumulate);
-                            tWrite += System.Diagnostics.Stopwatch.GetTimestamp() - a1;
                         }
                     }
-                    lock (Prof) { Prof[0] += t1 - t0; Prof[1] += t2 - t1; Prof[2] += t3 - t2; Prof[3] += tOut; Prof[4] += tWrite; }
                 }
             });
         }
     }
 
-    /// <summary>Whether F(2x2) runs on rows of 32 read and written directly (<see cref="Layout.ForRows32"/>).</summary>
-    private static bool Rows32<T>(int h, int w) where T : IWinogradTile => T.M == 2 && w == 32 && h % 2 == 0 && Avx512F.IsSupported;
+    /// <summary>Whether F(2x2) runs on rows read and written directly (<see cref="Layout.ForRows"/>): rows of 32 (even height) or 16 (height a multiple of 4).</summary>
+    private static bool Rows32<T>(int h, int w) where T : IWinogradTile => T.M == 2 && ReadsRows(h, w);
+
+    /// <summary>Whether F(2x2) on this image size reads x and writes y rows directly (no polyphase planes): rows of 32 (even height) or 16 (height a multiple of 4).</summary>
+    public static bool ReadsRows(int h, int w) => Avx512F.IsSupported && ((w == 32 && h % 2 == 0) || (w == 16 && h % 4 == 0));
+
+    // Rows of 16: lanes 0-7 are tile row tr (from x row r), lanes 8-15 tile row tr + 1 (x row r + 2);
+    // lane tc of input column j reads column 2tc - 1 + j, zero where that is the padding.
+    private static readonly Vector512<int>[] Rows16Index = [.. Enumerable.Range(0, 4).Select(j => Vector512.Create(Enumerable.Range(0, 16).Select(l => { int col = 2 * (l % 8) - 1 + j; return col is < 0 or > 15 ? 0 : col + (l >= 8 ? 16 : 0); }).ToArray()))];
+    private static readonly Vector512<float>[] Rows16Valid = [.. Enumerable.Range(0, 4).Select(j => Vector512.Create(Enumerable.Range(0, 16).Select(l => { int col = 2 * (l % 8) - 1 + j; return col is < 0 or > 15 ? 0f : BitConverter.Int32BitsToSingle(-1); }).ToArray()))];
 
     private static readonly Vector512<int> ShiftRight = Vector512.Create(16, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14);
     private static readonly Vector512<int> ShiftLeft = Vector512.Create(1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16);
@@ -245,23 +244,35 @@ internal sealed unsafe class WinogradConvolution
     /// columns shifted one lane left (the right padding). V[ξ][c][image*Vimg + tr*16 + tc].
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void TransformInputRows(float* images, int channels, int h, int count, Layout lay, float* v)
+    private static void TransformInputRows(float* images, int channels, int h, int w, int count, Layout lay, float* v)
     {
         long xiStride = lay.XiStride(channels);
-        long image = (long)channels * h * 32;
+        long image = (long)channels * h * w;
+        int step = 16 / lay.Wt;   // tile rows per vector: 1 (rows of 32) or 2 (rows of 16)
         for (int c = 0; c < channels; c++)
         {
             for (int img = 0; img < count; img++)
             {
-                float* x = images + img * image + (long)c * h * 32;
+                float* x = images + img * image + (long)c * h * w;
                 float* dst = v + (long)c * lay.VgPad + img * lay.Vimg;
-                for (int tr = 0; tr < lay.Ht; tr++)
+                for (int tr = 0; tr < lay.Ht; tr += step)
                 {
-                    Columns(x, 2 * tr - 1, h, out var a0, out var a1, out var a2, out var a3);
-                    Columns(x, 2 * tr, h, out var b0, out var b1, out var b2, out var b3);
-                    Columns(x, 2 * tr + 1, h, out var c0, out var c1, out var c2, out var c3);
-                    Columns(x, 2 * tr + 2, h, out var d0, out var d1, out var d2, out var d3);
-                    float* o = dst + tr * 16;
+                    Vector512<float> a0, a1, a2, a3, b0, b1, b2, b3, c0, c1, c2, c3, d0, d1, d2, d3;
+                    if (w == 32)
+                    {
+                        Columns(x, 2 * tr - 1, h, out a0, out a1, out a2, out a3);
+                        Columns(x, 2 * tr, h, out b0, out b1, out b2, out b3);
+                        Columns(x, 2 * tr + 1, h, out c0, out c1, out c2, out c3);
+                        Columns(x, 2 * tr + 2, h, out d0, out d1, out d2, out d3);
+                    }
+                    else
+                    {
+                        Columns16(x, 2 * tr - 1, h, out a0, out a1, out a2, out a3);
+                        Columns16(x, 2 * tr, h, out b0, out b1, out b2, out b3);
+                        Columns16(x, 2 * tr + 1, h, out c0, out c1, out c2, out c3);
+                        Columns16(x, 2 * tr + 2, h, out d0, out d1, out d2, out d3);
+                    }
+                    float* o = dst + tr * lay.Wt;
                     // B^T along rows (a b c d), then along columns (0 1 2 3), as WinogradF2.Input.
                     RowOut(a0 - c0, a1 - c1, a2 - c2, a3 - c3, o, xiStride);
                     RowOut(b0 + c0, b1 + c1, b2 + c2, b3 + c3, o + 4 * xiStride, xiStride);
@@ -272,6 +283,18 @@ internal sealed unsafe class WinogradConvolution
             int used = count * lay.Vimg;
             for (int e = 0; e < 16; e++) new Span<float>(v + e * xiStride + (long)c * lay.VgPad + used, lay.VgPad - used).Clear();
         }
+    }
+
+    /// <summary>Rows of 16: input row i of tile rows tr and tr + 1 (x rows <paramref name="row"/> and row + 2), its 4 columns.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Columns16(float* x, int row, int h, out Vector512<float> c0, out Vector512<float> c1, out Vector512<float> c2, out Vector512<float> c3)
+    {
+        var first = (uint)row < (uint)h ? Vector512.Load(x + row * 16) : Vector512<float>.Zero;
+        var second = (uint)(row + 2) < (uint)h ? Vector512.Load(x + (row + 2) * 16) : Vector512<float>.Zero;
+        c0 = Rows16Valid[0] & Avx512F.PermuteVar16x32x2(first, Rows16Index[0], second);
+        c1 = Avx512F.PermuteVar16x32x2(first, Rows16Index[1], second);
+        c2 = Avx512F.PermuteVar16x32x2(first, Rows16Index[2], second);
+        c3 = Rows16Valid[3] & Avx512F.PermuteVar16x32x2(first, Rows16Index[3], second);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -301,14 +324,15 @@ internal sealed unsafe class WinogradConvolution
         Vector512.Store(d1 - d3, dst + 3 * stride);
     }
 
-    /// <summary>Rows of 32, F(2x2): one output channel of one image, (A^T M A) per tile row, interleaved straight into y rows 2tr and 2tr + 1.</summary>
+    /// <summary>Rows of 32 or 16, F(2x2): one output channel of one image, (A^T M A) per vector of tiles, interleaved straight into y.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void OutputRows(float* products, long xiStride, Layout lay, float* y, float bias, bool hasBias, bool relu, bool accumulate)
+    private static void OutputRows(float* products, long xiStride, Layout lay, int w, float* y, float bias, bool hasBias, bool relu, bool accumulate)
     {
         var b = Vector512.Create(bias);
-        for (int tr = 0; tr < lay.Ht; tr++)
+        int step = 16 / lay.Wt;
+        for (int tr = 0; tr < lay.Ht; tr += step)
         {
-            float* m = products + tr * 16;
+            float* m = products + tr * lay.Wt;
             // Columns j of M: u0j = m0j + m1j + m2j, u1j = m1j - m2j - m3j (as WinogradF2.OutputTile).
             var m00 = Vector512.Load(m); var m01 = Vector512.Load(m + xiStride); var m02 = Vector512.Load(m + 2 * xiStride); var m03 = Vector512.Load(m + 3 * xiStride);
             var m10 = Vector512.Load(m + 4 * xiStride); var m11 = Vector512.Load(m + 5 * xiStride); var m12 = Vector512.Load(m + 6 * xiStride); var m13 = Vector512.Load(m + 7 * xiStride);
@@ -318,11 +342,23 @@ internal sealed unsafe class WinogradConvolution
             var u10 = m10 - m20 - m30; var u11 = m11 - m21 - m31; var u12 = m12 - m22 - m32; var u13 = m13 - m23 - m33;
             var y00 = u00 + u01 + u02; var y01 = u01 - u02 - u03;
             var y10 = u10 + u11 + u12; var y11 = u11 - u12 - u13;
-            float* row0 = y + tr * 64, row1 = row0 + 32;
-            Emit(Avx512F.PermuteVar16x32x2(y00, LowInterleave, y01), row0, b, hasBias, relu, accumulate);
-            Emit(Avx512F.PermuteVar16x32x2(y00, HighInterleave, y01), row0 + 16, b, hasBias, relu, accumulate);
-            Emit(Avx512F.PermuteVar16x32x2(y10, LowInterleave, y11), row1, b, hasBias, relu, accumulate);
-            Emit(Avx512F.PermuteVar16x32x2(y10, HighInterleave, y11), row1 + 16, b, hasBias, relu, accumulate);
+            float* row0 = y + tr * 2 * w;
+            if (w == 32)
+            {
+                // One tile row: output rows 2tr (y00, y01 interleaved) and 2tr + 1 (y10, y11).
+                Emit(Avx512F.PermuteVar16x32x2(y00, LowInterleave, y01), row0, b, hasBias, relu, accumulate);
+                Emit(Avx512F.PermuteVar16x32x2(y00, HighInterleave, y01), row0 + 16, b, hasBias, relu, accumulate);
+                Emit(Avx512F.PermuteVar16x32x2(y10, LowInterleave, y11), row0 + 32, b, hasBias, relu, accumulate);
+                Emit(Avx512F.PermuteVar16x32x2(y10, HighInterleave, y11), row0 + 48, b, hasBias, relu, accumulate);
+            }
+            else
+            {
+                // Two tile rows: the low lanes give output rows 2tr and 2tr + 1, the high lanes 2tr + 2 and 2tr + 3.
+                Emit(Avx512F.PermuteVar16x32x2(y00, LowInterleave, y01), row0, b, hasBias, relu, accumulate);
+                Emit(Avx512F.PermuteVar16x32x2(y10, LowInterleave, y11), row0 + 16, b, hasBias, relu, accumulate);
+                Emit(Avx512F.PermuteVar16x32x2(y00, HighInterleave, y01), row0 + 32, b, hasBias, relu, accumulate);
+                Emit(Avx512F.PermuteVar16x32x2(y10, HighInterleave, y11), row0 + 48, b, hasBias, relu, accumulate);
+            }
         }
     }
 
@@ -527,7 +563,8 @@ internal sealed unsafe class WinogradConvolution
     private void Filter<T>(float* x, float* dy, float* dw, ConvGeometry g) where T : IWinogradTile
     {
         int n = g.N, c = g.C, k = g.K, h = g.H, w = g.W;
-        var lay = Layout.For(T.M, h, w, n);
+        bool rows = Rows32<T>(h, w);
+        var lay = rows ? Layout.ForRows(h, w, n) : Layout.For(T.M, h, w, n);
         int groups = lay.Groups(n);
         int workers = Math.Max(1, Math.Min(CpuParallel.Workers, groups));
         long xiKc = (long)k * c;
@@ -569,15 +606,23 @@ internal sealed unsafe class WinogradConvolution
                 for (int group = start; group < end; group++)
                 {
                     int first = group * lay.Group, count = Math.Min(lay.Group, n - first);
-                    for (int j = 0; j < count; j++)
+                    if (rows)
                     {
-                        for (int ch = 0; ch < c; ch++)
-                            BuildInputPlanes((float*)px + (first + j) * inImage + (long)ch * h * w, h, w, lay, planes + j * xPlanes + (long)ch * lay.Phases * lay.PlaneStride);
-                        for (int ch = 0; ch < k; ch++)
-                            BuildGradientPlanes((float*)pdy + (first + j) * outImage + (long)ch * h * w, h, w, lay, dyPlanes + j * dyImagePlanes + (long)ch * lay.Phases * lay.PlaneStride);
+                        TransformInputRows((float*)px + first * inImage, c, h, w, count, lay, v);
+                        TransformGradientRows((float*)pdy + first * outImage, k, h, w, count, lay, wt, wtStride);
                     }
-                    TransformInputs<T>(planes, xPlanes, c, count, lay, v);
-                    TransformGradients<T>(dyPlanes, dyImagePlanes, k, count, lay, wt, wtStride);
+                    else
+                    {
+                        for (int j = 0; j < count; j++)
+                        {
+                            for (int ch = 0; ch < c; ch++)
+                                BuildInputPlanes((float*)px + (first + j) * inImage + (long)ch * h * w, h, w, lay, planes + j * xPlanes + (long)ch * lay.Phases * lay.PlaneStride);
+                            for (int ch = 0; ch < k; ch++)
+                                BuildGradientPlanes((float*)pdy + (first + j) * outImage + (long)ch * h * w, h, w, lay, dyPlanes + j * dyImagePlanes + (long)ch * lay.Phases * lay.PlaneStride);
+                        }
+                        TransformInputs<T>(planes, xPlanes, c, count, lay, v);
+                        TransformGradients<T>(dyPlanes, dyImagePlanes, k, count, lay, wt, wtStride);
+                    }
                     for (int e = 0; e < lay.Xi; e++)
                     {
                         float* we = wt + e * wtStride, ve = v + e * lay.XiStride(c);
@@ -636,6 +681,65 @@ internal sealed unsafe class WinogradConvolution
                 dw[at * 9 + r * 3 + s] += (float)acc;
             }
         }
+    }
+
+    // Rows of 16: lanes 0-7 take column 2tc (+ j) of dy row r, lanes 8-15 of dy row r + 2.
+    private static readonly Vector512<int>[] Rows16Gradient = [.. Enumerable.Range(0, 2).Select(j => Vector512.Create(Enumerable.Range(0, 16).Select(l => 2 * (l % 8) + j + (l >= 8 ? 16 : 0)).ToArray()))];
+
+    /// <summary>
+    /// Rows of 32 or 16, F(2x2): W[ξ][k][image*Vimg + v] = (A dy A^T)[ξ] for every tile, the 2x2 dy
+    /// tile of tile row tr being rows 2tr, 2tr + 1, columns 2tc, 2tc + 1 (even and odd columns); zero past the group's tiles.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void TransformGradientRows(float* images, int channels, int h, int w, int count, Layout lay, float* wt, long xiStride)
+    {
+        long image = (long)channels * h * w;
+        int step = 16 / lay.Wt;
+        for (int ch = 0; ch < channels; ch++)
+        {
+            for (int img = 0; img < count; img++)
+            {
+                float* dy = images + img * image + (long)ch * h * w;
+                float* dst = wt + (long)ch * lay.VgPad + img * lay.Vimg;
+                for (int tr = 0; tr < lay.Ht; tr += step)
+                {
+                    Vector512<float> d00, d01, d10, d11;
+                    if (w == 32)
+                    {
+                        float* r0 = dy + tr * 64;
+                        var lo = Vector512.Load(r0); var hi = Vector512.Load(r0 + 16);
+                        d00 = Avx512F.PermuteVar16x32x2(lo, EvenIndices, hi); d01 = Avx512F.PermuteVar16x32x2(lo, OddIndices, hi);
+                        lo = Vector512.Load(r0 + 32); hi = Vector512.Load(r0 + 48);
+                        d10 = Avx512F.PermuteVar16x32x2(lo, EvenIndices, hi); d11 = Avx512F.PermuteVar16x32x2(lo, OddIndices, hi);
+                    }
+                    else
+                    {
+                        // Rows 2tr, 2tr + 1 (tile row tr) and 2tr + 2, 2tr + 3 (tile row tr + 1): 64 floats.
+                        float* r0 = dy + tr * 32;
+                        var a = Vector512.Load(r0); var b = Vector512.Load(r0 + 16); var c = Vector512.Load(r0 + 32); var d = Vector512.Load(r0 + 48);
+                        d00 = Avx512F.PermuteVar16x32x2(a, Rows16Gradient[0], c); d01 = Avx512F.PermuteVar16x32x2(a, Rows16Gradient[1], c);
+                        d10 = Avx512F.PermuteVar16x32x2(b, Rows16Gradient[0], d); d11 = Avx512F.PermuteVar16x32x2(b, Rows16Gradient[1], d);
+                    }
+                    // A along rows: t0 = d0, t1 = d0 + d1, t2 = d0 - d1, t3 = -d1 (WinogradF2.OutputGradient), then along columns.
+                    float* o = dst + tr * lay.Wt;
+                    GradientRowOut(d00, d01, o, xiStride);
+                    GradientRowOut(d00 + d10, d01 + d11, o + 4 * xiStride, xiStride);
+                    GradientRowOut(d00 - d10, d01 - d11, o + 8 * xiStride, xiStride);
+                    GradientRowOut(-d10, -d11, o + 12 * xiStride, xiStride);
+                }
+            }
+            int used = count * lay.Vimg;
+            for (int e = 0; e < 16; e++) new Span<float>(wt + e * xiStride + (long)ch * lay.VgPad + used, lay.VgPad - used).Clear();
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void GradientRowOut(Vector512<float> y0, Vector512<float> y1, float* dst, long stride)
+    {
+        Vector512.Store(y0, dst);
+        Vector512.Store(y0 + y1, dst + stride);
+        Vector512.Store(y0 - y1, dst + 2 * stride);
+        Vector512.Store(-y1, dst + 3 * stride);
     }
 
     /// <summary>The m x m polyphase planes of one dy channel on the grid: plane (a, b)[r][s] = dy[r*m + a][s*m + b], zero in the extra column and past the end.</summary>
