@@ -87,7 +87,7 @@ internal sealed class ConvolutionChoice
     /// </summary>
     public static ConvAlgorithm ByRule(ConvGeometry g, ConvPass pass)
     {
-        if (WinogradConvolution.Supports(g) && (pass != ConvPass.BackwardFilter || WinogradConvolution.ReadsRows(g.H, g.W))) return ConvAlgorithm.Winograd2;
+        if (WinogradConvolution.Supports(g) && (pass != ConvPass.BackwardFilter || WinogradConvolution.FilterReadsRows(g.H, g.W))) return ConvAlgorithm.Winograd2;
         return DirectConvolution.Supports(g) ? ConvAlgorithm.Direct : ConvAlgorithm.Gemm;
     }
 

@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using TensorPrimitives = System.Numerics.Tensors.TensorPrimitives;
 using CudaSwa.Cpu.Simd;
 using CudaSwa.Cpu.Workers;
@@ -10,16 +11,36 @@ public sealed unsafe partial class CpuBackend
     /// <inheritdoc/>
     private protected override void PrepareConvolutionCore(ConvGeometry geometry) => _convolution.Prepare(geometry);
     /// <inheritdoc/>
-    private protected override void ConvolutionForwardCore(Tensor x, Tensor w, Tensor y, ConvGeometry g) => _convolution.Forward(x, w, y, g);
+    private protected override void ConvolutionForwardCore(Tensor x, Tensor w, Tensor y, ConvGeometry g) =>
+        Detail(g, ConvPass.Forward, () => _convolution.Forward(x, w, y, g));
     /// <inheritdoc/>
     private protected override void ConvolutionBiasActivationForwardCore(Tensor x, Tensor w, Tensor bias, bool relu, Tensor y, ConvGeometry g)
     {
-        if (!_convolution.TryForwardWithBias(x, w, bias, relu, y, g)) base.ConvolutionBiasActivationForwardCore(x, w, bias, relu, y, g);
+        long start = Stopwatch.GetTimestamp();
+        if (!_convolution.TryForwardWithBias(x, w, bias, relu, y, g))
+        {
+            base.ConvolutionBiasActivationForwardCore(x, w, bias, relu, y, g);
+            return;
+        }
+        Profiler?.AddDetail(DetailName(g, ConvPass.Forward, _convolution.Choice.Decisions[(g, ConvPass.Forward)].Algorithm) + " +bias", Stopwatch.GetElapsedTime(start).TotalSeconds);
     }
     /// <inheritdoc/>
-    private protected override void ConvolutionBackwardDataCore(Tensor dy, Tensor w, Tensor dx, ConvGeometry g, bool accumulate) => _convolution.BackwardData(dy, w, dx, g, accumulate);
+    private protected override void ConvolutionBackwardDataCore(Tensor dy, Tensor w, Tensor dx, ConvGeometry g, bool accumulate) =>
+        Detail(g, ConvPass.BackwardData, () => _convolution.BackwardData(dy, w, dx, g, accumulate));
     /// <inheritdoc/>
-    private protected override void ConvolutionBackwardFilterCore(Tensor x, Tensor dy, Tensor dw, ConvGeometry g) => _convolution.BackwardFilter(x, dy, dw, g);
+    private protected override void ConvolutionBackwardFilterCore(Tensor x, Tensor dy, Tensor dw, ConvGeometry g) =>
+        Detail(g, ConvPass.BackwardFilter, () => _convolution.BackwardFilter(x, dy, dw, g));
+
+    /// <summary>Runs one convolution pass; under a profiler, its time goes to a line naming the shape, pass and algorithm that ran.</summary>
+    private void Detail(ConvGeometry g, ConvPass pass, Func<ConvAlgorithm> run)
+    {
+        long start = Stopwatch.GetTimestamp();
+        var algorithm = run();
+        Profiler?.AddDetail(DetailName(g, pass, algorithm), Stopwatch.GetElapsedTime(start).TotalSeconds);
+    }
+
+    private static string DetailName(ConvGeometry g, ConvPass pass, ConvAlgorithm algorithm) =>
+        $"{ConvolutionChoice.Describe(g)} {pass}: {ConvolutionChoice.Name(algorithm)}";
 
     private protected override void AddChannelBiasCore(Tensor y, Tensor bias)
     {

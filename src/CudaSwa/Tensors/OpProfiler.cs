@@ -9,6 +9,7 @@ namespace CudaSwa.Tensors;
 public sealed class OpProfiler
 {
     private readonly Dictionary<string, (double Seconds, long Calls)> _totals = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, (double Seconds, long Calls)> _details = new(StringComparer.Ordinal);
 
     /// <summary>Accumulated wall time in seconds and number of calls, per op name.</summary>
     public IReadOnlyDictionary<string, (double Seconds, long Calls)> Totals => _totals;
@@ -19,8 +20,19 @@ public sealed class OpProfiler
         _totals[op] = (t.Seconds + seconds, t.Calls + 1);
     }
 
+    /// <summary>A finer line inside an op (a convolution's shape, pass and algorithm), listed after the ops, not added to their total.</summary>
+    internal void AddDetail(string what, double seconds)
+    {
+        _details.TryGetValue(what, out var t);
+        _details[what] = (t.Seconds + seconds, t.Calls + 1);
+    }
+
     /// <summary>Forgets every total.</summary>
-    public void Clear() => _totals.Clear();
+    public void Clear()
+    {
+        _totals.Clear();
+        _details.Clear();
+    }
 
     /// <summary>A table of the ops, slowest first (milliseconds, share of the total, calls), then the total.</summary>
     public string Report()
@@ -28,7 +40,11 @@ public sealed class OpProfiler
         double total = _totals.Values.Sum(v => v.Seconds);
         var lines = _totals.OrderByDescending(kv => kv.Value.Seconds)
             .Select(kv => $"{kv.Key,-34} {kv.Value.Seconds * 1000,10:F1} ms {100 * kv.Value.Seconds / Math.Max(total, 1e-12),5:F1}% {kv.Value.Calls,8} calls");
-        return string.Join(Environment.NewLine, lines) + Environment.NewLine + $"{"total",-34} {total * 1000,10:F1} ms";
+        string report = string.Join(Environment.NewLine, lines) + Environment.NewLine + $"{"total",-34} {total * 1000,10:F1} ms";
+        if (_details.Count == 0) return report;
+        var details = _details.OrderByDescending(kv => kv.Value.Seconds)
+            .Select(kv => $"  {kv.Key,-52} {kv.Value.Seconds * 1000,10:F1} ms {100 * kv.Value.Seconds / Math.Max(total, 1e-12),5:F1}% {kv.Value.Calls,8} calls");
+        return report + Environment.NewLine + "by shape, pass and algorithm:" + Environment.NewLine + string.Join(Environment.NewLine, details);
     }
 }
 

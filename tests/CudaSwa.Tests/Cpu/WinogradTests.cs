@@ -62,6 +62,7 @@ public class WinogradTests
     [TestCase(4, 2, 4, 10, 3, 9)]
     [TestCase(2, 7, 5, 6, 32, 4)]    // rows of 32 read directly: groups of 3 images, the last partial
     [TestCase(2, 7, 3, 12, 16, 5)]   // rows of 16: groups of 6, the last partial
+    [TestCase(2, 20, 9, 16, 8, 3)]   // rows of 8: groups of 18, the last partial
     public void Winograd_OddShapesMatchFloat64(int m, int n, int c, int h, int w, int k)
     {
         if (!Vector512.IsHardwareAccelerated) Assert.Ignore("Winograd convolutions need AVX-512; this CPU has none.");

@@ -51,15 +51,15 @@ internal sealed unsafe class WinogradConvolution
         }
 
         /// <summary>
-        /// F(2x2) on rows of 32 or 16: 16 or 8 tiles per tile row and no extra grid column, so the
-        /// tiles of one (or two) tile rows are exactly one vector; inputs are read from x and outputs
+        /// F(2x2) on rows of 32, 16 or 8: 16, 8 or 4 tiles per tile row and no extra grid column, so the
+        /// tiles of one, two or four tile rows are exactly one vector; inputs are read from x and outputs
         /// written to y directly.
         /// </summary>
         public static Layout ForRows(int h, int w, int n)
         {
             int ht = h / 2, wt = w / 2, vimg = ht * wt;
-            // Groups whose positions fill whole register tiles of 48: 3 x 256 (rows of 32), 6 x 64 (rows of 16).
-            int group = Math.Clamp(w == 32 ? 3 : 6, 1, n);
+            // Groups whose positions fill whole register tiles of 48: 3 x 256 (rows of 32), 6 x 64 (rows of 16), 18 x 16 (rows of 8).
+            int group = Math.Clamp(w == 32 ? 3 : w == 16 ? 6 : 18, 1, n);
             return new Layout(2, 4, ht, wt, wt, vimg, 0, group, RoundUp(group * vimg, 48));
         }
 
@@ -175,7 +175,7 @@ internal sealed unsafe class WinogradConvolution
     private void Run<T>(float* input, int n, int inChannels, int h, int w, float[] filters, int outChannels, float* output, float* bias, bool relu, bool accumulate)
         where T : IWinogradTile
     {
-        bool rows = Rows32<T>(h, w);
+        bool rows = T.M == 2 && ReadsRows(h, w);
         var lay = rows ? Layout.ForRows(h, w, n) : Layout.For(T.M, h, w, n);
         int blocks = Blocks(outChannels);
         int workers = CpuParallel.Workers;
@@ -224,10 +224,32 @@ internal sealed unsafe class WinogradConvolution
     }
 
     /// <summary>Whether F(2x2) runs on rows read and written directly (<see cref="Layout.ForRows"/>): rows of 32 (even height) or 16 (height a multiple of 4).</summary>
-    private static bool Rows32<T>(int h, int w) where T : IWinogradTile => T.M == 2 && ReadsRows(h, w);
+    /// <summary>Whether F(2x2) forward (and backward data) on this image size reads x and writes y rows directly (no polyphase planes): rows of 32 (even height), 16 (height a multiple of 4) or 8 (of 8).</summary>
+    public static bool ReadsRows(int h, int w) => Avx512F.IsSupported && ((w == 32 && h % 2 == 0) || (w == 16 && h % 4 == 0) || (w == 8 && h % 8 == 0));
 
-    /// <summary>Whether F(2x2) on this image size reads x and writes y rows directly (no polyphase planes): rows of 32 (even height) or 16 (height a multiple of 4).</summary>
-    public static bool ReadsRows(int h, int w) => Avx512F.IsSupported && ((w == 32 && h % 2 == 0) || (w == 16 && h % 4 == 0));
+    /// <summary>Whether the F(2x2) filter gradient reads rows directly: rows of 32 or 16 (rows of 8 use the planes).</summary>
+    public static bool FilterReadsRows(int h, int w) => Avx512F.IsSupported && ((w == 32 && h % 2 == 0) || (w == 16 && h % 4 == 0));
+
+    // Rows of 8: lanes 4q + tc are tile row tr + q; the 4 input rows come as P = [row r | row r + 2], Q = [row r + 4 | row r + 6].
+    private static readonly Vector512<int>[] Rows8Index = [.. Enumerable.Range(0, 4).Select(j => Vector512.Create(Enumerable.Range(0, 16).Select(l => { int col = 2 * (l % 4) - 1 + j; return col is < 0 or > 7 ? 0 : col + 8 * (l / 4); }).ToArray()))];
+    private static readonly Vector512<float>[] Rows8Valid = [.. Enumerable.Range(0, 4).Select(j => Vector512.Create(Enumerable.Range(0, 16).Select(l => { int col = 2 * (l % 4) - 1 + j; return col is < 0 or > 7 ? 0f : BitConverter.Int32BitsToSingle(-1); }).ToArray()))];
+    private static readonly Vector512<int> LowHalves = Vector512.Create(0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+    private static readonly Vector512<int> HighHalves = Vector512.Create(8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+
+    /// <summary>Rows of 8: input row i of tile rows tr .. tr + 3 (x rows r, r + 2, r + 4, r + 6), its 4 columns.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Columns8(float* x, int row, int h, out Vector512<float> c0, out Vector512<float> c1, out Vector512<float> c2, out Vector512<float> c3)
+    {
+        var p = Vector512.Create(Row8(x, row, h), Row8(x, row + 2, h));
+        var q = Vector512.Create(Row8(x, row + 4, h), Row8(x, row + 6, h));
+        c0 = Rows8Valid[0] & Avx512F.PermuteVar16x32x2(p, Rows8Index[0], q);
+        c1 = Avx512F.PermuteVar16x32x2(p, Rows8Index[1], q);
+        c2 = Avx512F.PermuteVar16x32x2(p, Rows8Index[2], q);
+        c3 = Rows8Valid[3] & Avx512F.PermuteVar16x32x2(p, Rows8Index[3], q);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Row8(float* x, int row, int h) => (uint)row < (uint)h ? Vector256.Load(x + row * 8) : Vector256<float>.Zero;
 
     // Rows of 16: lanes 0-7 are tile row tr (from x row r), lanes 8-15 tile row tr + 1 (x row r + 2);
     // lane tc of input column j reads column 2tc - 1 + j, zero where that is the padding.
@@ -248,7 +270,7 @@ internal sealed unsafe class WinogradConvolution
     {
         long xiStride = lay.XiStride(channels);
         long image = (long)channels * h * w;
-        int step = 16 / lay.Wt;   // tile rows per vector: 1 (rows of 32) or 2 (rows of 16)
+        int step = 16 / lay.Wt;   // tile rows per vector: 1 (rows of 32), 2 (rows of 16) or 4 (rows of 8)
         for (int c = 0; c < channels; c++)
         {
             for (int img = 0; img < count; img++)
@@ -264,6 +286,13 @@ internal sealed unsafe class WinogradConvolution
                         Columns(x, 2 * tr, h, out b0, out b1, out b2, out b3);
                         Columns(x, 2 * tr + 1, h, out c0, out c1, out c2, out c3);
                         Columns(x, 2 * tr + 2, h, out d0, out d1, out d2, out d3);
+                    }
+                    else if (w == 8)
+                    {
+                        Columns8(x, 2 * tr - 1, h, out a0, out a1, out a2, out a3);
+                        Columns8(x, 2 * tr, h, out b0, out b1, out b2, out b3);
+                        Columns8(x, 2 * tr + 1, h, out c0, out c1, out c2, out c3);
+                        Columns8(x, 2 * tr + 2, h, out d0, out d1, out d2, out d3);
                     }
                     else
                     {
@@ -324,7 +353,7 @@ internal sealed unsafe class WinogradConvolution
         Vector512.Store(d1 - d3, dst + 3 * stride);
     }
 
-    /// <summary>Rows of 32 or 16, F(2x2): one output channel of one image, (A^T M A) per vector of tiles, interleaved straight into y.</summary>
+    /// <summary>Rows of 32, 16 or 8, F(2x2): one output channel of one image, (A^T M A) per vector of tiles, interleaved straight into y.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void OutputRows(float* products, long xiStride, Layout lay, int w, float* y, float bias, bool hasBias, bool relu, bool accumulate)
     {
@@ -350,6 +379,19 @@ internal sealed unsafe class WinogradConvolution
                 Emit(Avx512F.PermuteVar16x32x2(y00, HighInterleave, y01), row0 + 16, b, hasBias, relu, accumulate);
                 Emit(Avx512F.PermuteVar16x32x2(y10, LowInterleave, y11), row0 + 32, b, hasBias, relu, accumulate);
                 Emit(Avx512F.PermuteVar16x32x2(y10, HighInterleave, y11), row0 + 48, b, hasBias, relu, accumulate);
+            }
+            else if (w == 8)
+            {
+                // Four tile rows: interleaving gives [row 2tr | row 2tr + 2] and [row 2tr + 1 | row 2tr + 3] (low lanes),
+                // the same for rows 2tr + 4 .. 2tr + 7 (high lanes); their halves regrouped are 16 consecutive floats.
+                var e0 = Avx512F.PermuteVar16x32x2(y00, LowInterleave, y01);
+                var o0 = Avx512F.PermuteVar16x32x2(y10, LowInterleave, y11);
+                var e1 = Avx512F.PermuteVar16x32x2(y00, HighInterleave, y01);
+                var o1 = Avx512F.PermuteVar16x32x2(y10, HighInterleave, y11);
+                Emit(Avx512F.PermuteVar16x32x2(e0, LowHalves, o0), row0, b, hasBias, relu, accumulate);
+                Emit(Avx512F.PermuteVar16x32x2(e0, HighHalves, o0), row0 + 16, b, hasBias, relu, accumulate);
+                Emit(Avx512F.PermuteVar16x32x2(e1, LowHalves, o1), row0 + 32, b, hasBias, relu, accumulate);
+                Emit(Avx512F.PermuteVar16x32x2(e1, HighHalves, o1), row0 + 48, b, hasBias, relu, accumulate);
             }
             else
             {
@@ -563,7 +605,7 @@ internal sealed unsafe class WinogradConvolution
     private void Filter<T>(float* x, float* dy, float* dw, ConvGeometry g) where T : IWinogradTile
     {
         int n = g.N, c = g.C, k = g.K, h = g.H, w = g.W;
-        bool rows = Rows32<T>(h, w);
+        bool rows = T.M == 2 && FilterReadsRows(h, w);
         var lay = rows ? Layout.ForRows(h, w, n) : Layout.For(T.M, h, w, n);
         int groups = lay.Groups(n);
         int workers = Math.Max(1, Math.Min(CpuParallel.Workers, groups));
