@@ -5,19 +5,26 @@ using CudaSwa.Tensors;
 
 namespace CudaSwa.Bench;
 
-/// <summary>Every distinct convolution shape of resnet20 and resnet110 at batch 128: forward, backward data, backward filter.</summary>
+/// <summary>
+/// Every distinct convolution shape of resnet20/110, preresnet164 and wrn28x10 at batch 128: forward,
+/// backward data, backward filter, on the CPU with each algorithm pinned ("rule" = the default choice;
+/// an algorithm that cannot run a shape falls back to the rule there, so such rows repeat the rule's).
+/// </summary>
 public class ConvolutionBench : IWork
 {
     [ParamsSource(nameof(Devices))] public string Device { get; set; } = "cpu";
     [ParamsSource(nameof(Shapes))] public string Shape { get; set; } = "";
+    [ParamsSource(nameof(Algorithms))] public string Algorithm { get; set; } = "rule";
 
     public static IEnumerable<string> Devices() => Backends.Available();
 
-    /// <summary>"CxHxW->K rR sS" for each distinct conv of the two models.</summary>
+    public static IEnumerable<string> Algorithms() => ["rule", "gemm", "direct", "winograd2", "winograd4"];
+
+    /// <summary>"CxHxW->K rR sS" for each distinct conv of the four models.</summary>
     public static IEnumerable<string> Shapes()
     {
         var set = new SortedSet<string>(StringComparer.Ordinal);
-        foreach (var m in new[] { "resnet20", "resnet110" })
+        foreach (var m in new[] { "resnet20", "resnet110", "preresnet164", "wrn28x10" })
         {
             using var cpu = new Cpu.CpuBackend();
             using var net = ModelZoo.Create(m, 10, cpu, 1);
@@ -53,6 +60,7 @@ public class ConvolutionBench : IWork
         _w = _b.AllocateTensor(TensorShape.Nchw(g.K, g.C, g.R, g.S));
         _y = _b.AllocateTensor(TensorShape.Nchw(g.N, g.K, g.P, g.Q));
         _b.PrepareConvolution(g);
+        if (_b is Cpu.CpuBackend cpu) cpu.Convolution.Choice.Override = Algorithm;
     }
 
     [GlobalCleanup]

@@ -51,13 +51,8 @@ public static class BenchHarness
     /// </summary>
     public static BenchReport RunConvolutions(Backend backend, IReadOnlyList<string> models, int batch, Action<string> log)
     {
-        double peak = 0;
-        string width = "";
-        if (backend is Cpu.CpuBackend)
-        {
-            (peak, width) = Cpu.Simd.FmaPeak.Measure();
-            log($"FMA ceiling: {peak:F0} GFLOP/s ({width}, {Cpu.Workers.CpuParallel.Workers} workers)");
-        }
+        var (peak, width) = backend.MeasureArithmeticPeak();
+        if (peak > 0) log($"FMA ceiling: {peak:F0} GFLOP/s ({width})");
         var rows = ConvolutionRoofline.Run(backend, models, batch, 3, log);
         return Report(backend, [], $"every convolution of {string.Join(",", models)} at batch {batch}: best of 3 after 3 warm-up calls, random data") with
         {

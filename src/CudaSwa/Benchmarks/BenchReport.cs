@@ -68,7 +68,7 @@ public sealed record BenchReport
     /// <summary>`--only conv` on the CPU: the measured FMA ceiling of all cores in GFLOP/s (0 elsewhere).</summary>
     public double FmaPeakGflops { get; init; }
 
-    /// <summary>The vector width that reached <see cref="FmaPeakGflops"/>.</summary>
+    /// <summary>How <see cref="FmaPeakGflops"/> was reached (vector width, workers).</summary>
     public string FmaPeakWidth { get; init; } = "";
 
     /// <summary>The report as bench JSON (indented snake_case, the fields bench/pytorch/bench_torch.py writes).</summary>

@@ -1,5 +1,4 @@
 using System.Diagnostics;
-using CudaSwa.Cpu;
 using CudaSwa.Layers;
 using CudaSwa.Models;
 using CudaSwa.Tensors;
@@ -67,13 +66,12 @@ internal static class ConvolutionRoofline
                 {
                     var rates = new Dictionary<string, double>();
                     string chosen;
-                    if (backend is CpuBackend cpu)
+                    var algorithms = backend.ConvolutionAlgorithms(g);
+                    if (algorithms.Count > 0)
                     {
-                        var conv = cpu.Convolution;
-                        foreach (var a in ConvolutionChoice.Candidates(g))
-                            rates[ConvolutionChoice.Name(a)] = g.Flops / 1e9 / Best(repeats, backend, () => RunPass(conv, a, pass, x, w, y, dx, dw, g));
-                        var output = pass switch { ConvPass.Forward => y, ConvPass.BackwardData => dx, _ => dw };
-                        chosen = ConvolutionChoice.Name(conv.Choice.For(g, pass, output, a => RunPass(conv, a, pass, x, w, y, dx, dw, g)));
+                        foreach (var a in algorithms)
+                            rates[a] = g.Flops / 1e9 / Best(repeats, backend, () => backend.ConvolutionPassWith(a, pass, x, w, y, dx, dw, g));
+                        chosen = backend.ConvolutionAlgorithmFor(pass, x, w, y, dx, dw, g);
                     }
                     else
                     {
@@ -96,16 +94,6 @@ internal static class ConvolutionRoofline
             }
         }
         return rows;
-    }
-
-    private static void RunPass(CpuConvolution conv, ConvAlgorithm a, ConvPass pass, Tensor x, Tensor w, Tensor y, Tensor dx, Tensor dw, ConvGeometry g)
-    {
-        switch (pass)
-        {
-            case ConvPass.Forward: conv.RunForward(a, x, w, y, g); break;
-            case ConvPass.BackwardData: conv.RunBackwardData(a, y, w, dx, g, false); break;
-            default: conv.RunBackwardFilter(a, x, y, dw, g); break;
-        }
     }
 
     private static Tensor Random(Backend backend, TensorShape shape, Random rng)

@@ -1,11 +1,7 @@
 using System.Diagnostics;
-using CudaSwa.Cpu.Winograd;
 using CudaSwa.Tensors;
 
 namespace CudaSwa.Cpu;
-
-/// <summary>One of the three passes of a convolution.</summary>
-internal enum ConvPass { Forward, BackwardData, BackwardFilter }
 
 /// <summary>The CPU's ways of running a convolution pass.</summary>
 internal enum ConvAlgorithm

@@ -31,6 +31,37 @@ public sealed unsafe partial class CpuBackend
     private protected override void ConvolutionBackwardFilterCore(Tensor x, Tensor dy, Tensor dw, ConvGeometry g) =>
         Detail(g, ConvPass.BackwardFilter, () => _convolution.BackwardFilter(x, dy, dw, g));
 
+    /// <inheritdoc/>
+    internal override IReadOnlyList<string> ConvolutionAlgorithms(ConvGeometry g) => [.. ConvolutionChoice.Candidates(g).Select(ConvolutionChoice.Name)];
+
+    /// <inheritdoc/>
+    internal override void ConvolutionPassWith(string algorithm, ConvPass pass, Tensor x, Tensor w, Tensor y, Tensor dx, Tensor dw, ConvGeometry g) =>
+        RunPass(Enum.Parse<ConvAlgorithm>(algorithm, ignoreCase: true), pass, x, w, y, dx, dw, g);
+
+    /// <inheritdoc/>
+    internal override string ConvolutionAlgorithmFor(ConvPass pass, Tensor x, Tensor w, Tensor y, Tensor dx, Tensor dw, ConvGeometry g)
+    {
+        var output = pass switch { ConvPass.Forward => y, ConvPass.BackwardData => dx, _ => dw };
+        return ConvolutionChoice.Name(_convolution.Choice.For(g, pass, output, a => RunPass(a, pass, x, w, y, dx, dw, g)));
+    }
+
+    /// <inheritdoc/>
+    internal override (double Gflops, string How) MeasureArithmeticPeak()
+    {
+        var (gflops, width) = Simd.FmaPeak.Measure();
+        return (gflops, $"{width} FMA chains on {CpuParallel.Workers} workers");
+    }
+
+    private void RunPass(ConvAlgorithm a, ConvPass pass, Tensor x, Tensor w, Tensor y, Tensor dx, Tensor dw, ConvGeometry g)
+    {
+        switch (pass)
+        {
+            case ConvPass.Forward: _convolution.RunForward(a, x, w, y, g); break;
+            case ConvPass.BackwardData: _convolution.RunBackwardData(a, y, w, dx, g, false); break;
+            default: _convolution.RunBackwardFilter(a, x, y, dw, g); break;
+        }
+    }
+
     /// <summary>Runs one convolution pass; under a profiler, its time goes to a line naming the shape, pass and algorithm that ran.</summary>
     private void Detail(ConvGeometry g, ConvPass pass, Func<ConvAlgorithm> run)
     {

@@ -1,4 +1,3 @@
-using CudaSwa.Cpu.Winograd;
 using CudaSwa.Cpu.Workers;
 using CudaSwa.Tensors;
 

@@ -194,6 +194,20 @@ internal sealed unsafe class DirectConvolution
                 {
                     new ReadOnlySpan<float>(channel, h * w).CopyTo(new Span<float>(plane, h * w));
                 }
+                else if (EvenOdd.Supported(w))
+                {
+                    // Even columns of the even rows, 16 at a time (a row of 8 spills 8 zeros into the next, written after it).
+                    for (int i = 0; i < grid.Rows; i++)
+                    {
+                        float* srcRow = channel + (long)(2 * i) * w;
+                        float* dst = plane + i * grid.Width;
+                        for (int x0 = 0; x0 < w; x0 += 32)
+                        {
+                            EvenOdd.Split(srcRow + x0, w - x0, out var even, out _);
+                            Vector512.Store(even, dst + x0 / 2);
+                        }
+                    }
+                }
                 else
                 {
                     for (int i = 0; i < grid.Rows; i++)
@@ -227,6 +241,28 @@ internal sealed unsafe class DirectConvolution
         }
         // Stride 2: component (a, b)[i][j] = x[2i + a][2j + b], stored at padded (i + 1, j + 1).
         int ho = h / 2, wo = w / 2;
+        if (EvenOdd.Supported(w))
+        {
+            // Both column phases of a row at once; a row of 8 spills 8 zeros into the next padded row, filled after it.
+            for (int c = 0; c < g.C; c++)
+            for (int a = 0; a < 2; a++)
+            {
+                float* even = planes + (long)(c * 4 + a * 2) * grid.PlaneStride, odd = even + grid.PlaneStride;
+                new Span<float>(even, 2 * grid.PlaneStride).Clear();
+                for (int i = 0; i < ho; i++)
+                {
+                    float* srcRow = src + ((long)c * h + 2 * i + a) * w;
+                    int at = (i + 1) * grid.Width + 1;
+                    for (int x0 = 0; x0 < w; x0 += 32)
+                    {
+                        EvenOdd.Split(srcRow + x0, w - x0, out var e, out var o);
+                        Vector512.Store(e, even + at + x0 / 2);
+                        Vector512.Store(o, odd + at + x0 / 2);
+                    }
+                }
+            }
+            return;
+        }
         for (int c = 0; c < g.C; c++)
         for (int a = 0; a < 2; a++)
         for (int b = 0; b < 2; b++)

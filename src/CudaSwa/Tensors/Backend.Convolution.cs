@@ -4,6 +4,22 @@ public abstract partial class Backend
 {
     // ---------------------------------------------------------------- convolution
 
+    /// <summary>The algorithms this backend can run a shape's pass with, by name, for benchmarks that time each; empty where it runs one way of its own choosing.</summary>
+    internal virtual IReadOnlyList<string> ConvolutionAlgorithms(ConvGeometry g) => [];
+
+    /// <summary>
+    /// Runs one pass with an algorithm of <see cref="ConvolutionAlgorithms"/>: forward x, w → y;
+    /// backward data y, w → dx; backward filter x, y → dw (accumulating). For benchmarks.
+    /// </summary>
+    internal virtual void ConvolutionPassWith(string algorithm, ConvPass pass, Tensor x, Tensor w, Tensor y, Tensor dx, Tensor dw, ConvGeometry g) =>
+        throw new NotSupportedException($"The {Name} backend has no choice of convolution algorithm.");
+
+    /// <summary>The algorithm this backend runs for the shape and pass (deciding now if it has not yet, on these tensors), by name.</summary>
+    internal virtual string ConvolutionAlgorithmFor(ConvPass pass, Tensor x, Tensor w, Tensor y, Tensor dx, Tensor dw, ConvGeometry g) => Name;
+
+    /// <summary>The device's measured arithmetic ceiling in GFLOP/s and how it was reached; (0, "") where not measured.</summary>
+    internal virtual (double Gflops, string How) MeasureArithmeticPeak() => (0, "");
+
     /// <summary>
     /// Prepares a convolution shape ahead of time (algorithm choice, scratch), so that no
     /// allocation happens inside a training step. Calling an op with an unprepared shape prepares

@@ -1,6 +1,5 @@
 using System.Runtime.Intrinsics;
 using CudaSwa.Cpu;
-using CudaSwa.Cpu.Winograd;
 using CudaSwa.Layers;
 using CudaSwa.Models;
 using CudaSwa.Tensors;

@@ -324,7 +324,9 @@ public class DistributedTests
         // --sync-bn against one process, 2 steps. The model (weights and BN running statistics) must
         // agree to float rounding. (Only 2 steps: training resnet8 on these random images amplifies
         // rounding fast; one process started from weights moved by one ulp ends 1.3e-3 away after 6
-        // steps. The host program's test covers 10 steps of a smaller network.)
+        // steps. The host program's test covers 10 steps of a smaller network.) The absolute part of
+        // the bound is 3e-6: the CPU's Winograd filter gradients sum in the transformed domain, and the
+        // two runs split the batch's sums differently (seen: 1.4e-6 on a stem weight).
         string[] Args(string outDir) =>
             ["train", "--model", "resnet8", "--epochs", "1", "--sgd-only", "--synthetic-train", "256", "--synthetic-test", "128", "--device", "cpu", "--sync-bn", "--out", outDir];
         string alone = Path.Combine(_root, "alone"), ranks = Path.Combine(_root, "sync");
@@ -344,7 +346,7 @@ public class DistributedTests
             for (int i = 0; i < entry.Data.Length; i++)
             {
                 double d = Math.Abs(b[name].Data[i] - entry.Data[i]);
-                Assert.That(d, Is.LessThanOrEqualTo(1e-6 + 1e-5 * Math.Abs(entry.Data[i])), $"{name}[{i}]");
+                Assert.That(d, Is.LessThanOrEqualTo(3e-6 + 1e-5 * Math.Abs(entry.Data[i])), $"{name}[{i}]");
                 worst = Math.Max(worst, d);
             }
         TestContext.Out.WriteLine($"2 ranks with --sync-bn vs one process, resnet8 after 2 steps: model values within {worst:E2}");

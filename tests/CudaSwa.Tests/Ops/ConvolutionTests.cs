@@ -82,6 +82,8 @@ public class ConvolutionTests(string backend) : BackendTest(backend)
         [3, 5, 12, 12, 12, 3, 2, 1],    // stride 2 with channel counts off the register-tile sizes
         [2, 16, 16, 16, 32, 1, 2, 0],
         [2, 24, 8, 8, 40, 1, 1, 0],
+        [2, 8, 32, 32, 16, 3, 2, 1],    // stride 2 on rows of 32 (split a vector at a time)
+        [2, 8, 32, 32, 16, 1, 2, 0],
     ];
 
     private static IEnumerable<int> LayerShapeIndex() => Enumerable.Range(0, LayerShapes.Length);

@@ -1,7 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 
-namespace CudaSwa.Cpu.Winograd;
+namespace CudaSwa.Cpu;
 
 /// <summary>
 /// One Winograd tile size F(m x m, 3 x 3): the m x m outputs of a 3x3 correlation computed from an

@@ -1,10 +1,11 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
+using CudaSwa.Cpu.Simd;
 using CudaSwa.Cpu.Workers;
 using CudaSwa.Tensors;
 
-namespace CudaSwa.Cpu.Winograd;
+namespace CudaSwa.Cpu;
 
 /// <summary>
 /// Winograd convolution on AVX-512 for 3x3, stride 1, padding 1 — forward, backward data (the
@@ -440,10 +441,10 @@ internal sealed unsafe class WinogradConvolution
     }
 
     /// <summary>Whether rows of this width split into even and odd columns a vector at a time (whole vectors of 16, or one of 16).</summary>
-    private static bool Deinterleaves(int w) => Avx512F.IsSupported && (w == 16 || w % 32 == 0);
+    private static bool Deinterleaves(int w) => EvenOdd.Supported(w);
 
-    private static readonly Vector512<int> EvenIndices = Vector512.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
-    private static readonly Vector512<int> OddIndices = Vector512.Create(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    private static readonly Vector512<int> EvenIndices = EvenOdd.EvenIndices;
+    private static readonly Vector512<int> OddIndices = EvenOdd.OddIndices;
     private static readonly Vector512<int> LowInterleave = Vector512.Create(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
     private static readonly Vector512<int> HighInterleave = Vector512.Create(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
 
