@@ -33,8 +33,14 @@ internal sealed class ConvolutionChoice
 {
     public const string Variable = "CUDASWA_CPU_CONV";
 
-    /// <summary>The mode read from the environment, or set by tests.</summary>
-    public static string Mode { get; set; } = Parse(Environment.GetEnvironmentVariable(Variable));
+    private static string? s_mode;
+
+    /// <summary>The mode read from the environment on first use (a value it does not know is an error naming the variable), or set by tests.</summary>
+    public static string Mode
+    {
+        get => s_mode ??= Parse(Environment.GetEnvironmentVariable(Variable));
+        set => s_mode = value;
+    }
 
     private string? _override;
 
@@ -77,13 +83,17 @@ internal sealed class ConvolutionChoice
     /// <summary>
     /// The fixed rule: Winograd F(2x2) for 3x3 stride-1 convolutions (the filter gradient only
     /// where it reads rows of 16 or 32 directly; on 8x8 images the direct kernel is faster), the
-    /// direct kernels for the other shapes they serve, im2col + GEMM for the rest. F(4x4) is never
+    /// packed GEMM for the filter gradients of wide layers (C x K >= 8192), the direct kernels for
+    /// the other shapes they serve, im2col + GEMM for the rest. F(4x4) is never
     /// the rule: on the measured machines its transforms cost more than its products save. See
     /// docs/benchmarks.md for the measurements behind it.
     /// </summary>
     public static ConvAlgorithm ByRule(ConvGeometry g, ConvPass pass)
     {
         if (WinogradConvolution.Supports(g) && (pass != ConvPass.BackwardFilter || WinogradConvolution.FilterReadsRows(g.H, g.W))) return ConvAlgorithm.Winograd2;
+        // Wide filter gradients: the direct kernel's vector accumulators (8 outputs x 3 taps per tile) lose to the
+        // packed GEMM once there are many (output, input) pairs (measured 1.2-3x at C*K >= 8192, docs/benchmarks.md).
+        if (pass == ConvPass.BackwardFilter && (long)g.C * g.K >= 8192) return ConvAlgorithm.Gemm;
         return DirectConvolution.Supports(g) ? ConvAlgorithm.Direct : ConvAlgorithm.Gemm;
     }
 

@@ -16,6 +16,9 @@ public sealed unsafe partial class CpuBackend : Backend
     /// <summary>The convolutions: their algorithms and the choice among them.</summary>
     internal CpuConvolution Convolution => _convolution;
 
+    /// <summary>A CPU backend; an unknown CUDASWA_CPU_CONV is refused here, naming the variable, before any work.</summary>
+    public CpuBackend() => _ = ConvolutionChoice.Mode;
+
     /// <inheritdoc/>
     public override string Name => "cpu";
 

@@ -4,13 +4,14 @@ using CudaSwa.Tensors;
 namespace CudaSwa.Cpu;
 
 /// <summary>
-/// Convolution on the CPU as im2col + GEMM, one image at a time per worker:
-/// forward y_n[K, PQ] = W[K, CRS] * col(x_n)[CRS, PQ]; backward data col = W^T * dy_n, then col2im;
-/// backward filter dW += dy_n * col(x_n)^T, with one partial dW per extra worker summed at the end.
-/// Pointwise (1x1, stride 1, no padding) convolutions skip im2col: col(x_n) is x_n itself.
-/// 3x3 (pad 1) and 1x1 (pad 0) convolutions with stride 1 or 2 go to <see cref="DirectConvolution"/> where AVX-512 is present.
-/// Scratch (one column buffer and one partial dW per worker) is sized by
-/// <see cref="Prepare"/> when a network is built, so a training step allocates nothing.
+/// The CPU's convolutions: runs each pass with the algorithm <see cref="ConvolutionChoice"/> picks for
+/// the shape — <see cref="WinogradConvolution"/> (3x3 stride 1), <see cref="DirectConvolution"/>
+/// (3x3 and 1x1, stride 1 or 2), or im2col + GEMM (every shape), which lives here, one image at a
+/// time per worker: forward y_n[K, PQ] = W[K, CRS] * col(x_n)[CRS, PQ]; backward data
+/// col = W^T * dy_n, then col2im; backward filter dW += dy_n * col(x_n)^T, with one partial dW per
+/// extra worker summed at the end. Pointwise (1x1, stride 1, no padding) convolutions skip im2col:
+/// col(x_n) is x_n itself. Scratch is sized by <see cref="Prepare"/> when a network is built (direct
+/// kernels, GEMM) or on first use (Winograd), and reused by every later step.
 /// </summary>
 internal sealed unsafe class CpuConvolution
 {

@@ -248,6 +248,16 @@ public class WinogradTests
         finally { ConvolutionChoice.Mode = saved; }
     }
 
+    /// <summary>An unknown CUDASWA_CPU_CONV value is refused with the variable's name and the values it takes.</summary>
+    [Test]
+    public void Winograd_UnknownAlgorithmNameIsRefused()
+    {
+        var e = Assert.Throws<ArgumentException>(() => ConvolutionChoice.Parse("winograd3"));
+        Assert.That(e!.Message, Does.Contain("CUDASWA_CPU_CONV").And.Contain("winograd3").And.Contain("winograd2"));
+        Assert.That(ConvolutionChoice.Parse(" Measure "), Is.EqualTo("measure"));
+        Assert.That(ConvolutionChoice.Parse(null), Is.EqualTo("rule"));
+    }
+
     private static CudaSwa.Tensors.Tensor Tensor(float[] data, int n, int c, int h, int w)
     {
         var t = Cpu.AllocateTensor(TensorShape.Nchw(n, c, h, w));
