@@ -304,10 +304,10 @@ internal sealed unsafe class WinogradConvolution
                     }
                     float* o = dst + tr * lay.Wt;
                     // B^T along rows (a b c d), then along columns (0 1 2 3), as WinogradF2.Input.
-                    RowOut(a0 - c0, a1 - c1, a2 - c2, a3 - c3, o, xiStride);
-                    RowOut(b0 + c0, b1 + c1, b2 + c2, b3 + c3, o + 4 * xiStride, xiStride);
-                    RowOut(c0 - b0, c1 - b1, c2 - b2, c3 - b3, o + 8 * xiStride, xiStride);
-                    RowOut(b0 - d0, b1 - d1, b2 - d2, b3 - d3, o + 12 * xiStride, xiStride);
+                    WinogradF2.Row(a0 - c0, a1 - c1, a2 - c2, a3 - c3, o, xiStride);
+                    WinogradF2.Row(b0 + c0, b1 + c1, b2 + c2, b3 + c3, o + 4 * xiStride, xiStride);
+                    WinogradF2.Row(c0 - b0, c1 - b1, c2 - b2, c3 - b3, o + 8 * xiStride, xiStride);
+                    WinogradF2.Row(b0 - d0, b1 - d1, b2 - d2, b3 - d3, o + 12 * xiStride, xiStride);
                 }
             }
             int used = count * lay.Vimg;
@@ -335,23 +335,11 @@ internal sealed unsafe class WinogradConvolution
             c0 = c1 = c2 = c3 = Vector512<float>.Zero;
             return;
         }
-        var lo = Vector512.Load(x + row * 32);
-        var hi = Vector512.Load(x + row * 32 + 16);
-        var even = Avx512F.PermuteVar16x32x2(lo, EvenIndices, hi);
-        var odd = Avx512F.PermuteVar16x32x2(lo, OddIndices, hi);
+        EvenOdd.Split(x + row * 32, 32, out var even, out var odd);
         c0 = Avx512F.PermuteVar16x32x2(odd, ShiftRight, Vector512<float>.Zero);
         c1 = even;
         c2 = odd;
         c3 = Avx512F.PermuteVar16x32x2(even, ShiftLeft, Vector512<float>.Zero);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void RowOut(Vector512<float> d0, Vector512<float> d1, Vector512<float> d2, Vector512<float> d3, float* dst, long stride)
-    {
-        Vector512.Store(d0 - d2, dst);
-        Vector512.Store(d1 + d2, dst + stride);
-        Vector512.Store(d2 - d1, dst + 2 * stride);
-        Vector512.Store(d1 - d3, dst + 3 * stride);
     }
 
     /// <summary>Rows of 32, 16 or 8, F(2x2): one output channel of one image, (A^T M A) per vector of tiles, interleaved straight into y.</summary>
@@ -443,8 +431,6 @@ internal sealed unsafe class WinogradConvolution
     /// <summary>Whether rows of this width split into even and odd columns a vector at a time (whole vectors of 16, or one of 16).</summary>
     private static bool Deinterleaves(int w) => EvenOdd.Supported(w);
 
-    private static readonly Vector512<int> EvenIndices = EvenOdd.EvenIndices;
-    private static readonly Vector512<int> OddIndices = EvenOdd.OddIndices;
     private static readonly Vector512<int> LowInterleave = Vector512.Create(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
     private static readonly Vector512<int> HighInterleave = Vector512.Create(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
 
@@ -473,10 +459,9 @@ internal sealed unsafe class WinogradConvolution
                 float* srow = src + (long)xr * w;
                 for (int x0 = 0; x0 < w; x0 += 32)
                 {
-                    var lo = Vector512.Load(srow + x0);
-                    var hi = w - x0 >= 32 ? Vector512.Load(srow + x0 + 16) : Vector512<float>.Zero;
-                    Vector512.Store(Avx512F.PermuteVar16x32x2(lo, OddIndices, hi), oddRow + 1 + x0 / 2);
-                    Vector512.Store(Avx512F.PermuteVar16x32x2(lo, EvenIndices, hi), evenRow + x0 / 2);
+                    EvenOdd.Split(srow + x0, w - x0, out var e, out var o);
+                    Vector512.Store(o, oddRow + 1 + x0 / 2);
+                    Vector512.Store(e, evenRow + x0 / 2);
                 }
                 oddRow[0] = 0f;
                 evenRow[w / 2] = 0f;
@@ -749,11 +734,8 @@ internal sealed unsafe class WinogradConvolution
                     Vector512<float> d00, d01, d10, d11;
                     if (w == 32)
                     {
-                        float* r0 = dy + tr * 64;
-                        var lo = Vector512.Load(r0); var hi = Vector512.Load(r0 + 16);
-                        d00 = Avx512F.PermuteVar16x32x2(lo, EvenIndices, hi); d01 = Avx512F.PermuteVar16x32x2(lo, OddIndices, hi);
-                        lo = Vector512.Load(r0 + 32); hi = Vector512.Load(r0 + 48);
-                        d10 = Avx512F.PermuteVar16x32x2(lo, EvenIndices, hi); d11 = Avx512F.PermuteVar16x32x2(lo, OddIndices, hi);
+                        EvenOdd.Split(dy + tr * 64, 32, out d00, out d01);
+                        EvenOdd.Split(dy + tr * 64 + 32, 32, out d10, out d11);
                     }
                     else
                     {
@@ -808,10 +790,9 @@ internal sealed unsafe class WinogradConvolution
                     float* srow = src + (long)yr * w;
                     for (int x0 = 0; x0 < w; x0 += 32)
                     {
-                        var lo = Vector512.Load(srow + x0);
-                        var hi = w - x0 >= 32 ? Vector512.Load(srow + x0 + 16) : Vector512<float>.Zero;
-                        Vector512.Store(Avx512F.PermuteVar16x32x2(lo, EvenIndices, hi), evenRow + x0 / 2);
-                        Vector512.Store(Avx512F.PermuteVar16x32x2(lo, OddIndices, hi), oddRow + x0 / 2);
+                        EvenOdd.Split(srow + x0, w - x0, out var e, out var o);
+                        Vector512.Store(e, evenRow + x0 / 2);
+                        Vector512.Store(o, oddRow + x0 / 2);
                     }
                     for (int s = w / 2; s < lay.Wg; s++) { evenRow[s] = 0f; oddRow[s] = 0f; }
                 }

@@ -127,8 +127,9 @@ internal readonly unsafe struct WinogradF2 : IWinogradTile
         o0 = d0 - d2; o1 = d1 + d2; o2 = d2 - d1; o3 = d1 - d3;
     }
 
+    /// <summary>B^T of one row of 4 (16 tiles each), stored at dst, dst + stride, …: the input transform's second pass.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Row(Vector512<float> d0, Vector512<float> d1, Vector512<float> d2, Vector512<float> d3, float* dst, long stride)
+    internal static void Row(Vector512<float> d0, Vector512<float> d1, Vector512<float> d2, Vector512<float> d3, float* dst, long stride)
     {
         Vector512.Store(d0 - d2, dst);
         Vector512.Store(d1 + d2, dst + stride);
