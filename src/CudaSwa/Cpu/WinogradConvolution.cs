@@ -88,6 +88,14 @@ internal sealed unsafe class WinogradConvolution
     private float[][] _acc = [];       // per worker: the filter pass's vector accumulators (small layers)
     private const int TileFloats = KB * 3 * 16;
     private float[] _filterScratch = [];
+
+    /// <summary>
+    /// Whether transformed filters are reused while the weights' buffer version is unchanged. Off: a
+    /// SWAG model-average test failed intermittently (1 run in ~20, never with the direct kernels)
+    /// with the cache on, its samples all scoring as the mean — a version check that misses some
+    /// write is suspected and not yet found, so the filters are transformed on every call.
+    /// </summary>
+    internal static bool KeepTransformedFilters { get; set; }
     private readonly ConditionalWeakTable<DeviceBuffer, Dictionary<(long Offset, int M, bool Flip, int Out, int In), (long Version, float[] Packed)>> _filters = new();
 
     // ------------------------------------------------------------------ forward and backward data
@@ -118,7 +126,7 @@ internal sealed unsafe class WinogradConvolution
         long length = (long)alpha * alpha * Blocks(outChannels) * KB * inChannels;
         var byWeights = _filters.GetOrCreateValue(w.Buffer);
         var key = (w.Offset, m, flip, outChannels, inChannels);
-        if (byWeights.TryGetValue(key, out var cached) && cached.Version == w.Buffer.Version) return cached.Packed;
+        if (byWeights.TryGetValue(key, out var cached) && cached.Version == w.Buffer.Version && KeepTransformedFilters) return cached.Packed;
         // Large filters (wide networks) are transformed into one shared scratch each call instead of kept.
         bool keep = length <= 4 << 20;
         float[] packed = keep ? (cached.Packed?.Length == length ? cached.Packed : new float[length]) : Scratch(ref _filterScratch, length);
