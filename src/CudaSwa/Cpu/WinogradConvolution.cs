@@ -23,7 +23,7 @@ namespace CudaSwa.Cpu;
 /// the input transform writes V[ξ][c][v] (ξ = one of the alpha^2 transformed positions), the
 /// products are alpha^2 matrix products M[ξ] = U[ξ] V[ξ] on the direct convolution's register
 /// tile (8 output channels x 48 positions), and the output transform writes y. The transformed
-/// filters U are kept per weight version. The filter gradient transforms x and dy of a group
+/// filters U are transformed on every call (see KeepTransformedFilters). The filter gradient transforms x and dy of a group
 /// and accumulates dU[ξ] += W[ξ] V[ξ]^T with the packed GEMM, per worker over a fixed share of
 /// the batch (so the sums' order, and the result, never depend on timing), and transforms dU
 /// back once per call.
